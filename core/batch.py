@@ -1,0 +1,103 @@
+"""Many files at once: expand zips, classify what reads, report what does not, write a CSV."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+from .classify import check_top_k, label_names, predict_probabilities, top_predictions
+from .images import ImageError, load_image, read_zip_images
+from .models import DEFAULT_CLASSIFIER, load_classifier
+from .types import FileResult, Prediction
+
+CSV_COLUMNS = ("file", "top1", "score", "top_k", "error")
+
+
+def classify_files(
+    files: Sequence[str | os.PathLike],
+    model: str = DEFAULT_CLASSIFIER,
+    top_k: int = 5,
+    *,
+    batch_size: int = 16,
+    device: str | None = None,
+    precision: str | None = None,
+) -> list[FileResult]:
+    """One row per image (zip entries included), in input order; a bad file gets an error row, not an exception."""
+    check_top_k(top_k)
+    if not files:
+        raise ValueError("No files given: upload images or a zip of images.")
+    names, sources, errors = _expand(files)
+    images, image_rows = [], []
+    for row, (name, source) in enumerate(zip(names, sources)):
+        if source is None:
+            continue
+        try:
+            images.append(load_image(source, name=f"'{name}'"))
+            image_rows.append(row)
+        except ImageError as error:
+            errors[row] = str(error)
+    predictions: dict[int, list[Prediction]] = {}
+    if images:
+        loaded = load_classifier(model, device=device, precision=precision)
+        labels = label_names(loaded.model.config)
+        probabilities = predict_probabilities(loaded, images, batch_size=batch_size)
+        predictions = {row: top_predictions(p, labels, top_k) for row, p in zip(image_rows, probabilities)}
+    return [
+        FileResult(name=name, predictions=tuple(predictions.get(row, ())), error=errors.get(row))
+        for row, name in enumerate(names)
+    ]
+
+
+def _expand(files: Sequence[str | os.PathLike]):
+    """Flatten zips into their image entries; a zip that cannot be opened becomes one error row."""
+    names: list[str] = []
+    sources: list[object] = []
+    errors: dict[int, str] = {}
+    for file in tqdm(files, desc="Reading files", unit="file", disable=len(files) < 20, leave=False):
+        path = Path(file)
+        if path.suffix.lower() == ".zip":
+            try:
+                entries = read_zip_images(path)
+            except ImageError as error:
+                errors[len(names)] = str(error)
+                names.append(path.name)
+                sources.append(None)
+                continue
+            for entry_name, payload in entries:
+                names.append(f"{path.name}/{entry_name}")
+                sources.append(payload)
+        else:
+            names.append(path.name)
+            sources.append(path)
+    return names, sources, errors
+
+
+def format_top_k(predictions: Sequence[Prediction]) -> str:
+    return "; ".join(f"{p.label} ({p.score:.3f})" for p in predictions)
+
+
+def results_table(results: Sequence[FileResult]) -> list[list[str]]:
+    """Rows for a table widget or a CSV, in CSV_COLUMNS order."""
+    rows = []
+    for result in results:
+        top = result.predictions[0] if result.predictions else None
+        rows.append([
+            result.name,
+            top.label if top else "",
+            f"{top.score:.4f}" if top else "",
+            format_top_k(result.predictions),
+            result.error or "",
+        ])
+    return rows
+
+
+def write_csv(results: Sequence[FileResult], path: str | os.PathLike) -> Path:
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(results_table(results))
+    return path

@@ -1,0 +1,82 @@
+"""Image classification with any Hugging Face image classifier: batched, no-grad, reduced precision where fast."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .images import ImageInput, load_images
+from .models import DEFAULT_CLASSIFIER, LoadedModel, load_classifier
+from .types import Prediction
+
+
+def classify(
+    images: ImageInput | list[ImageInput],
+    model: str = DEFAULT_CLASSIFIER,
+    top_k: int = 5,
+    *,
+    batch_size: int = 16,
+    device: str | None = None,
+    precision: str | None = None,
+) -> list[Prediction] | list[list[Prediction]]:
+    """Top-k labels, best first. One image in gives one list; a list in gives a list of lists."""
+    single = not isinstance(images, (list, tuple))
+    check_top_k(top_k)
+    check_batch_size(batch_size)
+    pil_images = load_images(images)
+    loaded = load_classifier(model, device=device, precision=precision)
+    probabilities = predict_probabilities(loaded, pil_images, batch_size=batch_size)
+    labels = label_names(loaded.model.config)
+    results = [top_predictions(row, labels, top_k) for row in probabilities]
+    return results[0] if single else results
+
+
+def predict_probabilities(loaded: LoadedModel, images: Sequence[Image.Image], batch_size: int = 16) -> np.ndarray:
+    """Class probabilities, one row per image, as float32 (computed in the model's dtype)."""
+    starts = range(0, len(images), batch_size)
+    rows = []
+    for start in tqdm(starts, desc="Classifying", unit="batch", disable=len(starts) < 2, leave=False):
+        pixel_values = preprocess(loaded, images[start:start + batch_size])
+        with torch.inference_mode():
+            logits = loaded.model(pixel_values=pixel_values).logits.float()
+        rows.append(scores_from_logits(logits, loaded.model.config).cpu().numpy())
+    return np.concatenate(rows)
+
+
+def preprocess(loaded: LoadedModel, images: Sequence[Image.Image]) -> torch.Tensor:
+    """The model's own image processor, then onto the model's device and dtype."""
+    pixel_values = loaded.processor(images=list(images), return_tensors="pt")["pixel_values"]
+    return pixel_values.to(loaded.device, loaded.dtype)
+
+
+def scores_from_logits(logits: torch.Tensor, config) -> torch.Tensor:
+    # Multi-label heads are trained with sigmoid, everything else with softmax (as transformers' pipeline does).
+    if getattr(config, "problem_type", None) == "multi_label_classification":
+        return logits.sigmoid()
+    return logits.softmax(dim=-1)
+
+
+def label_names(config) -> list[str]:
+    """Class names by index; models without names get LABEL_i, as transformers does."""
+    id2label = getattr(config, "id2label", None) or {}
+    return [str(id2label.get(index, id2label.get(str(index), f"LABEL_{index}"))) for index in range(config.num_labels)]
+
+
+def top_predictions(probabilities: np.ndarray, labels: Sequence[str], top_k: int) -> list[Prediction]:
+    """The k most likely labels, best first (k is capped at the number of labels)."""
+    k = min(top_k, len(labels))
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    return [Prediction(label=labels[index], score=float(probabilities[index])) for index in order]
+
+
+def check_top_k(top_k: int) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be a whole number of at least 1, not {top_k!r}.")
+
+
+def check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of at least 1, not {batch_size!r}.")

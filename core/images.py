@@ -1,0 +1,210 @@
+"""Turn whatever a user hands us (path, bytes, array, PIL image, zip) into checked RGB PIL images."""
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, bytearray]
+
+# A setting, not a law: VIT_STUDIO_MAX_PIXELS overrides it for people with huge scans.
+MAX_PIXELS = int(os.environ.get("VIT_STUDIO_MAX_PIXELS", 50_000_000))
+
+# Zip limits guard against zip bombs and accidental uploads of a whole photo library.
+MAX_ZIP_FILES = 10_000
+MAX_ZIP_BYTES = 2 * 1024**3
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
+)
+
+# PIL's own bomb check raises at 2x its limit with a message about "decompression bombs";
+# we apply our own, clearer limit before decoding, so turn PIL's off.
+Image.MAX_IMAGE_PIXELS = None
+# Never silently pad a truncated file with grey: a half image is a bad input.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image; the message names it and says what is wrong."""
+
+
+def load_image(source: ImageInput, name: str | None = None, max_pixels: int | None = None) -> Image.Image:
+    """Read one image from any supported source and return it as a decoded RGB PIL image."""
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    label = name or _describe(source)
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        image = _array_to_image(source, label)
+    elif isinstance(source, (bytes, bytearray)):
+        if len(source) == 0:
+            raise ImageError(f"{label} is empty (0 bytes): it holds no image.")
+        image = _open(io.BytesIO(source), label)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"{label}: no such file.")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{label} is empty (0 bytes): it holds no image.")
+        image = _open(path, label)
+    else:
+        raise ImageError(
+            f"Cannot read an image from a {type(source).__name__}: "
+            "pass a PIL image, a numpy array, a file path or bytes."
+        )
+    _check_size(image, label, max_pixels)
+    return to_rgb(_decode(image, label))
+
+
+def load_images(sources: ImageInput | list[ImageInput], max_pixels: int | None = None) -> list[Image.Image]:
+    """load_image over a list; a single source gives a list of one."""
+    items = sources if isinstance(sources, (list, tuple)) else [sources]
+    if len(items) == 0:
+        raise ImageError("No images given: pass at least one image.")
+    return [load_image(item, max_pixels=max_pixels) for item in items]
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB; transparent pixels become white, as a viewer shows them."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit scans: PIL's own convert clips everything above 255 to white, so scale instead.
+        levels = np.asarray(image, dtype=np.float64)
+        scale = 65535.0 if levels.max(initial=0) > 255 else 255.0
+        grey = np.clip(levels / scale * 255.0, 0, 255).round().astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode == "F":
+        return Image.fromarray(_float_to_uint8(np.asarray(image, dtype=np.float64))).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def read_zip_images(
+    zip_source: str | os.PathLike | bytes,
+    max_files: int = MAX_ZIP_FILES,
+    max_total_bytes: int = MAX_ZIP_BYTES,
+) -> list[tuple[str, bytes]]:
+    """The image entries of a zip as (name, bytes), after checking it is safe to unpack.
+
+    Hidden files and macOS resource forks are skipped; entries that are not images by suffix too.
+    """
+    label = "the uploaded zip" if isinstance(zip_source, (bytes, bytearray)) else Path(zip_source).name
+    opened = io.BytesIO(zip_source) if isinstance(zip_source, (bytes, bytearray)) else zip_source
+    try:
+        archive = zipfile.ZipFile(opened)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ImageError(f"{label} is not a readable zip file ({error}).") from None
+    with archive:
+        entries = [info for info in archive.infolist() if not info.is_dir()]
+        if len(entries) > max_files:
+            raise ImageError(f"{label} holds {len(entries)} files; the limit is {max_files}.")
+        total = sum(info.file_size for info in entries)
+        if total > max_total_bytes:
+            raise ImageError(
+                f"{label} unpacks to {total / 1e9:.1f} GB; the limit is {max_total_bytes / 1e9:.1f} GB."
+            )
+        images = []
+        for info in entries:
+            _check_zip_entry_name(info.filename, label)
+            if is_hidden(info.filename) or Path(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            images.append((info.filename, archive.read(info)))
+    if not images:
+        raise ImageError(f"{label} holds no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
+    return images
+
+
+def is_hidden(relative_name: str) -> bool:
+    """True for dot-files, __MACOSX resource forks and notebook checkpoints anywhere in the path."""
+    parts = Path(relative_name).parts
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
+
+
+def _check_zip_entry_name(entry_name: str, label: str) -> None:
+    path = Path(entry_name)
+    if path.is_absolute() or entry_name.startswith(("/", "\\")) or ".." in path.parts:
+        raise ImageError(f"{label} has an unsafe entry '{entry_name}' (absolute path or '..'); refusing it.")
+
+
+def _open(fp: io.BytesIO | Path, label: str) -> Image.Image:
+    try:
+        return Image.open(fp)
+    except UnidentifiedImageError:
+        raise ImageError(f"{label} is not an image file that can be read (JPEG, PNG, GIF, WebP, BMP, TIFF).") from None
+    except OSError as error:
+        raise ImageError(f"{label} could not be read: {error}.") from None
+
+
+def _check_size(image: Image.Image, label: str, max_pixels: int) -> None:
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise ImageError(f"{label} is empty ({width}x{height} pixels).")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{label} is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
+            f"the limit is {max_pixels / 1e6:.0f} megapixels. Downscale it first."
+        )
+
+
+def _decode(image: Image.Image, label: str) -> Image.Image:
+    """Fully decode the first frame, with EXIF orientation applied."""
+    try:
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        image.load()
+        return ImageOps.exif_transpose(image) or image
+    except (OSError, SyntaxError, ValueError) as error:
+        # PIL reports truncated or corrupt data as OSError (and occasionally SyntaxError).
+        raise ImageError(f"{label} is damaged or truncated and cannot be decoded ({error}).") from None
+
+
+def _array_to_image(array: np.ndarray, label: str) -> Image.Image:
+    if array.size == 0:
+        raise ImageError(f"{label} is empty (shape {array.shape}).")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageError(
+            f"{label} has shape {array.shape}; expected (height, width), (height, width, 3) or (height, width, 4)."
+        )
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype == np.uint16:
+        array = (array.astype(np.float64) / 257.0).round().astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ImageError(f"{label} contains NaN or infinite values.")
+        # Floats in [0, 1] are the skimage convention; anything wider is treated as 0..255.
+        array = array * 255.0 if array.min() >= 0 and array.max() <= 1 else array
+        array = np.clip(array, 0, 255).round().astype(np.uint8)
+    elif array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+def _float_to_uint8(values: np.ndarray) -> np.ndarray:
+    low, high = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    span = high - low or 1.0
+    return ((values - low) / span * 255.0).round().astype(np.uint8)
+
+
+def _describe(source: object) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return f"'{Path(source).name}'"
+    if isinstance(source, (bytes, bytearray)):
+        return "The uploaded data"
+    if isinstance(source, np.ndarray):
+        return "The image array"
+    return "The image"

@@ -1,0 +1,271 @@
+"""Load Hugging Face models once: hub id or local folder, chosen device and precision, a small LRU cache."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import torch
+
+log = logging.getLogger("vit_studio")
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+DEFAULT_CLASSIFIER = "google/vit-base-patch16-224"
+CLASSIFIER_CHOICES: tuple[str, ...] = (
+    "google/vit-base-patch16-224",
+    "facebook/deit-base-distilled-patch16-224",
+    "google/vit-large-patch16-224",
+    "facebook/deit-small-patch16-224",
+    "google/vit-base-patch16-384",
+    "microsoft/beit-base-patch16-224",
+)
+
+# Each ViT-B in memory costs ~350 MB (fp32); three is enough to flip between models in the UI.
+CACHE_SIZE = int(os.environ.get("VIT_STUDIO_MODEL_CACHE", 3))
+
+
+class ModelLoadError(ValueError):
+    """A model that could not be loaded; the message says which one and what to do about it."""
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Launch-time choices that apply to every model load unless a call overrides them."""
+
+    device: str = "auto"
+    precision: Precision = "auto"
+    trust_remote_code: bool = False
+
+
+_settings = RuntimeSettings()
+
+
+def configure(**changes: Any) -> RuntimeSettings:
+    """Change the launch-time settings (app.py flags); returns the new settings."""
+    global _settings
+    if "precision" in changes and changes["precision"] not in PRECISIONS:
+        raise ValueError(f"Unknown precision '{changes['precision']}'; choose one of {', '.join(PRECISIONS)}.")
+    _settings = replace(_settings, **changes)
+    return _settings
+
+
+def settings() -> RuntimeSettings:
+    return _settings
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """cuda > mps > cpu for 'auto'; an explicit name is checked so a typo fails early."""
+    name = requested or _settings.device
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"Unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"Device '{name}' was asked for, but no CUDA GPU is available here; use --device cpu.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"Device '{name}' was asked for, but Apple MPS is not available here; use --device cpu.")
+    return device
+
+
+@lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with AMX or AVX512-BF16, where bf16 matmuls beat fp32 several times over."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def pick_dtype(precision: str | None, device: torch.device) -> torch.dtype:
+    """Resolve 'auto' to bf16 where the hardware runs it fast, fp32 elsewhere."""
+    precision = precision or _settings.precision
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
+    if precision != "auto":
+        return _DTYPES[precision]
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for inference together with what it needs to be fed."""
+
+    name: str
+    model: Any
+    processor: Any
+    device: torch.device
+    dtype: torch.dtype
+
+
+_cache: OrderedDict[tuple, LoadedModel] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def load_classifier(
+    name: str, device: str | None = None, precision: str | None = None, attn_implementation: str = "sdpa"
+) -> LoadedModel:
+    """An image-classification model and its image processor, from the cache after the first call."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    return _load(name, AutoModelForImageClassification, AutoImageProcessor, device, precision, attn_implementation)
+
+
+def is_cached(name: str) -> bool:
+    """Whether some variant of this model is already in memory (so a UI need not announce a load)."""
+    resolved = _resolve_name(name)
+    return any(key[0] == resolved for key in _cache)
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _load(name, model_class, processor_class, device, precision, attn_implementation) -> LoadedModel:
+    resolved = _resolve_name(name)
+    torch_device = pick_device(device)
+    dtype = pick_dtype(precision, torch_device)
+    key = (resolved, model_class.__name__, str(torch_device), str(dtype), attn_implementation)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        log.info("Loading %s (%s, %s) ...", resolved, torch_device, str(dtype).replace("torch.", ""))
+        loaded = _from_pretrained(resolved, model_class, processor_class, torch_device, dtype, attn_implementation)
+        _cache[key] = loaded
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+        return loaded
+
+
+def _resolve_name(name: str) -> str:
+    """Validate a model name; local folders become absolute paths so the cache key is stable."""
+    if not isinstance(name, str) or not name.strip():
+        raise ModelLoadError("No model given: type a Hugging Face model id or the path of a local folder.")
+    name = name.strip()
+    expanded = Path(name).expanduser()
+    if expanded.is_dir():
+        return str(expanded.resolve())
+    if _looks_like_path(name):
+        raise ModelLoadError(f"No model folder at '{name}'. Check the path, or give a Hugging Face model id.")
+    return name
+
+
+def _looks_like_path(name: str) -> bool:
+    # Hub ids are 'name' or 'owner/name'; anything with more parts, a drive, '~' or a leading dot is a path.
+    return name.startswith((".", "/", "~", "\\")) or name.count("/") > 1 or "\\" in name or ":" in name
+
+
+def _from_pretrained(name, model_class, processor_class, device, dtype, attn_implementation) -> LoadedModel:
+    """Local folder or hub cache first (no network round trip); the Hub only when it is reachable."""
+    if Path(name).is_dir():
+        return _load_files(name, model_class, processor_class, device, dtype, attn_implementation, local_only=True)
+    try:
+        return _load_files(name, model_class, processor_class, device, dtype, attn_implementation, local_only=True)
+    except ModelLoadError:
+        pass  # not in the cache yet: fetch it below
+    if hub_offline():
+        raise ModelLoadError(
+            f"Could not fetch model '{name}': HF_HUB_OFFLINE=1 is set and it is not in the local cache. "
+            "Download it once while online, or type the path of a local folder written by save_pretrained."
+        )
+    if not hub_reachable():
+        raise ModelLoadError(
+            f"Could not fetch model '{name}': the Hugging Face Hub cannot be reached from here (offline?). "
+            "Download it once while online, or type the path of a local folder written by save_pretrained."
+        )
+    log.info("Downloading %s from the Hugging Face Hub (first use only) ...", name)
+    return _load_files(name, model_class, processor_class, device, dtype, attn_implementation, local_only=False)
+
+
+def _load_files(name, model_class, processor_class, device, dtype, attn_implementation, local_only) -> LoadedModel:
+    common = dict(trust_remote_code=_settings.trust_remote_code, local_files_only=local_only)
+    try:
+        try:
+            model = model_class.from_pretrained(
+                name, dtype=dtype, attn_implementation=attn_implementation, use_safetensors=True, **common
+            )
+        except ValueError as error:
+            # Some architectures have no SDPA path; eager always exists.
+            if "sdpa" not in str(error).lower() and "attn_implementation" not in str(error):
+                raise
+            model = model_class.from_pretrained(
+                name, dtype=dtype, attn_implementation="eager", use_safetensors=True, **common
+            )
+        processor = processor_class.from_pretrained(name, **common)
+    except Exception as error:  # noqa: BLE001 - every loader failure becomes one clear sentence
+        raise ModelLoadError(_explain_load_failure(name, error)) from error
+    model.to(device).eval()
+    return LoadedModel(name=name, model=model, processor=processor, device=device, dtype=dtype)
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() not in ("0", "", "false", "no", "off")
+
+
+_reachability: dict[str, tuple[float, bool]] = {}
+
+
+def hub_reachable(timeout_s: float = 3.0, remember_s: float = 30.0) -> bool:
+    """A quick TCP check, so an offline laptop gets its answer at once, not after the Hub client's retries."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    host, port = parsed.hostname or "huggingface.co", parsed.port or (80 if parsed.scheme == "http" else 443)
+    checked_at, reachable = _reachability.get(endpoint, (0.0, False))
+    if time.monotonic() - checked_at < remember_s:
+        return reachable
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+        reachable = True
+    except OSError:
+        reachable = False
+    _reachability[endpoint] = (time.monotonic(), reachable)
+    return reachable
+
+
+def _explain_load_failure(name: str, error: Exception) -> str:
+    text = f"{type(error).__name__}: {error}"
+    if "trust_remote_code" in text:
+        return (f"'{name}' needs code from its repository to run. Start the app with --trust-remote-code "
+                "if you trust that code.")
+    if Path(name).is_dir():
+        if "safetensors" in text:
+            return (f"The folder '{name}' has no model.safetensors. ViT Studio loads safetensors only "
+                    "(pickled .bin files can run code); re-save it with save_pretrained(safe_serialization=True).")
+        return f"The folder '{name}' does not hold a model this tab can use: {_first_line(error)}"
+    if "safetensors" in text and "does not appear to have" in text:
+        return (f"'{name}' has no safetensors weights on the Hub. ViT Studio loads safetensors only "
+                "(pickled .bin files can run code); pick another model or convert this one.")
+    if "Unrecognized configuration class" in text:
+        return f"'{name}' is not a model this tab can use: {_first_line(error)}"
+    if "RepositoryNotFound" in text or "not a valid model identifier" in text or "404" in text:
+        return (f"There is no model '{name}' on the Hugging Face Hub (or it is private). Check the id, "
+                "or type the path of a local folder written by save_pretrained.")
+    return f"Could not load model '{name}': {_first_line(error)}"
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
