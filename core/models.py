@@ -269,3 +269,12 @@ def _explain_load_failure(name: str, error: Exception) -> str:
 def _first_line(error: Exception) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+def preload_classifier(name: str) -> None:
+    """Load a classifier ahead of the first click (for a background thread); failures are logged, not raised."""
+    try:
+        load_classifier(name)
+        log.info("Ready: %s", name)
+    except ModelLoadError as error:
+        log.warning("%s The app keeps running; local models still work.", error)

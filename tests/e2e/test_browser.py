@@ -1,0 +1,55 @@
+"""A person's path through the Classify tab in a real browser: upload a photo, click Classify, read the labels."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from core import classify
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); .ci/run does.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    yield page
+    context.close()
+
+
+def test_upload_a_photo_and_read_the_labels(page, app_url, tiny_vit_dir, photo_path, artifacts_dir):
+    expected = classify(photo_path, model=str(tiny_vit_dir), top_k=5)
+    page.goto(app_url)
+    page.get_by_role("button", name="Classify", exact=True).wait_for()
+    page.locator("input[type=file]").first.set_input_files(str(photo_path))
+    page.locator("#photo img").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Classify", exact=True).click()
+    labels = page.locator("#top-labels")
+    labels.get_by_text(expected[1].label).first.wait_for(timeout=60_000)
+    text = labels.inner_text()
+    for prediction in expected:
+        assert prediction.label in text
+    assert text.index(expected[0].label) < text.index(expected[-1].label), "labels are not shown best first"
+    page.screenshot(path=str(artifacts_dir / "classify.png"), full_page=True)
+    assert page.errors == []

@@ -1,0 +1,1 @@
+"""Front ends: they arrange widgets and call core/ and training/, nothing more."""
