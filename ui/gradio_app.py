@@ -71,10 +71,15 @@ def classify_tab(default_model: str, choices: list[str]) -> None:
                     status = gr.Markdown(elem_id="status", label="run")
             run.click(classify_one, inputs=[image, model, top_k], outputs=[labels, status], api_name="classify")
         with gr.Tab("Many images"):
-            files = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Images or zips of images")
+            files = gr.File(
+                file_count="multiple", file_types=["image", ".zip"], label="Images or zips of images", elem_id="batch-files"
+            )
             run_batch = gr.Button("Classify all", variant="primary")
             summary = gr.Markdown(label="summary")
-            table = gr.Dataframe(headers=list(CSV_COLUMNS), label="Results", wrap=True, interactive=False)
+            table = gr.Dataframe(
+                headers=list(CSV_COLUMNS), label="Results", wrap=True, interactive=False,
+                column_widths=["22%", "12%", "8%", "33%", "25%"],
+            )
             csv_file = gr.File(label="Download CSV")
             run_batch.click(
                 classify_many, inputs=[files, model, top_k], outputs=[table, csv_file, summary],
