@@ -8,7 +8,7 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from .classify import check_top_k, label_names, predict_probabilities, top_predictions
+from .classify import check_batch_size, check_top_k, label_names, predict_probabilities, top_predictions
 from .images import ImageError, load_image, read_zip_images
 from .models import DEFAULT_CLASSIFIER, load_classifier
 from .types import FileResult, Prediction
@@ -27,24 +27,30 @@ def classify_files(
 ) -> list[FileResult]:
     """One row per image (zip entries included), in input order; a bad file gets an error row, not an exception."""
     check_top_k(top_k)
+    check_batch_size(batch_size)
     if not files:
         raise ValueError("No files given: upload images or a zip of images.")
     names, sources, errors = _expand(files)
-    images, image_rows = [], []
-    for row, (name, source) in enumerate(zip(names, sources)):
-        if source is None:
-            continue
-        try:
-            images.append(load_image(source, name=f"'{name}'"))
-            image_rows.append(row)
-        except ImageError as error:
-            errors[row] = str(error)
     predictions: dict[int, list[Prediction]] = {}
-    if images:
-        loaded = load_classifier(model, device=device, precision=precision)
-        labels = label_names(loaded.model.config)
-        probabilities = predict_probabilities(loaded, images, batch_size=batch_size)
-        predictions = {row: top_predictions(p, labels, top_k) for row, p in zip(image_rows, probabilities)}
+    loaded = labels = None
+    images, image_rows = [], []
+    rows = tqdm(zip(names, sources), total=len(names), desc="Classifying", unit="image",
+                disable=len(names) <= batch_size, leave=False)
+    for row, (name, source) in enumerate(rows):
+        if source is not None:
+            try:
+                images.append(load_image(source, name=f"'{name}'"))
+                image_rows.append(row)
+            except ImageError as error:
+                errors[row] = str(error)
+        # Decode one batch at a time: a zip of thousands of photos must not sit in memory as pixels all at once.
+        if images and (len(images) == batch_size or row == len(names) - 1):
+            if loaded is None:  # no model load at all when nothing could be read
+                loaded = load_classifier(model, device=device, precision=precision)
+                labels = label_names(loaded.model.config)
+            probabilities = predict_probabilities(loaded, images, batch_size=batch_size)
+            predictions.update({r: top_predictions(p, labels, top_k) for r, p in zip(image_rows, probabilities)})
+            images, image_rows = [], []
     return [
         FileResult(name=name, predictions=tuple(predictions.get(row, ())), error=errors.get(row))
         for row, name in enumerate(names)

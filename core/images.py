@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Union
@@ -23,9 +25,6 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
 )
 
-# PIL's own bomb check raises at 2x its limit with a message about "decompression bombs";
-# we apply our own, clearer limit before decoding, so turn PIL's off.
-Image.MAX_IMAGE_PIXELS = None
 # Never silently pad a truncated file with grey: a half image is a bad input.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -48,6 +47,8 @@ def load_image(source: ImageInput, name: str | None = None, max_pixels: int | No
         image = _open(io.BytesIO(source), label)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        if path.is_dir():
+            raise ImageError(f"{label} is a folder, not an image file.")
         if not path.is_file():
             raise ImageError(f"{label}: no such file.")
         if path.stat().st_size == 0:
@@ -58,8 +59,12 @@ def load_image(source: ImageInput, name: str | None = None, max_pixels: int | No
             f"Cannot read an image from a {type(source).__name__}: "
             "pass a PIL image, a numpy array, a file path or bytes."
         )
-    _check_size(image, label, max_pixels)
-    return to_rgb(_decode(image, label))
+    try:
+        _check_size(image, label, max_pixels)
+        return to_rgb(_decode(image, label))
+    finally:
+        if image is not source and isinstance(image, ImageFile.ImageFile):
+            image.close()  # the file we opened: PIL keeps animated, refused and damaged ones open otherwise
 
 
 def load_images(sources: ImageInput | list[ImageInput], max_pixels: int | None = None) -> list[Image.Image]:
@@ -76,8 +81,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return image
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # 16-bit scans: PIL's own convert clips everything above 255 to white, so scale instead.
+        # Mode "I" is 32-bit and may hold 8-bit values (some PNG/TIFF writers), so only there look at the range.
         levels = np.asarray(image, dtype=np.float64)
-        scale = 65535.0 if levels.max(initial=0) > 255 else 255.0
+        wide = image.mode != "I" or levels.max(initial=0) > 255
+        scale = 65535.0 if wide else 255.0
         grey = np.clip(levels / scale * 255.0, 0, 255).round().astype(np.uint8)
         return Image.fromarray(grey).convert("RGB")
     if image.mode == "F":
@@ -140,7 +147,17 @@ def _check_zip_entry_name(entry_name: str, label: str) -> None:
 
 def _open(fp: io.BytesIO | Path, label: str) -> Image.Image:
     try:
-        return Image.open(fp)
+        with warnings.catch_warnings():
+            # Our own megapixel limit (checked next, before decoding) speaks for PIL's bomb warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(fp)
+    except Image.DecompressionBombError as error:
+        # PIL refuses far-oversized headers itself (over ~179 MP) before we can read the size.
+        claimed = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{_megapixels(int(claimed.group(1)))} megapixels" if claimed else "too large"
+        raise ImageError(
+            f"{label} is {size}; the limit is {_megapixels(MAX_PIXELS)} megapixels. Downscale it first."
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(f"{label} is not an image file that can be read (JPEG, PNG, GIF, WebP, BMP, TIFF).") from None
     except OSError as error:
@@ -153,9 +170,15 @@ def _check_size(image: Image.Image, label: str, max_pixels: int) -> None:
         raise ImageError(f"{label} is empty ({width}x{height} pixels).")
     if width * height > max_pixels:
         raise ImageError(
-            f"{label} is {width}x{height} = {width * height / 1e6:.0f} megapixels; "
-            f"the limit is {max_pixels / 1e6:.0f} megapixels. Downscale it first."
+            f"{label} is {width}x{height} = {_megapixels(width * height)} megapixels; "
+            f"the limit is {_megapixels(max_pixels)} megapixels. Downscale it first."
         )
+
+
+def _megapixels(pixels: int) -> str:
+    # Whole numbers for photo sizes; small limits (tests, VIT_STUDIO_MAX_PIXELS) must not print as "0".
+    value = pixels / 1e6
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
 
 
 def _decode(image: Image.Image, label: str) -> Image.Image:

@@ -1,0 +1,214 @@
+"""core.models: local folders and hub ids, clear load errors, the LRU cache, device and precision choices."""
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import ModelLoadError, configure
+from core import models
+from core.models import is_cached, load_classifier, pick_device, pick_dtype
+
+CPU = torch.device("cpu")
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+def parameter_dtype(loaded) -> torch.dtype:
+    return next(loaded.model.parameters()).dtype
+
+
+def closed_local_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --- what loads ---------------------------------------------------------------------------------------------
+
+
+def test_local_vit_folder_loads_with_its_processor(tiny_vit_dir, tiny_labels):
+    loaded = load_classifier(str(tiny_vit_dir), precision="fp32")
+    assert type(loaded.model).__name__ == "ViTForImageClassification"
+    assert not loaded.model.training
+    assert loaded.processor.size == {"height": 32, "width": 32}
+    assert [loaded.model.config.id2label[index] for index in range(len(tiny_labels))] == list(tiny_labels)
+    assert loaded.name == str(tiny_vit_dir.resolve()) and loaded.device == CPU
+
+
+def test_distilled_deit_folder_loads_through_the_same_call(tiny_deit_dir):
+    loaded = load_classifier(str(tiny_deit_dir), precision="fp32")
+    assert type(loaded.model).__name__ == "DeiTForImageClassificationWithTeacher"
+
+
+def test_relative_and_absolute_paths_share_one_cache_entry(tiny_vit_dir, monkeypatch, empty_model_cache):
+    first = load_classifier(str(tiny_vit_dir), precision="fp32")
+    monkeypatch.chdir(tiny_vit_dir.parent)
+    assert load_classifier(f"./{tiny_vit_dir.name}", precision="fp32") is first
+    assert load_classifier(f"  {tiny_vit_dir}  ", precision="fp32") is first
+
+
+# --- what is refused, and how it is explained ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
+def test_unknown_local_path_is_a_model_load_error_naming_it(tmp_path, monkeypatch, relative):
+    monkeypatch.chdir(tmp_path)
+    missing = "./no-such-model" if relative else str(tmp_path / "no-such-model")
+    with pytest.raises(ModelLoadError) as caught:
+        load_classifier(missing)
+    assert isinstance(caught.value, ValueError)
+    assert missing in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["", "   ", None])
+def test_no_model_name_is_a_model_load_error(name):
+    with pytest.raises(ModelLoadError, match="No model given"):
+        load_classifier(name)
+
+
+def test_folder_without_a_model_is_a_model_load_error_naming_it(tmp_path):
+    folder = tmp_path / "holiday-photos"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not a model")
+    with pytest.raises(ModelLoadError, match="holiday-photos"):
+        load_classifier(str(folder))
+
+
+def test_uncached_hub_id_while_offline_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    name = "vit-studio-tests/never-downloaded-vit"
+    with pytest.raises(ModelLoadError) as caught:
+        load_classifier(name)
+    message = str(caught.value)
+    assert name in message and "HF_HUB_OFFLINE" in message and "local folder" in message
+
+
+def test_uncached_hub_id_with_the_hub_unreachable_says_so_quickly(monkeypatch):
+    # Online mode, but the Hub endpoint is a closed port on this machine: refused at once, no real network.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_local_port()}")
+    monkeypatch.setattr(models, "_reachability", {})
+    name = "vit-studio-tests/never-downloaded-vit"
+    with pytest.raises(ModelLoadError) as caught:
+        load_classifier(name)
+    message = str(caught.value)
+    assert name in message and "cannot be reached" in message and "local folder" in message
+
+
+def test_folder_with_only_pickled_weights_is_refused_for_safetensors(tiny_vit_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled-vit"
+    folder.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        shutil.copy(tiny_vit_dir / name, folder / name)
+    # transformers 5 ignores save_pretrained(safe_serialization=False), so write the legacy file by hand
+    torch.save(load_file(tiny_vit_dir / "model.safetensors"), folder / "pytorch_model.bin")
+
+    with pytest.raises(ModelLoadError) as caught:
+        load_classifier(str(folder))
+    message = str(caught.value)
+    assert str(folder) in message and "safetensors" in message
+    assert not is_cached(str(folder))
+
+
+def test_text_config_folder_is_refused_as_not_an_image_classifier(tmp_path):
+    from transformers import BertConfig
+
+    folder = tmp_path / "a-text-model"
+    BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8).save_pretrained(folder)
+    with pytest.raises(ModelLoadError, match="a-text-model.*does not hold a model"):
+        load_classifier(str(folder))
+
+
+# --- the cache ----------------------------------------------------------------------------------------------
+
+
+def test_second_load_returns_the_same_object(tiny_vit_dir, empty_model_cache):
+    assert not is_cached(str(tiny_vit_dir))
+    first = load_classifier(str(tiny_vit_dir), precision="fp32")
+    assert is_cached(str(tiny_vit_dir))
+    assert load_classifier(str(tiny_vit_dir), precision="fp32") is first
+    assert load_classifier(str(tiny_vit_dir), precision="bf16") is not first  # another variant, another entry
+
+
+def test_cache_evicts_the_least_recently_used_beyond_cache_size(tiny_vit_dir, tiny_deit_dir, monkeypatch, empty_model_cache):
+    monkeypatch.setattr(models, "CACHE_SIZE", 2)
+    vit = load_classifier(str(tiny_vit_dir), precision="fp32")
+    deit = load_classifier(str(tiny_deit_dir), precision="fp32")
+    assert load_classifier(str(tiny_vit_dir), precision="fp32") is vit  # vit is now the most recently used
+
+    load_classifier(str(tiny_vit_dir), precision="bf16")  # a third entry pushes out the oldest: deit
+
+    assert len(models._cache) == 2
+    assert not is_cached(str(tiny_deit_dir))
+    assert load_classifier(str(tiny_vit_dir), precision="fp32") is vit
+    assert load_classifier(str(tiny_deit_dir), precision="fp32") is not deit  # loaded afresh
+
+
+def test_clear_cache_forgets_every_model(tiny_vit_dir, empty_model_cache):
+    first = load_classifier(str(tiny_vit_dir), precision="fp32")
+    models.clear_cache()
+    assert not is_cached(str(tiny_vit_dir))
+    assert load_classifier(str(tiny_vit_dir), precision="fp32") is not first
+
+
+# --- device and precision -----------------------------------------------------------------------------------
+
+
+def test_auto_precision_is_bf16_exactly_when_the_cpu_has_fast_bf16(tiny_vit_dir):
+    fast_bf16 = bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
+    expected = torch.bfloat16 if fast_bf16 else torch.float32
+    assert pick_dtype("auto", CPU) == expected
+    loaded = load_classifier(str(tiny_vit_dir), device="cpu", precision="auto")
+    assert loaded.dtype == expected and parameter_dtype(loaded) == expected
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_explicit_precision_sets_the_weights_dtype(tiny_vit_dir, precision, dtype):
+    loaded = load_classifier(str(tiny_vit_dir), device="cpu", precision=precision)
+    assert loaded.dtype == dtype and parameter_dtype(loaded) == dtype
+
+
+def test_configured_precision_is_the_default_for_loads(tiny_vit_dir, restore_settings):
+    configure(precision="fp32")
+    assert parameter_dtype(load_classifier(str(tiny_vit_dir))) == torch.float32
+    configure(precision="bf16")
+    assert parameter_dtype(load_classifier(str(tiny_vit_dir))) == torch.bfloat16
+
+
+@pytest.mark.parametrize("precision", ["fp8", "float32", "BF16"])
+def test_unknown_precision_is_a_value_error(tiny_vit_dir, restore_settings, precision):
+    before = models.settings()
+    with pytest.raises(ValueError, match="Unknown precision"):
+        load_classifier(str(tiny_vit_dir), precision=precision)
+    with pytest.raises(ValueError, match="Unknown precision"):
+        pick_dtype(precision, CPU)
+    with pytest.raises(ValueError, match="Unknown precision"):
+        configure(precision=precision)
+    assert models.settings() == before  # a refused configure changes nothing
+
+
+def test_auto_device_is_cpu_without_an_accelerator():
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("this machine has an accelerator")
+    assert pick_device("auto") == CPU
+    assert pick_device("cpu") == CPU
+
+
+@pytest.mark.parametrize("device, words", [("cuda", "no CUDA GPU"), ("banana", "Unknown device 'banana'")])
+def test_unusable_device_is_a_value_error(device, words):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(ValueError, match=words):
+        pick_device(device)
