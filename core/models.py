@@ -86,7 +86,7 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 @lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with AMX or AVX512-BF16, where bf16 matmuls beat fp32 several times over."""
+    """True on CPUs with AMX or AVX512-BF16: bf16 runs ViT-B about 2x fp32 with AVX512-BF16 alone, more with AMX."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

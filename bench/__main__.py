@@ -1,0 +1,25 @@
+"""Command line for the benchmarks: `python -m bench classify [--quick] [--images N]`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import classify
+
+# One module per benchmark; each provides add_arguments(parser) and run(args) -> exit code.
+BENCHMARKS = {
+    "classify": classify,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="ViT Studio benchmarks.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, module in BENCHMARKS.items():
+        module.add_arguments(commands.add_parser(name, help=module.__doc__))
+    args = parser.parse_args(argv)
+    return BENCHMARKS[args.command].run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
