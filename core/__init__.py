@@ -1,12 +1,20 @@
 """ViT Studio's engine: pure Python + torch, no UI imports. Front ends, tests and notebooks call these names."""
+from .attention import NoAttentionError, explain, features, overlay, rollout
 from .batch import classify_files
 from .classify import classify
 from .images import ImageError, load_image
 from .models import ModelLoadError, configure
-from .types import FileResult, Prediction
+from .types import Explanation, Features, FileResult, Prediction
 
 __all__ = [
     "classify",
+    "explain",
+    "features",
+    "overlay",
+    "rollout",
+    "Explanation",
+    "Features",
+    "NoAttentionError",
     "classify_files",
     "configure",
     "load_image",

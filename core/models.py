@@ -132,6 +132,35 @@ def load_classifier(
     return _load(name, AutoModelForImageClassification, AutoImageProcessor, device, precision, attn_implementation)
 
 
+def load_explainable(name: str, device: str | None = None, precision: str | None = None) -> LoadedModel:
+    """A ViT-family model with eager attention (SDPA returns no attention maps): the classifier when the
+    checkpoint has a head, else the bare backbone (e.g. facebook/dino-vits16)."""
+    from transformers import AutoImageProcessor
+
+    return _load(name, ClassifierOrBackbone, AutoImageProcessor, device, precision, "eager")
+
+
+class ClassifierOrBackbone:
+    """A from_pretrained that picks the Auto class from the checkpoint's own architectures list.
+
+    AutoModelForImageClassification would put a random head on a backbone-only checkpoint and
+    report its noise as predictions; a backbone gets AutoModel instead.
+    """
+
+    @staticmethod
+    def from_pretrained(name: str, **kwargs: Any):
+        from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
+
+        config = AutoConfig.from_pretrained(
+            name, local_files_only=kwargs.get("local_files_only", False),
+            trust_remote_code=kwargs.get("trust_remote_code", False),
+        )
+        architectures = getattr(config, "architectures", None) or []
+        has_head = any("ForImageClassification" in architecture for architecture in architectures)
+        auto_class = AutoModelForImageClassification if has_head else AutoModel
+        return auto_class.from_pretrained(name, **kwargs)
+
+
 def is_cached(name: str) -> bool:
     """Whether some variant of this model is already in memory (so a UI need not announce a load)."""
     resolved = _resolve_name(name)
@@ -217,7 +246,8 @@ def _load_files(name, model_class, processor_class, device, dtype, attn_implemen
         processor = processor_class.from_pretrained(name, **common)
     except Exception as error:  # noqa: BLE001 - every loader failure becomes one clear sentence
         raise ModelLoadError(_explain_load_failure(name, error)) from error
-    model.to(device).eval()
+    # Inference only: no parameter gradients (gradient rollout asks for gradients of the input instead).
+    model.to(device).eval().requires_grad_(False)
     return LoadedModel(name=name, model=model, processor=processor, device=device, dtype=dtype)
 
 

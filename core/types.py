@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -23,3 +28,32 @@ class FileResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """Where a model looked, for one image: the map, the overlay and what the model predicted."""
+
+    heatmap: "np.ndarray"  # (grid_h, grid_w) in [0, 1], max 1 (all zero only when nothing survives)
+    overlay: "Image.Image"  # the heatmap blended over the image, at the image's size
+    predictions: tuple[Prediction, ...]  # empty for a backbone without a classifier head
+    method: str
+    model: str
+    grid_size: tuple[int, int]
+    num_prefix_tokens: int
+    num_layers: int
+    num_heads: int
+    target: str | None  # the class a gradient map explains
+    layer_maps: tuple["np.ndarray", ...]  # rollout after each layer, first to last
+    head_maps: "np.ndarray"  # (heads, grid_h, grid_w): CLS attention of each head of the chosen layer
+    model_input: "Image.Image"  # the resized pixels the model saw
+
+
+@dataclass(frozen=True, eq=False)
+class Features:
+    """A ViT as a feature extractor: the CLS embedding and the patch embeddings after one layer."""
+
+    cls: "np.ndarray"  # (hidden,)
+    patches: "np.ndarray"  # (grid_h, grid_w, hidden)
+    layer: int
+    model: str

@@ -1,0 +1,458 @@
+"""Where a ViT looks: attention rollout, gradient rollout, raw per-layer/per-head maps, overlays, features."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from .classify import label_names, preprocess, scores_from_logits, top_predictions
+from .images import ImageInput, load_image, load_images
+from .models import DEFAULT_CLASSIFIER, LoadedModel, load_explainable
+from .types import Explanation, Features, Prediction
+
+HEAD_FUSIONS = ("mean", "max", "min")
+METHODS = ("rollout", "grad_rollout", "attention")
+
+AttentionArray = Union[np.ndarray, torch.Tensor]
+
+
+class NoAttentionError(ValueError):
+    """The model has no global self-attention to show (a CNN, or windowed attention such as Swin)."""
+
+
+# --- pure map computations on attention arrays -----------------------------------------------------
+
+
+def rollout(
+    attentions: Sequence[AttentionArray],
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    num_prefix_tokens: int = 1,
+    grid_size: tuple[int, int] | None = None,
+    up_to_layer: int | None = None,
+) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema, 2020) as in DESIGN.md: the CLS row over the patch grid, max 1.
+
+    `up_to_layer` (1-based) stops after that layer, so a map can be watched forming layer by layer.
+    """
+    layers = _as_layers(attentions)
+    stop = _check_layer_count(up_to_layer, len(layers))
+    *_, joint = _rollout_steps(layers[:stop], head_fusion, discard_ratio)
+    return cls_map(joint, num_prefix_tokens, grid_size)
+
+
+def rollout_per_layer(
+    attentions: Sequence[AttentionArray],
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.0,
+    num_prefix_tokens: int = 1,
+    grid_size: tuple[int, int] | None = None,
+) -> list[np.ndarray]:
+    """The rollout map after each layer, first to last (one running product, so no extra cost)."""
+    layers = _as_layers(attentions)
+    return [cls_map(joint, num_prefix_tokens, grid_size)
+            for joint in _rollout_steps(layers, head_fusion, discard_ratio)]
+
+
+def grad_rollout(
+    attentions: Sequence[AttentionArray],
+    gradients: Sequence[AttentionArray],
+    num_prefix_tokens: int = 1,
+    grid_size: tuple[int, int] | None = None,
+    up_to_layer: int | None = None,
+) -> np.ndarray:
+    """Class-specific relevance (Chefer et al., 2021, "Generic Attention-model Explainability"):
+    R = I; per layer R += mean_heads(relu(grad * A)) @ R; the CLS row over the patches, max 1."""
+    layers, grads = _as_layers(attentions), _as_layers(gradients)
+    if len(layers) != len(grads) or any(a.shape != g.shape for a, g in zip(layers, grads)):
+        raise ValueError("attentions and gradients must have the same number of layers and the same shapes.")
+    stop = _check_layer_count(up_to_layer, len(layers))
+    tokens = layers[0].shape[-1]
+    relevance = np.eye(tokens)
+    for attention, gradient in zip(layers[:stop], grads[:stop]):
+        weighted = np.clip(attention * gradient, 0, None).mean(axis=0)
+        relevance = relevance + weighted @ relevance
+    return cls_map(relevance, num_prefix_tokens, grid_size)
+
+
+def attention_map(
+    attentions: Sequence[AttentionArray],
+    layer: int,
+    head: int | None = None,
+    head_fusion: str = "mean",
+    num_prefix_tokens: int = 1,
+    grid_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Raw attention of one layer (1-based) from CLS to the patches: one head, or the heads fused; max 1."""
+    layers = _as_layers(attentions)
+    _check_layer_count(layer, len(layers))
+    heads = layers[layer - 1]
+    if head is None:
+        weights = fuse_heads(heads, head_fusion)
+    else:
+        _check_head(head, heads.shape[0])
+        weights = heads[head]
+    return cls_map(weights, num_prefix_tokens, grid_size)
+
+
+def head_maps(
+    attentions: Sequence[AttentionArray], layer: int, num_prefix_tokens: int = 1,
+    grid_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """CLS-to-patch attention of every head of one layer (1-based): (heads, grid_h, grid_w), each max 1."""
+    layers = _as_layers(attentions)
+    _check_layer_count(layer, len(layers))
+    return np.stack([cls_map(head, num_prefix_tokens, grid_size) for head in layers[layer - 1]])
+
+
+def fuse_heads(heads: np.ndarray, head_fusion: str) -> np.ndarray:
+    if head_fusion == "mean":
+        return heads.mean(axis=0)
+    if head_fusion == "max":
+        return heads.max(axis=0)
+    if head_fusion == "min":
+        return heads.min(axis=0)
+    raise ValueError(f"Unknown head fusion '{head_fusion}'; choose one of {', '.join(HEAD_FUSIONS)}.")
+
+
+def cls_map(weights: np.ndarray, num_prefix_tokens: int = 1, grid_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Row 0 (CLS) of a token-by-token matrix over the patch tokens, as the patch grid, divided by its max.
+
+    An all-zero map stays all zero (never NaN).
+    """
+    tokens = weights.shape[-1]
+    num_patches = tokens - num_prefix_tokens
+    if num_prefix_tokens < 1 or num_patches < 1:
+        raise ValueError(f"num_prefix_tokens must be between 1 and {tokens - 1}, not {num_prefix_tokens}.")
+    grid_h, grid_w = grid_size or _square_grid(num_patches)
+    if grid_h * grid_w != num_patches:
+        raise ValueError(f"A {grid_h}x{grid_w} grid does not fit {num_patches} patch tokens.")
+    heatmap = np.asarray(weights[0, num_prefix_tokens:], dtype=np.float64).reshape(grid_h, grid_w)
+    peak = heatmap.max()
+    return heatmap / peak if peak > 0 else np.zeros_like(heatmap)
+
+
+def _rollout_steps(layers: list[np.ndarray], head_fusion: str, discard_ratio: float) -> Iterator[np.ndarray]:
+    """The running product R = A_l @ R after each layer."""
+    if head_fusion not in HEAD_FUSIONS:
+        raise ValueError(f"Unknown head fusion '{head_fusion}'; choose one of {', '.join(HEAD_FUSIONS)}.")
+    check_discard_ratio(discard_ratio)
+    tokens = layers[0].shape[-1]
+    identity = np.eye(tokens)
+    joint = identity
+    for heads in layers:
+        fused = fuse_heads(heads, head_fusion)
+        if discard_ratio > 0:
+            fused = _discard_lowest(fused, discard_ratio)
+        fused = (fused + identity) / 2
+        fused = fused / fused.sum(axis=-1, keepdims=True)
+        joint = fused @ joint
+        yield joint
+
+
+def _discard_lowest(fused: np.ndarray, discard_ratio: float) -> np.ndarray:
+    """Zero the lowest int(tokens*tokens*ratio) weights, except the CLS-to-CLS weight (flat index 0)."""
+    flat = fused.reshape(-1).copy()
+    count = int(flat.size * discard_ratio)
+    lowest = np.argsort(flat, kind="stable")[:count]
+    flat[lowest[lowest != 0]] = 0
+    return flat.reshape(fused.shape)
+
+
+def _as_layers(attentions: Sequence[AttentionArray]) -> list[np.ndarray]:
+    """One float64 (heads, tokens, tokens) array per layer; a leading batch axis of 1 is dropped."""
+    if attentions is None or len(attentions) == 0:
+        raise ValueError("No attention layers given.")
+    layers = []
+    for index, layer in enumerate(attentions):
+        array = layer.detach().float().cpu().numpy() if isinstance(layer, torch.Tensor) else np.asarray(layer)
+        if array.ndim == 4 and array.shape[0] == 1:
+            array = array[0]
+        if array.ndim != 3 or array.shape[1] != array.shape[2]:
+            raise ValueError(f"Layer {index + 1} has shape {array.shape}; expected (heads, tokens, tokens).")
+        layers.append(array.astype(np.float64))
+    if len({layer.shape[1:] for layer in layers}) != 1:
+        raise ValueError("All layers must have the same number of tokens.")
+    return layers
+
+
+def _square_grid(num_patches: int) -> tuple[int, int]:
+    side = int(round(num_patches ** 0.5))
+    if side * side != num_patches:
+        raise ValueError(f"{num_patches} patch tokens do not form a square grid; pass grid_size=(rows, columns).")
+    return side, side
+
+
+def check_discard_ratio(discard_ratio: float) -> None:
+    if not 0 <= discard_ratio < 1:
+        raise ValueError(f"discard_ratio must be at least 0 and below 1, not {discard_ratio}.")
+
+
+def _check_layer_count(layer: int | None, num_layers: int) -> int:
+    if layer is None:
+        return num_layers
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 1 <= layer <= num_layers:
+        raise ValueError(f"Layer {layer} is out of range: this model has layers 1 to {num_layers}.")
+    return int(layer)
+
+
+def _check_head(head: int, num_heads: int) -> None:
+    if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 0 <= head < num_heads:
+        raise ValueError(f"Head {head} is out of range: this layer has heads 0 to {num_heads - 1}.")
+
+
+# --- drawing -----------------------------------------------------------------------------------------
+
+
+def overlay(image: ImageInput, heatmap: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> Image.Image:
+    """The heatmap upsampled (bilinear) to the image, coloured with a matplotlib colormap, blended on top."""
+    from matplotlib import colormaps
+    from skimage.transform import resize
+
+    picture = load_image(image)
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha (opacity) must be between 0 and 1, not {alpha}.")
+    if cmap not in colormaps:
+        raise ValueError(f"Unknown colormap '{cmap}'; try jet, viridis, inferno, magma or turbo.")
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    if heatmap.ndim != 2 or heatmap.size == 0:
+        raise ValueError(f"heatmap must be a non-empty 2-D array, not shape {heatmap.shape}.")
+    width, height = picture.size
+    upsampled = resize(heatmap, (height, width), order=1, mode="edge", anti_aliasing=False)
+    colours = colormaps[cmap](np.clip(upsampled, 0, 1))[:, :, :3]
+    blended = (1 - alpha) * np.asarray(picture, dtype=np.float64) / 255 + alpha * colours
+    return Image.fromarray(np.clip(blended * 255, 0, 255).round().astype(np.uint8))
+
+
+def patch_grid_image(model_input: Image.Image, grid_size: tuple[int, int], colour=(255, 255, 255)) -> Image.Image:
+    """The image as the model sees it, with the patch grid drawn on it."""
+    picture = model_input.convert("RGB").copy()
+    draw = ImageDraw.Draw(picture)
+    width, height = picture.size
+    rows, columns = grid_size
+    for column in range(1, columns):
+        x = round(column * width / columns)
+        draw.line([(x, 0), (x, height)], fill=colour, width=1)
+    for row in range(1, rows):
+        y = round(row * height / rows)
+        draw.line([(0, y), (width, y)], fill=colour, width=1)
+    return picture
+
+
+# --- the model side: one forward pass, maps and predictions --------------------------------------------
+
+
+def explain(
+    image: ImageInput,
+    model: str = DEFAULT_CLASSIFIER,
+    method: str = "rollout",
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.9,
+    *,
+    layer: int | None = None,
+    head: int | None = None,
+    target: int | str | None = None,
+    top_k: int = 5,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    device: str | None = None,
+    precision: str | None = None,
+) -> Explanation:
+    """One forward pass gives the predictions and the map.
+
+    method: "rollout" (up to `layer`, default all), "grad_rollout" (for class `target`, default the top
+    label), or "attention" (raw CLS attention of `layer`, default the last, one `head` or fused heads).
+    """
+    if method not in METHODS:
+        raise ValueError(f"Unknown method '{method}'; choose one of {', '.join(METHODS)}.")
+    if head_fusion not in HEAD_FUSIONS:
+        raise ValueError(f"Unknown head fusion '{head_fusion}'; choose one of {', '.join(HEAD_FUSIONS)}.")
+    check_discard_ratio(discard_ratio)
+    picture = load_image(image)
+    loaded = load_explainable(model, device=device, precision=precision)
+    pass_ = _forward(loaded, picture, method, target)
+    num_layers = len(pass_.attentions)
+    if method == "rollout":
+        heatmap = rollout(pass_.attentions, head_fusion, discard_ratio, pass_.num_prefix_tokens, pass_.grid_size,
+                          up_to_layer=layer)
+    elif method == "grad_rollout":
+        heatmap = grad_rollout(pass_.attentions, pass_.gradients, pass_.num_prefix_tokens, pass_.grid_size,
+                               up_to_layer=layer)
+    else:
+        heatmap = attention_map(pass_.attentions, layer or num_layers, head, head_fusion,
+                                pass_.num_prefix_tokens, pass_.grid_size)
+    predictions = tuple(top_predictions(pass_.scores, pass_.labels, top_k)) if pass_.scores is not None else ()
+    return Explanation(
+        heatmap=heatmap,
+        overlay=overlay(picture, heatmap, alpha=alpha, cmap=cmap),
+        predictions=predictions,
+        method=method,
+        model=loaded.name,
+        grid_size=pass_.grid_size,
+        num_prefix_tokens=pass_.num_prefix_tokens,
+        num_layers=num_layers,
+        num_heads=int(pass_.attentions[0].shape[0]),
+        target=pass_.target_label,
+        layer_maps=tuple(rollout_per_layer(pass_.attentions, head_fusion, discard_ratio,
+                                           pass_.num_prefix_tokens, pass_.grid_size)),
+        head_maps=head_maps(pass_.attentions, layer or num_layers, pass_.num_prefix_tokens, pass_.grid_size),
+        model_input=pass_.model_input,
+    )
+
+
+@dataclass(frozen=True)
+class _ForwardPass:
+    """What one forward (and, for gradient rollout, one backward) pass gives."""
+
+    attentions: list[np.ndarray]
+    gradients: list[np.ndarray] | None
+    scores: np.ndarray | None
+    labels: list[str] | None
+    target_label: str | None
+    grid_size: tuple[int, int]
+    num_prefix_tokens: int
+    model_input: Image.Image
+
+
+def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int | str | None) -> _ForwardPass:
+    pixel_values = preprocess(loaded, [picture])
+    has_head = hasattr(loaded.model.config, "id2label") and _is_classifier(loaded.model)
+    wants_gradients = method == "grad_rollout"
+    if wants_gradients and not has_head:
+        raise ValueError(f"'{loaded.name}' has no classifier head, so there is no class to explain; "
+                         "use rollout or raw attention.")
+    if wants_gradients:
+        pixel_values = pixel_values.detach().requires_grad_(True)  # parameters are frozen; grads flow from the input
+        with torch.enable_grad():
+            outputs = loaded.model(pixel_values=pixel_values, output_attentions=True, **_size_kwargs(loaded, pixel_values))
+            attentions = _check_attentions(loaded, outputs, pixel_values)
+            labels = label_names(loaded.model.config)
+            target_index = _target_index(target, outputs.logits[0], labels)
+            gradients = torch.autograd.grad(outputs.logits[0, target_index], attentions)
+        target_label = labels[target_index]
+    else:
+        with torch.inference_mode():
+            outputs = loaded.model(pixel_values=pixel_values, output_attentions=True, **_size_kwargs(loaded, pixel_values))
+        attentions = _check_attentions(loaded, outputs, pixel_values)
+        gradients, target_label = None, None
+    scores = labels = None
+    if has_head:
+        labels = label_names(loaded.model.config)
+        scores = scores_from_logits(outputs.logits.detach().float(), loaded.model.config)[0].cpu().numpy()
+    grid_size = _grid_size(loaded, pixel_values)
+    tokens = attentions[0].shape[-1]
+    return _ForwardPass(
+        attentions=_as_layers(attentions),
+        gradients=_as_layers(gradients) if gradients is not None else None,
+        scores=scores, labels=labels, target_label=target_label,
+        grid_size=grid_size, num_prefix_tokens=tokens - grid_size[0] * grid_size[1],
+        model_input=_model_input_image(pixel_values, loaded),
+    )
+
+
+def _size_kwargs(loaded: LoadedModel, pixel_values: torch.Tensor) -> dict:
+    """A processor set to another size than the model was trained at (e.g. a non-square one) needs the
+    position embeddings interpolated; ViT, DeiT and DINO accept the flag."""
+    image_size = getattr(loaded.model.config, "image_size", None)
+    expected = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size or ())
+    if expected and tuple(pixel_values.shape[-2:]) != expected:
+        return {"interpolate_pos_encoding": True}
+    return {}
+
+
+def _is_classifier(model) -> bool:
+    return type(model).__name__.endswith(("ForImageClassification", "ForImageClassificationWithTeacher"))
+
+
+def _check_attentions(loaded: LoadedModel, outputs, pixel_values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    attentions = getattr(outputs, "attentions", None)
+    config_name = type(loaded.model.config).__name__
+    if not attentions:
+        raise NoAttentionError(
+            f"'{loaded.name}' ({config_name}) is a convolutional network: it has no attention to show. "
+            "Its Classify tab still works; pick a ViT-family model here (ViT, DeiT, BEiT, DINO).")
+    grid_h, grid_w = _grid_size(loaded, pixel_values)
+    tokens = attentions[0].shape[-1]
+    if attentions[0].ndim != 4 or not 1 <= tokens - grid_h * grid_w <= 16:
+        raise NoAttentionError(
+            f"'{loaded.name}' ({config_name}) attends within local windows, not from a CLS token across the whole "
+            "image, so rollout does not apply. Pick a ViT-family model (ViT, DeiT, BEiT, DINO).")
+    return attentions
+
+
+def _grid_size(loaded: LoadedModel, pixel_values: torch.Tensor) -> tuple[int, int]:
+    """Patch rows and columns from the actual input size and the model's patch size (never assumed 14x14)."""
+    patch = getattr(loaded.model.config, "patch_size", None)
+    if patch is None:
+        raise NoAttentionError(
+            f"'{loaded.name}' ({type(loaded.model.config).__name__}) has no patches: it is not a Vision Transformer. "
+            "Its Classify tab still works; pick a ViT-family model here (ViT, DeiT, BEiT, DINO).")
+    patch_h, patch_w = (patch, patch) if isinstance(patch, int) else tuple(patch)
+    height, width = pixel_values.shape[-2:]
+    return height // patch_h, width // patch_w
+
+
+def _target_index(target: int | str | None, logits: torch.Tensor, labels: list[str]) -> int:
+    if target is None or target == "":
+        return int(logits.argmax())
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        if 0 <= target < len(labels):
+            return int(target)
+        raise ValueError(f"Class index {target} is out of range: this model has classes 0 to {len(labels) - 1}.")
+    if isinstance(target, str) and target in labels:
+        return labels.index(target)
+    raise ValueError(f"'{target}' is not one of this model's labels (e.g. {', '.join(labels[:3])}).")
+
+
+def _model_input_image(pixel_values: torch.Tensor, loaded: LoadedModel) -> Image.Image:
+    """Undo the processor's normalisation, so the user sees exactly the pixels the model saw."""
+    processor = loaded.processor
+    mean = np.asarray(getattr(processor, "image_mean", None) or [0.5, 0.5, 0.5], dtype=np.float64)
+    std = np.asarray(getattr(processor, "image_std", None) or [0.5, 0.5, 0.5], dtype=np.float64)
+    pixels = pixel_values.detach()[0].float().cpu().numpy().transpose(1, 2, 0)
+    if getattr(processor, "do_normalize", True):
+        pixels = pixels * std + mean
+    return Image.fromarray(np.clip(pixels * 255, 0, 255).round().astype(np.uint8))
+
+
+# --- features -----------------------------------------------------------------------------------------
+
+
+def features(
+    images: ImageInput | list[ImageInput],
+    model: str = DEFAULT_CLASSIFIER,
+    layer: int = -1,
+    *,
+    device: str | None = None,
+    precision: str | None = None,
+) -> Features | list[Features]:
+    """The CLS embedding and patch embeddings after a layer (1..L, or -1 for the last; 0 = the embeddings)."""
+    single = not isinstance(images, (list, tuple))
+    pictures = load_images(images)
+    loaded = load_explainable(model, device=device, precision=precision)
+    results = []
+    for picture in pictures:
+        pixel_values = preprocess(loaded, [picture])
+        with torch.inference_mode():
+            outputs = loaded.model(pixel_values=pixel_values, output_hidden_states=True,
+                                   **_size_kwargs(loaded, pixel_values))
+        hidden_states = outputs.hidden_states
+        num_layers = len(hidden_states) - 1
+        index = num_layers if layer == -1 else layer
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index <= num_layers:
+            raise ValueError(f"Layer {layer} is out of range: use 0 (embeddings) to {num_layers}, or -1 for the last.")
+        grid_h, grid_w = _grid_size(loaded, pixel_values)
+        tokens = hidden_states[index][0].float().cpu().numpy()
+        prefix = tokens.shape[0] - grid_h * grid_w
+        results.append(Features(cls=tokens[0], patches=tokens[prefix:].reshape(grid_h, grid_w, -1),
+                                layer=int(index), model=loaded.name))
+    return results[0] if single else results
+
+
+__all__ = [
+    "Explanation", "Features", "NoAttentionError", "Prediction", "attention_map", "explain", "features",
+    "grad_rollout", "head_maps", "overlay", "patch_grid_image", "rollout", "rollout_per_layer",
+]
