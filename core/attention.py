@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Sequence, Union
 
 import numpy as np
@@ -227,9 +228,13 @@ def overlay(image: ImageInput, heatmap: np.ndarray, alpha: float = 0.5, cmap: st
     return Image.fromarray(np.clip(blended * 255, 0, 255).round().astype(np.uint8))
 
 
-def patch_grid_image(model_input: Image.Image, grid_size: tuple[int, int], colour=(255, 255, 255)) -> Image.Image:
-    """The image as the model sees it, with the patch grid drawn on it."""
-    picture = model_input.convert("RGB").copy()
+def patch_grid_image(
+    model_input: Image.Image, grid_size: tuple[int, int], colour=(255, 255, 255), min_side: int = 224
+) -> Image.Image:
+    """The image as the model sees it, with the patch grid drawn on it (small inputs enlarged to be seen)."""
+    scale = max(1, -(-min_side // min(model_input.size)))
+    picture = model_input.convert("RGB").resize(
+        (model_input.width * scale, model_input.height * scale), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(picture)
     width, height = picture.size
     rows, columns = grid_size
@@ -452,7 +457,40 @@ def features(
     return results[0] if single else results
 
 
-__all__ = [
-    "Explanation", "Features", "NoAttentionError", "Prediction", "attention_map", "explain", "features",
-    "grad_rollout", "head_maps", "overlay", "patch_grid_image", "rollout", "rollout_per_layer",
-]
+
+
+# --- pictures for the front ends ------------------------------------------------------------------------
+
+
+def layer_strip(explanation: Explanation, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:
+    """The rollout after each layer over the model's input, captioned: how the map forms."""
+    return [(overlay(explanation.model_input, heatmap, alpha, cmap), f"up to layer {index}")
+            for index, heatmap in enumerate(explanation.layer_maps, start=1)]
+
+
+def head_grid(explanation: Explanation, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:
+    """Each head's CLS attention (of the explanation's layer) over the model's input (the DINO-style view)."""
+    return [(overlay(explanation.model_input, heatmap, alpha, cmap), f"head {index}")
+            for index, heatmap in enumerate(explanation.head_maps)]
+
+
+def describe_tokens(explanation: Explanation) -> str:
+    """One sentence on how the image became tokens, for people meeting ViTs for the first time."""
+    rows, columns = explanation.grid_size
+    width, height = explanation.model_input.size
+    prefix = explanation.num_prefix_tokens
+    extra = {1: "1 CLS token", 2: "a CLS token and a distillation token"}.get(prefix, f"{prefix} extra tokens (CLS, registers)")
+    return (f"The model sees a {width}x{height} image as a {rows}x{columns} grid of {width // columns}x{height // rows}-pixel "
+            f"patches: {rows * columns} patch tokens + {extra} = {rows * columns + prefix} tokens, "
+            f"through {explanation.num_layers} layers of {explanation.num_heads} heads.")
+
+
+def save_features(extracted: Features, folder: str | Path) -> list[Path]:
+    """Write the CLS and patch embeddings as .npy files (np.load reads them back)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cls_path = folder / f"cls_layer{extracted.layer}.npy"
+    patches_path = folder / f"patches_layer{extracted.layer}.npy"
+    np.save(cls_path, extracted.cls)
+    np.save(patches_path, extracted.patches)
+    return [cls_path, patches_path]

@@ -30,6 +30,13 @@ CLASSIFIER_CHOICES: tuple[str, ...] = (
     "google/vit-base-patch16-384",
     "microsoft/beit-base-patch16-224",
 )
+EXPLAINER_CHOICES: tuple[str, ...] = (
+    "google/vit-base-patch16-224",
+    "facebook/deit-base-distilled-patch16-224",
+    "facebook/dino-vits16",
+    "facebook/dino-vitb16",
+    "google/vit-large-patch16-224",
+)
 
 # Each ViT-B in memory costs ~350 MB (fp32); three is enough to flip between models in the UI.
 CACHE_SIZE = int(os.environ.get("VIT_STUDIO_MODEL_CACHE", 3))

@@ -8,16 +8,32 @@ from pathlib import Path
 
 import gradio as gr
 
-from core import classify, classify_files
+from core import classify, classify_files, explain, features
+from core.attention import (
+    HEAD_FUSIONS, describe_tokens, head_grid, layer_strip, patch_grid_image, save_features,
+)
 from core.batch import CSV_COLUMNS, results_table, write_csv
 from core.examples import example_images
-from core.models import CLASSIFIER_CHOICES, DEFAULT_CLASSIFIER, is_cached, load_classifier
+from core.models import (
+    CLASSIFIER_CHOICES, DEFAULT_CLASSIFIER, EXPLAINER_CHOICES, is_cached, load_classifier, load_explainable,
+)
 
 CLASSIFY_INTRO = """
 A Vision Transformer cuts the photo into 16x16-pixel patches, turns each patch into a token,
 adds a special **CLS** token, and lets every token attend to every other one through a stack of layers.
 The label comes from the CLS token at the end. ([Dosovitskiy et al., 2020](https://arxiv.org/abs/2010.11929))
 """
+
+ATTENTION_INTRO = """
+Every layer mixes the tokens by attention. **Rollout** multiplies the layers' attention matrices
+(each averaged with the identity, for the skip connections) to trace how much each patch flows into the
+CLS token by the end ([Abnar & Zuidema, 2020](https://arxiv.org/abs/2005.00928)). **Gradient rollout**
+weights each attention by its gradient for one class, so it shows where the evidence for *that* class is
+([Chefer et al., 2021](https://arxiv.org/abs/2103.15679)). **Raw attention** shows one layer and head as it is.
+"""
+
+METHOD_CHOICES = [("Rollout", "rollout"), ("Gradient rollout (one class)", "grad_rollout"), ("Raw attention", "attention")]
+COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "plasma", "gray"]
 
 MODEL_INFO = "Pick one, or type any Hugging Face image-classification id or the path of a local save_pretrained folder."
 
@@ -46,6 +62,8 @@ def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
                 classify_tab(default_model, choices)
+            with gr.Tab("Attention", id="attention"):
+                attention_tab(default_model, list(dict.fromkeys([default_model, *EXPLAINER_CHOICES])))
     return demo
 
 
@@ -87,6 +105,126 @@ def classify_tab(default_model: str, choices: list[str]) -> None:
             )
 
 
+def attention_tab(default_model: str, choices: list[str]) -> None:
+    gr.Markdown(ATTENTION_INTRO)
+    with gr.Row():
+        model = gr.Dropdown(choices, value=default_model, allow_custom_value=True, label="Model", scale=3,
+                            info="Any ViT-family id or local folder; DINO backbones work too.")
+        method = gr.Radio(METHOD_CHOICES, value="rollout", label="Method", scale=2)
+    with gr.Row():
+        head_fusion = gr.Radio(list(HEAD_FUSIONS), value="mean", label="Head fusion", min_width=200)
+        discard = gr.Slider(0, 0.99, value=0.9, step=0.01, label="Discard ratio (rollout)",
+                            info="drop the weakest attention weights in each layer")
+        layer = gr.Slider(0, 24, value=0, step=1, label="Layer (0 = all / last)",
+                          info="rollout up to this layer; raw attention of this layer")
+        head = gr.Slider(0, 16, value=0, step=1, label="Head (0 = all heads fused)", info="raw attention only")
+    with gr.Row():
+        target = gr.Dropdown([], value=None, allow_custom_value=True, label="Class to explain (gradient rollout)",
+                             info="empty = the top label", scale=2)
+        cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap", scale=1)
+        alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="Opacity", scale=1)
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            image = ImagePath(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
+                              label="Photo", height=320, elem_id="attention-photo")
+            run = gr.Button("Explain", variant="primary")
+            gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
+        with gr.Column():
+            overlay_image = gr.Image(label="Where the model looks", type="pil", format="png",
+                                     buttons=["download"], elem_id="attention-overlay", height=320)
+            labels = gr.Label(label="Predictions", num_top_classes=5, elem_id="attention-labels")
+    with gr.Accordion("How ViT sees this image", open=True):
+        with gr.Row(equal_height=False):
+            grid_image = gr.Image(label="Patch grid", type="pil", height=224, scale=1)
+            with gr.Column(scale=2):
+                tokens = gr.Markdown(elem_id="attention-tokens", label="tokens")
+                strip = gr.Gallery(label="Rollout, layer by layer", columns=6, height=220, elem_id="layer-strip")
+        heads = gr.Gallery(label="Every head of the layer (CLS attention)", columns=6, height=260, elem_id="head-grid")
+    with gr.Accordion("Side by side", open=False):
+        gr.Markdown("The same photo through a second model, method or layer (the settings above are the left side).")
+        with gr.Row():
+            model_b = gr.Dropdown(choices, value=choices[min(1, len(choices) - 1)], allow_custom_value=True,
+                                  label="Model (right)", scale=3, elem_id="model-b")
+            method_b = gr.Radio(METHOD_CHOICES, value="rollout", label="Method (right)", scale=2, elem_id="method-b")
+            layer_b = gr.Slider(0, 24, value=0, step=1, label="Layer (right, 0 = all / last)", scale=1)
+        compare = gr.Button("Compare", variant="primary")
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                left_image = gr.Image(label="Left", type="pil", format="png", buttons=["download"], elem_id="left-overlay")
+                left_labels = gr.Label(label="Left predictions", num_top_classes=3, elem_id="left-labels")
+            with gr.Column():
+                right_image = gr.Image(label="Right", type="pil", format="png", buttons=["download"], elem_id="right-overlay")
+                right_labels = gr.Label(label="Right predictions", num_top_classes=3, elem_id="right-labels")
+    with gr.Accordion("Features (the ViT as a feature extractor)", open=False):
+        gr.Markdown("The CLS embedding and the patch embeddings after the chosen layer (0 above = the last), as .npy.")
+        extract = gr.Button("Extract features")
+        feature_files = gr.File(label="Features (.npy)", file_count="multiple")
+
+    settings = [model, method, head_fusion, discard, layer, head, target, cmap, alpha]
+    run.click(explain_one, inputs=[image, *settings],
+              outputs=[overlay_image, labels, grid_image, tokens, strip, heads, target], api_name="explain")
+    compare.click(explain_side_by_side, inputs=[image, *settings, model_b, method_b, layer_b],
+                  outputs=[left_image, left_labels, right_image, right_labels], api_name="compare")
+    extract.click(extract_features, inputs=[image, model, layer], outputs=[feature_files], api_name="features")
+
+
+def explain_one(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha,
+                progress=gr.Progress(track_tqdm=True)):
+    """The overlay, predictions, patch grid, token sentence, layer strip, head grid, and the class choices."""
+    explanation = _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha, progress)
+    if not explanation.heatmap.any():
+        gr.Warning("The map is empty: the discard ratio removed every path from the patches to the CLS token. "
+                   "Lower the discard ratio.")
+    class_choices = [p.label for p in explanation.predictions]
+    return (
+        explanation.overlay,
+        _label_value(explanation),
+        patch_grid_image(explanation.model_input, explanation.grid_size),
+        describe_tokens(explanation),
+        layer_strip(explanation, cmap=cmap),
+        head_grid(explanation, cmap=cmap),
+        gr.update(choices=class_choices, value=explanation.target if method == "grad_rollout" else target),
+    )
+
+
+def explain_side_by_side(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha,
+                         model_b, method_b, layer_b, progress=gr.Progress(track_tqdm=True)):
+    """The same photo explained twice: the main settings on the left, the right-hand ones on the right."""
+    left = _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha, progress)
+    # A class name only means something to the model it came from, so the right side explains its own top label.
+    right_target = target if model_b == model else None
+    right = _explain(image_path, model_b, method_b, head_fusion, discard, layer_b, head, right_target, cmap, alpha,
+                     progress)
+    return left.overlay, _label_value(left), right.overlay, _label_value(right)
+
+
+def extract_features(image_path, model, layer, progress=gr.Progress(track_tqdm=True)):
+    if not image_path:
+        raise gr.Error("Upload, paste or take a photo first (or click an example).")
+    with _user_errors():
+        _announce_load(model, progress, loader=load_explainable)
+        extracted = features(image_path, model=model, layer=int(layer) or -1)
+    return [str(path) for path in save_features(extracted, tempfile.mkdtemp(prefix="vit-studio-features-"))]
+
+
+def _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha, progress):
+    if not image_path:
+        raise gr.Error("Upload, paste or take a photo first (or click an example).")
+    with _user_errors():
+        _announce_load(model, progress, loader=load_explainable)
+        return explain(
+            image_path, model=model, method=method, head_fusion=head_fusion, discard_ratio=float(discard),
+            layer=int(layer) or None, head=int(head) - 1 if int(head) > 0 else None, target=target or None,
+            alpha=float(alpha), cmap=cmap,
+        )
+
+
+def _label_value(explanation) -> dict[str, float] | str:
+    if not explanation.predictions:
+        return "no classifier head (a backbone): maps only"
+    return {p.label: p.score for p in explanation.predictions}
+
+
 def classify_one(image_path: str | None, model: str, top_k: float, progress=gr.Progress(track_tqdm=True)):
     """Top labels as {label: score} for gr.Label, plus a line saying what ran."""
     if not image_path:
@@ -112,10 +250,10 @@ def classify_many(paths: list[str] | None, model: str, top_k: float, progress=gr
     return results_table(results), str(csv_path), summary
 
 
-def _announce_load(model: str, progress: gr.Progress) -> None:
+def _announce_load(model: str, progress: gr.Progress, loader=load_classifier) -> None:
     if not is_cached(model):
         progress(0, desc=f"Loading {model} (the first use may download it)")
-        load_classifier(model)
+    loader(model)
 
 
 def _describe_run(model: str, elapsed_ms: float) -> str:

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from core import classify
+from core import classify, explain
 
 pytestmark = pytest.mark.browser
 
@@ -52,4 +52,28 @@ def test_upload_a_photo_and_read_the_labels(page, app_url, tiny_vit_dir, photo_p
         assert prediction.label in text
     assert text.index(expected[0].label) < text.index(expected[-1].label), "labels are not shown best first"
     page.screenshot(path=str(artifacts_dir / "classify.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_attention_side_by_side_in_the_browser(page, app_url, tiny_vit_dir, tiny_deit_dir, photo_path, artifacts_dir):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Attention").click()
+    page.locator("#attention-photo input[type=file]").set_input_files(str(photo_path))
+    page.locator("#attention-photo img").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Explain", exact=True).click()
+    page.locator("#attention-overlay img").first.wait_for(timeout=60_000)
+    page.locator("#layer-strip").get_by_text("up to layer 2").first.wait_for(timeout=30_000)
+
+    page.get_by_text("Side by side", exact=True).click()
+    model_b = page.locator("#model-b input")
+    model_b.fill(str(tiny_deit_dir))
+    model_b.press("Enter")
+    page.locator("#method-b").get_by_text("Raw attention").click()
+    page.get_by_role("button", name="Compare", exact=True).click()
+    page.locator("#left-overlay img").first.wait_for(timeout=60_000)
+    page.locator("#right-overlay img").first.wait_for(timeout=60_000)
+    deit_top = explain(photo_path, model=str(tiny_deit_dir), method="attention").predictions[0].label
+    page.locator("#right-labels").get_by_text(deit_top).first.wait_for(timeout=30_000)
+    page.locator("#left-overlay").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts_dir / "attention-side-by-side.png"), full_page=True)
     assert page.errors == []
