@@ -58,7 +58,7 @@ def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str
     """The whole app; launch it with demo.launch(css=CSS) or mount it in FastAPI."""
     choices = list(dict.fromkeys([default_model, *model_choices]))
     with gr.Blocks(title="ViT Studio") as demo:
-        gr.Markdown("# ViT Studio\nSee what Vision Transformers do: classify a photo with any ViT.")
+        gr.Markdown("# ViT Studio\nSee what Vision Transformers do: classify a photo with any ViT, and see where it looks.")
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
                 classify_tab(default_model, choices)
