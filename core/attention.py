@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .classify import label_names, preprocess, scores_from_logits, top_predictions
+from .classify import label_names, preprocess, scores_from_logits, size_kwargs, top_predictions
 from .images import ImageInput, load_image, load_images
 from .models import DEFAULT_CLASSIFIER, LoadedModel, load_explainable
 from .types import Explanation, Features, Prediction
@@ -169,7 +169,7 @@ def _as_layers(attentions: Sequence[AttentionArray]) -> list[np.ndarray]:
         raise ValueError("No attention layers given.")
     layers = []
     for index, layer in enumerate(attentions):
-        array = layer.detach().float().cpu().numpy() if isinstance(layer, torch.Tensor) else np.asarray(layer)
+        array = layer.detach().double().cpu().numpy() if isinstance(layer, torch.Tensor) else np.asarray(layer)
         if array.ndim == 4 and array.shape[0] == 1:
             array = array[0]
         if array.ndim != 3 or array.shape[1] != array.shape[2]:
@@ -280,6 +280,7 @@ def explain(
     loaded = load_explainable(model, device=device, precision=precision)
     pass_ = _forward(loaded, picture, method, target)
     num_layers = len(pass_.attentions)
+    chosen_layer = layer if layer is not None else num_layers  # 1-based; 0 is out of range, not 'the last'
     if method == "rollout":
         heatmap = rollout(pass_.attentions, head_fusion, discard_ratio, pass_.num_prefix_tokens, pass_.grid_size,
                           up_to_layer=layer)
@@ -287,7 +288,7 @@ def explain(
         heatmap = grad_rollout(pass_.attentions, pass_.gradients, pass_.num_prefix_tokens, pass_.grid_size,
                                up_to_layer=layer)
     else:
-        heatmap = attention_map(pass_.attentions, layer or num_layers, head, head_fusion,
+        heatmap = attention_map(pass_.attentions, chosen_layer, head, head_fusion,
                                 pass_.num_prefix_tokens, pass_.grid_size)
     predictions = tuple(top_predictions(pass_.scores, pass_.labels, top_k)) if pass_.scores is not None else ()
     return Explanation(
@@ -303,7 +304,7 @@ def explain(
         target=pass_.target_label,
         layer_maps=tuple(rollout_per_layer(pass_.attentions, head_fusion, discard_ratio,
                                            pass_.num_prefix_tokens, pass_.grid_size)),
-        head_maps=head_maps(pass_.attentions, layer or num_layers, pass_.num_prefix_tokens, pass_.grid_size),
+        head_maps=head_maps(pass_.attentions, chosen_layer, pass_.num_prefix_tokens, pass_.grid_size),
         model_input=pass_.model_input,
     )
 
@@ -332,7 +333,7 @@ def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int
     if wants_gradients:
         pixel_values = pixel_values.detach().requires_grad_(True)  # parameters are frozen; grads flow from the input
         with torch.enable_grad():
-            outputs = loaded.model(pixel_values=pixel_values, output_attentions=True, **_size_kwargs(loaded, pixel_values))
+            outputs = loaded.model(pixel_values=pixel_values, output_attentions=True, **size_kwargs(loaded, pixel_values))
             attentions = _check_attentions(loaded, outputs, pixel_values)
             labels = label_names(loaded.model.config)
             target_index = _target_index(target, outputs.logits[0], labels)
@@ -340,7 +341,7 @@ def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int
         target_label = labels[target_index]
     else:
         with torch.inference_mode():
-            outputs = loaded.model(pixel_values=pixel_values, output_attentions=True, **_size_kwargs(loaded, pixel_values))
+            outputs = loaded.model(pixel_values=pixel_values, output_attentions=True, **size_kwargs(loaded, pixel_values))
         attentions = _check_attentions(loaded, outputs, pixel_values)
         gradients, target_label = None, None
     scores = labels = None
@@ -356,16 +357,6 @@ def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int
         grid_size=grid_size, num_prefix_tokens=tokens - grid_size[0] * grid_size[1],
         model_input=_model_input_image(pixel_values, loaded),
     )
-
-
-def _size_kwargs(loaded: LoadedModel, pixel_values: torch.Tensor) -> dict:
-    """A processor set to another size than the model was trained at (e.g. a non-square one) needs the
-    position embeddings interpolated; ViT, DeiT and DINO accept the flag."""
-    image_size = getattr(loaded.model.config, "image_size", None)
-    expected = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size or ())
-    if expected and tuple(pixel_values.shape[-2:]) != expected:
-        return {"interpolate_pos_encoding": True}
-    return {}
 
 
 def _is_classifier(model) -> bool:
@@ -443,7 +434,7 @@ def features(
         pixel_values = preprocess(loaded, [picture])
         with torch.inference_mode():
             outputs = loaded.model(pixel_values=pixel_values, output_hidden_states=True,
-                                   **_size_kwargs(loaded, pixel_values))
+                                   **size_kwargs(loaded, pixel_values))
         hidden_states = outputs.hidden_states
         num_layers = len(hidden_states) - 1
         index = num_layers if layer == -1 else layer

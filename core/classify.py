@@ -1,6 +1,7 @@
 """Image classification with any Hugging Face image classifier: batched, no-grad, reduced precision where fast."""
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import numpy as np
@@ -41,7 +42,7 @@ def predict_probabilities(loaded: LoadedModel, images: Sequence[Image.Image], ba
     for start in tqdm(starts, desc="Classifying", unit="batch", disable=len(starts) < 2, leave=False):
         pixel_values = preprocess(loaded, images[start:start + batch_size])
         with torch.inference_mode():
-            logits = loaded.model(pixel_values=pixel_values).logits.float()
+            logits = loaded.model(pixel_values=pixel_values, **size_kwargs(loaded, pixel_values)).logits.float()
         rows.append(scores_from_logits(logits, loaded.model.config).cpu().numpy())
     return np.concatenate(rows)
 
@@ -50,6 +51,17 @@ def preprocess(loaded: LoadedModel, images: Sequence[Image.Image]) -> torch.Tens
     """The model's own image processor, then onto the model's device and dtype."""
     pixel_values = loaded.processor(images=list(images), return_tensors="pt")["pixel_values"]
     return pixel_values.to(loaded.device, loaded.dtype)
+
+
+def size_kwargs(loaded: LoadedModel, pixel_values: torch.Tensor) -> dict:
+    """A processor set to another size than the model was trained at (e.g. a non-square one) needs the
+    position embeddings interpolated; ViT, DeiT and DINO accept the flag."""
+    image_size = getattr(loaded.model.config, "image_size", None)
+    expected = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size or ())
+    accepts_flag = "interpolate_pos_encoding" in inspect.signature(loaded.model.forward).parameters
+    if accepts_flag and expected and tuple(pixel_values.shape[-2:]) != expected:
+        return {"interpolate_pos_encoding": True}
+    return {}
 
 
 def scores_from_logits(logits: torch.Tensor, config) -> torch.Tensor:

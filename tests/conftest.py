@@ -132,3 +132,9 @@ def restore_settings():
     saved = models.settings()
     yield models
     models.configure(**dataclasses.asdict(saved))
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """A factory for the tiny models' config kwargs (a fresh dict each call), for tests that build variants."""
+    return tiny_config_kwargs

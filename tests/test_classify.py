@@ -347,3 +347,24 @@ def test_write_csv_has_the_header_and_one_row_per_image(upload_results, tmp_path
             assert record["top_k"].count("(") == len(result.predictions) and record["error"] == ""
         else:
             assert record["top1"] == record["score"] == record["top_k"] == "" and record["error"] == result.error
+
+
+def test_a_processor_set_to_a_non_square_size_classifies_with_interpolated_positions(tmp_path, tiny_config, chelsea):
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = tiny_config()
+    torch.manual_seed(3)
+    model = ViTForImageClassification(ViTConfig(**config))
+    model.save_pretrained(tmp_path)
+    ViTImageProcessor(size={"height": 32, "width": 48}).save_pretrained(tmp_path)
+
+    predictions = classify(chelsea, model=str(tmp_path), top_k=5, precision="fp32")
+
+    pixel_values = ViTImageProcessor.from_pretrained(tmp_path)(images=chelsea, return_tensors="pt")["pixel_values"]
+    assert pixel_values.shape[-2:] == (32, 48)
+    with torch.no_grad():
+        logits = model.eval()(pixel_values=pixel_values, interpolate_pos_encoding=True).logits[0]
+    expected = logits.softmax(-1)
+    assert [p.label for p in predictions] == [config["id2label"][int(i)] for i in expected.argsort(descending=True)]
+    np.testing.assert_allclose([p.score for p in predictions], expected.sort(descending=True).values.numpy(), atol=1e-5)
