@@ -1,14 +1,15 @@
-"""Command line for the benchmarks: `python -m bench classify [--quick] [--images N]`."""
+"""Command line for the benchmarks: `python -m bench classify|explain [--quick] [--images N]`."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import classify
+from . import classify, explain
 
 # One module per benchmark; each provides add_arguments(parser) and run(args) -> exit code.
 BENCHMARKS = {
     "classify": classify,
+    "explain": explain,
 }
 
 
