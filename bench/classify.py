@@ -3,19 +3,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-import tempfile
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Sequence
 
 import torch
 from PIL import Image
 
+from . import common
 from .common import (
-    NUM_LABELS, Call, aligned, build_random_vit, dtype_name, interference_note, machine_cpu_seconds,
-    machine_description, others_share, own_cpu_seconds, progress, sample_photos, seconds_for, spread, verdict,
+    NUM_LABELS, Call, aligned, dtype_name, interference_note, machine_cpu_seconds,
+    machine_description, others_share, own_cpu_seconds, progress, seconds_for, spread, verdict,
 )
 
 # The targets: core at >= 4x the pipeline's batch-16 throughput and < 0.5x its batch-1 latency.
@@ -49,26 +47,11 @@ class Result:
     others_cpu_share: float | None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
-    parser.add_argument("--images", type=int, default=32, metavar="N", help="number of photos (default 32)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the random ViT weights")
+add_arguments = common.add_arguments
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.images < 1:
-        print("error: --images must be at least 1", file=sys.stderr)
-        return 2
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # save/load progress bars would bury the report
-    repeats = 2 if args.quick else 5
-    images = sample_photos(args.images)
-    with tempfile.TemporaryDirectory(prefix="vit-bench-") as folder:
-        build_random_vit(Path(folder), seed=args.seed)
-        result = benchmark(folder, images, repeats)
-    print(format_report(result, len(images), repeats))
-    return 0
+    return common.run_on_random_vit(args, benchmark, format_report)
 
 
 def benchmark(model_dir: str, images: list[Image.Image], repeats: int) -> Result:

@@ -1,9 +1,11 @@
 """What every benchmark shares: the random ViT-B/16, the photos, timing, machine notes and table drawing."""
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,6 +23,30 @@ PHOTOS = (
     "hubble_deep_field", "retina", "coins", "moon", "brick", "grass", "gravel",
 )
 
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every benchmark on the random ViT-B/16 takes."""
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
+    parser.add_argument("--images", type=int, default=32, metavar="N", help="number of photos (default 32)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the random ViT weights")
+
+
+def run_on_random_vit(args: argparse.Namespace, benchmark: Callable, format_report: Callable) -> int:
+    """Build the random ViT-B/16 in a temporary folder, time `benchmark` on the photos, print its report."""
+    if args.images < 1:
+        print("error: --images must be at least 1", file=sys.stderr)
+        return 2
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # save/load progress bars would bury the report
+    repeats = 2 if args.quick else 5
+    images = sample_photos(args.images)
+    with tempfile.TemporaryDirectory(prefix="vit-bench-") as folder:
+        build_random_vit(Path(folder), seed=args.seed)
+        result = benchmark(folder, images, repeats)
+    print(format_report(result, len(images), repeats))
+    return 0
 
 def build_random_vit(folder: Path, seed: int) -> None:
     """ViT-B/16 as in google/vit-base-patch16-224 (same shapes, so same cost), random weights, no download."""

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from .classify import label_names, preprocess, scores_from_logits, size_kwargs, top_predictions
 from .images import ImageInput, load_image, load_images
 from .models import DEFAULT_CLASSIFIER, LoadedModel, load_explainable
-from .types import Explanation, Features, Prediction
+from .types import Explanation, Features
 
 HEAD_FUSIONS = ("mean", "max", "min")
 METHODS = ("rollout", "grad_rollout", "attention")

@@ -17,23 +17,12 @@ from core.examples import example_images
 from core.models import (
     CLASSIFIER_CHOICES, DEFAULT_CLASSIFIER, EXPLAINER_CHOICES, is_cached, load_classifier, load_explainable,
 )
+from ui.components import ImagePath
 from ui.texts import ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, METHOD_CHOICES, MODEL_INFO
 
 CSS = """
 #status {min-height: 1.5em; opacity: 0.8}
 """
-
-
-class ImagePath(gr.Image):
-    """A gr.Image that hands the uploaded file to the engine unopened, so the engine's checks and messages apply
-    (gr.Image itself opens the file first and fails on a bad one with a traceback-like message)."""
-
-    is_template = True  # render with gr.Image's front-end code
-
-    def preprocess(self, payload):
-        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
-            return payload.path
-        return super().preprocess(payload)
 
 
 def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str, ...] = CLASSIFIER_CHOICES) -> gr.Blocks:
