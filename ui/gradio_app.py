@@ -42,7 +42,7 @@ def classify_tab(default_model: str, choices: list[str]) -> None:
     gr.Markdown(CLASSIFY_INTRO)
     with gr.Row():
         model = gr.Dropdown(
-            choices, value=default_model, allow_custom_value=True, label="Model", info=MODEL_INFO, scale=3
+            choices, value=default_model, allow_custom_value=True, label="Model", info=MODEL_INFO, scale=3, min_width=300
         )
         top_k = gr.Slider(1, 20, value=5, step=1, label="How many labels (top-k)", scale=1, min_width=200)
     with gr.Tabs():
@@ -80,7 +80,7 @@ def attention_tab(default_model: str, choices: list[str]) -> None:
     gr.Markdown(ATTENTION_INTRO)
     with gr.Row():
         model = gr.Dropdown(choices, value=default_model, allow_custom_value=True, label="Model", scale=3,
-                            info="Any ViT-family id or local folder; DINO backbones work too.")
+                            min_width=300, info="Any ViT-family id or local folder; DINO backbones work too.")
         method = gr.Radio(METHOD_CHOICES, value="rollout", label="Method", scale=2)
     with gr.Row():
         head_fusion = gr.Radio(list(HEAD_FUSIONS), value="mean", label="Head fusion", min_width=200)
@@ -115,7 +115,7 @@ def attention_tab(default_model: str, choices: list[str]) -> None:
         gr.Markdown("The same photo through a second model, method or layer (the settings above are the left side).")
         with gr.Row():
             model_b = gr.Dropdown(choices, value=choices[min(1, len(choices) - 1)], allow_custom_value=True,
-                                  label="Model (right)", scale=3, elem_id="model-b")
+                                  label="Model (right)", scale=3, min_width=300, elem_id="model-b")
             method_b = gr.Radio(METHOD_CHOICES, value="rollout", label="Method (right)", scale=2, elem_id="method-b")
             layer_b = gr.Slider(0, 24, value=0, step=1, label="Layer (right, 0 = all / last)", scale=1)
         compare = gr.Button("Compare", variant="primary")
