@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .classify import label_names, preprocess, scores_from_logits, size_kwargs, top_predictions
+from .classify import check_top_k, label_names, preprocess, scores_from_logits, size_kwargs, top_predictions
 from .images import ImageInput, load_image, load_images
 from .models import DEFAULT_CLASSIFIER, LoadedModel, load_explainable
 from .types import Explanation, Features
@@ -87,7 +87,10 @@ def attention_map(
     num_prefix_tokens: int = 1,
     grid_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Raw attention of one layer (1-based) from CLS to the patches: one head, or the heads fused; max 1."""
+    """Raw attention of one layer from CLS to the patches: one head, or the heads fused; max 1.
+
+    Layers and heads count from 1, as people number them (and as the captions of head_grid do).
+    """
     layers = _as_layers(attentions)
     _check_layer_count(layer, len(layers))
     heads = layers[layer - 1]
@@ -95,7 +98,7 @@ def attention_map(
         weights = fuse_heads(heads, head_fusion)
     else:
         _check_head(head, heads.shape[0])
-        weights = heads[head]
+        weights = heads[head - 1]
     return cls_map(weights, num_prefix_tokens, grid_size)
 
 
@@ -178,7 +181,7 @@ def _as_layers(attentions: Sequence[AttentionArray]) -> list[np.ndarray]:
         raise ValueError("No attention layers given.")
     layers = []
     for index, layer in enumerate(attentions):
-        array = layer.detach().double().cpu().numpy() if isinstance(layer, torch.Tensor) else np.asarray(layer)
+        array = layer.detach().cpu().double().numpy() if isinstance(layer, torch.Tensor) else np.asarray(layer)
         if array.ndim == 4 and array.shape[0] == 1:
             array = array[0]
         if array.ndim != 3 or array.shape[1] != array.shape[2]:
@@ -197,7 +200,8 @@ def _square_grid(num_patches: int) -> tuple[int, int]:
 
 
 def check_discard_ratio(discard_ratio: float) -> None:
-    if not 0 <= discard_ratio < 1:
+    if isinstance(discard_ratio, bool) or not isinstance(discard_ratio, (int, float, np.number)) \
+            or not 0 <= discard_ratio < 1:
         raise ValueError(f"discard_ratio must be at least 0 and below 1, not {discard_ratio}.")
 
 
@@ -210,8 +214,8 @@ def _check_layer_count(layer: int | None, num_layers: int) -> int:
 
 
 def _check_head(head: int, num_heads: int) -> None:
-    if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 0 <= head < num_heads:
-        raise ValueError(f"Head {head} is out of range: this layer has heads 0 to {num_heads - 1}.")
+    if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 1 <= head <= num_heads:
+        raise ValueError(f"Head {head} is out of range: this layer has heads 1 to {num_heads}.")
 
 
 # --- drawing -----------------------------------------------------------------------------------------
@@ -222,23 +226,31 @@ def overlay(image: ImageInput, heatmap: np.ndarray, alpha: float = 0.5, cmap: st
     from matplotlib import colormaps
     from skimage.transform import resize
 
+    _check_drawing(alpha, cmap)
     picture = load_image(image)
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha (opacity) must be between 0 and 1, not {alpha}.")
-    if cmap not in colormaps:
-        raise ValueError(f"Unknown colormap '{cmap}'; try jet, viridis, inferno, magma or turbo.")
-    heatmap = np.asarray(heatmap, dtype=np.float64)
+    heatmap = np.asarray(heatmap, dtype=np.float32)
     if heatmap.ndim != 2 or heatmap.size == 0:
         raise ValueError(f"heatmap must be a non-empty 2-D array, not shape {heatmap.shape}.")
     width, height = picture.size
-    upsampled = resize(heatmap, (height, width), order=1, mode="edge", anti_aliasing=False)
-    # A lookup table indexed as matplotlib indexes its own (x * N, top value folded into the last entry),
+    # float32 and uint8 all the way: a 48-megapixel photo must not cost gigabytes.
+    upsampled = resize(heatmap, (height, width), order=1, mode="edge", anti_aliasing=False, preserve_range=True)
+    # A lookup table indexed as matplotlib indexes its own (x * N, the top value folded into the last entry),
     # at a fraction of the cost of calling the colormap on every pixel.
     colormap = colormaps[cmap]
-    table = colormap(np.arange(colormap.N))[:, :3].astype(np.float32)
-    indices = np.minimum((np.clip(upsampled, 0, 1) * colormap.N).astype(np.int64), colormap.N - 1)
-    blended = (1 - alpha) * np.asarray(picture, dtype=np.float32) / 255 + alpha * table[indices]
-    return Image.fromarray(np.clip(blended * 255, 0, 255).round().astype(np.uint8))
+    table = (colormap(np.arange(colormap.N))[:, :3] * 255).round().astype(np.uint8)
+    index_type = np.uint8 if colormap.N <= 256 else np.uint16
+    indices = np.minimum(np.clip(upsampled, 0, 1) * colormap.N, colormap.N - 1).astype(index_type)
+    colours = Image.fromarray(table[indices])
+    return Image.blend(picture, colours, alpha)
+
+
+def _check_drawing(alpha: float, cmap: str) -> None:
+    from matplotlib import colormaps
+
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha (opacity) must be between 0 and 1, not {alpha!r}.")
+    if cmap not in colormaps:
+        raise ValueError(f"Unknown colormap '{cmap}'; try jet, viridis, inferno, magma or turbo.")
 
 
 def patch_grid_image(
@@ -289,6 +301,8 @@ def explain(
     if head_fusion not in HEAD_FUSIONS:
         raise ValueError(f"Unknown head fusion '{head_fusion}'; choose one of {', '.join(HEAD_FUSIONS)}.")
     check_discard_ratio(discard_ratio)
+    check_top_k(top_k)
+    _check_drawing(alpha, cmap)  # before the forward pass, so a typo costs nothing
     picture = load_image(image)
     loaded = load_explainable(model, device=device, precision=precision)
     pass_ = _forward(loaded, picture, method, target)
@@ -440,28 +454,32 @@ def features(
     precision: str | None = None,
 ) -> Features | list[Features]:
     """The CLS embedding and patch embeddings after a layer (1..L, or -1 for the last; 0 = the embeddings)."""
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+        raise ValueError(f"Layer {layer!r} is not a layer number: use 0 (embeddings) to the last, or -1 for the last.")
     single = not isinstance(images, (list, tuple))
     pictures = load_images(images)
     loaded = load_explainable(model, device=device, precision=precision)
     results = []
     for picture in pictures:
         pixel_values = preprocess(loaded, [picture])
+        grid_h, grid_w = _grid_size(loaded, pixel_values)
         with torch.inference_mode():
             outputs = loaded.model(pixel_values=pixel_values, output_hidden_states=True,
                                    **size_kwargs(loaded, pixel_values))
         hidden_states = outputs.hidden_states
         num_layers = len(hidden_states) - 1
-        index = num_layers if layer == -1 else layer
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index <= num_layers:
+        index = num_layers if layer == -1 else int(layer)
+        if not 0 <= index <= num_layers:
             raise ValueError(f"Layer {layer} is out of range: use 0 (embeddings) to {num_layers}, or -1 for the last.")
-        grid_h, grid_w = _grid_size(loaded, pixel_values)
         tokens = hidden_states[index][0].float().cpu().numpy()
+        if tokens.ndim != 2 or not 1 <= tokens.shape[0] - grid_h * grid_w <= 16:
+            raise NoAttentionError(
+                f"'{loaded.name}' ({type(loaded.model.config).__name__}) does not keep one token per patch plus a "
+                "CLS token, so it has no CLS and patch embeddings to export. Pick a ViT-family model.")
         prefix = tokens.shape[0] - grid_h * grid_w
         results.append(Features(cls=tokens[0], patches=tokens[prefix:].reshape(grid_h, grid_w, -1),
-                                layer=int(index), model=loaded.name))
+                                layer=index, model=loaded.name))
     return results[0] if single else results
-
-
 
 
 # --- pictures for the front ends ------------------------------------------------------------------------
@@ -476,7 +494,7 @@ def layer_strip(explanation: Explanation, alpha: float = 0.6, cmap: str = "jet")
 def head_grid(explanation: Explanation, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:
     """Each head's CLS attention (of the explanation's layer) over the model's input (the DINO-style view)."""
     return [(overlay(explanation.model_input, heatmap, alpha, cmap), f"head {index}")
-            for index, heatmap in enumerate(explanation.head_maps)]
+            for index, heatmap in enumerate(explanation.head_maps, start=1)]
 
 
 def describe_tokens(explanation: Explanation) -> str:

@@ -28,6 +28,8 @@ def classify_files(
     """One row per image (zip entries included), in input order; a bad file gets an error row, not an exception."""
     check_top_k(top_k)
     check_batch_size(batch_size)
+    if isinstance(files, (str, os.PathLike)):
+        files = [files]  # one path, not a sequence of one-letter paths
     if not files:
         raise ValueError("No files given: upload images or a zip of images.")
     names, sources, errors = _expand(files)

@@ -6,6 +6,7 @@ import os
 import re
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Union
 
@@ -25,6 +26,10 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
 )
 
+# PIL refuses images over twice its own limit before anyone can read their size; where a user raised our
+# limit above that, raise PIL's with it, so our check (made before decoding) is the one that speaks.
+if Image.MAX_IMAGE_PIXELS is not None and MAX_PIXELS > Image.MAX_IMAGE_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 # Never silently pad a truncated file with grey: a half image is a bad input.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -44,7 +49,7 @@ def load_image(source: ImageInput, name: str | None = None, max_pixels: int | No
     elif isinstance(source, (bytes, bytearray)):
         if len(source) == 0:
             raise ImageError(f"{label} is empty (0 bytes): it holds no image.")
-        image = _open(io.BytesIO(source), label)
+        image = _open(io.BytesIO(source), label, max_pixels)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
@@ -53,7 +58,7 @@ def load_image(source: ImageInput, name: str | None = None, max_pixels: int | No
             raise ImageError(f"{label}: no such file.")
         if path.stat().st_size == 0:
             raise ImageError(f"{label} is empty (0 bytes): it holds no image.")
-        image = _open(path, label)
+        image = _open(path, label, max_pixels)
     else:
         raise ImageError(
             f"Cannot read an image from a {type(source).__name__}: "
@@ -127,7 +132,11 @@ def read_zip_images(
             _check_zip_entry_name(info.filename, label)
             if is_hidden(info.filename) or Path(info.filename).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            images.append((info.filename, archive.read(info)))
+            try:
+                images.append((info.filename, archive.read(info)))
+            except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError) as error:
+                # Damaged (bad CRC), encrypted or oddly compressed entries: name the entry, keep the message short.
+                raise ImageError(f"{label}: the entry '{info.filename}' cannot be unpacked ({error}).") from None
     if not images:
         raise ImageError(f"{label} holds no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
     return images
@@ -145,7 +154,7 @@ def _check_zip_entry_name(entry_name: str, label: str) -> None:
         raise ImageError(f"{label} has an unsafe entry '{entry_name}' (absolute path or '..'); refusing it.")
 
 
-def _open(fp: io.BytesIO | Path, label: str) -> Image.Image:
+def _open(fp: io.BytesIO | Path, label: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Our own megapixel limit (checked next, before decoding) speaks for PIL's bomb warning.
@@ -156,7 +165,8 @@ def _open(fp: io.BytesIO | Path, label: str) -> Image.Image:
         claimed = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{_megapixels(int(claimed.group(1)))} megapixels" if claimed else "too large"
         raise ImageError(
-            f"{label} is {size}; the limit is {_megapixels(MAX_PIXELS)} megapixels. Downscale it first."
+            f"{label} is {size}; the limit is {_megapixels(min(max_pixels, 2 * Image.MAX_IMAGE_PIXELS))} "
+            "megapixels. Downscale it first."
         ) from None
     except UnidentifiedImageError:
         raise ImageError(f"{label} is not an image file that can be read (JPEG, PNG, GIF, WebP, BMP, TIFF).") from None

@@ -86,6 +86,9 @@ def pick_device(requested: str | None = None) -> torch.device:
         raise ValueError(f"Unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"Device '{name}' was asked for, but no CUDA GPU is available here; use --device cpu.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"Device '{name}' does not exist: this machine has {torch.cuda.device_count()} GPU(s), "
+                         "numbered from cuda:0.")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"Device '{name}' was asked for, but Apple MPS is not available here; use --device cpu.")
     return device
@@ -127,7 +130,8 @@ class LoadedModel:
 
 
 _cache: OrderedDict[tuple, LoadedModel] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache_lock = threading.Lock()  # guards _cache; never held during a load
+_load_lock = threading.Lock()
 
 
 def load_classifier(
@@ -171,7 +175,8 @@ class ClassifierOrBackbone:
 def is_cached(name: str) -> bool:
     """Whether some variant of this model is already in memory (so a UI need not announce a load)."""
     resolved = _resolve_name(name)
-    return any(key[0] == resolved for key in _cache)
+    with _cache_lock:
+        return any(key[0] == resolved for key in _cache)
 
 
 def clear_cache() -> None:
@@ -188,11 +193,19 @@ def _load(name, model_class, processor_class, device, precision, attn_implementa
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
+    # Loads run one at a time: from_pretrained sets torch's global default dtype while it builds a model,
+    # so two loads in parallel threads can leave one with weights in the other's dtype. Cache hits only
+    # take _cache_lock, so they never wait behind a download.
+    with _load_lock:
+        with _cache_lock:
+            if key in _cache:  # another thread loaded it while this one waited
+                return _cache[key]
         log.info("Loading %s (%s, %s) ...", resolved, torch_device, str(dtype).replace("torch.", ""))
         loaded = _from_pretrained(resolved, model_class, processor_class, torch_device, dtype, attn_implementation)
-        _cache[key] = loaded
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+        with _cache_lock:
+            _cache[key] = loaded
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
         return loaded
 
 
@@ -220,8 +233,9 @@ def _from_pretrained(name, model_class, processor_class, device, dtype, attn_imp
         return _load_files(name, model_class, processor_class, device, dtype, attn_implementation, local_only=True)
     try:
         return _load_files(name, model_class, processor_class, device, dtype, attn_implementation, local_only=True)
-    except ModelLoadError:
-        pass  # not in the cache yet: fetch it below
+    except ModelLoadError as error:
+        if not _missing_locally(error.__cause__):
+            raise  # it is cached but unusable (no safetensors, needs remote code, ...): say that, not "offline"
     if hub_offline():
         raise ModelLoadError(
             f"Could not fetch model '{name}': HF_HUB_OFFLINE=1 is set and it is not in the local cache. "
@@ -250,12 +264,29 @@ def _load_files(name, model_class, processor_class, device, dtype, attn_implemen
             model = model_class.from_pretrained(
                 name, dtype=dtype, attn_implementation="eager", use_safetensors=True, **common
             )
+        if Path(name).is_dir() and not (Path(name) / "preprocessor_config.json").is_file():
+            raise ModelLoadError(
+                f"The folder '{name}' has the model but no preprocessor_config.json: save the image processor "
+                "with it (image_processor.save_pretrained(folder)).")
         processor = processor_class.from_pretrained(name, **common)
+    except ModelLoadError:
+        raise
     except Exception as error:  # noqa: BLE001 - every loader failure becomes one clear sentence
         raise ModelLoadError(_explain_load_failure(name, error)) from error
-    # Inference only: no parameter gradients (gradient rollout asks for gradients of the input instead).
-    model.to(device).eval().requires_grad_(False)
+    try:
+        # Inference only: no parameter gradients (gradient rollout asks for gradients of the input instead).
+        model.to(device).eval().requires_grad_(False)
+    except RuntimeError as error:
+        raise ModelLoadError(f"'{name}' does not fit on {device} ({_first_line(error)}). Try --precision bf16, "
+                             "a smaller model, or --device cpu.") from error
     return LoadedModel(name=name, model=model, processor=processor, device=device, dtype=dtype)
+
+
+def _missing_locally(error: BaseException | None) -> bool:
+    """Whether a local-files-only load failed because the files are not in the cache (rather than unusable)."""
+    text = str(error)
+    return isinstance(error, OSError) and ("couldn't find them in the cached files" in text
+                                           or "local_files_only" in text or "offline mode" in text)
 
 
 def hub_offline() -> bool:

@@ -315,7 +315,7 @@ def test_attention_map_is_the_raw_cls_row_of_the_layer_and_head(prefix, grid_siz
     for layer in (1, 2, 3):
         for head in range(3):
             row = layers[layer - 1][head, 0, prefix:].reshape(grid)
-            actual = attention_map(layers, layer, head=head, num_prefix_tokens=prefix, grid_size=grid_size)
+            actual = attention_map(layers, layer, head=head + 1, num_prefix_tokens=prefix, grid_size=grid_size)
             np.testing.assert_allclose(actual, row / row.max(), rtol=1e-12)
             assert actual.max() == 1.0
         for fusion, fuse in (("mean", np.mean), ("max", np.max), ("min", np.min)):
@@ -357,8 +357,8 @@ _GRADIENTS = [np.ones_like(layer) for layer in _LAYERS]
     (lambda: attention_map(_LAYERS, 4), r"Layer 4 is out of range"),
     (lambda: head_maps(_LAYERS, 0), r"Layer 0 is out of range"),
     (lambda: head_maps(_LAYERS, 4), r"Layer 4 is out of range"),
-    (lambda: attention_map(_LAYERS, 1, head=4), r"Head 4 is out of range: this layer has heads 0 to 3"),
-    (lambda: attention_map(_LAYERS, 1, head=-1), r"Head -1 is out of range: this layer has heads 0 to 3"),
+    (lambda: attention_map(_LAYERS, 1, head=5), r"Head 5 is out of range: this layer has heads 1 to 4"),
+    (lambda: attention_map(_LAYERS, 1, head=0), r"Head 0 is out of range: this layer has heads 1 to 4"),
     (lambda: rollout([]), r"No attention layers given"),
     (lambda: rollout(()), r"No attention layers given"),
     (lambda: grad_rollout([], []), r"No attention layers given"),
@@ -561,7 +561,7 @@ def test_explain_raw_attention_of_a_layer_and_head_is_transformers_cls_row(model
     for layer in (1, 2):
         weights = outputs.attentions[layer - 1][0].detach().numpy()
         for head in (0, 1):
-            result = explain(chelsea, model=str(models[name]), method="attention", layer=layer, head=head,
+            result = explain(chelsea, model=str(models[name]), method="attention", layer=layer, head=head + 1,
                              precision="fp32")
             row = weights[head, 0, prefix:].reshape(4, 4)
             np.testing.assert_allclose(result.heatmap, row / row.max(), atol=FP32_TOLERANCE)
@@ -625,7 +625,7 @@ def test_grad_rollout_unknown_target_is_a_value_error(tiny_vit_dir, chelsea, tar
     (dict(method="attention", layer=3), r"Layer 3 is out of range"),
     (dict(method="grad_rollout", layer=0), r"Layer 0 is out of range"),
     (dict(method="grad_rollout", layer=3), r"Layer 3 is out of range"),
-    (dict(method="attention", head=2), r"Head 2 is out of range: this layer has heads 0 to 1"),
+    (dict(method="attention", head=3), r"Head 3 is out of range: this layer has heads 1 to 2"),
     (dict(alpha=1.5), r"alpha \(opacity\) must be between 0 and 1"),
     (dict(cmap="rainbowz"), r"Unknown colormap 'rainbowz'"),
 ])
@@ -873,3 +873,23 @@ def test_patch_grid_image_on_explains_model_input(tiny_vit_wide_dir, chelsea):
     white = (np.asarray(drawn) == 255).all(axis=-1)
     assert all(white[:, x].all() for x in (8, 16, 24, 32, 40))
     assert all(white[y, :].all() for y in (8, 16, 24))
+
+
+def test_explain_refuses_a_top_k_below_one_before_any_work(tiny_vit_dir, chelsea):
+    for top_k in (0, -1):
+        with pytest.raises(ValueError, match="top_k must be a whole number of at least 1"):
+            explain(chelsea, model=str(tiny_vit_dir), top_k=top_k)
+
+
+def test_features_of_a_convolutional_network_say_why_there_are_none(tiny_resnet_dir, chelsea):
+    with pytest.raises(NoAttentionError, match="ResNetConfig.*not a Vision Transformer"):
+        features(chelsea, model=str(tiny_resnet_dir))
+
+
+def test_head_grid_captions_count_heads_from_one_like_attention_map(tiny_vit_dir, chelsea):
+    from core.attention import head_grid
+
+    result = explain(chelsea, model=str(tiny_vit_dir), method="attention", head=2, discard_ratio=0.0)
+    captions = [caption for _, caption in head_grid(result)]
+    assert captions == ["head 1", "head 2"]
+    np.testing.assert_allclose(result.heatmap, result.head_maps[1])

@@ -368,3 +368,21 @@ def test_a_processor_set_to_a_non_square_size_classifies_with_interpolated_posit
     expected = logits.softmax(-1)
     assert [p.label for p in predictions] == [config["id2label"][int(i)] for i in expected.argsort(descending=True)]
     np.testing.assert_allclose([p.score for p in predictions], expected.sort(descending=True).values.numpy(), atol=1e-5)
+
+
+def test_classify_files_takes_one_path_as_one_file(tiny_vit_dir, photo_path):
+    results = classify_files(str(photo_path), model=str(tiny_vit_dir), top_k=1)
+    assert [result.name for result in results] == [photo_path.name] and results[0].ok
+
+
+def test_a_damaged_zip_entry_is_named_in_the_batch_row(tiny_vit_dir, photo_path, tmp_path):
+    archive = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.write(photo_path, "cats/one.png")
+    payload = bytearray(archive.read_bytes())
+    start = payload.index(b"cats/one.png") + len("cats/one.png") + 40  # inside the compressed data
+    payload[start:start + 64] = bytes(64)
+    archive.write_bytes(bytes(payload))
+    results = classify_files([photo_path, archive], model=str(tiny_vit_dir), top_k=1)
+    assert results[0].ok
+    assert results[1].name == "damaged.zip" and "'cats/one.png' cannot be unpacked" in results[1].error

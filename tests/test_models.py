@@ -212,3 +212,25 @@ def test_unusable_device_is_a_value_error(device, words):
         pytest.skip("this machine has a CUDA GPU")
     with pytest.raises(ValueError, match=words):
         pick_device(device)
+
+
+def test_a_folder_without_its_image_processor_says_to_save_it(tiny_vit_dir, tmp_path):
+    folder = tmp_path / "no-processor"
+    shutil.copytree(tiny_vit_dir, folder)
+    (folder / "preprocessor_config.json").unlink()
+    with pytest.raises(ModelLoadError, match="no preprocessor_config.json: save the image processor"):
+        load_classifier(str(folder))
+
+
+def test_concurrent_loads_of_two_variants_keep_their_own_dtypes(tiny_vit_dir, empty_model_cache):
+    # from_pretrained sets torch's global default dtype while building; parallel loads must not mix them.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.models import load_explainable
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fp32 = pool.submit(load_classifier, str(tiny_vit_dir), precision="fp32")
+        bf16 = pool.submit(load_explainable, str(tiny_vit_dir), precision="bf16")
+        fp32_model, bf16_model = fp32.result(), bf16.result()
+    assert {p.dtype for p in fp32_model.model.parameters()} == {torch.float32}
+    assert {p.dtype for p in bf16_model.model.parameters()} == {torch.bfloat16}

@@ -20,6 +20,15 @@ from core.models import (
 from ui.components import ImagePath
 from ui.texts import ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, METHOD_CHOICES, MODEL_INFO
 
+# Files the app hands out (CSVs, .npy features) go in one folder that is removed when the app exits;
+# Gradio copies what it serves into its own cache first.
+_OUTPUT_ROOT = tempfile.TemporaryDirectory(prefix="vit-studio-")
+
+
+def _output_folder() -> Path:
+    return Path(tempfile.mkdtemp(dir=_OUTPUT_ROOT.name))
+
+
 CSS = """
 #status {min-height: 1.5em; opacity: 0.8}
 """
@@ -175,7 +184,7 @@ def extract_features(image_path, model, layer, progress=gr.Progress(track_tqdm=T
     with _user_errors():
         _announce_load(model, progress, loader=load_explainable)
         extracted = features(image_path, model=model, layer=int(layer) or -1)
-    return [str(path) for path in save_features(extracted, tempfile.mkdtemp(prefix="vit-studio-features-"))]
+    return [str(path) for path in save_features(extracted, _output_folder())]
 
 
 def _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha, progress):
@@ -185,7 +194,7 @@ def _explain(image_path, model, method, head_fusion, discard, layer, head, targe
         _announce_load(model, progress, loader=load_explainable)
         return explain(
             image_path, model=model, method=method, head_fusion=head_fusion, discard_ratio=float(discard),
-            layer=int(layer) or None, head=int(head) - 1 if int(head) > 0 else None, target=target or None,
+            layer=int(layer) or None, head=int(head) or None, target=target or None,
             alpha=float(alpha), cmap=cmap,
         )
 
@@ -215,7 +224,7 @@ def classify_many(paths: list[str] | None, model: str, top_k: float, progress=gr
     with _user_errors():
         _announce_load(model, progress)
         results = classify_files(paths, model=model, top_k=int(top_k))
-    csv_path = write_csv(results, Path(tempfile.mkdtemp(prefix="vit-studio-")) / "predictions.csv")
+    csv_path = write_csv(results, _output_folder() / "predictions.csv")
     failed = sum(not result.ok for result in results)
     summary = f"**{len(results) - failed}** images classified" + (f", **{failed}** could not be read (see the error column)." if failed else ".")
     return results_table(results), str(csv_path), summary

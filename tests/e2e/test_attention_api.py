@@ -59,7 +59,7 @@ def test_features_download_as_npy(client, tiny_vit_dir, photo_path):
 
 @pytest.mark.parametrize(("settings", "message"), [
     (dict(layer=7), "Layer 7 is out of range: this model has layers 1 to 2"),
-    (dict(method="attention", head=9), "Head 8 is out of range"),
+    (dict(method="attention", head=9), "Head 9 is out of range: this layer has heads 1 to 2"),
     (dict(method="grad_rollout", target="zebra"), "'zebra' is not one of this model's labels"),
 ])
 def test_bad_settings_get_the_engines_message(client, tiny_vit_dir, photo_path, settings, message):
