@@ -145,6 +145,9 @@ def attention_tab(default_model: str, choices: list[str]) -> None:
               outputs=[overlay_image, labels, grid_image, tokens, strip, heads, target], api_name="explain")
     compare.click(explain_side_by_side, inputs=[image, *settings, model_b, method_b, layer_b],
                   outputs=[left_image, left_labels, right_image, right_labels], api_name="compare")
+    # A class name belongs to the model it came from; a new model starts from its own top label.
+    model.change(lambda _: gr.update(choices=[], value=None), inputs=[model], outputs=[target],
+                 api_visibility="undocumented")
     extract.click(extract_features, inputs=[image, model, layer], outputs=[feature_files], api_name="features")
 
 
