@@ -14,6 +14,10 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import torch
+# Imported here, once, in the importing thread: transformers resolves these names lazily, and two Gradio
+# worker threads resolving them at the same moment can see a half-initialised module
+# ("cannot import name 'AutoImageProcessor'").
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
 log = logging.getLogger("vit_studio")
 
@@ -138,16 +142,12 @@ def load_classifier(
     name: str, device: str | None = None, precision: str | None = None, attn_implementation: str = "sdpa"
 ) -> LoadedModel:
     """An image-classification model and its image processor, from the cache after the first call."""
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
-
     return _load(name, AutoModelForImageClassification, AutoImageProcessor, device, precision, attn_implementation)
 
 
 def load_explainable(name: str, device: str | None = None, precision: str | None = None) -> LoadedModel:
     """A ViT-family model with eager attention (SDPA returns no attention maps): the classifier when the
     checkpoint has a head, else the bare backbone (e.g. facebook/dino-vits16)."""
-    from transformers import AutoImageProcessor
-
     return _load(name, ClassifierOrBackbone, AutoImageProcessor, device, precision, "eager")
 
 
@@ -160,8 +160,6 @@ class ClassifierOrBackbone:
 
     @staticmethod
     def from_pretrained(name: str, **kwargs: Any):
-        from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
-
         config = AutoConfig.from_pretrained(
             name, local_files_only=kwargs.get("local_files_only", False),
             trust_remote_code=kwargs.get("trust_remote_code", False),
@@ -264,7 +262,9 @@ def _load_files(name, model_class, processor_class, device, dtype, attn_implemen
             model = model_class.from_pretrained(
                 name, dtype=dtype, attn_implementation="eager", use_safetensors=True, **common
             )
-        if Path(name).is_dir() and not (Path(name) / "preprocessor_config.json").is_file():
+        # transformers 5 saves a multi-part processor (BLIP) as processor_config.json alone.
+        processor_files = ("preprocessor_config.json", "processor_config.json")
+        if Path(name).is_dir() and not any((Path(name) / file).is_file() for file in processor_files):
             raise ModelLoadError(
                 f"The folder '{name}' has the model but no preprocessor_config.json: save the image processor "
                 "with it (image_processor.save_pretrained(folder)).")

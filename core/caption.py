@@ -1,0 +1,196 @@
+"""Image captioning with ViT-GPT2 (VisionEncoderDecoder) or BLIP: batched generate in the loader's precision."""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from PIL import Image
+from transformers import (  # imported up front: lazy resolution is not thread-safe (see core/models.py)
+    AutoConfig, AutoImageProcessor, AutoTokenizer, BlipForConditionalGeneration, BlipProcessor,
+    VisionEncoderDecoderModel,
+)
+from tqdm.auto import tqdm
+
+from .classify import check_batch_size
+from .images import ImageInput, load_images
+from .models import LoadedModel, _load
+
+DEFAULT_CAPTIONER = "nlpconnect/vit-gpt2-image-captioning"
+CAPTIONER_CHOICES: tuple[str, ...] = (
+    "nlpconnect/vit-gpt2-image-captioning",
+    "Salesforce/blip-image-captioning-base",
+    "Salesforce/blip-image-captioning-large",
+)
+
+Caption = str | list[str]
+
+
+def caption(
+    images: ImageInput | list[ImageInput],
+    model: str = DEFAULT_CAPTIONER,
+    max_new_tokens: int = 20,
+    num_beams: int = 3,
+    do_sample: bool = False,
+    *,
+    top_p: float | None = None,
+    temperature: float | None = None,
+    repetition_penalty: float | None = None,
+    no_repeat_ngram_size: int | None = None,
+    num_return_sequences: int = 1,
+    prompt: str | None = None,
+    batch_size: int = 8,
+    device: str | None = None,
+    precision: str | None = None,
+    **generate_kwargs: Any,
+) -> Caption | list[Caption]:
+    """A caption per image (a list of captions when num_return_sequences > 1); a list in gives a list out."""
+    single = not isinstance(images, (list, tuple))
+    check_generation(max_new_tokens, num_beams, do_sample, num_return_sequences, top_p, temperature)
+    check_batch_size(batch_size)
+    pil_images = load_images(images)
+    loaded = load_captioner(model, device=device, precision=precision)
+    check_prompt(loaded, prompt)
+    settings = generation_settings(
+        max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample, top_p=top_p,
+        temperature=temperature, repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size, num_return_sequences=num_return_sequences, **generate_kwargs,
+    )
+    texts = generate_captions(loaded, pil_images, settings, prompt=prompt, batch_size=batch_size)
+    results: list[Caption] = [group if num_return_sequences > 1 else group[0]
+                              for group in _chunks(texts, num_return_sequences)]
+    return results[0] if single else results
+
+
+def load_captioner(name: str, device: str | None = None, precision: str | None = None) -> LoadedModel:
+    """A ViT-GPT2 or BLIP captioner with its CaptionProcessor, from the engine's cache after the first call."""
+    return _load(name, CaptionModel, CaptionProcessor, device, precision, "sdpa")
+
+
+def _model_type(name: str, **kwargs: Any) -> str:
+    config = AutoConfig.from_pretrained(
+        name, local_files_only=kwargs.get("local_files_only", False),
+        trust_remote_code=kwargs.get("trust_remote_code", False),
+    )
+    return config.model_type
+
+
+class CaptionModel:
+    """A from_pretrained that picks the model class from the checkpoint's config (one loader call for both kinds)."""
+
+    @staticmethod
+    def from_pretrained(name: str, **kwargs: Any):
+        model_type = _model_type(name, **kwargs)
+        if model_type == "blip":
+            return BlipForConditionalGeneration.from_pretrained(name, **kwargs)
+        if model_type == "vision-encoder-decoder":
+            return VisionEncoderDecoderModel.from_pretrained(name, **kwargs)
+        # No "attn" in this message: the loader retries with eager attention on errors that mention it.
+        raise ValueError(f"it is a '{model_type}' model, not a captioner; pick a ViT-GPT2 "
+                         "(vision-encoder-decoder) or BLIP captioning model.")
+
+
+@dataclass(frozen=True)
+class CaptionProcessor:
+    """What a captioner needs besides its weights: pixels in, token ids out, and whether it takes a prompt."""
+
+    image_processor: Any
+    tokenizer: Any
+    conditional: bool  # BLIP continues a text prompt; ViT-GPT2 has no text input
+
+    @classmethod
+    def from_pretrained(cls, name: str, **kwargs: Any) -> "CaptionProcessor":
+        if _model_type(name, **kwargs) == "blip":
+            processor = BlipProcessor.from_pretrained(name, **kwargs)
+            return cls(processor.image_processor, processor.tokenizer, conditional=True)
+        image_processor = AutoImageProcessor.from_pretrained(name, **kwargs)
+        return cls(image_processor, AutoTokenizer.from_pretrained(name, **kwargs), conditional=False)
+
+
+def generation_settings(
+    *,
+    top_p: float | None = None,
+    temperature: float | None = None,
+    repetition_penalty: float | None = None,
+    no_repeat_ngram_size: int | None = None,
+    **always: Any,
+) -> dict[str, Any]:
+    """generate() keyword arguments; options left at None are not passed, so the model's generation_config decides."""
+    optional = dict(top_p=top_p, temperature=temperature, repetition_penalty=repetition_penalty,
+                    no_repeat_ngram_size=no_repeat_ngram_size)
+    return {**always, **{key: value for key, value in optional.items() if value is not None}}
+
+
+def generate_captions(
+    loaded: LoadedModel, images: Sequence[Image.Image], settings: dict[str, Any],
+    prompt: str | None = None, batch_size: int = 8,
+) -> list[str]:
+    """Decoded, stripped captions: num_return_sequences consecutive ones per image, in image order."""
+    starts = range(0, len(images), batch_size)
+    texts: list[str] = []
+    for start in tqdm(starts, desc="Captioning", unit="batch", disable=len(starts) < 2, leave=False):
+        inputs = caption_inputs(loaded, images[start:start + batch_size], prompt)
+        with torch.inference_mode():
+            token_ids = loaded.model.generate(**inputs, **_pad_setting(loaded, settings))
+        decoded = loaded.processor.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
+        texts.extend(text.strip() for text in decoded)
+    return texts
+
+
+def caption_inputs(loaded: LoadedModel, images: Sequence[Image.Image], prompt: str | None) -> dict[str, torch.Tensor]:
+    """pixel_values in the model's device and dtype, plus the tokenized prompt for conditional captioning."""
+    processor: CaptionProcessor = loaded.processor
+    pixel_values = processor.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+    inputs = {"pixel_values": pixel_values.to(loaded.device, loaded.dtype)}
+    if prompt:
+        tokens = processor.tokenizer([prompt] * len(images), return_tensors="pt")
+        inputs["input_ids"] = tokens["input_ids"].to(loaded.device)
+        inputs["attention_mask"] = tokens["attention_mask"].to(loaded.device)
+    return inputs
+
+
+def _pad_setting(loaded: LoadedModel, settings: dict[str, Any]) -> dict[str, Any]:
+    # GPT-2 has no pad token; without one generate warns on every call and pads finished beams with eos anyway.
+    # BLIP passes its own pad_token_id to generate, so a second one would be a duplicate keyword.
+    if loaded.processor.conditional or "pad_token_id" in settings:
+        return settings
+    if getattr(loaded.model.generation_config, "pad_token_id", None) is not None:
+        return settings
+    eos = getattr(loaded.model.generation_config, "eos_token_id", None) or loaded.processor.tokenizer.eos_token_id
+    return {**settings, "pad_token_id": eos} if eos is not None else settings
+
+
+def check_prompt(loaded: LoadedModel, prompt: str | None) -> None:
+    if prompt is not None and not isinstance(prompt, str):
+        raise ValueError(f"prompt must be text, not {type(prompt).__name__}.")
+    if prompt and not loaded.processor.conditional:
+        raise ValueError(f"'{loaded.name}' cannot continue a prompt: conditional captioning needs a BLIP model "
+                         "(e.g. Salesforce/blip-image-captioning-base). Clear the prompt or pick a BLIP model.")
+
+
+def check_generation(
+    max_new_tokens: int, num_beams: int, do_sample: bool, num_return_sequences: int,
+    top_p: float | None, temperature: float | None,
+) -> None:
+    """Reject settings generate() would refuse or silently ignore, with a message a UI can show as is."""
+    _check_whole(max_new_tokens, "max_new_tokens")
+    _check_whole(num_beams, "num_beams")
+    _check_whole(num_return_sequences, "num_return_sequences")
+    if not do_sample and num_return_sequences > num_beams:
+        raise ValueError(f"num_return_sequences ({num_return_sequences}) cannot exceed num_beams ({num_beams}) "
+                         "without sampling: raise num_beams or turn on do_sample.")
+    if temperature is not None and not temperature > 0:
+        raise ValueError(f"temperature must be greater than 0, not {temperature!r}; use do_sample=False for "
+                         "deterministic captions.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], not {top_p!r}.")
+
+
+def _check_whole(value: int, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}.")
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
