@@ -10,7 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 from urllib.parse import urlparse
 
 import torch
@@ -133,9 +133,50 @@ class LoadedModel:
     dtype: torch.dtype
 
 
-_cache: OrderedDict[tuple, LoadedModel] = OrderedDict()
-_cache_lock = threading.Lock()  # guards _cache; never held during a load
-_load_lock = threading.Lock()
+# Loads run one at a time across every engine cache: from_pretrained (and open_clip) set torch's global
+# default dtype while they build a model, so two loads in parallel threads can leave one with weights in
+# the other's dtype.
+_LOAD_LOCK = threading.Lock()
+
+
+class ModelCache:
+    """A small LRU of loaded models. Hits never wait behind a load (a download can take minutes);
+    misses load one at a time, and a second thread asking for the same model gets the first one's."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._entries: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()  # guards _entries; never held during a load
+
+    def get_or_load(self, key: tuple, load: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        with _LOAD_LOCK:
+            with self._lock:
+                if key in self._entries:  # another thread loaded it while this one waited
+                    return self._entries[key]
+            loaded = load()
+            with self._lock:
+                self._entries[key] = loaded
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+            return loaded
+
+    def keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+
+_cache = ModelCache(CACHE_SIZE)
 
 
 def load_classifier(
@@ -173,13 +214,11 @@ class ClassifierOrBackbone:
 def is_cached(name: str) -> bool:
     """Whether some variant of this model is already in memory (so a UI need not announce a load)."""
     resolved = _resolve_name(name)
-    with _cache_lock:
-        return any(key[0] == resolved for key in _cache)
+    return any(key[0] == resolved for key in _cache.keys())
 
 
 def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def _load(name, model_class, processor_class, device, precision, attn_implementation) -> LoadedModel:
@@ -187,24 +226,12 @@ def _load(name, model_class, processor_class, device, precision, attn_implementa
     torch_device = pick_device(device)
     dtype = pick_dtype(precision, torch_device)
     key = (resolved, model_class.__name__, str(torch_device), str(dtype), attn_implementation)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    # Loads run one at a time: from_pretrained sets torch's global default dtype while it builds a model,
-    # so two loads in parallel threads can leave one with weights in the other's dtype. Cache hits only
-    # take _cache_lock, so they never wait behind a download.
-    with _load_lock:
-        with _cache_lock:
-            if key in _cache:  # another thread loaded it while this one waited
-                return _cache[key]
+
+    def load() -> LoadedModel:
         log.info("Loading %s (%s, %s) ...", resolved, torch_device, str(dtype).replace("torch.", ""))
-        loaded = _from_pretrained(resolved, model_class, processor_class, torch_device, dtype, attn_implementation)
-        with _cache_lock:
-            _cache[key] = loaded
-            while len(_cache) > CACHE_SIZE:
-                _cache.popitem(last=False)
-        return loaded
+        return _from_pretrained(resolved, model_class, processor_class, torch_device, dtype, attn_implementation)
+
+    return _cache.get_or_load(key, load)
 
 
 def _resolve_name(name: str) -> str:

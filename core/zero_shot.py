@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .images import ImageInput, load_images
-from .models import ModelLoadError, log, pick_device, pick_dtype
+from .models import ModelCache, ModelLoadError, log, pick_device, pick_dtype
 from .types import Prediction
 
 DEFAULT_MODEL = "ViT-B-32"
@@ -53,9 +53,7 @@ class CacheInfo(NamedTuple):
     maxsize: int
 
 
-_models: OrderedDict[tuple, LoadedClip] = OrderedDict()
-_models_lock = threading.Lock()  # guards _models; never held during a load
-_load_lock = threading.Lock()  # one load at a time, so two threads never load the same model twice
+_models = ModelCache(MODEL_CACHE_SIZE)
 _text: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 _text_lock = threading.Lock()
 _text_stats = {"hits": 0, "misses": 0}
@@ -183,20 +181,7 @@ def load_clip(
     torch_device = pick_device(device)
     dtype = pick_dtype(precision, torch_device)
     key = (name, source, str(torch_device), str(dtype))
-    with _models_lock:
-        if key in _models:
-            _models.move_to_end(key)
-            return _models[key]
-    with _load_lock:
-        with _models_lock:
-            if key in _models:  # another thread loaded it while this one waited
-                return _models[key]
-        loaded = _create(name, pretrained, key, torch_device, dtype)
-        with _models_lock:
-            _models[key] = loaded
-            while len(_models) > MODEL_CACHE_SIZE:
-                _models.popitem(last=False)
-    return loaded
+    return _models.get_or_load(key, lambda: _create(name, pretrained, key, torch_device, dtype))
 
 
 def _create(name: str, pretrained: str | None, key: tuple, device: torch.device, dtype: torch.dtype) -> LoadedClip:
@@ -255,8 +240,7 @@ def load_error_message(name: str, pretrained: str | None, error: Exception) -> s
 
 def clear_cache() -> None:
     """Forget every loaded model and cached text embedding."""
-    with _models_lock:
-        _models.clear()
+    _models.clear()
     with _text_lock:
         _text.clear()
         _text_stats.update(hits=0, misses=0)

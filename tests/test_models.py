@@ -143,7 +143,7 @@ def test_second_load_returns_the_same_object(tiny_vit_dir, empty_model_cache):
 
 
 def test_cache_evicts_the_least_recently_used_beyond_cache_size(tiny_vit_dir, tiny_deit_dir, monkeypatch, empty_model_cache):
-    monkeypatch.setattr(models, "CACHE_SIZE", 2)
+    monkeypatch.setattr(models._cache, "size", 2)
     vit = load_classifier(str(tiny_vit_dir), precision="fp32")
     deit = load_classifier(str(tiny_deit_dir), precision="fp32")
     assert load_classifier(str(tiny_vit_dir), precision="fp32") is vit  # vit is now the most recently used
