@@ -209,11 +209,9 @@ def tiny_blip_dir(tmp_path_factory) -> Path:
     model = BlipForConditionalGeneration(BlipConfig(text_config=text_config, vision_config=vision_config,
                                                     projection_dim=32))
     model.save_pretrained(folder)
-    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
-    BlipProcessor(image_processor, tokenizer).save_pretrained(folder)
-    # transformers 5 nests the image processor inside processor_config.json; hub BLIP checkpoints also ship a
-    # preprocessor_config.json, which the engine's loader asks for in a local folder.
-    image_processor.save_pretrained(folder)
+    # Saved the ordinary transformers 5 way: the image processor nested in processor_config.json only.
+    BlipProcessor(BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer).save_pretrained(folder)
+    assert not (folder / "preprocessor_config.json").exists()
     return folder
 
 
