@@ -353,28 +353,26 @@ class _ForwardPass:
 
 def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int | str | None) -> _ForwardPass:
     pixel_values = preprocess(loaded, [picture])
-    has_head = hasattr(loaded.model.config, "id2label") and _is_classifier(loaded.model)
-    wants_gradients = method == "grad_rollout"
-    if wants_gradients and not has_head:
-        raise ValueError(f"'{loaded.name}' has no classifier head, so there is no class to explain; "
-                         "use rollout or raw attention.")
-    if wants_gradients:
+    labels = label_names(loaded.model.config) if _is_classifier(loaded.model) else None
+    extra = size_kwargs(loaded, pixel_values)
+    target_label = gradients = None
+    if method == "grad_rollout":
+        if labels is None:
+            raise ValueError(f"'{loaded.name}' has no classifier head, so there is no class to explain; "
+                             "use rollout or raw attention.")
         pixel_values = pixel_values.detach().requires_grad_(True)  # parameters are frozen; grads flow from the input
         with torch.enable_grad():
-            outputs = loaded.model(pixel_values=pixel_values, output_attentions=True, **size_kwargs(loaded, pixel_values))
+            outputs = loaded.model(pixel_values=pixel_values, output_attentions=True, **extra)
             attentions = _check_attentions(loaded, outputs, pixel_values)
-            labels = label_names(loaded.model.config)
             target_index = _target_index(target, outputs.logits[0], labels)
             gradients = torch.autograd.grad(outputs.logits[0, target_index], attentions)
         target_label = labels[target_index]
     else:
         with torch.inference_mode():
-            outputs = loaded.model(pixel_values=pixel_values, output_attentions=True, **size_kwargs(loaded, pixel_values))
+            outputs = loaded.model(pixel_values=pixel_values, output_attentions=True, **extra)
         attentions = _check_attentions(loaded, outputs, pixel_values)
-        gradients, target_label = None, None
-    scores = labels = None
-    if has_head:
-        labels = label_names(loaded.model.config)
+    scores = None
+    if labels is not None:
         scores = scores_from_logits(outputs.logits.detach().float(), loaded.model.config)[0].cpu().numpy()
     grid_size = _grid_size(loaded, pixel_values)
     tokens = attentions[0].shape[-1]
