@@ -57,3 +57,27 @@ class Features:
     patches: "np.ndarray"  # (grid_h, grid_w, hidden)
     layer: int
     model: str
+
+
+@dataclass(frozen=True, eq=False)
+class CaptionAttention:
+    """Where each word of a caption came from: the decoder's cross-attention from that token to the patches."""
+
+    caption: str
+    tokens: tuple[str, ...]  # the caption's tokens as text, in order (special tokens left out)
+    maps: "np.ndarray"  # (tokens, grid_h, grid_w), each in [0, 1] with max 1
+    grid_size: tuple[int, int]
+    model_input: "Image.Image"  # the resized pixels the encoder saw
+    model: str
+
+
+@dataclass(frozen=True, eq=False)
+class LabelMap:
+    """Where a zero-shot label is in an image: CLIP's gradient-weighted rollout for that label."""
+
+    label: str
+    heatmap: "np.ndarray"  # (grid_h, grid_w) in [0, 1], max 1
+    overlay: "Image.Image"  # the heatmap over the image, at the image's size
+    predictions: tuple[Prediction, ...]  # every label, best first, scores summing to 1
+    grid_size: tuple[int, int]
+    model: str
