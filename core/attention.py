@@ -381,7 +381,7 @@ def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int
         gradients=_as_layers(gradients) if gradients is not None else None,
         scores=scores, labels=labels, target_label=target_label,
         grid_size=grid_size, num_prefix_tokens=tokens - grid_size[0] * grid_size[1],
-        model_input=_model_input_image(pixel_values, loaded),
+        model_input=model_input_image(pixel_values, loaded.processor),
     )
 
 
@@ -429,9 +429,8 @@ def _target_index(target: int | str | None, logits: torch.Tensor, labels: list[s
     raise ValueError(f"'{target}' is not one of this model's labels (e.g. {', '.join(labels[:3])}).")
 
 
-def _model_input_image(pixel_values: torch.Tensor, loaded: LoadedModel) -> Image.Image:
-    """Undo the processor's normalisation, so the user sees exactly the pixels the model saw."""
-    processor = loaded.processor
+def model_input_image(pixel_values: torch.Tensor, processor) -> Image.Image:
+    """Undo the image processor's normalisation, so the user sees exactly the pixels the model saw."""
     mean = np.asarray(getattr(processor, "image_mean", None) or [0.5, 0.5, 0.5], dtype=np.float64)
     std = np.asarray(getattr(processor, "image_std", None) or [0.5, 0.5, 0.5], dtype=np.float64)
     pixels = pixel_values.detach()[0].float().cpu().numpy().transpose(1, 2, 0)

@@ -1,10 +1,11 @@
-"""Image captioning with ViT-GPT2 (VisionEncoderDecoder) or BLIP: batched generate in the loader's precision."""
+"""Image captioning with ViT-GPT2 (VisionEncoderDecoder) or BLIP: batched generate, and each word's image map."""
 from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 from transformers import (  # imported up front: lazy resolution is not thread-safe (see core/models.py)
@@ -13,9 +14,11 @@ from transformers import (  # imported up front: lazy resolution is not thread-s
 )
 from tqdm.auto import tqdm
 
+from .attention import cls_map, model_input_image
 from .classify import check_batch_size
-from .images import ImageInput, load_images
+from .images import ImageInput, load_image, load_images
 from .models import LoadedModel, _load
+from .types import CaptionAttention
 
 DEFAULT_CAPTIONER = "nlpconnect/vit-gpt2-image-captioning"
 CAPTIONER_CHOICES: tuple[str, ...] = (
@@ -63,9 +66,105 @@ def caption(
     return results[0] if single else results
 
 
-def load_captioner(name: str, device: str | None = None, precision: str | None = None) -> LoadedModel:
-    """A ViT-GPT2 or BLIP captioner with its CaptionProcessor, from the engine's cache after the first call."""
-    return _load(name, CaptionModel, CaptionProcessor, device, precision, "sdpa")
+def caption_attention(
+    image: ImageInput,
+    text: str | None = None,
+    model: str = DEFAULT_CAPTIONER,
+    *,
+    layer: int | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    **caption_settings: Any,
+) -> CaptionAttention:
+    """Where each word of a caption came from: the cross-attention from the decoder position that produced the
+    word to the image patches, averaged over heads (and over layers, or one 1-based `layer`), max 1 per word.
+
+    `text` is any caption, the model's own or one the user typed; None captions the image first with
+    `caption_settings`. The caption is fed back through the decoder in one pass (teacher forcing), which gives
+    the same attention that generate() saw step by step for its own words.
+    """
+    picture = load_image(image)
+    if text is None:
+        text = caption(picture, model, device=device, precision=precision, **caption_settings)
+        text = text[0] if isinstance(text, list) else text
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("No caption to map: caption the image first, or type a caption.")
+    loaded = load_captioner(model, device=device, precision=precision, attn_implementation="eager")
+    processor: CaptionProcessor = loaded.processor
+    token_ids = processor.tokenizer(text.strip(), add_special_tokens=False)["input_ids"]
+    if not token_ids:
+        raise ValueError(f"The caption '{text}' has no tokens this model knows.")
+    pixel_values = caption_inputs(loaded, [picture], prompt=None)["pixel_values"]
+    decoder_ids = torch.tensor([[_decoder_start(loaded), *token_ids]], device=loaded.device)
+    with torch.inference_mode():
+        layers = _cross_attentions(loaded, pixel_values, decoder_ids)
+    layer_index = _check_layer(layer, len(layers))
+    chosen = layers if layer_index is None else layers[layer_index:layer_index + 1]
+    # (layers, heads, positions, patches) -> (positions, patches); position i is the query that produced word i.
+    fused = torch.stack([attention[0].float() for attention in chosen]).mean(dim=(0, 1))[:len(token_ids)].cpu()
+    grid_size = _encoder_grid(loaded, pixel_values)
+    num_prefix_tokens = fused.shape[-1] - grid_size[0] * grid_size[1]
+    maps = np.stack([cls_map(row.numpy()[None], num_prefix_tokens, grid_size) for row in fused])
+    return CaptionAttention(
+        caption=text.strip(),
+        tokens=tuple(processor.tokenizer.decode([token]).strip() for token in token_ids),
+        maps=maps,
+        grid_size=grid_size,
+        model_input=model_input_image(pixel_values, processor.image_processor),
+        model=loaded.name,
+    )
+
+
+def load_captioner(
+    name: str, device: str | None = None, precision: str | None = None, attn_implementation: str = "sdpa",
+) -> LoadedModel:
+    """A ViT-GPT2 or BLIP captioner with its CaptionProcessor, from the engine's cache after the first call.
+    Word maps need attn_implementation="eager" (SDPA returns no attention weights): a second cache entry."""
+    return _load(name, CaptionModel, CaptionProcessor, device, precision, attn_implementation)
+
+
+def _decoder_start(loaded: LoadedModel) -> int:
+    """The token generate() starts from: BLIP's [DEC] (text bos), ViT-GPT2's decoder_start_token_id."""
+    config = loaded.model.config
+    start = config.text_config.bos_token_id if loaded.processor.conditional else config.decoder_start_token_id
+    if start is None:
+        start = loaded.model.generation_config.decoder_start_token_id
+    if start is None:
+        raise ValueError(f"'{loaded.name}' has no decoder start token in its config, so its words cannot be mapped.")
+    return int(start)
+
+
+def _cross_attentions(loaded: LoadedModel, pixel_values: torch.Tensor, decoder_ids: torch.Tensor):
+    """Per decoder layer, (1, heads, positions, encoder tokens) attention weights of the text onto the image."""
+    model = loaded.model
+    if loaded.processor.conditional:  # BLIP: the text decoder reads the vision tower's tokens
+        image_tokens = model.vision_model(pixel_values=pixel_values)[0]
+        outputs = model.text_decoder(input_ids=decoder_ids, encoder_hidden_states=image_tokens,
+                                     output_attentions=True)
+    else:
+        outputs = model(pixel_values=pixel_values, decoder_input_ids=decoder_ids, output_attentions=True)
+    layers = outputs.cross_attentions
+    if not layers or any(attention is None for attention in layers):
+        raise ValueError(f"'{loaded.name}' returned no cross-attention weights, so its words cannot be mapped.")
+    return layers
+
+
+def _encoder_grid(loaded: LoadedModel, pixel_values: torch.Tensor) -> tuple[int, int]:
+    config = loaded.model.config
+    encoder = config.vision_config if loaded.processor.conditional else config.encoder
+    patch = getattr(encoder, "patch_size", None)
+    if patch is None:
+        raise ValueError(f"'{loaded.name}' has an image encoder without patches, so its words cannot be mapped.")
+    patch_h, patch_w = (patch, patch) if isinstance(patch, int) else tuple(patch)
+    return pixel_values.shape[-2] // patch_h, pixel_values.shape[-1] // patch_w
+
+
+def _check_layer(layer: int | None, num_layers: int) -> int | None:
+    if layer is None or layer == 0:
+        return None
+    if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or not 1 <= layer <= num_layers:
+        raise ValueError(f"layer must be between 1 and {num_layers} (or None for all layers), not {layer!r}.")
+    return int(layer) - 1
 
 
 def _model_type(name: str, **kwargs: Any) -> str:

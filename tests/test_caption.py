@@ -9,50 +9,11 @@ import torch
 
 from core.caption import caption, load_captioner
 from core.models import ModelLoadError
-
-CORPUS = [
-    "a cat sitting on a couch",
-    "an astronaut in a white suit",
-    "a cup of coffee on a table",
-    "a rocket on the launch pad",
-    "a man holding a camera in a field",
-] * 4
-
-
-def tiny_gpt2_tokenizer():
-    """A GPT-2 style byte-level BPE tokenizer trained on a few sentences (the real vocabulary needs the Hub)."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2TokenizerFast
-
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CORPUS, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
-    return GPT2TokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                             pad_token="<|endoftext|>")
-
+from tiny_captioners import save_tiny_blip, save_tiny_vit_gpt2
 
 @pytest.fixture(scope="module")
 def tiny_vit_gpt2_dir(tmp_path_factory) -> Path:
-    """A tiny random VisionEncoderDecoder (ViT encoder, GPT-2 decoder) saved with its image processor and tokenizer."""
-    from transformers import GPT2Config, ViTConfig, ViTImageProcessor, VisionEncoderDecoderConfig, \
-        VisionEncoderDecoderModel
-
-    tokenizer = tiny_gpt2_tokenizer()
-    encoder = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64)
-    decoder = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=len(tokenizer),
-                         add_cross_attention=True, is_decoder=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    torch.manual_seed(0)
-    model = VisionEncoderDecoderModel(VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder))
-    for config in (model.config, model.generation_config):
-        config.decoder_start_token_id = tokenizer.bos_token_id
-        config.pad_token_id = tokenizer.pad_token_id
-        config.eos_token_id = tokenizer.eos_token_id
-    folder = tmp_path_factory.mktemp("tiny-vit-gpt2")
-    model.save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_vit_gpt2(tmp_path_factory.mktemp("tiny-vit-gpt2"))
 
 
 @pytest.fixture(scope="module")
@@ -183,36 +144,9 @@ def test_a_classifier_is_not_a_captioner(tiny_vit_dir, chelsea):
         caption(chelsea, model=str(tiny_vit_dir))
 
 
-BLIP_WORDS = sorted({word for sentence in CORPUS for word in sentence.split()} | {"photo", "of", "picture"})
-
-
 @pytest.fixture(scope="module")
 def tiny_blip_dir(tmp_path_factory) -> Path:
-    """A tiny random BLIP captioner with a BERT tokenizer made from a vocabulary file written here."""
-    from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, \
-        BlipProcessor
-
-    folder = tmp_path_factory.mktemp("tiny-blip")
-    vocab_file = folder / "vocab-source.txt"
-    vocab_file.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", *BLIP_WORDS]) + "\n")
-    # BLIP's decoder starts from [DEC], its bos token, where BERT would put [CLS].
-    # transformers 5 silently ignores vocab_file= here (an empty vocabulary results); vocab= reads the file.
-    tokenizer = BertTokenizerFast(vocab=str(vocab_file), bos_token="[DEC]")
-    assert tokenizer.convert_tokens_to_ids("photo") != tokenizer.unk_token_id
-    text_config = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64, max_position_embeddings=64, encoder_hidden_size=32,
-                       bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id,
-                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id)
-    vision_config = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64)
-    torch.manual_seed(0)
-    model = BlipForConditionalGeneration(BlipConfig(text_config=text_config, vision_config=vision_config,
-                                                    projection_dim=32))
-    model.save_pretrained(folder)
-    # Saved the ordinary transformers 5 way: the image processor nested in processor_config.json only.
-    BlipProcessor(BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer).save_pretrained(folder)
-    assert not (folder / "preprocessor_config.json").exists()
-    return folder
+    return save_tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
 
 
 @pytest.fixture(scope="module")
@@ -260,3 +194,120 @@ def test_blip_returns_several_sequences(tiny_blip_dir, chelsea, blip_reference):
                      precision="fp32")
     assert result == blip_reference([chelsea], max_new_tokens=6, num_beams=3, num_return_sequences=3)
     assert load_captioner(str(tiny_blip_dir), precision="fp32").processor.conditional
+
+
+# ---- where each word came from -----------------------------------------------------------------------------
+
+
+def generate_cross_attention_maps(folder: Path, array: np.ndarray, max_new_tokens: int):
+    """Independent reference: greedy generate() with output_attentions, each step's cross-attention of the new
+    position averaged over layers and heads, CLS dropped, max 1; with the decoded caption."""
+    from PIL import Image
+    from transformers import AutoTokenizer, ViTImageProcessor, VisionEncoderDecoderModel
+
+    model = VisionEncoderDecoderModel.from_pretrained(folder, attn_implementation="eager").eval()
+    pixel_values = ViTImageProcessor.from_pretrained(folder)(images=Image.fromarray(array), return_tensors="pt").pixel_values
+    with torch.no_grad():
+        out = model.generate(pixel_values, max_new_tokens=max_new_tokens, num_beams=1, do_sample=False,
+                             output_attentions=True, return_dict_in_generate=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    new_tokens = out.sequences[0, 1:]
+    keep = [i for i, token in enumerate(new_tokens.tolist()) if token not in tokenizer.all_special_ids]
+    maps = []
+    for step in keep:
+        step_attention = torch.stack([layer[0, :, -1] for layer in out.cross_attentions[step]]).mean(dim=(0, 1))
+        patches = step_attention[1:].reshape(4, 4).double()
+        maps.append((patches / patches.max()).numpy())
+    text = tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+    return text, np.stack(maps)
+
+
+def test_word_maps_match_generate_cross_attentions(tiny_vit_gpt2_dir, chelsea):
+    from core.caption import caption_attention
+
+    expected_text, expected_maps = generate_cross_attention_maps(tiny_vit_gpt2_dir, chelsea, max_new_tokens=8)
+    result = caption_attention(chelsea, model=str(tiny_vit_gpt2_dir), max_new_tokens=8, num_beams=1,
+                               precision="fp32")
+    assert result.caption == expected_text
+    assert len(result.tokens) == len(result.maps) == len(expected_maps)
+    np.testing.assert_allclose(result.maps, expected_maps, atol=1e-5)
+    assert result.grid_size == (4, 4) and result.model_input.size == (32, 32)
+
+
+def test_word_maps_of_a_typed_caption(tiny_vit_gpt2_dir, chelsea):
+    from core.caption import caption_attention
+
+    result = caption_attention(chelsea, "a cat sitting on a couch", model=str(tiny_vit_gpt2_dir), precision="fp32")
+    assert "".join(result.tokens).replace(" ", "") == "acatsittingonacouch"
+    assert result.maps.shape == (len(result.tokens), 4, 4)
+    assert np.allclose(result.maps.max(axis=(1, 2)), 1) and result.maps.min() >= 0
+    # Each word is predicted from a different decoder position, so the maps are not all the same.
+    assert not np.allclose(result.maps[0], result.maps[-1])
+    last_layer = caption_attention(chelsea, "a cat sitting on a couch", model=str(tiny_vit_gpt2_dir), layer=2,
+                                   precision="fp32")
+    assert not np.allclose(last_layer.maps, result.maps)
+
+
+def test_blip_word_maps(tiny_blip_dir, chelsea):
+    from core.caption import caption_attention
+
+    result = caption_attention(chelsea, "a photo of a cat", model=str(tiny_blip_dir), precision="fp32")
+    assert result.tokens == ("a", "photo", "of", "a", "cat")
+    assert result.maps.shape == (5, 4, 4) and np.allclose(result.maps.max(axis=(1, 2)), 1)
+
+
+@pytest.mark.parametrize("text, layer, message", [
+    ("   ", None, "No caption to map"),
+    ("a cat", 3, "layer must be between 1 and 2"),
+    ("a cat", -1, "layer must be between 1 and 2"),
+])
+def test_word_map_bad_inputs(tiny_vit_gpt2_dir, chelsea, text, layer, message):
+    from core.caption import caption_attention
+
+    with pytest.raises(ValueError, match=message):
+        caption_attention(chelsea, text, model=str(tiny_vit_gpt2_dir), layer=layer)
+
+
+# ---- many files ----------------------------------------------------------------------------------------------
+
+
+def test_caption_files_rows_match_caption(tmp_path, tiny_vit_gpt2_dir, photos, photo_files):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from core.batch import CAPTION_CSV_COLUMNS, caption_files, write_caption_csv
+
+    (tmp_path / "broken.jpg").write_text("never a JPEG")
+    buffer = io.BytesIO()
+    Image.fromarray(photos["rocket"]).save(buffer, format="PNG")
+    with zipfile.ZipFile(tmp_path / "more.zip", "w") as archive:
+        archive.writestr("trip/rocket.png", buffer.getvalue())
+        archive.writestr("trip/notes.png", b"not a picture")
+    files = [photo_files["chelsea"], tmp_path / "broken.jpg", tmp_path / "more.zip"]
+
+    results = caption_files(files, model=str(tiny_vit_gpt2_dir), max_new_tokens=6, num_beams=2,
+                            num_return_sequences=2, batch_size=2, precision="fp32")
+
+    assert [r.name for r in results] == ["chelsea.jpg", "broken.jpg", "more.zip/trip/rocket.png",
+                                         "more.zip/trip/notes.png"]
+    assert [r.ok for r in results] == [True, False, True, False]
+    assert "broken.jpg" in results[1].error and "notes.png" in results[3].error
+    expected = caption([photo_files["chelsea"], photos["rocket"]], model=str(tiny_vit_gpt2_dir), max_new_tokens=6,
+                       num_beams=2, num_return_sequences=2, precision="fp32")
+    assert [list(results[0].captions), list(results[2].captions)] == expected
+
+    csv_path = write_caption_csv(results, tmp_path / "captions.csv")
+    lines = csv_path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == ",".join(CAPTION_CSV_COLUMNS) and len(lines) == 5
+    assert lines[1].startswith(f"chelsea.jpg,{expected[0][0]},{expected[0][1]}")
+
+
+def test_caption_files_bad_settings_and_no_files(tiny_vit_gpt2_dir, photo_files):
+    from core.batch import caption_files
+
+    with pytest.raises(ValueError, match="No files given"):
+        caption_files([], model=str(tiny_vit_gpt2_dir))
+    with pytest.raises(ValueError, match="num_beams must be a whole number"):
+        caption_files([photo_files["chelsea"]], model=str(tiny_vit_gpt2_dir), num_beams=0)
