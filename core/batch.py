@@ -1,19 +1,21 @@
-"""Many files at once: expand zips, classify what reads, report what does not, write a CSV."""
+"""Many files at once: expand zips, classify or caption what reads, report what does not, write a CSV."""
 from __future__ import annotations
 
 import csv
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
 from .classify import check_batch_size, check_top_k, label_names, predict_probabilities, top_predictions
 from .images import ImageError, load_image, read_zip_images
+from .caption import DEFAULT_CAPTIONER, caption
 from .models import DEFAULT_CLASSIFIER, load_classifier
-from .types import FileResult, Prediction
+from .types import FileCaptions, FileResult, Prediction
 
 CSV_COLUMNS = ("file", "top1", "score", "top_k", "error")
+CAPTION_CSV_COLUMNS = ("file", "caption", "other_captions", "error")
 
 
 def classify_files(
@@ -28,15 +30,55 @@ def classify_files(
     """One row per image (zip entries included), in input order; a bad file gets an error row, not an exception."""
     check_top_k(top_k)
     check_batch_size(batch_size)
+    names, sources, errors = _expand(_as_list(files))
+    predictions: dict[int, list[Prediction]] = {}
+    loaded = labels = None
+    for rows, images in _image_batches(names, sources, errors, batch_size, "Classifying"):
+        if loaded is None:  # no model load at all when nothing could be read
+            loaded = load_classifier(model, device=device, precision=precision)
+            labels = label_names(loaded.model.config)
+        probabilities = predict_probabilities(loaded, images, batch_size=batch_size)
+        predictions.update({row: top_predictions(p, labels, top_k) for row, p in zip(rows, probabilities)})
+    return [
+        FileResult(name=name, predictions=tuple(predictions.get(row, ())), error=errors.get(row))
+        for row, name in enumerate(names)
+    ]
+
+
+def caption_files(
+    files: Sequence[str | os.PathLike],
+    model: str = DEFAULT_CAPTIONER,
+    *,
+    batch_size: int = 8,
+    **caption_settings: Any,
+) -> list[FileCaptions]:
+    """One row per image (zip entries included), in input order, with core.caption's settings; a bad file gets
+    an error row, not an exception."""
+    check_batch_size(batch_size)
+    names, sources, errors = _expand(_as_list(files))
+    captions: dict[int, tuple[str, ...]] = {}
+    for rows, images in _image_batches(names, sources, errors, batch_size, "Captioning"):
+        texts = caption(images, model, batch_size=batch_size, **caption_settings)
+        captions.update({row: (text,) if isinstance(text, str) else tuple(text) for row, text in zip(rows, texts)})
+    return [FileCaptions(name=name, captions=captions.get(row, ()), error=errors.get(row))
+            for row, name in enumerate(names)]
+
+
+def _as_list(files) -> list:
     if isinstance(files, (str, os.PathLike)):
         files = [files]  # one path, not a sequence of one-letter paths
     if not files:
         raise ValueError("No files given: upload images or a zip of images.")
-    names, sources, errors = _expand(files)
-    predictions: dict[int, list[Prediction]] = {}
-    loaded = labels = None
+    return list(files)
+
+
+def _image_batches(
+    names: list[str], sources: list, errors: dict[int, str], batch_size: int, desc: str,
+) -> Iterator[tuple[list[int], list]]:
+    """(rows, images) a batch at a time; files that fail to decode get their message in `errors` instead.
+    Decoding lazily means a zip of thousands of photos never sits in memory as pixels all at once."""
     images, image_rows = [], []
-    rows = tqdm(zip(names, sources), total=len(names), desc="Classifying", unit="image",
+    rows = tqdm(zip(names, sources), total=len(names), desc=desc, unit="image",
                 disable=len(names) <= batch_size, leave=False)
     for row, (name, source) in enumerate(rows):
         if source is not None:
@@ -45,18 +87,9 @@ def classify_files(
                 image_rows.append(row)
             except ImageError as error:
                 errors[row] = str(error)
-        # Decode one batch at a time: a zip of thousands of photos must not sit in memory as pixels all at once.
         if images and (len(images) == batch_size or row == len(names) - 1):
-            if loaded is None:  # no model load at all when nothing could be read
-                loaded = load_classifier(model, device=device, precision=precision)
-                labels = label_names(loaded.model.config)
-            probabilities = predict_probabilities(loaded, images, batch_size=batch_size)
-            predictions.update({r: top_predictions(p, labels, top_k) for r, p in zip(image_rows, probabilities)})
+            yield image_rows, images
             images, image_rows = [], []
-    return [
-        FileResult(name=name, predictions=tuple(predictions.get(row, ())), error=errors.get(row))
-        for row, name in enumerate(names)
-    ]
 
 
 def _expand(files: Sequence[str | os.PathLike]):
@@ -103,9 +136,23 @@ def results_table(results: Sequence[FileResult]) -> list[list[str]]:
 
 
 def write_csv(results: Sequence[FileResult], path: str | os.PathLike) -> Path:
+    return _write_rows(CSV_COLUMNS, results_table(results), path)
+
+
+def _write_rows(columns: Sequence[str], rows: list[list[str]], path: str | os.PathLike) -> Path:
     path = Path(path)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows(results_table(results))
+        writer.writerow(columns)
+        writer.writerows(rows)
     return path
+
+
+def caption_table(results: Sequence[FileCaptions]) -> list[list[str]]:
+    """Rows for a table widget or a CSV, in CAPTION_CSV_COLUMNS order."""
+    return [[result.name, result.captions[0] if result.captions else "", " | ".join(result.captions[1:]),
+             result.error or ""] for result in results]
+
+
+def write_caption_csv(results: Sequence[FileCaptions], path: str | os.PathLike) -> Path:
+    return _write_rows(CAPTION_CSV_COLUMNS, caption_table(results), path)

@@ -30,6 +30,19 @@ class FileResult:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class FileCaptions:
+    """One row of a batch captioning run: a file's captions (several when asked for), or why it could not be read."""
+
+    name: str
+    captions: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
 @dataclass(frozen=True, eq=False)
 class Explanation:
     """Where a model looked, for one image: the map, the overlay and what the model predicted."""
