@@ -14,7 +14,7 @@ from transformers import (  # imported up front: lazy resolution is not thread-s
 )
 from tqdm.auto import tqdm
 
-from .attention import cls_map, model_input_image
+from .attention import cls_map, model_input_image, overlay
 from .classify import check_batch_size
 from .images import ImageInput, load_image, load_images
 from .models import LoadedModel, _load
@@ -26,6 +26,8 @@ CAPTIONER_CHOICES: tuple[str, ...] = (
     "Salesforce/blip-image-captioning-base",
     "Salesforce/blip-image-captioning-large",
 )
+
+DECODING_STRATEGIES = ("greedy", "beam search", "sampling")
 
 Caption = str | list[str]
 
@@ -64,6 +66,43 @@ def caption(
     results: list[Caption] = [group if num_return_sequences > 1 else group[0]
                               for group in _chunks(texts, num_return_sequences)]
     return results[0] if single else results
+
+
+def decoding_settings(
+    strategy: str = "beam search",
+    *,
+    num_beams: int = 3,
+    top_p: float = 0.9,
+    temperature: float = 1.0,
+    max_new_tokens: int = 20,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+    num_return_sequences: int = 1,
+) -> dict[str, Any]:
+    """caption() keyword arguments for a front end's controls: the strategy decides which controls count
+    (beams only for beam search, top_p and temperature only for sampling); 1.0 and 0 mean "off"."""
+    if strategy not in DECODING_STRATEGIES:
+        raise ValueError(f"Unknown decoding '{strategy}'; choose one of {', '.join(DECODING_STRATEGIES)}.")
+    settings: dict[str, Any] = dict(
+        max_new_tokens=int(max_new_tokens), num_return_sequences=int(num_return_sequences),
+        num_beams=int(num_beams) if strategy == "beam search" else 1, do_sample=strategy == "sampling",
+    )
+    if strategy == "sampling":
+        settings.update(top_p=float(top_p), temperature=float(temperature))
+    if repetition_penalty != 1.0:
+        settings["repetition_penalty"] = float(repetition_penalty)
+    if no_repeat_ngram_size:
+        settings["no_repeat_ngram_size"] = int(no_repeat_ngram_size)
+    return settings
+
+
+def prompt_support(model: str) -> bool | None:
+    """Whether a captioner continues a text prompt (BLIP) or not (ViT-GPT2), from its config alone when that
+    is already on this machine; None when it is not (a front end then waits for the first run to know)."""
+    try:
+        return _model_type(model, local_files_only=True) == "blip"
+    except Exception:  # not downloaded yet, not a folder, no config: unknown, not an error
+        return None
 
 
 def caption_attention(
@@ -113,6 +152,19 @@ def caption_attention(
         model_input=model_input_image(pixel_values, processor.image_processor),
         model=loaded.name,
     )
+
+
+def word_overlays(
+    result: CaptionAttention, image: ImageInput | None = None, alpha: float = 0.5, cmap: str = "jet",
+    max_side: int = 512,
+) -> list[tuple[Image.Image, str]]:
+    """Each word's map over the image (the model's input when none is given), captioned with the word and its
+    place; the image is shrunk to max_side first so a caption of 20 words over a large photo stays quick."""
+    picture = load_image(image) if image is not None else result.model_input
+    picture = picture.copy()
+    picture.thumbnail((max_side, max_side))
+    return [(overlay(picture, heatmap, alpha, cmap), f"{index}. {token}")
+            for index, (token, heatmap) in enumerate(zip(result.tokens, result.maps), start=1)]
 
 
 def load_captioner(
@@ -293,3 +345,8 @@ def _check_whole(value: int, name: str) -> None:
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+def accepts_prompt(model: str, device: str | None = None, precision: str | None = None) -> bool:
+    """Whether the captioner continues a text prompt (loads it, from the cache after the first call)."""
+    return load_captioner(model, device=device, precision=precision).processor.conditional

@@ -311,3 +311,41 @@ def test_caption_files_bad_settings_and_no_files(tiny_vit_gpt2_dir, photo_files)
         caption_files([], model=str(tiny_vit_gpt2_dir))
     with pytest.raises(ValueError, match="num_beams must be a whole number"):
         caption_files([photo_files["chelsea"]], model=str(tiny_vit_gpt2_dir), num_beams=0)
+
+
+# ---- what the front ends call --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy, expected", [
+    ("greedy", dict(num_beams=1, do_sample=False)),
+    ("beam search", dict(num_beams=4, do_sample=False)),
+    ("sampling", dict(num_beams=1, do_sample=True, top_p=0.8, temperature=0.7)),
+])
+def test_decoding_settings_keep_only_what_the_strategy_uses(strategy, expected):
+    from core.caption import decoding_settings
+
+    settings = decoding_settings(strategy, num_beams=4, top_p=0.8, temperature=0.7, max_new_tokens=12)
+    assert settings == dict(max_new_tokens=12, num_return_sequences=1, **expected)
+    assert decoding_settings(strategy, repetition_penalty=1.3, no_repeat_ngram_size=2).items() >= \
+        dict(repetition_penalty=1.3, no_repeat_ngram_size=2).items()
+    with pytest.raises(ValueError, match="Unknown decoding 'nucleus'"):
+        decoding_settings("nucleus")
+
+
+def test_prompt_support_from_config(tiny_vit_gpt2_dir, tiny_blip_dir, tmp_path):
+    from core.caption import prompt_support
+
+    assert prompt_support(str(tiny_blip_dir)) is True
+    assert prompt_support(str(tiny_vit_gpt2_dir)) is False
+    assert prompt_support(str(tmp_path / "nowhere")) is None
+    assert prompt_support("someone/not-downloaded-captioner") is None
+
+
+def test_word_overlays_caption_each_word(tiny_vit_gpt2_dir, photos):
+    from core.caption import caption_attention, word_overlays
+
+    result = caption_attention(photos["astronaut"], "an astronaut in a white suit", model=str(tiny_vit_gpt2_dir))
+    tiles = word_overlays(result, photos["astronaut"], max_side=128)
+    assert [label for _, label in tiles] == [f"{i}. {token}" for i, token in enumerate(result.tokens, start=1)]
+    assert all(max(tile.size) == 128 for tile, _ in tiles)
+    assert word_overlays(result)[0][0].size == result.model_input.size

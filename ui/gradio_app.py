@@ -1,10 +1,7 @@
 """The Gradio front end: build_demo() arranges the tabs; every computation is a call into core/."""
 from __future__ import annotations
 
-import tempfile
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import gradio as gr
 
@@ -14,20 +11,11 @@ from core.attention import (
 )
 from core.batch import CSV_COLUMNS, results_table, write_csv
 from core.examples import example_images
-from core.models import (
-    CLASSIFIER_CHOICES, DEFAULT_CLASSIFIER, EXPLAINER_CHOICES, is_cached, load_classifier, load_explainable,
-)
+from core.models import CLASSIFIER_CHOICES, DEFAULT_CLASSIFIER, EXPLAINER_CHOICES, load_classifier, load_explainable
+from ui.caption_tab import caption_tab
 from ui.components import ImagePath
+from ui.gradio_common import NO_FILES, announce_load, count, describe_run, output_folder, require_image, user_errors
 from ui.texts import ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, METHOD_CHOICES, MODEL_INFO
-
-# Files the app hands out (CSVs, .npy features) go in one folder that is removed when the app exits;
-# Gradio copies what it serves into its own cache first.
-_OUTPUT_ROOT = tempfile.TemporaryDirectory(prefix="vit-studio-")
-
-
-def _output_folder() -> Path:
-    return Path(tempfile.mkdtemp(dir=_OUTPUT_ROOT.name))
-
 
 CSS = """
 #status {min-height: 1.5em; opacity: 0.8}
@@ -38,12 +26,15 @@ def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str
     """The whole app; launch it with demo.launch(css=CSS) or mount it in FastAPI."""
     choices = list(dict.fromkeys([default_model, *model_choices]))
     with gr.Blocks(title="ViT Studio") as demo:
-        gr.Markdown("# ViT Studio\nSee what Vision Transformers do: classify a photo with any ViT, and see where it looks.")
+        gr.Markdown("# ViT Studio\nSee what Vision Transformers do: classify a photo, see where the model looks, "
+                    "caption it, and ask CLIP about it with your own labels.")
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
                 classify_tab(default_model, choices)
             with gr.Tab("Attention", id="attention"):
                 attention_tab(default_model, list(dict.fromkeys([default_model, *EXPLAINER_CHOICES])))
+            with gr.Tab("Caption", id="caption"):
+                caption_tab()
     return demo
 
 
@@ -182,19 +173,17 @@ def explain_side_by_side(image_path, model, method, head_fusion, discard, layer,
 
 
 def extract_features(image_path, model, layer, progress=gr.Progress(track_tqdm=True)):
-    if not image_path:
-        raise gr.Error("Upload, paste or take a photo first (or click an example).")
-    with _user_errors():
-        _announce_load(model, progress, loader=load_explainable)
+    require_image(image_path)
+    with user_errors():
+        announce_load(model, progress, loader=load_explainable)
         extracted = features(image_path, model=model, layer=int(layer) or -1)
-    return [str(path) for path in save_features(extracted, _output_folder())]
+    return [str(path) for path in save_features(extracted, output_folder())]
 
 
 def _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha, progress):
-    if not image_path:
-        raise gr.Error("Upload, paste or take a photo first (or click an example).")
-    with _user_errors():
-        _announce_load(model, progress, loader=load_explainable)
+    require_image(image_path)
+    with user_errors():
+        announce_load(model, progress, loader=load_explainable)
         return explain(
             image_path, model=model, method=method, head_fusion=head_fusion, discard_ratio=float(discard),
             layer=int(layer) or None, head=int(head) or None, target=target or None,
@@ -210,10 +199,9 @@ def _label_value(explanation) -> dict[str, float] | str:
 
 def classify_one(image_path: str | None, model: str, top_k: float, progress=gr.Progress(track_tqdm=True)):
     """Top labels as {label: score} for gr.Label, plus a line saying what ran."""
-    if not image_path:
-        raise gr.Error("Upload, paste or take a photo first (or click an example).")
-    with _user_errors():
-        _announce_load(model, progress)
+    require_image(image_path)
+    with user_errors():
+        announce_load(model, progress)
         started = time.perf_counter()
         predictions = classify(image_path, model=model, top_k=int(top_k))
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -223,34 +211,16 @@ def classify_one(image_path: str | None, model: str, top_k: float, progress=gr.P
 def classify_many(paths: list[str] | None, model: str, top_k: float, progress=gr.Progress(track_tqdm=True)):
     """A results table, a CSV file to download and a one-line summary."""
     if not paths:
-        raise gr.Error("Upload some images or a zip of images first.")
-    with _user_errors():
-        _announce_load(model, progress)
+        raise gr.Error(NO_FILES)
+    with user_errors():
+        announce_load(model, progress)
         results = classify_files(paths, model=model, top_k=int(top_k))
-    csv_path = write_csv(results, _output_folder() / "predictions.csv")
+    csv_path = write_csv(results, output_folder() / "predictions.csv")
     failed = sum(not result.ok for result in results)
-    summary = f"**{len(results) - failed}** images classified" + (f", **{failed}** could not be read (see the error column)." if failed else ".")
+    summary = f"{count(len(results) - failed, 'image')} classified" + (f", **{failed}** could not be read (see the error column)." if failed else ".")
     return results_table(results), str(csv_path), summary
-
-
-def _announce_load(model: str, progress: gr.Progress, loader=load_classifier) -> None:
-    if not is_cached(model):
-        progress(0, desc=f"Loading {model} (the first use may download it)")
-    loader(model)
 
 
 def _describe_run(model: str, elapsed_ms: float) -> str:
     loaded = load_classifier(model)
-    precision = str(loaded.dtype).replace("torch.", "")
-    return f"`{loaded.name}` on {loaded.device.type}, {precision}, {elapsed_ms:.0f} ms"
-
-
-@contextmanager
-def _user_errors():
-    """Turn the engine's ValueErrors into gr.Error so the page shows the message, never a traceback."""
-    try:
-        yield
-    except gr.Error:
-        raise
-    except ValueError as error:
-        raise gr.Error(str(error)) from error
+    return describe_run(loaded.name, loaded.device, loaded.dtype, elapsed_ms)

@@ -18,3 +18,17 @@ METHOD_CHOICES = [("Rollout", "rollout"), ("Gradient rollout (one class)", "grad
 COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "plasma", "gray"]
 
 MODEL_INFO = "Pick one, or type any Hugging Face image-classification id or the path of a local save_pretrained folder."
+
+CAPTION_INTRO = """
+A captioner pairs a ViT **encoder** (the photo as patch tokens) with a text **decoder** that writes one word at
+a time. At each word the decoder looks back at the patches through **cross-attention**, so every word has a map
+of where it came from. ([ViT-GPT2](https://huggingface.co/nlpconnect/vit-gpt2-image-captioning),
+[BLIP, Li et al., 2022](https://arxiv.org/abs/2201.12086))
+"""
+
+CAPTION_MODEL_INFO = "ViT-GPT2 or BLIP captioners: pick one, or type a Hugging Face id or a local save_pretrained folder."
+PROMPT_INFO = {
+    True: "BLIP continues your text, e.g. 'a photograph of'.",
+    False: "This model has no text input (ViT-GPT2): pick a BLIP model to start the caption with your words.",
+    None: "Only BLIP models take a prompt; ViT-GPT2 captions from the image alone.",
+}

@@ -64,3 +64,17 @@ def app_url(tiny_vit_dir, tmp_path_factory) -> str:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def captioner_dir(tmp_path_factory) -> Path:
+    from tiny_captioners import save_tiny_vit_gpt2
+
+    return save_tiny_vit_gpt2(tmp_path_factory.mktemp("e2e-vit-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def blip_dir(tmp_path_factory) -> Path:
+    from tiny_captioners import save_tiny_blip
+
+    return save_tiny_blip(tmp_path_factory.mktemp("e2e-blip"))

@@ -1,0 +1,160 @@
+"""The Caption tab: captions with decoding controls, each word's cross-attention map, and many files to a CSV."""
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from core.batch import CAPTION_CSV_COLUMNS, caption_files, caption_table, write_caption_csv
+from core.caption import (
+    CAPTIONER_CHOICES, DECODING_STRATEGIES, DEFAULT_CAPTIONER, accepts_prompt, caption, caption_attention,
+    decoding_settings, load_captioner, prompt_support, word_overlays,
+)
+from core.examples import example_images
+from ui.components import ImagePath
+from ui.gradio_common import NO_FILES, announce_load, count, describe_run, output_folder, require_image, user_errors
+from ui.texts import CAPTION_INTRO, CAPTION_MODEL_INFO, COLORMAPS, PROMPT_INFO
+
+
+def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
+    gr.Markdown(CAPTION_INTRO)
+    with gr.Row():
+        model = gr.Dropdown(list(dict.fromkeys([default_model, *CAPTIONER_CHOICES])), value=default_model,
+                            allow_custom_value=True, label="Captioner", info=CAPTION_MODEL_INFO, scale=3,
+                            min_width=300, elem_id="caption-model")
+        prompt = gr.Textbox(label="Prompt (BLIP only)", placeholder="a photograph of", scale=2, min_width=240,
+                            **_prompt_box(default_model), elem_id="caption-prompt")
+    with gr.Accordion("Decoding", open=False):
+        with gr.Row():
+            strategy = gr.Radio(list(DECODING_STRATEGIES), value="beam search", label="Decoding", min_width=260)
+            num_beams = gr.Slider(1, 8, value=3, step=1, label="Beams (beam search)")
+            num_captions = gr.Slider(1, 5, value=1, step=1, label="Captions to return",
+                              info="up to the number of beams, unless sampling")
+        with gr.Row():
+            max_new_tokens = gr.Slider(1, 64, value=20, step=1, label="Max new tokens")
+            top_p = gr.Slider(0.05, 1, value=0.9, step=0.05, label="top-p (sampling)")
+            temperature = gr.Slider(0.1, 2, value=1.0, step=0.05, label="Temperature (sampling)")
+            repetition_penalty = gr.Slider(1, 2, value=1.0, step=0.05, label="Repetition penalty (1 = off)")
+            no_repeat = gr.Slider(0, 5, value=0, step=1, label="No repeated n-grams of size (0 = off)")
+    decoding = [strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty, no_repeat]
+    with gr.Tabs():
+        with gr.Tab("One image"):
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    image = ImagePath(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
+                                      label="Photo (upload, paste or webcam)", height=320, elem_id="caption-photo")
+                    run = gr.Button("Caption", variant="primary")
+                    gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
+                with gr.Column():
+                    captions = gr.Markdown(elem_id="captions", label="captions")
+                    status = gr.Markdown(elem_id="caption-status", label="run")
+                    with gr.Group():
+                        to_map = gr.Dropdown([], value=None, allow_custom_value=True, label="Caption to map",
+                                             info="one of the captions, or type your own and press Map",
+                                             elem_id="caption-to-map")
+                        with gr.Row():
+                            layer = gr.Slider(0, 12, value=0, step=1, label="Decoder layer (0 = mean of all)")
+                            cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap")
+                            alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="Opacity")
+                    map_words = gr.Button("Map the words")
+            words = gr.Gallery(label="Where each word came from (the decoder's cross-attention; click to enlarge)",
+                               columns=6, height=300, elem_id="word-maps")
+        with gr.Tab("Many images"):
+            files = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Images or zips of images",
+                            elem_id="caption-files")
+            run_batch = gr.Button("Caption all", variant="primary")
+            summary = gr.Markdown(label="summary")
+            table = gr.Dataframe(headers=list(CAPTION_CSV_COLUMNS), label="Captions", wrap=True, interactive=False,
+                                 column_widths=["25%", "35%", "25%", "15%"])
+            csv_file = gr.File(label="Download CSV")
+
+    word_inputs = [image, to_map, model, layer, cmap, alpha]
+    run.click(caption_one, inputs=[image, model, prompt, *decoding], outputs=[captions, status, to_map],
+              api_name="caption").then(
+        map_after_caption, inputs=word_inputs, outputs=[words], api_visibility="undocumented")
+    map_words.click(map_caption_words, inputs=word_inputs, outputs=[words], api_name="caption_words")
+    run_batch.click(caption_many, inputs=[files, model, prompt, *decoding], outputs=[table, csv_file, summary],
+                    api_name="caption_batch")
+    model.change(lambda name: gr.update(**_prompt_box(name)), inputs=[model], outputs=[prompt],
+                 api_visibility="undocumented")
+
+
+def _prompt_box(model: str) -> dict:
+    """The prompt box for this captioner: switched off, saying why, when the model is known to take no text."""
+    support = prompt_support(model)
+    return dict(interactive=support is not False, info=PROMPT_INFO[support])
+
+
+def caption_one(image_path, model, prompt, strategy, num_beams, num_captions, max_new_tokens, top_p, temperature,
+                repetition_penalty, no_repeat, progress=gr.Progress(track_tqdm=True)):
+    """The captions (a numbered list when several), a status line, and the captions offered for mapping."""
+    require_image(image_path)
+    with user_errors():
+        settings = _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty,
+                             no_repeat)
+        announce_load(model, progress, loader=load_captioner)
+        started = time.perf_counter()
+        texts = caption(image_path, model=model, prompt=_usable_prompt(model, prompt), **settings)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    texts = [texts] if isinstance(texts, str) else texts
+    loaded = load_captioner(model)
+    return _show_captions(texts), describe_run(loaded.name, loaded.device, loaded.dtype, elapsed_ms), \
+        gr.update(choices=texts, value=texts[0])
+
+
+def map_caption_words(image_path, text, model, layer, cmap, alpha, progress=gr.Progress(track_tqdm=True)):
+    """Each word of the caption over the photo, in caption order."""
+    require_image(image_path)
+    with user_errors():
+        announce_load(model, progress, loader=lambda name: load_captioner(name, attn_implementation="eager"))
+        result = caption_attention(image_path, text or "", model=model, layer=int(layer) or None)
+        return word_overlays(result, image_path, alpha=float(alpha), cmap=cmap)
+
+
+def map_after_caption(image_path, text, model, layer, cmap, alpha, progress=gr.Progress(track_tqdm=True)):
+    # Right after captioning: an empty caption (a model can stop at once) has no words to map, which is no error.
+    if not image_path or not (text or "").strip():
+        return []
+    return map_caption_words(image_path, text, model, layer, cmap, alpha, progress)
+
+
+def caption_many(paths, model, prompt, strategy, num_beams, num_captions, max_new_tokens, top_p, temperature,
+                 repetition_penalty, no_repeat, progress=gr.Progress(track_tqdm=True)):
+    """A table of captions, its CSV, and a one-line summary."""
+    if not paths:
+        raise gr.Error(NO_FILES)
+    with user_errors():
+        settings = _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty,
+                             no_repeat)
+        announce_load(model, progress, loader=load_captioner)
+        results = caption_files(paths, model=model, prompt=_usable_prompt(model, prompt), **settings)
+    csv_path = write_caption_csv(results, output_folder() / "captions.csv")
+    failed = sum(not result.ok for result in results)
+    summary = f"{count(len(results) - failed, 'image')} captioned" + (
+        f", **{failed}** could not be read (see the error column)." if failed else ".")
+    return caption_table(results), str(csv_path), summary
+
+
+def _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty, no_repeat):
+    return decoding_settings(
+        strategy, num_beams=int(num_beams), num_return_sequences=int(num_captions), max_new_tokens=int(max_new_tokens),
+        top_p=float(top_p), temperature=float(temperature), repetition_penalty=float(repetition_penalty),
+        no_repeat_ngram_size=int(no_repeat),
+    )
+
+
+def _usable_prompt(model: str, prompt: str | None) -> str | None:
+    """The prompt, or None with a notice when this captioner cannot continue one (the caption still runs)."""
+    if not (prompt or "").strip():
+        return None
+    if not accepts_prompt(model):
+        gr.Warning(f"{PROMPT_INFO[False]} The prompt was left out.")
+        return None
+    return prompt.strip()
+
+
+def _show_captions(texts: list[str]) -> str:
+    shown = [text or "(an empty caption: the model stopped at once)" for text in texts]
+    if len(shown) == 1:
+        return f"### {shown[0]}"
+    return "\n".join(f"{index}. {text}" for index, text in enumerate(shown, start=1))
