@@ -14,6 +14,7 @@ from core.examples import example_images
 from core.models import CLASSIFIER_CHOICES, DEFAULT_CLASSIFIER, EXPLAINER_CHOICES, load_classifier, load_explainable
 from ui.caption_tab import caption_tab
 from ui.components import ImagePath
+from ui.zero_shot_tab import zero_shot_tab
 from ui.gradio_common import NO_FILES, announce_load, count, describe_run, output_folder, require_image, user_errors
 from ui.texts import ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, METHOD_CHOICES, MODEL_INFO
 
@@ -35,6 +36,8 @@ def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str
                 attention_tab(default_model, list(dict.fromkeys([default_model, *EXPLAINER_CHOICES])))
             with gr.Tab("Caption", id="caption"):
                 caption_tab()
+            with gr.Tab("Zero-shot", id="zero-shot"):
+                zero_shot_tab()
     return demo
 
 

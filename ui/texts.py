@@ -32,3 +32,20 @@ PROMPT_INFO = {
     False: "This model has no text input (ViT-GPT2): pick a BLIP model to start the caption with your words.",
     None: "Only BLIP models take a prompt; ViT-GPT2 captions from the image alone.",
 }
+
+ZERO_SHOT_INTRO = """
+CLIP learned from image-caption pairs to put a photo and a sentence describing it near each other. To classify
+with **your own labels**, each label becomes a sentence ("a photo of a cat."), both towers turn image and
+sentences into vectors, and the labels are ranked by cosine similarity, scaled and softmaxed. No training is
+needed. ([Radford et al., 2021](https://arxiv.org/abs/2103.00020), [open_clip](https://github.com/mlfoundations/open_clip))
+The map shows where the chosen label is in the photo ([Chefer et al., 2021](https://arxiv.org/abs/2103.15679)).
+"""
+
+CLIP_MODEL_INFO = ("An open_clip model name (with its pretrained weights on the right), a Hugging Face CLIP id "
+                   "such as openai/clip-vit-base-patch32, or local-dir:/path/to/open_clip/folder.")
+PRETRAINED_INFO = {
+    True: "open_clip's weights for this model: a tag from its list, or the path of a checkpoint file.",
+    False: "Not needed: this model brings its own weights.",
+}
+TEMPLATE_CHOICES = [("One template (edit it below)", "single"), ("OpenAI's 80 ImageNet templates", "openai"),
+                    ("open_clip's 7 simple templates", "simple")]

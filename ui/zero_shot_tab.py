@@ -1,0 +1,143 @@
+"""The Zero-shot tab: CLIP ranks the user's own labels for a photo, per template on request, and maps one label."""
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import pandas as pd
+
+from core.examples import example_images
+from core.zero_shot import (
+    DEFAULT_MODEL, DEFAULT_PRETRAINED, ZERO_SHOT_CHOICES, check_labels, load_clip, pretrained_tags, resolve_templates,
+    template_scores, uses_transformers, zero_shot, zero_shot_map,
+)
+from ui.components import ImagePath
+from ui.gradio_common import announce_load, describe_run, require_image, user_errors
+from ui.texts import CLIP_MODEL_INFO, COLORMAPS, PRETRAINED_INFO, TEMPLATE_CHOICES, ZERO_SHOT_INTRO
+
+EXAMPLE_LABELS = "cat, dog, astronaut, rocket, cup of coffee, camera"
+BAR_CHART_LABELS = 25  # more bars than this are unreadable; the full ranking is in the API output
+TABLE_LABELS = 8  # columns of the per-template table: the overall top labels
+
+
+def zero_shot_tab() -> None:
+    gr.Markdown(ZERO_SHOT_INTRO)
+    with gr.Row():
+        model = gr.Dropdown(list(dict.fromkeys(name for name, _ in ZERO_SHOT_CHOICES)), value=DEFAULT_MODEL,
+                            allow_custom_value=True, label="CLIP model", info=CLIP_MODEL_INFO, scale=3,
+                            min_width=300, elem_id="clip-model")
+        pretrained = gr.Dropdown(pretrained_tags(DEFAULT_MODEL), value=DEFAULT_PRETRAINED, allow_custom_value=True,
+                                 label="Pretrained weights", info=PRETRAINED_INFO[True], scale=2, min_width=240,
+                                 elem_id="clip-pretrained")
+    with gr.Row():
+        labels = gr.Textbox(value=EXAMPLE_LABELS, lines=3, max_lines=12, label="Labels",
+                            info="comma- or newline-separated, 2 to 1,000", scale=3, elem_id="clip-labels")
+        with gr.Column(scale=2, min_width=240):
+            template_mode = gr.Radio(TEMPLATE_CHOICES, value="single", label="Prompt templates")
+            template = gr.Textbox(value="a photo of a {}.", label="Template ({} is the label)", max_lines=1)
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            image = ImagePath(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
+                              label="Photo (upload, paste or webcam)", height=320, elem_id="clip-photo")
+            with gr.Row():
+                run = gr.Button("Ask CLIP", variant="primary", scale=2)
+                per_template = gr.Checkbox(value=False, label="Score under each template", scale=1)
+            gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
+        with gr.Column():
+            top = gr.Label(label="Best labels", num_top_classes=5, elem_id="clip-top")
+            chart = gr.BarPlot(x="label", y="probability", sort="-y", y_lim=[0, 1], x_label_angle=-30,
+                               label="Every label's probability", height=260, elem_id="clip-chart")
+            status = gr.Markdown(elem_id="clip-status", label="run")
+    table = gr.Dataframe(label="Each template on its own (probability of the overall best labels)",
+                         interactive=False, visible=False, elem_id="clip-templates")
+    with gr.Accordion("Where is the label in the photo?", open=True):
+        with gr.Row():
+            target = gr.Dropdown([], value=None, label="Label to map", info="empty = the best label", scale=2,
+                                 elem_id="clip-target")
+            cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap", scale=1)
+            alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="Opacity", scale=1)
+            show_map = gr.Button("Map the label", scale=1)
+        label_map = gr.Image(label="Gradient-weighted attention rollout for the label", type="pil", format="png",
+                             buttons=["download"], height=360, elem_id="clip-map")
+
+    question = [labels, model, pretrained, template_mode, template]
+    run.click(ask_clip, inputs=[image, *question, per_template], outputs=[top, chart, table, status, target],
+              api_name="zero_shot").then(
+        map_label, inputs=[image, target, *question, cmap, alpha], outputs=[label_map], api_visibility="undocumented")
+    show_map.click(map_label, inputs=[image, target, *question, cmap, alpha], outputs=[label_map],
+                   api_name="zero_shot_map")
+    model.change(_pretrained_box, inputs=[model], outputs=[pretrained], api_visibility="undocumented")
+
+
+def _pretrained_box(model: str):
+    """Tags for an open_clip name; switched off for a model that brings its own weights."""
+    if uses_transformers(model) or (model or "").startswith(("hf-hub:", "local-dir:")):
+        return gr.update(choices=[], value=None, interactive=False, info=PRETRAINED_INFO[False])
+    tags = pretrained_tags(model)
+    return gr.update(choices=tags, value=tags[0] if tags else None, interactive=True, info=PRETRAINED_INFO[True])
+
+
+def ask_clip(image_path, labels, model, pretrained, template_mode, template, per_template,
+             progress=gr.Progress(track_tqdm=True)):
+    """The best labels, a bar chart of all of them, the per-template table (on request), a status line, and
+    the labels offered for mapping."""
+    require_image(image_path)
+    templates = _templates(template_mode, template)
+    with user_errors():
+        check_labels(labels)  # a typo in the labels should not wait for a model download
+        resolve_templates(templates)
+        weights = _weights(model, pretrained)
+        announce_load(model, progress, loader=lambda name: load_clip(name, weights), cached=lambda _: False)
+        started = time.perf_counter()
+        predictions = zero_shot(image_path, labels, model=model, pretrained=weights, templates=templates)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        table = template_table(image_path, labels, model, weights, templates, predictions) if per_template else None
+    loaded = load_clip(model, weights)
+    bars = pd.DataFrame({"label": [p.label for p in predictions[:BAR_CHART_LABELS]],
+                         "probability": [p.score for p in predictions[:BAR_CHART_LABELS]]})
+    ordered = [p.label for p in predictions]
+    return (
+        {p.label: p.score for p in predictions},
+        bars,
+        gr.update(value=table, visible=table is not None),
+        describe_run(loaded.name, loaded.device, loaded.dtype, elapsed_ms),
+        gr.update(choices=ordered, value=ordered[0]),
+    )
+
+
+def template_table(image_path, labels, model, weights, templates, predictions) -> pd.DataFrame:
+    """One row per template: the probability it alone gives each of the overall best labels."""
+    shown = [p.label for p in predictions[:TABLE_LABELS]]
+    per_template = template_scores(image_path, labels, model=model, pretrained=weights, templates=templates)
+    rows = []
+    for text, ranking in per_template.items():
+        scores = {p.label: p.score for p in ranking}
+        rows.append([text, *(round(scores[label], 4) for label in shown)])
+    return pd.DataFrame(rows, columns=["template", *shown])
+
+
+def map_label(image_path, label, labels, model, pretrained, template_mode, template, cmap, alpha,
+              progress=gr.Progress(track_tqdm=True)):
+    """The chosen label's map over the photo (the best label when none is chosen)."""
+    require_image(image_path)
+    templates = _templates(template_mode, template)
+    with user_errors():
+        weights = _weights(model, pretrained)
+        label = label or zero_shot(image_path, labels, model=model, pretrained=weights, templates=templates)[0].label
+        progress(0, desc=f"Mapping '{label}'")
+        result = zero_shot_map(image_path, label, labels, model=model, pretrained=weights, templates=templates,
+                               alpha=float(alpha), cmap=cmap)
+    return result.overlay
+
+
+def _templates(template_mode: str, template: str) -> str:
+    return template if template_mode == "single" else template_mode
+
+
+def _weights(model: str, pretrained: str | None) -> str | None:
+    """The pretrained weights to load; an open_clip name without them would score with random weights."""
+    if pretrained or uses_transformers(model) or (model or "").startswith(("hf-hub:", "local-dir:")):
+        return pretrained or None
+    examples = ", ".join(pretrained_tags(model)[:3]) or "a checkpoint file"
+    raise ValueError(f"Pick the pretrained weights for {model} (e.g. {examples}): without them CLIP's scores "
+                     "would be noise.")
