@@ -1,11 +1,11 @@
-"""A person's path through the Classify tab in a real browser: upload a photo, click Classify, read the labels."""
+"""A person's path through each tab in a real browser: upload a photo, click, read the result on the page."""
 from __future__ import annotations
 
 import shutil
 
 import pytest
 
-from core import classify, explain
+from core import caption, classify, explain, zero_shot
 
 pytestmark = pytest.mark.browser
 
@@ -76,4 +76,43 @@ def test_attention_side_by_side_in_the_browser(page, app_url, tiny_vit_dir, tiny
     page.locator("#right-labels").get_by_text(deit_top).first.wait_for(timeout=30_000)
     page.locator("#left-overlay").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts_dir / "attention-side-by-side.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_caption_and_its_word_maps_in_the_browser(page, app_url, blip_dir, photo_path, artifacts_dir):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Caption").click()
+    model = page.locator("#caption-model input")
+    model.fill(str(blip_dir))
+    model.press("Enter")
+    page.locator("#caption-prompt textarea, #caption-prompt input").first.fill("a photo of")
+    page.locator("#caption-photo input[type=file]").set_input_files(str(photo_path))
+    page.locator("#caption-photo img").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Caption", exact=True).click()
+    expected = caption(photo_path, model=str(blip_dir), prompt="a photo of", max_new_tokens=20, num_beams=3)
+    page.locator("#captions").get_by_text(expected).first.wait_for(timeout=60_000)
+    # The words are mapped right after the caption: one tile per word, numbered in caption order.
+    last_word = f"{len(expected.split())}. {expected.split()[-1]}"
+    page.locator("#word-maps").get_by_text(last_word).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(artifacts_dir / "caption.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_zero_shot_with_own_labels_in_the_browser(page, app_url, tiny_open_clip_dir, photo_path, artifacts_dir):
+    model_name = f"local-dir:{tiny_open_clip_dir}"
+    labels = "cat, dog, rocket, cup of coffee"
+    page.goto(app_url)
+    page.get_by_role("tab", name="Zero-shot").click()
+    model = page.locator("#clip-model input")
+    model.fill(model_name)
+    model.press("Enter")
+    page.locator("#clip-labels textarea").fill(labels)
+    page.locator("#clip-photo input[type=file]").set_input_files(str(photo_path))
+    page.locator("#clip-photo img").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Ask CLIP").click()
+    best = zero_shot(photo_path, labels, model=model_name, pretrained=None)[0].label
+    page.locator("#clip-top").get_by_text(best).first.wait_for(timeout=60_000)
+    page.locator("#clip-map img").first.wait_for(timeout=60_000)
+    assert page.locator("#clip-target input").input_value() == best
+    page.screenshot(path=str(artifacts_dir / "zero-shot.png"), full_page=True)
     assert page.errors == []
