@@ -138,3 +138,24 @@ def restore_settings():
 def tiny_config():
     """A factory for the tiny models' config kwargs (a fresh dict each call), for tests that build variants."""
     return tiny_config_kwargs
+
+
+# ---- tiny CLIP folders (zero-shot engine and its end-to-end tests) -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_open_clip_dir(tmp_path_factory) -> Path:
+    """A tiny random open_clip ViT CLIP in open_clip's local-dir format: pass model=f"local-dir:{folder}".
+    Nothing is registered in this process, so an app started in a subprocess loads it the same way."""
+    from tiny_clips import save_tiny_open_clip
+
+    return save_tiny_open_clip(tmp_path_factory.mktemp("tiny-open-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_clip_dir(tmp_path_factory) -> Path:
+    """A tiny random transformers CLIPModel with its CLIPProcessor (offline-built tokenizer): pass the folder
+    as model=str(folder)."""
+    from tiny_clips import save_tiny_hf_clip
+
+    return save_tiny_hf_clip(tmp_path_factory.mktemp("tiny-hf-clip"))
