@@ -1,4 +1,5 @@
-"""Zero-shot classification with open_clip: any labels, prompt templates, models and text embeddings cached."""
+"""Zero-shot classification with CLIP (open_clip or transformers): any labels, prompt templates, models and text
+embeddings cached."""
 from __future__ import annotations
 
 import os
@@ -6,17 +7,33 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, NamedTuple, Sequence
 
 import torch
 from tqdm.auto import tqdm
+# Imported at module level for the reason core.models gives: transformers resolves names lazily, and two
+# Gradio threads doing it at once can see a half-initialised module.
+from transformers import AutoConfig, AutoProcessor, CLIPModel
 
 from .images import ImageInput, load_images
-from .models import ModelCache, ModelLoadError, log, pick_device, pick_dtype
+# _from_pretrained is core.models' loader proper: local folder or hub cache first, the Hub only when reachable,
+# safetensors only, its errors already in one voice with the other tabs'.
+from .models import ModelCache, ModelLoadError, _from_pretrained, log, pick_device, pick_dtype
 from .types import Prediction
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
+DEFAULT_HF_CLIP = "openai/clip-vit-base-patch32"
+# (model, pretrained tag) pairs a UI can offer; None marks the transformers backend, which takes no tag.
+ZERO_SHOT_CHOICES: tuple[tuple[str, str | None], ...] = (
+    ("ViT-B-32", "laion2b_s34b_b79k"),
+    ("ViT-B-16", "laion2b_s34b_b88k"),
+    ("ViT-L-14", "openai"),
+    ("ViT-B-32", "openai"),
+    (DEFAULT_HF_CLIP, None),
+)
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
 MAX_LABELS = 1000
 TEMPLATE_SETS = ("openai", "simple")
@@ -32,13 +49,20 @@ TEXT_BATCH_SIZE = 256
 # needs inputs in a per-tower dtype, which timm towers do not expose uniformly.
 _OPEN_CLIP_PRECISION = {torch.float32: "fp32", torch.bfloat16: "pure_bf16", torch.float16: "pure_fp16"}
 _SCHEMAS = ("hf-hub:", "local-dir:")
+# 'org/name' as the Hub spells ids; anything else that is not an open_clip name or a folder is a typo.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+Backend = Literal["open_clip", "transformers"]
 
 
 @dataclass(frozen=True)
 class LoadedClip:
-    """An open_clip model with its inference transform and tokenizer; `key` identifies it in the caches."""
+    """A CLIP model behind open_clip's calls (encode_image, encode_text, logit_scale) with its image transform
+    (PIL -> (3, H, W) tensor) and tokenizer (texts -> tokens with .to()); `key` identifies it in the text cache."""
 
     key: tuple
+    name: str
+    backend: Backend
     model: Any
     preprocess: Any
     tokenizer: Any
@@ -171,17 +195,100 @@ def fill(template: str, label: str) -> str:
 
 # ---- models -----------------------------------------------------------------------------------------------
 
+def uses_transformers(model: str) -> bool:
+    """Whether a model name runs on the transformers backend (which takes no pretrained tag), so a UI can
+    grey out its pretrained box. Never raises: a name that resolves to nothing is not transformers."""
+    try:
+        return resolve_model(model)[0] == "transformers"
+    except ValueError:
+        return False
+
+
+def takes_pretrained(model: str) -> bool:
+    """Whether the pretrained box means anything for this model: only open_clip's own names take a tag or a
+    checkpoint file; transformers models, 'hf-hub:'/'local-dir:' names and open_clip folders bring their
+    weights. Never raises."""
+    try:
+        backend, name = resolve_model(model)
+    except ValueError:
+        return False
+    return backend == "open_clip" and not name.startswith(_SCHEMAS)
+
+
+def pretrained_tags(model: str) -> list[str]:
+    """open_clip's pretrained tags for a model name, for a UI's choices; [] for the transformers backend,
+    'hf-hub:'/'local-dir:' names (their weights come with them) and names that resolve to nothing."""
+    import open_clip
+
+    if not takes_pretrained(model):
+        return []
+    return list(open_clip.list_pretrained_tags_by_model(model.strip().replace("/", "-")))
+
+
+def resolve_model(name: str) -> tuple[Backend, str]:
+    """Which backend runs a model name, and the name as that backend takes it.
+
+    open_clip: its own names (open_clip.list_models()), 'hf-hub:' and 'local-dir:' names, and folders with an
+    open_clip_config.json (given 'local-dir:' for the user). transformers: folders with a config.json (from
+    save_pretrained) and Hub ids 'org/name'.
+    """
+    import open_clip
+
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("No model given: type an open_clip name such as ViT-B-32, or a Hugging Face CLIP id "
+                         f"such as {DEFAULT_HF_CLIP}.")
+    name = name.strip()
+    if name.startswith("local-dir:"):
+        return "open_clip", "local-dir:" + str(_open_clip_folder(name[len("local-dir:"):], name))
+    if name.startswith(_SCHEMAS) or name.replace("/", "-") in open_clip.list_models():
+        return "open_clip", name
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if (folder / "open_clip_config.json").is_file():
+            return "open_clip", "local-dir:" + str(folder.resolve())
+        if (folder / "config.json").is_file():
+            return "transformers", str(folder.resolve())
+        raise ValueError(f"The folder '{name}' holds no CLIP model: it needs a config.json (a transformers "
+                         "CLIPModel saved with save_pretrained) or an open_clip_config.json (open_clip's format).")
+    if _HUB_ID.fullmatch(name):
+        return "transformers", name
+    if name.startswith((".", "/", "~", "\\")) or name.count("/") > 1 or "\\" in name:
+        raise ValueError(f"No model folder at '{name}'. Check the path, or type an open_clip name such as ViT-B-32.")
+    known = open_clip.list_models()
+    examples = ", ".join(m for m in ("ViT-B-32", "ViT-B-16", "ViT-L-14", "convnext_base_w") if m in known)
+    raise ValueError(f"Unknown open_clip model '{name}'. Try one of {examples} ({len(known)} names in "
+                     f"open_clip.list_models()), a Hugging Face CLIP id such as {DEFAULT_HF_CLIP}, "
+                     "or 'hf-hub:org/repo'.")
+
+
+def _open_clip_folder(path: str, name: str) -> Path:
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"No folder at '{path}' (from '{name}'); check the path after 'local-dir:'.")
+    if not (folder / "open_clip_config.json").is_file():
+        raise ValueError(f"The folder '{path}' has no open_clip_config.json, which 'local-dir:' needs; a "
+                         "transformers CLIP folder is given by its path alone, without 'local-dir:'.")
+    return folder.resolve()
+
+
 def load_clip(
     name: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETRAINED,
-    device: str | None = None, precision: str | None = None,
+    device: str | None = None, precision: str | None = None, *, attention: str = "sdpa",
 ) -> LoadedClip:
-    """An open_clip model, its transform and tokenizer, from the cache after the first call."""
-    check_model_name(name)
-    source = weights_source(name, pretrained)
+    """A CLIP model, its transform and tokenizer, from the cache after the first call. `attention` matters to
+    the transformers backend only: label maps need "eager" (SDPA returns no attention probabilities)."""
+    backend, resolved = resolve_model(name)
     torch_device = pick_device(device)
     dtype = pick_dtype(precision, torch_device)
-    key = (name, source, str(torch_device), str(dtype))
-    return _models.get_or_load(key, lambda: _create(name, pretrained, key, torch_device, dtype))
+    if backend == "transformers":
+        # The text cache key leaves out the attention kernel: SDPA and eager give the same text embeddings.
+        key = (resolved, "", str(torch_device), str(dtype))
+        return _models.get_or_load(key + (attention,),
+                                   lambda: _create_transformers(resolved, key, torch_device, dtype, attention))
+    # 'hf-hub:'/'local-dir:' names carry their weights; open_clip ignores (and warns about) a tag with them.
+    tag = None if resolved.startswith(_SCHEMAS) else pretrained
+    key = (resolved, weights_source(resolved, tag), str(torch_device), str(dtype))
+    return _models.get_or_load(key, lambda: _create(resolved, tag, key, torch_device, dtype))
 
 
 def _create(name: str, pretrained: str | None, key: tuple, device: torch.device, dtype: torch.dtype) -> LoadedClip:
@@ -195,20 +302,79 @@ def _create(name: str, pretrained: str | None, key: tuple, device: torch.device,
         tokenizer = open_clip.get_tokenizer(name)
     except Exception as error:  # open_clip raises RuntimeError/OSError/... for every kind of failure
         raise ModelLoadError(load_error_message(name, pretrained, error)) from error
-    model.eval()
-    return LoadedClip(key=key, model=model, preprocess=preprocess, tokenizer=tokenizer, device=device, dtype=dtype)
+    # Inference only: label maps take gradients with respect to the input, never the weights.
+    model.eval().requires_grad_(False)
+    return LoadedClip(key=key, name=name, backend="open_clip", model=model, preprocess=preprocess,
+                      tokenizer=tokenizer, device=device, dtype=dtype)
+
+
+def _create_transformers(name: str, key: tuple, device: torch.device, dtype: torch.dtype,
+                         attention: str) -> LoadedClip:
+    log.info("Loading transformers CLIP %s on %s in %s (%s attention)", name, device,
+             str(dtype).replace("torch.", ""), attention)
+    try:
+        loaded = _from_pretrained(name, ClipModelOnly, AutoProcessor, device, dtype, attention)
+    except ModelLoadError as error:
+        if str(error).startswith("Could not fetch model"):  # core.models' two-sentence offline message
+            raise ModelLoadError(
+                f"Could not fetch CLIP model '{name}' from the Hugging Face Hub (offline, or not downloaded yet); "
+                "type the path of a local folder written by save_pretrained, or pick an open_clip model.") from error
+        raise
+    text_config = loaded.model.config.text_config
+    return LoadedClip(
+        key=key, name=name, backend="transformers", model=TransformersClip(loaded.model),
+        preprocess=partial(_transformers_pixels, loaded.processor.image_processor),
+        tokenizer=partial(_transformers_tokens, loaded.processor.tokenizer, text_config.max_position_embeddings),
+        device=device, dtype=dtype,
+    )
+
+
+class ClipModelOnly:
+    """A from_pretrained for core.models' loader that refuses, in one sentence, anything but a CLIPModel
+    (a ViT classifier folder would otherwise load with random CLIP towers and score noise)."""
+
+    @staticmethod
+    def from_pretrained(name: str, **kwargs: Any) -> CLIPModel:
+        config = AutoConfig.from_pretrained(name, local_files_only=kwargs.get("local_files_only", False),
+                                            trust_remote_code=kwargs.get("trust_remote_code", False))
+        if config.model_type != "clip":
+            architectures = ", ".join(getattr(config, "architectures", None) or []) or config.model_type
+            raise ModelLoadError(f"'{name}' is not a CLIP model (it is a {architectures}); zero-shot needs a "
+                                 f"CLIPModel such as {DEFAULT_HF_CLIP} or an open_clip model such as ViT-B-32.")
+        return CLIPModel.from_pretrained(name, **kwargs)
+
+
+class TransformersClip:
+    """A transformers CLIPModel behind open_clip's three calls, so embeddings and scores have one code path."""
+
+    def __init__(self, model: CLIPModel):
+        self.model = model
+
+    @property
+    def logit_scale(self) -> torch.nn.Parameter:
+        return self.model.logit_scale
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        # transformers 5 returns a ModelOutput here, with the projected embedding as pooler_output.
+        return self.model.get_image_features(pixel_values=pixels).pooler_output
+
+    def encode_text(self, tokens) -> torch.Tensor:
+        return self.model.get_text_features(input_ids=tokens["input_ids"],
+                                            attention_mask=tokens["attention_mask"]).pooler_output
+
+
+def _transformers_pixels(image_processor, image) -> torch.Tensor:
+    return image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+
+def _transformers_tokens(tokenizer, max_length: int, texts: list[str]):
+    # Padding with an attention mask leaves each text's embedding as it is alone (CLIP's text tower is causal).
+    return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 
 
 def check_model_name(name: str) -> None:
-    import open_clip
-
-    if name.startswith(_SCHEMAS):
-        return
-    known = open_clip.list_models()
-    if name.replace("/", "-") not in known:
-        examples = ", ".join(m for m in ("ViT-B-32", "ViT-B-16", "ViT-L-14", "convnext_base_w") if m in known)
-        raise ValueError(f"Unknown open_clip model '{name}'. Try one of {examples} "
-                         f"({len(known)} names in open_clip.list_models()), or 'hf-hub:org/repo'.")
+    """Raises a ValueError for a name no backend can run (kept for callers that only validate)."""
+    resolve_model(name)
 
 
 def weights_source(name: str, pretrained: str | None) -> str:
@@ -230,11 +396,16 @@ def weights_source(name: str, pretrained: str | None) -> str:
 
 def load_error_message(name: str, pretrained: str | None, error: Exception) -> str:
     text = str(error)
-    if pretrained and not os.path.isfile(pretrained) and ("download" in text.lower() or "offline" in text.lower()
-                                                         or isinstance(error, OSError)):
+    unreachable = "download" in text.lower() or "offline" in text.lower() or isinstance(error, OSError)
+    if name.startswith("hf-hub:") and (unreachable or "HF Hub" in text):
+        return (f"Could not fetch '{name}' from the Hugging Face Hub (no internet, or not downloaded yet); "
+                "use a 'local-dir:' folder or a local checkpoint file instead.")
+    if pretrained and not os.path.isfile(pretrained) and unreachable:
         return (f"Could not fetch the '{pretrained}' weights for {name} (no internet, or not downloaded yet); "
                 "pass the path of a local checkpoint file as pretrained instead.")
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    if not pretrained:
+        return f"Could not load open_clip model '{name}': {first}"
     return f"Could not load open_clip model '{name}' with weights '{pretrained}': {first}"
 
 
@@ -304,9 +475,14 @@ def encode_images(loaded: LoadedClip, images: Sequence, batch_size: int = 16) ->
 def label_probabilities(loaded: LoadedClip, image_embeddings: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     """Softmax over labels of the scaled cosine similarities, in fp32 (bf16 softmax over 1,000 labels rounds
     small scores to 0)."""
-    scale = loaded.model.logit_scale.detach().float().exp()
-    logits = scale * image_embeddings @ text.to(image_embeddings.device).T
-    return logits.softmax(dim=-1).cpu()
+    return label_logits(loaded.model, image_embeddings, text).softmax(dim=-1).cpu()
+
+
+def label_logits(model: Any, image_embeddings: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """CLIP's logits, logit_scale.exp() times the cosine similarities of normalised embeddings: the numbers
+    the label map differentiates, computed the same way as the scores (so they agree to the last bit)."""
+    scale = model.logit_scale.detach().float().exp()
+    return scale * image_embeddings @ text.to(image_embeddings.device).T
 
 
 def ranked(probabilities: torch.Tensor, labels: Sequence[str]) -> list[Prediction]:

@@ -1,4 +1,6 @@
-"""zero_shot() on a tiny random open_clip model registered from a JSON config and loaded from a checkpoint file."""
+"""zero_shot() on tiny random CLIPs: an open_clip model registered from a JSON config and loaded
+from a checkpoint file, the same kind of model in a 'local-dir:' folder, and a transformers CLIPModel folder; each
+checked against its library's own recipe or an independent implementation written here."""
 from __future__ import annotations
 
 import json
@@ -229,3 +231,155 @@ def test_tag_not_fetchable_offline(fresh_cache, chelsea, tmp_path, monkeypatch):
         zero_shot(chelsea, LABELS, model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu")
     assert isinstance(raised.value, ValueError)
     assert raised.value.args[0].count(". ") == 0  # one sentence
+
+
+
+# ---- the transformers backend -----------------------------------------------------------------------------
+
+def hf_reference(folder, image, labels, templates) -> dict[str, float]:
+    """transformers' own recipe: processor -> get_*_features -> normalise -> ensemble -> logit_scale.exp() * cos
+    -> softmax."""
+    from PIL import Image
+    from transformers import CLIPModel, CLIPProcessor
+
+    model = CLIPModel.from_pretrained(folder).eval()
+    processor = CLIPProcessor.from_pretrained(folder)
+    with torch.no_grad():
+        per_template = []
+        for template in templates:
+            tokens = processor(text=[template.format(label) for label in labels], padding=True, return_tensors="pt")
+            text = model.get_text_features(**tokens).pooler_output
+            per_template.append(text / text.norm(dim=-1, keepdim=True))
+        text = torch.stack(per_template).mean(dim=0)
+        text = text / text.norm(dim=-1, keepdim=True)
+        pixels = processor(images=Image.fromarray(image), return_tensors="pt")["pixel_values"]
+        image_features = model.get_image_features(pixel_values=pixels).pooler_output
+        image_features = image_features / image_features.norm(dim=-1, keepdim=True)
+        probabilities = (model.logit_scale.exp() * image_features @ text.T).softmax(dim=-1)[0]
+    return dict(zip(labels, probabilities.tolist()))
+
+
+@pytest.mark.parametrize("templates", [["a photo of a {}."], ["a photo of a {}.", "a drawing of a {}.", "itap of {}"]])
+def test_hf_clip_matches_transformers_recipe(fresh_cache, tiny_hf_clip_dir, chelsea, templates):
+    from core.zero_shot import zero_shot
+
+    predictions = zero_shot(chelsea, LABELS, model=str(tiny_hf_clip_dir), templates=templates, precision="fp32",
+                            device="cpu")
+    expected = hf_reference(tiny_hf_clip_dir, chelsea, LABELS, templates)
+    assert sorted(p.label for p in predictions) == sorted(LABELS)
+    for prediction in predictions:
+        assert prediction.score == pytest.approx(expected[prediction.label], abs=1e-5)
+
+
+def test_hf_clip_matches_pipeline(fresh_cache, tiny_hf_clip_dir, chelsea):
+    from PIL import Image
+    from transformers import pipeline
+
+    from core.zero_shot import zero_shot
+
+    classifier = pipeline("zero-shot-image-classification", model=str(tiny_hf_clip_dir), device="cpu")
+    expected = classifier(Image.fromarray(chelsea), candidate_labels=LABELS, hypothesis_template="a photo of a {}.")
+    predictions = zero_shot(chelsea, LABELS, model=str(tiny_hf_clip_dir), precision="fp32", device="cpu")
+    assert [p.label for p in predictions] == [row["label"] for row in expected]
+    for prediction, row in zip(predictions, expected):
+        assert prediction.score == pytest.approx(row["score"], abs=1e-5)
+
+
+def test_hf_clip_ignores_pretrained(fresh_cache, tiny_hf_clip_dir, photos):
+    from core.zero_shot import zero_shot
+
+    zs = fresh_cache
+    folder = str(tiny_hf_clip_dir)
+    # The default open_clip tag must not be taken for a checkpoint of a transformers model.
+    default = zero_shot(photos["chelsea"], LABELS, model=folder, precision="fp32", device="cpu")
+    none = zero_shot(photos["chelsea"], LABELS, model=folder, pretrained=None, precision="fp32", device="cpu")
+    assert [(p.label, p.score) for p in default] == [(p.label, p.score) for p in none]
+    assert zs.text_cache_info()[:2] == (1, 1)
+
+
+def test_not_a_clip_model(fresh_cache, tiny_vit_dir, chelsea):
+    from core.zero_shot import zero_shot
+
+    with pytest.raises(ValueError, match=r"is not a CLIP model \(it is a ViTForImageClassification\)"):
+        zero_shot(chelsea, LABELS, model=str(tiny_vit_dir), device="cpu")
+
+
+def test_hub_clip_not_fetchable_offline(fresh_cache, chelsea, tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub_constants
+
+    from core.models import ModelLoadError
+    from core.zero_shot import zero_shot
+
+    assert hub_constants.HF_HUB_OFFLINE
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))  # so a copy on this machine cannot load
+    with pytest.raises(ModelLoadError, match="Could not fetch CLIP model 'openai/clip-vit-base-patch32' from the "
+                                             "Hugging Face Hub") as raised:
+        zero_shot(chelsea, LABELS, model="openai/clip-vit-base-patch32", device="cpu")
+    assert isinstance(raised.value, ValueError)
+    assert raised.value.args[0].count(". ") == 0  # one sentence
+
+
+# ---- which backend, open_clip local folders, and the UI's helpers -------------------------------------------
+
+def test_backend_from_the_name(tiny_hf_clip_dir, tiny_open_clip_dir, tmp_path):
+    from core.zero_shot import resolve_model, uses_transformers
+
+    assert resolve_model("ViT-B-32") == ("open_clip", "ViT-B-32")
+    assert resolve_model("ViT-B/32")[0] == "open_clip"
+    assert resolve_model("hf-hub:timm/ViT-B-16-SigLIP") == ("open_clip", "hf-hub:timm/ViT-B-16-SigLIP")
+    assert resolve_model(f"local-dir:{tiny_open_clip_dir}") == ("open_clip", f"local-dir:{tiny_open_clip_dir}")
+    # A bare open_clip folder is taken as 'local-dir:', which is what its owner meant.
+    assert resolve_model(str(tiny_open_clip_dir)) == ("open_clip", f"local-dir:{tiny_open_clip_dir}")
+    assert resolve_model("openai/clip-vit-base-patch32") == ("transformers", "openai/clip-vit-base-patch32")
+    assert resolve_model(str(tiny_hf_clip_dir)) == ("transformers", str(tiny_hf_clip_dir))
+    assert [uses_transformers(name) for name in ("ViT-B-32", "openai/clip-vit-base-patch32", str(tiny_hf_clip_dir),
+                                                 "ViT-Q-99", "")] == [False, True, True, False, False]
+    with pytest.raises(ValueError, match="holds no CLIP model: it needs a config.json"):
+        resolve_model(str(tmp_path))
+    with pytest.raises(ValueError, match="No folder at '/nowhere/clip'"):
+        resolve_model("local-dir:/nowhere/clip")
+    with pytest.raises(ValueError, match="has no open_clip_config.json"):
+        resolve_model(f"local-dir:{tiny_hf_clip_dir}")
+    with pytest.raises(ValueError, match="No model folder at '/nowhere/clip'"):
+        resolve_model("/nowhere/clip")
+
+
+def test_pretrained_tags_and_choices(tiny_hf_clip_dir, tiny_open_clip_dir):
+    import open_clip
+
+    from core.zero_shot import ZERO_SHOT_CHOICES, pretrained_tags, takes_pretrained, uses_transformers
+
+    assert takes_pretrained("ViT-B-32") and takes_pretrained("ViT-B/32")
+    assert not any(takes_pretrained(name) for name in (
+        "openai/clip-vit-base-patch32", str(tiny_hf_clip_dir), str(tiny_open_clip_dir),
+        f"local-dir:{tiny_open_clip_dir}", "hf-hub:timm/ViT-B-16-SigLIP", "ViT-Q-99", ""))
+
+    assert "laion2b_s34b_b79k" in pretrained_tags("ViT-B-32") and "openai" in pretrained_tags("ViT-B-32")
+    assert pretrained_tags("openai/clip-vit-base-patch32") == [] and pretrained_tags(str(tiny_hf_clip_dir)) == []
+    assert pretrained_tags("hf-hub:timm/ViT-B-16-SigLIP") == [] and pretrained_tags("ViT-Q-99") == []
+    for model, tag in ZERO_SHOT_CHOICES:
+        if tag is None:
+            assert uses_transformers(model)
+        else:
+            assert (model, tag) in open_clip.list_pretrained() and not uses_transformers(model)
+
+
+def test_local_dir_matches_open_clip_recipe(fresh_cache, tiny_open_clip_dir, chelsea):
+    """The fixture folder loads without add_model_config (as an app subprocess would) and scores as
+    open_clip's own local-dir loader does; pretrained is ignored for it."""
+    import open_clip
+    from PIL import Image
+
+    from core.zero_shot import zero_shot
+
+    name = f"local-dir:{tiny_open_clip_dir}"
+    model, _, preprocess = open_clip.create_model_and_transforms(name)
+    tokenizer = open_clip.get_tokenizer(name)
+    with torch.no_grad():
+        text = model.encode_text(tokenizer([f"a photo of a {label}." for label in LABELS]), normalize=True)
+        image = model.encode_image(preprocess(Image.fromarray(chelsea)).unsqueeze(0), normalize=True)
+        expected = dict(zip(LABELS, (model.logit_scale.exp() * image @ text.T).softmax(dim=-1)[0].tolist()))
+    for model_name in (name, str(tiny_open_clip_dir)):
+        predictions = zero_shot(chelsea, LABELS, model=model_name, precision="fp32", device="cpu")
+        for prediction in predictions:
+            assert prediction.score == pytest.approx(expected[prediction.label], abs=1e-5)
