@@ -1,4 +1,4 @@
-"""zero_shot() on tiny random CLIPs: an open_clip model registered from a JSON config and loaded
+"""zero_shot() and zero_shot_map() on tiny random CLIPs: an open_clip model registered from a JSON config and loaded
 from a checkpoint file, the same kind of model in a 'local-dir:' folder, and a transformers CLIPModel folder; each
 checked against its library's own recipe or an independent implementation written here."""
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -285,7 +286,7 @@ def test_hf_clip_matches_pipeline(fresh_cache, tiny_hf_clip_dir, chelsea):
         assert prediction.score == pytest.approx(row["score"], abs=1e-5)
 
 
-def test_hf_clip_ignores_pretrained(fresh_cache, tiny_hf_clip_dir, photos):
+def test_hf_clip_ignores_pretrained_and_shares_the_text_cache(fresh_cache, tiny_hf_clip_dir, photos):
     from core.zero_shot import zero_shot
 
     zs = fresh_cache
@@ -295,6 +296,9 @@ def test_hf_clip_ignores_pretrained(fresh_cache, tiny_hf_clip_dir, photos):
     none = zero_shot(photos["chelsea"], LABELS, model=folder, pretrained=None, precision="fp32", device="cpu")
     assert [(p.label, p.score) for p in default] == [(p.label, p.score) for p in none]
     assert zs.text_cache_info()[:2] == (1, 1)
+    # The label map's eager-attention copy of the model reuses the same text embeddings.
+    zs.zero_shot_map(photos["coffee"], LABELS[0], LABELS, model=folder, precision="fp32", device="cpu")
+    assert zs.text_cache_info()[:2] == (2, 1)
 
 
 def test_not_a_clip_model(fresh_cache, tiny_vit_dir, chelsea):
@@ -383,3 +387,170 @@ def test_local_dir_matches_open_clip_recipe(fresh_cache, tiny_open_clip_dir, che
         predictions = zero_shot(chelsea, LABELS, model=model_name, precision="fp32", device="cpu")
         for prediction in predictions:
             assert prediction.score == pytest.approx(expected[prediction.label], abs=1e-5)
+
+
+# ---- label maps -------------------------------------------------------------------------------------------
+
+def open_clip_manual_map(folder, image, labels, target, templates, first_block=0):
+    """Chefer et al.'s CLIP relevance with open_clip's weights but none of the engine's code and no hooks: the
+    image tower's forward written out, attention probabilities computed here, the recursion done in torch."""
+    import torch.nn.functional as F
+    from PIL import Image
+
+    import open_clip
+
+    name = f"local-dir:{folder}"
+    model, _, preprocess = open_clip.create_model_and_transforms(name)
+    tokenizer = open_clip.get_tokenizer(name)
+    with torch.no_grad():
+        text = torch.stack([F.normalize(model.encode_text(tokenizer([t.format(label) for label in labels])), dim=-1)
+                            for t in templates]).mean(dim=0)
+        text = F.normalize(text, dim=-1)
+    visual = model.visual
+    pixels = preprocess(Image.fromarray(image)).unsqueeze(0)
+    x = visual.conv1(pixels).flatten(2).transpose(1, 2)
+    x = torch.cat([visual.class_embedding.expand(1, 1, -1), x], dim=1) + visual.positional_embedding
+    x = visual.ln_pre(x)
+    probabilities = []
+    for block in visual.transformer.resblocks:
+        heads = block.attn.num_heads
+        q, k, v = F.linear(block.ln_1(x), block.attn.in_proj_weight, block.attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.reshape(1, t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v))
+        attention = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5).softmax(dim=-1)
+        probabilities.append(attention)
+        x = x + block.attn.out_proj((attention @ v).transpose(1, 2).reshape(1, x.shape[1], -1))
+        x = x + block.mlp(block.ln_2(x))
+    features = visual.ln_post(x[:, 0]) @ visual.proj
+    with torch.no_grad():  # the forward written out must be open_clip's forward, or the comparison proves nothing
+        assert torch.allclose(features, model.encode_image(pixels), atol=1e-5)
+    logits = model.logit_scale.exp() * F.normalize(features, dim=-1) @ text.T
+    gradients = torch.autograd.grad(logits[0, labels.index(target)], probabilities)
+    relevance = torch.eye(x.shape[1])
+    for attention, gradient in list(zip(probabilities, gradients))[first_block:]:
+        relevance = relevance + (gradient * attention).clamp(min=0)[0].mean(dim=0) @ relevance
+    heatmap = relevance[0, 1:].reshape(visual.grid_size)
+    return (heatmap / heatmap.max()).detach().numpy(), logits.softmax(dim=-1)[0].detach()
+
+
+def hf_manual_map(folder, image, labels, target, templates):
+    """The same relevance through transformers' own calls (eager attention, output_attentions) and torch."""
+    import torch.nn.functional as F
+    from PIL import Image
+    from transformers import CLIPModel, CLIPProcessor
+
+    model = CLIPModel.from_pretrained(folder, attn_implementation="eager").eval()
+    processor = CLIPProcessor.from_pretrained(folder)
+    with torch.no_grad():
+        text = torch.stack([F.normalize(model.get_text_features(**processor(
+            text=[t.format(label) for label in labels], padding=True, return_tensors="pt")).pooler_output, dim=-1)
+            for t in templates]).mean(dim=0)
+        text = F.normalize(text, dim=-1)
+    pixels = processor(images=Image.fromarray(image), return_tensors="pt")["pixel_values"]
+    outputs = model.vision_model(pixel_values=pixels, output_attentions=True)
+    features = model.visual_projection(outputs.pooler_output)
+    logits = model.logit_scale.exp() * F.normalize(features, dim=-1) @ text.T
+    gradients = torch.autograd.grad(logits[0, labels.index(target)], outputs.attentions)
+    relevance = torch.eye(outputs.attentions[0].shape[-1])
+    for attention, gradient in zip(outputs.attentions, gradients):
+        relevance = relevance + (gradient * attention).clamp(min=0)[0].mean(dim=0) @ relevance
+    heatmap = relevance[0, 1:].reshape(4, 4)
+    return (heatmap / heatmap.max()).detach().numpy(), logits.softmax(dim=-1)[0].detach()
+
+
+@pytest.fixture(params=["open_clip", "transformers"])
+def clip_backend(request, tiny_open_clip_dir, tiny_hf_clip_dir):
+    """(engine model name, the matching independent map) for each backend."""
+    if request.param == "open_clip":
+        return f"local-dir:{tiny_open_clip_dir}", partial_map(open_clip_manual_map, tiny_open_clip_dir)
+    return str(tiny_hf_clip_dir), partial_map(hf_manual_map, tiny_hf_clip_dir)
+
+
+def partial_map(manual, folder):
+    return lambda *args, **kwargs: manual(folder, *args, **kwargs)
+
+
+@pytest.mark.parametrize("templates", [["a photo of a {}."], ["a photo of a {}.", "a drawing of a {}."]])
+def test_map_matches_independent_implementation(fresh_cache, clip_backend, chelsea, templates):
+    from core.zero_shot import zero_shot, zero_shot_map
+
+    model, manual = clip_backend
+    for target in ("a cat", "a rocket"):
+        label_map = zero_shot_map(chelsea, target, LABELS, model=model, templates=templates, precision="fp32",
+                                  device="cpu")
+        expected, expected_probabilities = manual(chelsea, LABELS, target, templates)
+        assert label_map.label == target and label_map.grid_size == (4, 4) and label_map.heatmap.shape == (4, 4)
+        assert label_map.heatmap.max() == pytest.approx(1.0) and label_map.heatmap.min() >= 0
+        np.testing.assert_allclose(label_map.heatmap, expected, atol=1e-5)
+        # The predictions are every label ranked, with zero_shot's numbers.
+        scores = {p.label: p.score for p in label_map.predictions}
+        assert [p.label for p in label_map.predictions] == [p.label for p in zero_shot(
+            chelsea, LABELS, model=model, templates=templates, precision="fp32", device="cpu")]
+        for index, label in enumerate(LABELS):
+            assert scores[label] == pytest.approx(float(expected_probabilities[index]), abs=1e-5)
+        assert label_map.overlay.size == (chelsea.shape[1], chelsea.shape[0])
+
+
+def test_labels_get_their_own_maps(fresh_cache, clip_backend, chelsea):
+    from core.zero_shot import zero_shot_map
+
+    model, _ = clip_backend
+    maps = [zero_shot_map(chelsea, label, LABELS, model=model, precision="fp32", device="cpu").heatmap
+            for label in LABELS]
+    assert all(np.abs(a - b).max() > 1e-3 for index, a in enumerate(maps) for b in maps[index + 1:])
+
+
+def test_map_from_a_later_block(fresh_cache, tiny_open_clip_dir, chelsea):
+    """from_layer=2 is the notebook's start_layer: the recursion starts at that block."""
+    from core.zero_shot import zero_shot_map
+
+    model = f"local-dir:{tiny_open_clip_dir}"
+    label_map = zero_shot_map(chelsea, "a cat", LABELS, model=model, precision="fp32", device="cpu", from_layer=2)
+    expected, _ = open_clip_manual_map(tiny_open_clip_dir, chelsea, LABELS, "a cat", ["a photo of a {}."],
+                                       first_block=1)
+    np.testing.assert_allclose(label_map.heatmap, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="from_layer 3 is out of range: this image tower has blocks 1 to 2"):
+        zero_shot_map(chelsea, "a cat", LABELS, model=model, precision="fp32", device="cpu", from_layer=3)
+
+
+def test_map_leaves_no_hooks_behind(fresh_cache, tiny_open_clip_dir, chelsea):
+    """The model is shared through the cache: after a map, plain zero-shot calls run it untouched."""
+    from core.zero_shot import load_clip, zero_shot_map
+
+    model = f"local-dir:{tiny_open_clip_dir}"
+    zero_shot_map(chelsea, "a cat", LABELS, model=model, precision="fp32", device="cpu")
+    loaded = load_clip(model, precision="fp32", device="cpu")
+    for block in loaded.model.visual.transformer.resblocks:
+        assert not block.attn._forward_hooks and not block.attn._forward_pre_hooks
+
+
+def test_map_bf16_close_to_fp32(fresh_cache, tiny_open_clip_dir, chelsea):
+    from core.zero_shot import zero_shot_map
+
+    model = f"local-dir:{tiny_open_clip_dir}"
+    fp32 = zero_shot_map(chelsea, "a cat", LABELS, model=model, precision="fp32", device="cpu").heatmap
+    bf16 = zero_shot_map(chelsea, "a cat", LABELS, model=model, precision="bf16", device="cpu").heatmap
+    assert np.corrcoef(fp32.ravel(), bf16.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("label, message", [
+    ("a horse", r"'a horse' is not one of the labels \('a cat', 'a dog', 'a rocket', 'a cup of coffee'\)"),
+    ("  ", "No label chosen to map"),
+])
+def test_map_needs_one_of_the_labels(fresh_cache, tiny_open_clip_dir, chelsea, label, message):
+    from core.zero_shot import zero_shot_map
+
+    with pytest.raises(ValueError, match=message):
+        zero_shot_map(chelsea, label, LABELS, model=f"local-dir:{tiny_open_clip_dir}", device="cpu")
+
+
+def test_map_of_a_convolutional_clip(fresh_cache, tmp_path, chelsea):
+    from tiny_clips import TINY_RESNET_CLIP_CFG, save_tiny_open_clip
+
+    from core.attention import NoAttentionError
+    from core.zero_shot import zero_shot, zero_shot_map
+
+    folder = save_tiny_open_clip(tmp_path / "tiny-rn-clip", TINY_RESNET_CLIP_CFG)
+    model = f"local-dir:{folder}"
+    assert len(zero_shot(chelsea, LABELS, model=model, precision="fp32", device="cpu")) == len(LABELS)
+    with pytest.raises(NoAttentionError, match=r"has a convolutional image tower \(ModifiedResNet\).*ViT-B-32"):
+        zero_shot_map(chelsea, "a cat", LABELS, model=model, precision="fp32", device="cpu")
