@@ -52,8 +52,9 @@ def zero_shot_tab() -> None:
                          interactive=False, visible=False, elem_id="clip-templates")
     with gr.Accordion("Where is the label in the photo?", open=True):
         with gr.Row():
-            target = gr.Dropdown([], value=None, label="Label to map", info="empty = the best label", scale=2,
-                                 elem_id="clip-target")
+            # Custom values allowed so that a label edited away after asking gets the engine's message.
+            target = gr.Dropdown([], value=None, allow_custom_value=True, label="Label to map",
+                                 info="empty = the best label", scale=2, elem_id="clip-target")
             cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap", scale=1)
             alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="Opacity", scale=1)
             show_map = gr.Button("Map the label", scale=1)
