@@ -554,3 +554,37 @@ def test_map_of_a_convolutional_clip(fresh_cache, tmp_path, chelsea):
     assert len(zero_shot(chelsea, LABELS, model=model, precision="fp32", device="cpu")) == len(LABELS)
     with pytest.raises(NoAttentionError, match=r"has a convolutional image tower \(ModifiedResNet\).*ViT-B-32"):
         zero_shot_map(chelsea, "a cat", LABELS, model=model, precision="fp32", device="cpu")
+
+
+def test_map_while_another_thread_scores(fresh_cache, tiny_open_clip_dir, photos):
+    """Gradio runs handlers in threads on one cached model: zero_shot() calls in another thread during a map
+    must neither reach its hooks nor be changed by them."""
+    import threading
+
+    from core.zero_shot import zero_shot, zero_shot_map
+
+    model = f"local-dir:{tiny_open_clip_dir}"
+    alone = zero_shot_map(photos["chelsea"], "a cat", LABELS, model=model, precision="fp32", device="cpu").heatmap
+    expected = [(p.label, p.score) for p in zero_shot(photos["coffee"], LABELS, model=model, precision="fp32",
+                                                      device="cpu")]
+    stop, other_results, other_errors = threading.Event(), [], []
+
+    def score_until_stopped():
+        try:
+            while not stop.is_set():
+                predictions = zero_shot(photos["coffee"], LABELS, model=model, precision="fp32", device="cpu")
+                other_results.append([(p.label, p.score) for p in predictions])
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below, not lost in the thread
+            other_errors.append(error)
+
+    worker = threading.Thread(target=score_until_stopped)
+    worker.start()
+    try:
+        maps = [zero_shot_map(photos["chelsea"], "a cat", LABELS, model=model, precision="fp32", device="cpu").heatmap
+                for _ in range(20)]
+    finally:
+        stop.set()
+        worker.join()
+    assert not other_errors and other_results and all(result == expected for result in other_results)
+    for heatmap in maps:
+        np.testing.assert_allclose(heatmap, alone, atol=1e-6)
