@@ -38,6 +38,10 @@ class ImageError(ValueError):
     """An input that is not a usable image; the message names it and says what is wrong."""
 
 
+class ImageTooLargeError(ImageError):
+    """A readable image over the megapixel limit: not damaged, just too big to decode safely."""
+
+
 def load_image(source: ImageInput, name: str | None = None, max_pixels: int | None = None) -> Image.Image:
     """Read one image from any supported source and return it as a decoded RGB PIL image."""
     max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
@@ -142,6 +146,48 @@ def read_zip_images(
     return images
 
 
+def verify_image_file(
+    path: str | os.PathLike, name: str | None = None, max_pixels: int | None = None
+) -> tuple[int, int]:
+    """Check that a file decodes as an image, cheaper than load_image; return its (width, height).
+
+    Raises the ImageError load_image would raise. JPEGs decode at 1/8 scale: that still reads every byte of
+    the stream, so truncation and corruption show, at a fraction of the cost of full-size pixels.
+    """
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    path = Path(path)
+    label = name or _describe(path)
+    if not path.is_file():
+        raise ImageError(f"{label}: no such file.")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{label} is empty (0 bytes): it holds no image.")
+    image = _open(path, label, max_pixels)
+    try:
+        _check_size(image, label, max_pixels)
+        size = image.size
+        if image.format == "JPEG":
+            image.draft(None, (1, 1))
+        _decode(image, label)
+        return size
+    finally:
+        image.close()
+
+
+def is_unsafe_zip_name(entry_name: str) -> bool:
+    """True for an archive entry name that could land outside the folder it is unpacked into.
+
+    Absolute paths, drive letters and '..' anywhere; backslashes count as separators because Windows tools
+    (PowerShell's Compress-Archive) write them.
+    """
+    parts = entry_name.replace("\\", "/").split("/")
+    return (
+        Path(entry_name).is_absolute()
+        or entry_name.startswith(("/", "\\"))
+        or re.match(r"^[A-Za-z]:", entry_name) is not None
+        or ".." in parts
+    )
+
+
 def is_hidden(relative_name: str) -> bool:
     """True for dot-files, __MACOSX resource forks and notebook checkpoints anywhere in the path."""
     parts = Path(relative_name).parts
@@ -149,8 +195,7 @@ def is_hidden(relative_name: str) -> bool:
 
 
 def _check_zip_entry_name(entry_name: str, label: str) -> None:
-    path = Path(entry_name)
-    if path.is_absolute() or entry_name.startswith(("/", "\\")) or ".." in path.parts:
+    if is_unsafe_zip_name(entry_name):
         raise ImageError(f"{label} has an unsafe entry '{entry_name}' (absolute path or '..'); refusing it.")
 
 
@@ -164,7 +209,7 @@ def _open(fp: io.BytesIO | Path, label: str, max_pixels: int) -> Image.Image:
         # PIL refuses far-oversized headers itself (over ~179 MP) before we can read the size.
         claimed = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{_megapixels(int(claimed.group(1)))} megapixels" if claimed else "too large"
-        raise ImageError(
+        raise ImageTooLargeError(
             f"{label} is {size}; the limit is {_megapixels(min(max_pixels, 2 * Image.MAX_IMAGE_PIXELS))} "
             "megapixels. Downscale it first."
         ) from None
@@ -179,7 +224,7 @@ def _check_size(image: Image.Image, label: str, max_pixels: int) -> None:
     if width == 0 or height == 0:
         raise ImageError(f"{label} is empty ({width}x{height} pixels).")
     if width * height > max_pixels:
-        raise ImageError(
+        raise ImageTooLargeError(
             f"{label} is {width}x{height} = {_megapixels(width * height)} megapixels; "
             f"the limit is {_megapixels(max_pixels)} megapixels. Downscale it first."
         )
