@@ -165,7 +165,7 @@ def _prepare_folder(
         raise DataError(_no_images_message(skipped))
     usable, damaged = _verify_images(candidates)
     skipped += damaged
-    layout = _read_layout(source_root, data_root, usable)
+    layout = _read_layout(data_root, usable)
     skipped += layout.skipped
     train_files, val_files, split = _split(layout, val_fraction, seed)
     classes = tuple(sorted(set(train_files) | set(val_files)))
@@ -550,7 +550,7 @@ class _Layout:
     skipped: tuple[Skipped, ...]
 
 
-def _read_layout(source_root: Path, data_root: Path, images: Sequence[_Candidate]) -> _Layout:
+def _read_layout(data_root: Path, images: Sequence[_Candidate]) -> _Layout:
     top_folders = {child.name.lower(): child.name for child in _visible_children(data_root) if child.is_dir()}
     train_folder = top_folders.get(TRAIN_FOLDER)
     val_folder = next((top_folders[name] for name in VAL_FOLDERS if name in top_folders), None)
