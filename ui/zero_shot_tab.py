@@ -9,7 +9,7 @@ import pandas as pd
 from core.examples import example_images
 from core.zero_shot import (
     DEFAULT_MODEL, DEFAULT_PRETRAINED, ZERO_SHOT_CHOICES, check_labels, load_clip, pretrained_tags, resolve_templates,
-    template_scores, uses_transformers, zero_shot, zero_shot_map,
+    takes_pretrained, template_scores, zero_shot, zero_shot_map,
 )
 from ui.components import ImagePath
 from ui.gradio_common import announce_load, describe_run, require_image, user_errors
@@ -72,7 +72,7 @@ def zero_shot_tab() -> None:
 
 def _pretrained_box(model: str):
     """Tags for an open_clip name; switched off for a model that brings its own weights."""
-    if uses_transformers(model) or (model or "").startswith(("hf-hub:", "local-dir:")):
+    if not takes_pretrained(model):
         return gr.update(choices=[], value=None, interactive=False, info=PRETRAINED_INFO[False])
     tags = pretrained_tags(model)
     return gr.update(choices=tags, value=tags[0] if tags else None, interactive=True, info=PRETRAINED_INFO[True])
@@ -137,7 +137,7 @@ def _templates(template_mode: str, template: str) -> str:
 
 def _weights(model: str, pretrained: str | None) -> str | None:
     """The pretrained weights to load; an open_clip name without them would score with random weights."""
-    if pretrained or uses_transformers(model) or (model or "").startswith(("hf-hub:", "local-dir:")):
+    if pretrained or not takes_pretrained(model):
         return pretrained or None
     examples = ", ".join(pretrained_tags(model)[:3]) or "a checkpoint file"
     raise ValueError(f"Pick the pretrained weights for {model} (e.g. {examples}): without them CLIP's scores "
