@@ -373,3 +373,14 @@ def preload_classifier(name: str) -> None:
         log.info("Ready: %s", name)
     except ModelLoadError as error:
         log.warning("%s The app keeps running; local models still work.", error)
+
+
+def fetch_pretrained(
+    name: str, model_class, processor_class, *, device: str | None = "cpu", dtype: torch.dtype = torch.float32,
+    attn_implementation: str = "sdpa",
+) -> LoadedModel:
+    """A fresh load outside the cache, with the same lookup and messages as the cached loaders (local files
+    first, the Hub only when reachable): for training, which changes the weights it was given."""
+    with _LOAD_LOCK:
+        return _from_pretrained(_resolve_name(name), model_class, processor_class, pick_device(device), dtype,
+                                attn_implementation)

@@ -1,0 +1,242 @@
+"""training.finetune on generated shapes and real ant/bee photos: learning, events, stop and resume, bad settings."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import classify
+from training.data import DataError
+from training.events import Evaluated, Finished, Saved, Started, Step, Stopped, read_events
+from training.finetune import FinetuneConfig, finetune
+from training.runs import list_runs, zip_run
+
+from shapes_data import SHAPES, write_shapes
+
+ROOT = Path(__file__).resolve().parents[1]
+HYMENOPTERA = ROOT.parent / "shared" / "data" / "hymenoptera"
+needs_hymenoptera = pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason=f"no hymenoptera data at {HYMENOPTERA}")
+
+
+@pytest.fixture(scope="module")
+def shapes_dir(tmp_path_factory) -> Path:
+    return write_shapes(tmp_path_factory.mktemp("shapes"), per_class=40)
+
+
+@pytest.fixture(scope="module")
+def scratch_config(tmp_path_factory) -> Path:
+    """A tiny ViT config to train from scratch (no weights anywhere)."""
+    from transformers import ViTConfig
+
+    folder = tmp_path_factory.mktemp("scratch-config")
+    ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+              intermediate_size=128).save_pretrained(folder)
+    return folder
+
+
+def shapes_config(shapes_dir, scratch_config, output_dir, **changes) -> FinetuneConfig:
+    settings = dict(train_dir=shapes_dir, output_dir=output_dir, model_name_or_path=None,
+                    config_name=str(scratch_config), num_train_epochs=4, learning_rate=1e-3,
+                    per_device_train_batch_size=16, warmup_ratio=0.1, augment=False, seed=0)
+    return FinetuneConfig(**{**settings, **changes})
+
+
+# ---- real learning -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shapes_run(shapes_dir, scratch_config, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("runs") / "shapes"
+    events = list(finetune(shapes_config(shapes_dir, scratch_config, output_dir)))
+    return output_dir, events
+
+
+def test_a_tiny_vit_from_scratch_learns_shapes(shapes_run):
+    output_dir, events = shapes_run
+    final = events[-1]
+    assert isinstance(final, Finished)
+    assert final.metrics["eval_accuracy"] >= 0.9
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert {"eval_accuracy", "eval_loss", "train_loss", "train_runtime"} <= set(results)
+    assert results["eval_accuracy"] == final.metrics["eval_accuracy"]
+    losses = [event.loss for event in events if isinstance(event, Step)]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5, "the training loss did not fall"
+
+
+def test_events_tell_the_whole_run(shapes_run):
+    output_dir, events = shapes_run
+    started = events[0]
+    assert isinstance(started, Started) and started.classes == tuple(sorted(SHAPES))
+    steps = [event for event in events if isinstance(event, Step)]
+    assert [event.step for event in steps] == list(range(1, started.total_steps + 1))
+    evaluations = [event for event in events if isinstance(event, Evaluated)]
+    assert [event.epoch for event in evaluations] == [1, 2, 3, 4]
+    last = evaluations[-1]
+    assert sum(map(sum, last.confusion)) == started.val_size
+    assert len(last.per_class) == len(started.classes)
+    assert all(event.images_per_s > 0 for event in steps[1:])
+    assert steps[-1].seconds_left == 0
+    assert any(isinstance(event, Saved) for event in events)
+    # The log on disk is the same story, and a restarted app lists the run.
+    assert read_events(output_dir / "events.jsonl") == events
+    [summary] = list_runs(output_dir.parent)
+    assert summary.status == "finished" and summary.eval_accuracy == last.eval_accuracy
+    assert (output_dir / "curves.png").is_file() and (output_dir / "confusion.png").is_file()
+
+
+def test_the_run_classifies_through_core(shapes_run, shapes_dir):
+    output_dir, _ = shapes_run
+    files = [(path, shape) for shape in SHAPES for path in sorted((shapes_dir / shape).iterdir())[:5]]
+    predictions = classify([path for path, _ in files], model=str(output_dir), top_k=1)
+    correct = sum(top[0].label == shape for top, (_, shape) in zip(predictions, files))
+    assert correct / len(files) >= 0.9
+
+
+def test_python_m_training_with_the_example_flags(shapes_dir, scratch_config, tmp_path):
+    output_dir = tmp_path / "cli-run"
+    completed = subprocess.run(
+        [sys.executable, "-m", "training", "--train_dir", str(shapes_dir), "--config_name", str(scratch_config),
+         "--output_dir", str(output_dir), "--num_train_epochs", "4", "--learning_rate", "1e-3",
+         "--per_device_train_batch_size", "16", "--warmup_ratio", "0.1", "--no_augmentation", "--seed", "0",
+         "--do_train", "--do_eval"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert completed.returncode == 0, completed.stderr
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert results["eval_accuracy"] >= 0.9
+    assert "epoch 4: eval_loss" in completed.stdout and "Training full on" in completed.stdout
+
+
+def test_cli_bad_flags_get_a_message(shapes_dir, tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "training", "--train_dir", str(shapes_dir), "--output_dir", str(tmp_path / "x"),
+         "--learning_rate", "0"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2
+    assert "learning rate must be greater than 0" in completed.stderr
+
+
+# ---- stop and resume ---------------------------------------------------------------------------------------
+
+
+def run_until(config: FinetuneConfig, stop_after_step: int | None) -> list:
+    stop = threading.Event()
+    events = []
+    for event in finetune(config, stop):
+        events.append(event)
+        if isinstance(event, Step) and event.step == stop_after_step:
+            stop.set()
+    return events
+
+
+def test_stop_saves_a_model_and_resume_continues_the_same_run(shapes_dir, scratch_config, tmp_path):
+    config = shapes_config(shapes_dir, scratch_config, tmp_path / "whole", num_train_epochs=2, precision="fp32")
+    whole = run_until(config, None)
+    whole_losses = {event.step: event.loss for event in whole if isinstance(event, Step)}
+
+    stopped_config = replace(config, output_dir=tmp_path / "stopped")
+    first = run_until(stopped_config, stop_after_step=9)  # mid-way through the second epoch (7 steps each)
+    assert isinstance(first[-1], Stopped) and first[-1].step == 9
+    assert not any(isinstance(event, Finished) for event in first)
+    assert classify(shapes_dir / "circle" / "000.png", model=str(tmp_path / "stopped"), top_k=1)
+    assert list_runs(tmp_path)[0].status == "stopped" and list_runs(tmp_path)[0].resumable
+
+    second = run_until(replace(stopped_config, resume=True), None)
+    assert isinstance(second[0], Started) and second[0].start_step == 9
+    resumed_steps = [event.step for event in second if isinstance(event, Step)]
+    assert resumed_steps == list(range(10, second[0].total_steps + 1))
+    assert isinstance(second[-1], Finished)
+    # Same data order, same weights and optimizer state: the resumed steps are the uninterrupted run's steps.
+    for event in second:
+        if isinstance(event, Step):
+            assert event.loss == pytest.approx(whole_losses[event.step], rel=1e-4, abs=1e-5)
+    assert read_events(tmp_path / "stopped" / "events.jsonl") == first + second
+
+
+# ---- head-only ---------------------------------------------------------------------------------------------
+
+
+def test_head_only_trains_the_classifier_and_nothing_else(tiny_vit_dir, shapes_dir, tmp_path):
+    from transformers import ViTForImageClassification
+
+    output_dir = tmp_path / "head"
+    events = list(finetune(FinetuneConfig(train_dir=shapes_dir, output_dir=output_dir,
+                                          model_name_or_path=str(tiny_vit_dir), mode="head", num_train_epochs=3,
+                                          learning_rate=1e-2, per_device_train_batch_size=16, seed=0)))
+    assert isinstance(events[-1], Finished)
+    assert sum(isinstance(event, Saved) for event in events) == 1  # once, at the end
+    base = ViTForImageClassification.from_pretrained(tiny_vit_dir)
+    trained = ViTForImageClassification.from_pretrained(output_dir)
+    assert trained.config.id2label == {0: "circle", 1: "square", 2: "triangle"}
+    for name, parameter in trained.vit.state_dict().items():
+        assert torch.equal(parameter, base.vit.state_dict()[name]), f"{name} changed in head-only mode"
+    assert trained.classifier.weight.shape == (3, base.config.hidden_size)
+
+
+# ---- real photos -------------------------------------------------------------------------------------------
+
+
+@needs_hymenoptera
+def test_ants_and_bees_from_a_zip(tiny_vit_dir, tmp_path):
+    """A subset of the real data set, zipped as a user would, through the data check and a short training."""
+    archive = tmp_path / "hymenoptera.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for split in ("train", "val"):
+            for insect in ("ants", "bees"):
+                for path in sorted((HYMENOPTERA / split / insect).iterdir())[:8]:
+                    zipped.write(path, f"hymenoptera/{split}/{insect}/{path.name}")
+    events = list(finetune(FinetuneConfig(train_dir=archive, output_dir=tmp_path / "run",
+                                          model_name_or_path=str(tiny_vit_dir), num_train_epochs=1,
+                                          per_device_train_batch_size=4, learning_rate=1e-4)))
+    started, final = events[0], events[-1]
+    assert started.classes == ("ants", "bees") and started.train_size == 16 and started.val_size == 16
+    assert isinstance(final, Finished)
+    assert classify(HYMENOPTERA / "val" / "ants" / sorted(os.listdir(HYMENOPTERA / "val" / "ants"))[0],
+                    model=str(tmp_path / "run"), top_k=2)[0].label in ("ants", "bees")
+    shared = zip_run(tmp_path / "run", tmp_path)
+    names = zipfile.ZipFile(shared).namelist()
+    assert "run/model.safetensors" in names and "run/events.jsonl" in names
+    assert not any(name.startswith(("run/checkpoint", "run/data")) for name in names)
+
+
+# ---- bad settings ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(learning_rate=0), "learning rate must be greater than 0"),
+    (dict(learning_rate=-1e-3), "learning rate must be greater than 0"),
+    (dict(num_train_epochs=0), "epochs must be a whole number of at least 1"),
+    (dict(per_device_train_batch_size=500), r"batch size \(500\) is larger than the training set"),
+    (dict(mode="lora"), "Unknown mode 'lora'"),
+    (dict(warmup_ratio=1.0), "warmup ratio must be from 0"),
+    (dict(model_name_or_path=None, config_name=None), "No model to start from"),
+])
+def test_bad_settings_are_refused_before_anything_is_written(shapes_dir, scratch_config, tmp_path, changes, message):
+    output_dir = tmp_path / "never"
+    with pytest.raises(ValueError, match=message):
+        next(finetune(shapes_config(shapes_dir, scratch_config, output_dir, **changes)))
+    assert not (output_dir / "events.jsonl").exists()
+
+
+def test_one_class_is_refused(scratch_config, tmp_path):
+    write_shapes(tmp_path / "data", per_class=5)
+    for shape in SHAPES[1:]:
+        for path in (tmp_path / "data" / shape).iterdir():
+            path.unlink()
+        (tmp_path / "data" / shape).rmdir()
+    with pytest.raises(DataError, match="class"):
+        next(finetune(FinetuneConfig(train_dir=tmp_path / "data", output_dir=tmp_path / "run",
+                                     model_name_or_path=None, config_name=str(scratch_config))))
+
+
+def test_a_base_model_that_is_not_here_gets_the_loaders_message(shapes_dir, tmp_path):
+    with pytest.raises(ValueError, match="someone/not-downloaded-vit"):
+        next(finetune(FinetuneConfig(train_dir=shapes_dir, output_dir=tmp_path / "run",
+                                     model_name_or_path="someone/not-downloaded-vit")))

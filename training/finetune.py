@@ -1,0 +1,575 @@
+"""Fine-tune a ViT-family classifier on a folder of images: full or head-only, resumable, reporting events."""
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, ViTConfig, \
+    ViTImageProcessor, get_scheduler
+
+from core.models import cpu_has_fast_bf16, fetch_pretrained
+from .data import DataError, ImageClassificationData, PreparedData, Sample, image_transforms, prepare_data
+from .events import Evaluated, Event, Finished, Saved, Started, Step, Stopped, to_json
+from .runs import EVENTS_LOG, write_figures
+
+DEFAULT_BASE = "google/vit-base-patch16-224-in21k"
+MODES = ("full", "head")
+PRECISIONS = ("auto", "bf16", "fp32")
+CHECKPOINT = "checkpoint"
+RESULTS = "all_results.json"
+
+# A ViT small enough to learn a few hundred photos on a laptop CPU without any download.
+SCRATCH_PRESETS: dict[str, dict[str, Any]] = {
+    "vit-small-scratch": dict(image_size=64, patch_size=8, hidden_size=192, num_hidden_layers=6,
+                              num_attention_heads=3, intermediate_size=768),
+}
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """One training run. Field names follow transformers' image-classification example flags."""
+
+    train_dir: Any  # a folder, a .zip, or a list of uploaded files: whatever training.data.prepare_data takes
+    output_dir: str | Path
+    validation_dir: Any = None  # a separate validation folder; else train_dir's val/ or a stratified split
+    model_name_or_path: str | None = DEFAULT_BASE
+    config_name: str | None = None  # train from scratch from this config: a SCRATCH_PRESETS name, a folder or an id
+    mode: str = "full"  # "full": every weight; "head": a frozen backbone, features computed once
+    num_train_epochs: int = 3
+    learning_rate: float = 5e-5
+    per_device_train_batch_size: int = 16
+    per_device_eval_batch_size: int = 32
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    image_size: int | None = None  # None: the base model's own size
+    augment: bool = True  # RandomResizedCrop + horizontal flip (full mode; head mode sees each image once)
+    seed: int = 42
+    precision: str = "auto"  # "auto": bf16 autocast where the hardware runs it fast
+    val_fraction: float = 0.15
+    resume: bool = False  # continue from output_dir/checkpoint when there is one
+    dataloader_num_workers: int = 0
+
+
+def finetune(config: FinetuneConfig, stop: threading.Event | None = None) -> Iterator[Event]:
+    """Train, yielding Started, Step..., Evaluated (each epoch), Saved, and Finished or Stopped.
+
+    Setting `stop` ends the run after the current step: the model is saved where Finished would have
+    saved it, a checkpoint lets `resume=True` continue, and Stopped is the last event. Every event is
+    also appended to output_dir/events.jsonl.
+    """
+    check_config(config)
+    output_dir = Path(config.output_dir)
+    data = _prepare(config, output_dir)
+    _check_batch_size(config, data)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resuming = config.resume and (output_dir / CHECKPOINT / "trainer_state.json").is_file()
+    # Under `accelerate launch` every process runs this; one of them keeps the log.
+    log_path = output_dir / EVENTS_LOG if os.environ.get("RANK", "0") == "0" else Path(os.devnull)
+    with log_path.open("a" if resuming else "w", encoding="utf-8") as log:
+        for event in _run(config, data, output_dir, resuming, stop or threading.Event()):
+            log.write(to_json(event) + "\n")
+            log.flush()
+            if isinstance(event, (Finished, Stopped)) and log_path.name == EVENTS_LOG:
+                write_figures(output_dir)
+            yield event
+
+
+def check_config(config: FinetuneConfig) -> None:
+    """Every setting checked before any data is read or model loaded, with a message that says what to do."""
+    if config.mode not in MODES:
+        raise ValueError(f"Unknown mode '{config.mode}': use 'full' (fine-tune every weight) or 'head' "
+                         "(train only the classifier on a frozen backbone).")
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision '{config.precision}': use one of {', '.join(PRECISIONS)}.")
+    _check_number(config.learning_rate, "learning rate", lambda v: v > 0, "greater than 0 (e.g. 5e-5)")
+    _check_whole(config.num_train_epochs, "epochs")
+    _check_whole(config.per_device_train_batch_size, "batch size")
+    _check_whole(config.per_device_eval_batch_size, "evaluation batch size")
+    _check_number(config.weight_decay, "weight decay", lambda v: v >= 0, "0 or more")
+    _check_number(config.warmup_ratio, "warmup ratio", lambda v: 0 <= v < 1, "from 0 up to (not including) 1")
+    if config.image_size is not None:
+        _check_whole(config.image_size, "image size")
+    if not config.model_name_or_path and not config.config_name:
+        raise ValueError("No model to start from: give a base model (hub id or folder), or a config to train "
+                         f"from scratch (e.g. {next(iter(SCRATCH_PRESETS))}).")
+    if not str(config.output_dir).strip():
+        raise ValueError("No output folder given for the trained model.")
+
+
+def _check_whole(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"The {name} must be a whole number of at least 1, not {value!r}.")
+
+
+def _check_number(value: Any, name: str, ok, wanted: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+        raise ValueError(f"The {name} must be {wanted}, not {value!r}.")
+
+
+def _check_batch_size(config: FinetuneConfig, data: PreparedData) -> None:
+    if config.per_device_train_batch_size > len(data.train):
+        raise DataError(f"The batch size ({config.per_device_train_batch_size}) is larger than the training set "
+                        f"({len(data.train)} images): lower it to {len(data.train)} or less.")
+
+
+# ---- data and model ----------------------------------------------------------------------------------------
+
+
+def _prepare(config: FinetuneConfig, output_dir: Path) -> PreparedData:
+    """The checked data; zips are extracted into the run folder so a resumed run finds the same files."""
+    work_dir = output_dir / "data"
+    data = prepare_data(config.train_dir, work_dir / "train", val_fraction=config.val_fraction, seed=config.seed)
+    if config.validation_dir is None:
+        return data
+    validation = prepare_data(config.validation_dir, work_dir / "validation", val_fraction=config.val_fraction,
+                              seed=config.seed)
+    return with_validation(data, validation)
+
+
+def with_validation(data: PreparedData, validation: PreparedData) -> PreparedData:
+    """All of `data` for training and all of `validation` for evaluation, labels matched by class name."""
+    unknown = sorted(set(validation.classes) - set(data.classes))
+    if unknown:
+        raise DataError(f"The validation folder has classes the training folder lacks: {', '.join(unknown)}.")
+    index = {name: data.classes.index(name) for name in validation.classes}
+    relabelled = tuple(Sample(sample.path, index[validation.classes[sample.label]])
+                       for sample in (*validation.train, *validation.val))
+    return replace(data, train=(*data.train, *data.val), val=relabelled)
+
+
+def _build_model(config: FinetuneConfig, classes: Sequence[str], checkpoint: Path | None):
+    """(model, image processor): from the checkpoint when resuming, else from the base or from scratch,
+    with a fresh classifier for these classes."""
+    labels = dict(num_labels=len(classes), id2label=dict(enumerate(classes)),
+                  label2id={name: index for index, name in enumerate(classes)})
+    if checkpoint is not None:
+        loaded = fetch_pretrained(str(checkpoint), AutoModelForImageClassification, AutoImageProcessor)
+        return loaded.model, loaded.processor
+    if config.config_name:
+        return _from_scratch(config, labels)
+
+    class Relabelled:  # the loader's from_pretrained, with a new head sized for these classes
+        @staticmethod
+        def from_pretrained(name: str, **kwargs: Any):
+            return AutoModelForImageClassification.from_pretrained(name, ignore_mismatched_sizes=True, **labels,
+                                                                   **kwargs)
+
+    loaded = fetch_pretrained(config.model_name_or_path, Relabelled, AutoImageProcessor)
+    return loaded.model, loaded.processor
+
+
+def _from_scratch(config: FinetuneConfig, labels: dict):
+    torch.manual_seed(config.seed)
+    if config.config_name in SCRATCH_PRESETS:
+        preset = dict(SCRATCH_PRESETS[config.config_name])
+        if config.image_size:
+            preset["image_size"] = config.image_size
+        model_config = ViTConfig(**preset, **labels)
+    else:
+        try:
+            model_config = AutoConfig.from_pretrained(config.config_name, **labels)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"Could not read the config '{config.config_name}': use one of "
+                             f"{', '.join(SCRATCH_PRESETS)}, a folder with config.json, or a hub id.") from error
+    model = AutoModelForImageClassification.from_config(model_config)
+    size = getattr(model_config, "image_size", 224)
+    size = size if isinstance(size, int) else size[0]
+    # Images from 0-255 to -1..1, as google/vit-* do; a scratch model has no processor of its own.
+    processor = ViTImageProcessor(size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    return model, processor
+
+
+def _size_kwargs(model, image_size: int | None) -> dict:
+    """Training at another size than the model's own needs interpolated position embeddings (ViT, DeiT)."""
+    native = getattr(model.config, "image_size", None)
+    native = native if isinstance(native, int) or native is None else native[0]
+    if image_size and native and image_size != native \
+            and "interpolate_pos_encoding" in inspect.signature(model.forward).parameters:
+        return {"interpolate_pos_encoding": True}
+    return {}
+
+
+def _processor_for(processor, image_size: int | None):
+    """The processor saved with the run resizes to the size the model was trained at."""
+    if image_size:
+        processor.size = {"height": image_size, "width": image_size}
+        for attribute in ("crop_size",):
+            if getattr(processor, attribute, None):
+                setattr(processor, attribute, {"height": image_size, "width": image_size})
+    return processor
+
+
+# ---- the run -----------------------------------------------------------------------------------------------
+
+
+def _accelerator(precision: str):
+    """An Accelerator with this run's mixed precision. Under `accelerate launch` its flags win; in one process
+    (the app trains several runs in a row) the previous run's setting is cleared first."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    mixed = "no"
+    if precision == "bf16" or (precision == "auto" and _fast_bf16()):
+        mixed = "bf16"
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or "ACCELERATE_MIXED_PRECISION" in os.environ
+    if launched:
+        return Accelerator()
+    AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(mixed_precision=mixed)
+
+
+def _precision_name(mixed_precision: str) -> str:
+    return "fp32" if mixed_precision == "no" else f"{mixed_precision} autocast"
+
+
+def _fast_bf16() -> bool:
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_fast_bf16()
+
+
+def _run(config: FinetuneConfig, data: PreparedData, output_dir: Path, resuming: bool,
+         stop: threading.Event) -> Iterator[Event]:
+    from accelerate.utils import set_seed
+
+    set_seed(config.seed)
+    accelerator = _accelerator(config.precision)
+    checkpoint = output_dir / CHECKPOINT if resuming else None
+    model, processor = _build_model(config, data.classes, checkpoint)
+    model.train().requires_grad_(True)
+    processor = _processor_for(processor, config.image_size)
+    train_transform, eval_transform = image_transforms(processor, config.image_size, config.augment)
+    trainer = _HeadTrainer if config.mode == "head" else _FullTrainer
+    yield from trainer(config, data, output_dir, accelerator, model, processor, train_transform, eval_transform,
+                       checkpoint, stop).run()
+
+
+class _FullTrainer:
+    """The no_trainer loop of transformers' image-classification example, with events, stop and resume."""
+
+    save_each_epoch = True  # an epoch takes minutes; a checkpoint after each one bounds what a crash loses
+
+    def __init__(self, config, data, output_dir, accelerator, model, processor, train_transform, eval_transform,
+                 checkpoint, stop):
+        self.config, self.data, self.output_dir, self.accelerator = config, data, output_dir, accelerator
+        self.model, self.processor, self.stop = model, processor, stop
+        self.train_set = ImageClassificationData(data.train, train_transform)
+        self.eval_set = ImageClassificationData(data.val, eval_transform)
+        self.checkpoint = checkpoint
+        self.forward_kwargs = _size_kwargs(model, config.image_size)
+        processes = accelerator.num_processes
+        self.steps_per_epoch = math.ceil(len(self.train_set) / (config.per_device_train_batch_size * processes))
+        self.total_steps = self.steps_per_epoch * config.num_train_epochs
+
+    # -- the parts a head-only run replaces
+    def parameters(self):
+        return self.model.named_parameters()
+
+    def train_batches(self, epoch: int):
+        generator = torch.Generator().manual_seed(self.config.seed + epoch)  # the same order again on resume
+        loader = torch.utils.data.DataLoader(
+            self.train_set, batch_size=self.config.per_device_train_batch_size, shuffle=True, generator=generator,
+            num_workers=self.config.dataloader_num_workers, collate_fn=collate)
+        return self.accelerator.prepare_data_loader(loader)
+
+    def eval_batches(self):
+        loader = torch.utils.data.DataLoader(self.eval_set, batch_size=self.config.per_device_eval_batch_size,
+                                             num_workers=self.config.dataloader_num_workers, collate_fn=collate)
+        return self.accelerator.prepare_data_loader(loader)
+
+    def logits(self, batch) -> torch.Tensor:
+        return self.trained(pixel_values=batch["pixel_values"], **self.forward_kwargs).logits
+
+    def train_mode(self, training: bool) -> None:
+        self.trained.train(training)
+
+    # -- the loop
+    def run(self) -> Iterator[Event]:
+        config, accelerator = self.config, self.accelerator
+        optimizer = torch.optim.AdamW(_parameter_groups(self.parameters(), config.weight_decay),
+                                      lr=config.learning_rate)
+        scheduler = get_scheduler("linear", optimizer, num_warmup_steps=math.ceil(config.warmup_ratio * self.total_steps),
+                                  num_training_steps=self.total_steps)
+        self.trained, optimizer, scheduler = accelerator.prepare(self.trainable(), optimizer, scheduler)
+        state = _load_state(accelerator, self.checkpoint) if self.checkpoint else TrainingState()
+        yield Started(total_steps=self.total_steps, classes=self.data.classes, train_size=len(self.data.train),
+                      val_size=len(self.data.val), epochs=config.num_train_epochs, mode=config.mode,
+                      device=str(accelerator.device), precision=_precision_name(accelerator.mixed_precision),
+                      start_step=state.step)
+        yield from self.before_training()
+        started = time.perf_counter()
+        timer = _StepTimer(self.total_steps - state.step)
+        loss_function = torch.nn.CrossEntropyLoss()
+        for epoch in range(state.epoch, config.num_train_epochs):
+            self.train_mode(True)
+            batches = self.train_batches(epoch)
+            done_in_epoch = state.step - epoch * self.steps_per_epoch
+            if done_in_epoch > 0:
+                batches = self.skip(batches, done_in_epoch)
+            for batch in batches:
+                with accelerator.autocast():
+                    loss = loss_function(self.logits(batch).float(), batch["labels"])
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                state = state.after_step(float(loss.detach()))
+                yield Step(epoch=epoch + 1, step=state.step, loss=float(loss.detach()), lr=scheduler.get_last_lr()[0],
+                           images_per_s=timer.tick(len(batch["labels"]) * accelerator.num_processes),
+                           seconds_left=timer.seconds_left())
+                if self.stop.is_set():
+                    yield from self.save(optimizer, scheduler, replace(state, epoch=epoch))
+                    yield Stopped(output_dir=str(self.output_dir), step=state.step)
+                    return
+            state = replace(state, epoch=epoch + 1)
+            evaluated = self.evaluate(epoch + 1, state.step)
+            state = replace(state, eval_loss=evaluated.eval_loss, eval_accuracy=evaluated.eval_accuracy)
+            yield evaluated
+            if self.save_each_epoch or epoch + 1 == config.num_train_epochs:
+                yield from self.save(optimizer, scheduler, state)
+        metrics = state.metrics(time.perf_counter() - started, config.num_train_epochs, len(self.data.train))
+        if accelerator.is_main_process:
+            (self.output_dir / RESULTS).write_text(json.dumps(metrics, indent=2))
+        yield Finished(output_dir=str(self.output_dir), metrics=metrics)
+
+    def trainable(self):
+        return self.model
+
+    def before_training(self) -> Iterator[Event]:
+        return iter(())
+
+    def evaluate(self, epoch: int, step: int) -> Evaluated:
+        accelerator = self.accelerator
+        self.train_mode(False)
+        num_classes = len(self.data.classes)
+        confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+        loss_sum, count = 0.0, 0
+        with torch.inference_mode():
+            for batch in self.eval_batches():
+                with accelerator.autocast():
+                    logits = self.logits(batch).float()
+                logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
+                loss_sum += float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+                count += len(labels)
+                for true, predicted in zip(labels.tolist(), logits.argmax(dim=-1).tolist()):
+                    confusion[true, predicted] += 1
+        self.train_mode(True)
+        totals = confusion.sum(dim=1).clamp(min=1)
+        per_class = tuple((confusion.diag() / totals).tolist())
+        return Evaluated(epoch=epoch, step=step, eval_loss=loss_sum / max(count, 1),
+                         eval_accuracy=float(confusion.diag().sum() / max(count, 1)), per_class=per_class,
+                         confusion=tuple(tuple(row) for row in confusion.tolist()))
+
+    def save(self, optimizer, scheduler, state: "TrainingState") -> Iterator[Event]:
+        """The model where Finished puts it, and a checkpoint to resume from, each written under a temporary
+        name first so a crash mid-write leaves the previous one whole."""
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        checkpoint = self.output_dir / CHECKPOINT
+        with _replaced_atomically(checkpoint, accelerator.is_main_process) as folder:
+            accelerator.save_state(str(folder / "accelerate"))
+            if accelerator.is_main_process:
+                self.save_model(folder)
+                (folder / "trainer_state.json").write_text(json.dumps(state.to_json()))
+        if accelerator.is_main_process:
+            _publish_files(checkpoint, self.output_dir,
+                           skip={"accelerate", "trainer_state.json"})
+        accelerator.wait_for_everyone()
+        yield Saved(path=str(self.output_dir), step=state.step)
+
+    def save_model(self, folder: Path) -> None:
+        self.accelerator.unwrap_model(self.trained).save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+
+    def skip(self, batches, count: int):
+        return self.accelerator.skip_first_batches(batches, count)
+
+
+class _HeadTrainer(_FullTrainer):
+    """Only the classifier learns, on backbone features computed once (so an epoch takes a moment, the way
+    Teachable Machine feels instant). Images are seen once, without augmentation."""
+
+    save_each_epoch = False  # epochs take moments; writing the whole model after each would dominate the run
+
+    def trainable(self):
+        self.head = _classifier(self.model)
+        return self.head
+
+    def parameters(self):
+        return _classifier(self.model).named_parameters()
+
+    def before_training(self) -> Iterator[Event]:
+        self.model.requires_grad_(False)
+        self.head.requires_grad_(True)
+        self.train_features, self.train_labels = self._features(self.data.train)
+        self.eval_features, self.eval_labels = self._features(self.data.val)
+        return iter(())
+
+    def _features(self, samples) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the classifier sees for each image: its input, caught on the way in, in fp32 on the CPU."""
+        dataset = ImageClassificationData(samples, self._eval_transform())
+        loader = torch.utils.data.DataLoader(dataset, batch_size=self.config.per_device_eval_batch_size,
+                                             num_workers=self.config.dataloader_num_workers, collate_fn=collate)
+        caught: list[torch.Tensor] = []
+        hook = _classifier(self.model).register_forward_pre_hook(lambda _, inputs: caught.append(inputs[0].float()))
+        self.model.eval().to(self.accelerator.device)
+        labels = []
+        try:
+            with torch.inference_mode(), self.accelerator.autocast():
+                for batch in loader:
+                    self.model(pixel_values=batch["pixel_values"].to(self.accelerator.device), **self.forward_kwargs)
+                    labels.append(batch["labels"])
+        finally:
+            hook.remove()
+        return torch.cat(caught).cpu(), torch.cat(labels)
+
+    def _eval_transform(self):
+        return self.eval_set.transform
+
+    def train_batches(self, epoch: int):
+        generator = torch.Generator().manual_seed(self.config.seed + epoch)
+        order = torch.randperm(len(self.train_labels), generator=generator)
+        size = self.config.per_device_train_batch_size
+        device = self.accelerator.device
+        return [{"features": self.train_features[order[i:i + size]].to(device),
+                 "labels": self.train_labels[order[i:i + size]].to(device)}
+                for i in range(0, len(order), size)]
+
+    def eval_batches(self):
+        size = self.config.per_device_eval_batch_size
+        device = self.accelerator.device
+        return [{"features": self.eval_features[i:i + size].to(device), "labels": self.eval_labels[i:i + size].to(device)}
+                for i in range(0, len(self.eval_labels), size)]
+
+    def logits(self, batch) -> torch.Tensor:
+        return self.trained(batch["features"])
+
+    def skip(self, batches, count: int):
+        return batches[count:]
+
+    def train_mode(self, training: bool) -> None:
+        self.trained.train(training)
+
+    def save_model(self, folder: Path) -> None:
+        self.model.save_pretrained(folder)  # the head is the model's own classifier module, trained in place
+        self.processor.save_pretrained(folder)
+
+
+def _classifier(model) -> torch.nn.Module:
+    head = getattr(model, "classifier", None)
+    if not isinstance(head, torch.nn.Linear):
+        raise ValueError(f"Head-only training needs a model with one linear classifier layer; "
+                         f"{type(model).__name__} has none. Use full fine-tuning.")
+    return head
+
+
+def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
+    return {"pixel_values": torch.stack([example["pixel_values"] for example in examples]),
+            "labels": torch.tensor([example["labels"] for example in examples])}
+
+
+def _parameter_groups(named_parameters, weight_decay: float) -> list[dict]:
+    """Weight decay on weights only: biases and normalisation scales are left alone (as in the examples)."""
+    decay, no_decay = [], []
+    for name, parameter in named_parameters:
+        if not parameter.requires_grad:
+            continue
+        (no_decay if name.endswith("bias") or "norm" in name.lower() else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@dataclass(frozen=True)
+class TrainingState:
+    """Where a run is: enough to resume it and to report its results."""
+
+    step: int = 0
+    epoch: int = 0  # epochs completed
+    loss_sum: float = 0.0
+    eval_loss: float | None = None
+    eval_accuracy: float | None = None
+
+    def after_step(self, loss: float) -> "TrainingState":
+        return replace(self, step=self.step + 1, loss_sum=self.loss_sum + loss)
+
+    def metrics(self, runtime_s: float, epochs: int, train_size: int) -> dict[str, float]:
+        return {"epoch": float(epochs), "train_loss": self.loss_sum / max(self.step, 1),
+                "train_runtime": round(runtime_s, 3),
+                "train_samples_per_second": round(train_size * epochs / runtime_s, 3) if runtime_s > 0 else 0.0,
+                "eval_loss": self.eval_loss, "eval_accuracy": self.eval_accuracy}
+
+    def to_json(self) -> dict:
+        return {"step": self.step, "epoch": self.epoch, "loss_sum": self.loss_sum, "eval_loss": self.eval_loss,
+                "eval_accuracy": self.eval_accuracy}
+
+
+def _load_state(accelerator, checkpoint: Path) -> TrainingState:
+    accelerator.load_state(str(checkpoint / "accelerate"))
+    return TrainingState(**json.loads((checkpoint / "trainer_state.json").read_text()))
+
+
+class _StepTimer:
+    """Images per second and time left, over the last few steps (the first steps are slow to warm up)."""
+
+    def __init__(self, steps_left: int, window: int = 20):
+        self.steps_left = steps_left
+        self.durations: deque[tuple[float, int]] = deque(maxlen=window)
+        self.last = time.perf_counter()
+
+    def tick(self, images: int) -> float:
+        now = time.perf_counter()
+        self.durations.append((now - self.last, images))
+        self.last = now
+        self.steps_left -= 1
+        seconds = sum(duration for duration, _ in self.durations)
+        return sum(count for _, count in self.durations) / seconds if seconds > 0 else 0.0
+
+    def seconds_left(self) -> float:
+        if not self.durations:
+            return 0.0
+        return max(self.steps_left, 0) * sum(duration for duration, _ in self.durations) / len(self.durations)
+
+
+class _replaced_atomically:
+    """Write a folder under a temporary name, then swap it in: a crash leaves the old one or the new one."""
+
+    def __init__(self, target: Path, main_process: bool = True):
+        self.target = target
+        self.temporary = target.with_name(target.name + ".tmp")
+        self.main_process = main_process
+
+    def __enter__(self) -> Path:
+        if self.main_process:
+            shutil.rmtree(self.temporary, ignore_errors=True)
+            self.temporary.mkdir(parents=True)
+        return self.temporary
+
+    def __exit__(self, error_type, *_) -> None:
+        if error_type is not None or not self.main_process:
+            return
+        previous = self.target.with_name(self.target.name + ".old")
+        shutil.rmtree(previous, ignore_errors=True)
+        if self.target.exists():
+            self.target.rename(previous)
+        self.temporary.rename(self.target)
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _publish_files(source: Path, destination: Path, skip: set[str]) -> None:
+    """Copy the checkpoint's model files into the run folder one by one, each through a temporary name,
+    so classify() on the run folder sees a whole model file or the previous one."""
+    for path in source.iterdir():
+        if path.name in skip or not path.is_file():
+            continue
+        temporary = destination / (path.name + ".tmp")
+        shutil.copy2(path, temporary)
+        os.replace(temporary, destination / path.name)
