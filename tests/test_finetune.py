@@ -240,3 +240,40 @@ def test_a_base_model_that_is_not_here_gets_the_loaders_message(shapes_dir, tmp_
     with pytest.raises(ValueError, match="someone/not-downloaded-vit"):
         next(finetune(FinetuneConfig(train_dir=shapes_dir, output_dir=tmp_path / "run",
                                      model_name_or_path="someone/not-downloaded-vit")))
+
+
+def test_resume_from_the_run_folder_alone(shapes_dir, scratch_config, tmp_path):
+    """What the Train tab does after an app restart: the run's own files are enough to continue it."""
+    from training.finetune import read_split, resume_config
+
+    output_dir = tmp_path / "restarted"
+    first = run_until(shapes_config(shapes_dir, scratch_config, output_dir, num_train_epochs=2), stop_after_step=3)
+    assert isinstance(first[-1], Stopped)
+    config = resume_config(output_dir)
+    assert config.resume and config.num_train_epochs == 2 and config.learning_rate == 1e-3
+    assert config.train_dir.val == read_split(output_dir).val and len(config.train_dir.val) == first[0].val_size
+    second = list(finetune(config))
+    assert second[0].start_step == 3 and isinstance(second[-1], Finished)
+
+
+def test_resume_without_a_checkpoint_says_so(shapes_dir, scratch_config, tmp_path):
+    from training.finetune import resume_config
+
+    (tmp_path / "empty-run").mkdir()
+    with pytest.raises(ValueError, match="no checkpoint to resume from"):
+        resume_config(tmp_path / "empty-run")
+
+
+def test_one_training_at_a_time(shapes_dir, scratch_config, tmp_path):
+    from training.jobs import start_training, watch
+
+    job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=2))
+    with pytest.raises(ValueError, match="A training is already running \\(a\\)"):
+        start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "b"))
+    job.stop()
+    states = list(watch(job, every_s=0.05))
+    assert not states[-1].running and states[-1].ended_well and isinstance(states[-1].events[-1], Stopped)
+    # Bad data surfaces as the job's error, not as a hang or a traceback.
+    (tmp_path / "nothing").mkdir()
+    failed = start_training(shapes_config(tmp_path / "nothing", scratch_config, tmp_path / "c")).wait(60)
+    assert failed.error and "no images" in failed.error.lower()

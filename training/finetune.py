@@ -27,6 +27,8 @@ MODES = ("full", "head")
 PRECISIONS = ("auto", "bf16", "fp32")
 CHECKPOINT = "checkpoint"
 RESULTS = "all_results.json"
+RUN_CONFIG = "run_config.json"
+SPLIT = "split.json"
 
 # A ViT small enough to learn a few hundred photos on a laptop CPU without any download.
 SCRATCH_PRESETS: dict[str, dict[str, Any]] = {
@@ -127,6 +129,8 @@ def _check_batch_size(config: FinetuneConfig, data: PreparedData) -> None:
 
 def _prepare(config: FinetuneConfig, output_dir: Path) -> PreparedData:
     """The checked data; zips are extracted into the run folder so a resumed run finds the same files."""
+    if isinstance(config.train_dir, PreparedData):
+        return config.train_dir
     work_dir = output_dir / "data"
     data = prepare_data(config.train_dir, work_dir / "train", val_fraction=config.val_fraction, seed=config.seed)
     if config.validation_dir is None:
@@ -209,6 +213,46 @@ def _processor_for(processor, image_size: int | None):
     return processor
 
 
+# ---- the run folder ----------------------------------------------------------------------------------------
+
+
+def write_run_files(config: FinetuneConfig, data: PreparedData, output_dir: Path) -> None:
+    """run_config.json (the settings) and split.json (which image went where), so the run can be resumed
+    with exactly the same split and its validation images looked at after training."""
+    settings = {name: getattr(config, name) for name in FinetuneConfig.__dataclass_fields__}
+    settings.update(train_dir=str(data.root), validation_dir=None, output_dir=str(output_dir), resume=False)
+    (output_dir / RUN_CONFIG).write_text(json.dumps(settings, indent=2, default=str), encoding="utf-8")
+    split = {"root": str(data.root), "classes": list(data.classes),
+             "train": [[str(sample.path), sample.label] for sample in data.train],
+             "val": [[str(sample.path), sample.label] for sample in data.val]}
+    (output_dir / SPLIT).write_text(json.dumps(split), encoding="utf-8")
+
+
+def read_split(output_dir: str | Path) -> PreparedData:
+    """A run's data as it was split for training (no files are read again)."""
+    from .data import DataReport
+
+    split = json.loads((Path(output_dir) / SPLIT).read_text(encoding="utf-8"))
+    classes = tuple(split["classes"])
+    train = tuple(Sample(Path(path), label) for path, label in split["train"])
+    val = tuple(Sample(Path(path), label) for path, label in split["val"])
+    counts = lambda samples: tuple(sum(sample.label == index for sample in samples) for index in range(len(classes)))
+    report = DataReport(classes=classes, train_counts=counts(train), val_counts=counts(val), skipped=(),
+                        warnings=(), split="as the run split it", examples=())
+    return PreparedData(root=Path(split["root"]), classes=classes, train=train, val=val, report=report)
+
+
+def resume_config(output_dir: str | Path) -> FinetuneConfig:
+    """The settings of a stopped or interrupted run, set to continue from its checkpoint on the same split."""
+    output_dir = Path(output_dir)
+    if not (output_dir / CHECKPOINT / "trainer_state.json").is_file():
+        raise ValueError(f"The run '{output_dir.name}' has no checkpoint to resume from (it stopped before its "
+                         "first save); start it again instead.")
+    settings = json.loads((output_dir / RUN_CONFIG).read_text(encoding="utf-8"))
+    settings.update(train_dir=read_split(output_dir), output_dir=output_dir, resume=True)
+    return FinetuneConfig(**settings)
+
+
 # ---- the run -----------------------------------------------------------------------------------------------
 
 
@@ -245,6 +289,8 @@ def _run(config: FinetuneConfig, data: PreparedData, output_dir: Path, resuming:
     set_seed(config.seed)
     accelerator = _accelerator(config.precision)
     checkpoint = output_dir / CHECKPOINT if resuming else None
+    if accelerator.is_main_process and not resuming:
+        write_run_files(config, data, output_dir)
     model, processor = _build_model(config, data.classes, checkpoint)
     model.train().requires_grad_(True)
     processor = _processor_for(processor, config.image_size)

@@ -1,0 +1,99 @@
+"""One training at a time in a background thread, so a front end can start it, stop it and watch it."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .events import Event, Finished, Stopped
+from .finetune import FinetuneConfig, check_config, finetune
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What a watcher sees at one moment."""
+
+    output_dir: Path
+    events: tuple[Event, ...]
+    running: bool
+    error: str | None  # the message of a ValueError that ended the run (bad data, a model that will not load)
+
+    @property
+    def ended_well(self) -> bool:
+        return bool(self.events) and isinstance(self.events[-1], (Finished, Stopped))
+
+
+class TrainingJob:
+    """finetune() in a daemon thread; its events collect here for any number of watchers (a browser tab
+    closing does not stop the training)."""
+
+    def __init__(self, config: FinetuneConfig):
+        self.config = config
+        self.output_dir = Path(config.output_dir)
+        self._stop = threading.Event()
+        self._events: list[Event] = []
+        self._error: str | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"training {self.output_dir.name}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            for event in finetune(self.config, self._stop):
+                with self._lock:
+                    self._events.append(event)
+        except ValueError as error:
+            self._error = str(error)
+        except Exception as error:  # noqa: BLE001 - a watcher must hear about any failure, not see a hang
+            self._error = f"Training failed: {type(error).__name__}: {error}"
+
+    def start(self) -> "TrainingJob":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """End after the current step; the model is saved and the run can be resumed."""
+        self._stop.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def state(self) -> JobState:
+        with self._lock:
+            events = tuple(self._events)
+        return JobState(self.output_dir, events, self.running, self._error)
+
+    def wait(self, timeout_s: float | None = None) -> JobState:
+        self._thread.join(timeout_s)
+        return self.state()
+
+
+_current: TrainingJob | None = None
+_jobs_lock = threading.Lock()
+
+
+def start_training(config: FinetuneConfig) -> TrainingJob:
+    """Start a run in the background. Settings are checked here, at once; data and model problems arrive
+    as the job's error a moment later. Only one run trains at a time: the machine has one set of cores."""
+    global _current
+    check_config(config)
+    with _jobs_lock:
+        if _current is not None and _current.running:
+            raise ValueError(f"A training is already running ({_current.output_dir.name}). Stop it or wait "
+                             "for it to finish, then start this one.")
+        _current = TrainingJob(config).start()
+        return _current
+
+
+def current_job() -> TrainingJob | None:
+    """The run in progress, or the last one started (so a reloaded page can show how it ended)."""
+    return _current
+
+
+def watch(job: TrainingJob, every_s: float = 0.5):
+    """JobState snapshots while the job runs, one every `every_s` seconds, and a last one when it ends."""
+    while job.running:
+        yield job.state()
+        time.sleep(every_s)
+    yield job.state()
