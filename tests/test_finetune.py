@@ -277,3 +277,45 @@ def test_one_training_at_a_time(shapes_dir, scratch_config, tmp_path):
     (tmp_path / "nothing").mkdir()
     failed = start_training(shapes_config(tmp_path / "nothing", scratch_config, tmp_path / "c")).wait(60)
     assert failed.error and "no images" in failed.error.lower()
+
+
+# ---- after the run -----------------------------------------------------------------------------------------
+
+
+def test_validation_predictions_fill_the_confusion_matrix(shapes_run):
+    from training.review import cell, validation_predictions
+
+    output_dir, events = shapes_run
+    predictions = validation_predictions(output_dir)
+    last = [event for event in events if isinstance(event, Evaluated)][-1]
+    classes = events[0].classes
+    assert len(predictions) == events[0].val_size
+    for row, true in enumerate(classes):
+        for column, predicted in enumerate(classes):
+            # The saved model in the app's precision agrees with the training-time evaluation, cell by cell
+            # (a bf16/fp32 flip of a near-tie could move one image; none does on this easy data).
+            assert len(cell(predictions, true, predicted)) == last.confusion[row][column]
+    assert all(p.path.is_file() and 0 <= p.score <= 1 for p in predictions)
+
+
+def test_model_card_has_the_metrics_and_the_matrix(shapes_run):
+    from training.review import model_card
+
+    output_dir, events = shapes_run
+    card = model_card(output_dir)
+    assert card.startswith("---\nlibrary_name: transformers") and "trained from scratch" in card
+    assert "| eval_accuracy |" in card and "| **circle** |" in card and "![Confusion matrix](confusion.png)" in card
+
+
+def test_push_to_hub_without_a_network_is_a_message_and_keeps_no_token(shapes_run, tmp_path):
+    from training.review import push_to_hub
+
+    output_dir, _ = shapes_run
+    token = "hf_not_a_real_token_1234567890"
+    with pytest.raises(ValueError, match="Could not push to me/shapes"):
+        push_to_hub(output_dir, "me/shapes", token)
+    for path in output_dir.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".md", ".txt"):
+            assert token not in path.read_text(errors="ignore")
+    with pytest.raises(ValueError, match="user/name"):
+        push_to_hub(output_dir, "shapes", token)
