@@ -25,25 +25,35 @@ PHOTOS = (
 
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags every benchmark on the random ViT-B/16 takes."""
+def add_arguments(parser: argparse.ArgumentParser, default_images: int = 32) -> None:
+    """The flags every benchmark on random weights takes."""
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
-    parser.add_argument("--images", type=int, default=32, metavar="N", help="number of photos (default 32)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the random ViT weights")
+    parser.add_argument("--images", type=int, default=default_images, metavar="N",
+                        help=f"number of photos (default {default_images})")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the random weights")
 
 
 def run_on_random_vit(args: argparse.Namespace, benchmark: Callable, format_report: Callable) -> int:
     """Build the random ViT-B/16 in a temporary folder, time `benchmark` on the photos, print its report."""
+    repeats = 2 if args.quick else 5
+    return run_on_random_model(args, build_random_vit, benchmark, format_report, repeats)
+
+
+def run_on_random_model(
+    args: argparse.Namespace, build: Callable[[Path, int], object], benchmark: Callable,
+    format_report: Callable, repeats: int,
+) -> int:
+    """`build(folder, seed)` random models into a temporary folder, time `benchmark(folder, images, repeats)`
+    on the photos, print `format_report(result, image count, repeats)`."""
     if args.images < 1:
         print("error: --images must be at least 1", file=sys.stderr)
         return 2
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # save/load progress bars would bury the report
-    repeats = 2 if args.quick else 5
     images = sample_photos(args.images)
     with tempfile.TemporaryDirectory(prefix="vit-bench-") as folder:
-        build_random_vit(Path(folder), seed=args.seed)
+        build(Path(folder), args.seed)
         result = benchmark(folder, images, repeats)
     print(format_report(result, len(images), repeats))
     return 0
@@ -86,6 +96,20 @@ def seconds_for(call: Call) -> float:
     start = time.perf_counter()
     call()
     return time.perf_counter() - start
+
+
+def time_rotating(rows: Sequence[Sequence[Call]], repeats: int) -> list[list[float]]:
+    """Seconds per call for each column, over `repeats` rounds of all rows; who goes first rotates row by row,
+    so machine noise and warm caches favour no column."""
+    width = len(rows[0])
+    times: list[list[float]] = [[] for _ in range(width)]
+    turn = 0
+    for _ in range(repeats):
+        for row in rows:
+            for column in [(turn + offset) % width for offset in range(width)]:
+                times[column].append(seconds_for(row[column]))
+            turn += 1
+    return times
 
 
 def machine_cpu_seconds() -> tuple[float, float] | None:
