@@ -1,15 +1,17 @@
-"""Command line for the benchmarks: `python -m bench classify|explain [--quick] [--images N]`."""
+"""Command line for the benchmarks: `python -m bench classify|explain|caption|zero-shot [--quick] [--images N]`."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import classify, explain
+from . import caption, classify, explain, zero_shot
 
 # One module per benchmark; each provides add_arguments(parser) and run(args) -> exit code.
 BENCHMARKS = {
     "classify": classify,
     "explain": explain,
+    "caption": caption,
+    "zero-shot": zero_shot,
 }
 
 
