@@ -22,6 +22,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=DEFAULT_CLASSIFIER, help="default classifier: hub id or local folder")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow models whose repository ships its own Python code")
+    parser.add_argument("--allow-server-paths", action="store_true",
+                        help="let the Train tab read a folder on this machine by its path (never on a public Space)")
+    parser.add_argument("--runs-dir", default=os.environ.get("VIT_STUDIO_RUNS", "runs"),
+                        help="where training runs are kept (default: runs/)")
     return parser.parse_args(argv)
 
 
@@ -35,13 +39,18 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
 
-    from ui.gradio_app import CSS, build_demo
+    if args.allow_server_paths and os.environ.get("SPACE_ID"):
+        raise SystemExit("error: --allow-server-paths would let any visitor read this Space's files; it is "
+                         "for running the app on your own machine.")
+    os.environ["VIT_STUDIO_RUNS"] = args.runs_dir  # training.runs reads it, in this process and its threads
 
-    demo = build_demo(default_model=args.model)
+    from ui.gradio_app import CSS, JS, build_demo
+
+    demo = build_demo(default_model=args.model, allow_server_paths=args.allow_server_paths)
     # Load the default model while the page opens, so the first click does not wait for it.
     threading.Thread(target=preload_classifier, args=(args.model,), daemon=True).start()
     demo.queue(default_concurrency_limit=1).launch(
-        server_name=args.host, server_port=args.port, share=args.share, css=CSS, show_error=True,
+        server_name=args.host, server_port=args.port, share=args.share, css=CSS, js=JS, show_error=True,
     )
 
 

@@ -319,3 +319,11 @@ def test_push_to_hub_without_a_network_is_a_message_and_keeps_no_token(shapes_ru
             assert token not in path.read_text(errors="ignore")
     with pytest.raises(ValueError, match="user/name"):
         push_to_hub(output_dir, "shapes", token)
+
+
+def test_a_finished_run_is_not_resumed(shapes_run):
+    from training.finetune import resume_config
+
+    output_dir, _ = shapes_run
+    with pytest.raises(ValueError, match="has finished; to train more, start a new run from it"):
+        resume_config(output_dir)

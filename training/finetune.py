@@ -37,6 +37,29 @@ SCRATCH_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Good starting points offered by the front ends; any id, local folder or earlier run works too.
+BASE_CHOICES: tuple[str, ...] = (
+    "google/vit-base-patch16-224-in21k",
+    "google/vit-base-patch16-224",
+    "facebook/deit-small-patch16-224",
+    "facebook/deit-tiny-patch16-224",
+    "vit-small-scratch",
+)
+# A frozen backbone leaves a linear layer to learn: a larger step and more (cheap) epochs suit it.
+MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "head": dict(learning_rate=1e-3, num_train_epochs=10),
+    "full": dict(learning_rate=5e-5, num_train_epochs=3),
+}
+
+
+def base_settings(base: str) -> dict[str, str | None]:
+    """FinetuneConfig's model fields for one "start from" choice: a scratch preset or a model/run to load."""
+    base = (base or "").strip()
+    if base in SCRATCH_PRESETS:
+        return dict(model_name_or_path=None, config_name=base)
+    return dict(model_name_or_path=base or None, config_name=None)
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     """One training run. Field names follow transformers' image-classification example flags."""
@@ -244,7 +267,13 @@ def read_split(output_dir: str | Path) -> PreparedData:
 
 def resume_config(output_dir: str | Path) -> FinetuneConfig:
     """The settings of a stopped or interrupted run, set to continue from its checkpoint on the same split."""
+    from .events import read_events
+
     output_dir = Path(output_dir)
+    events = read_events(output_dir / EVENTS_LOG) if (output_dir / EVENTS_LOG).is_file() else []
+    if events and isinstance(events[-1], Finished):
+        raise ValueError(f"The run '{output_dir.name}' has finished; to train more, start a new run from it "
+                         "(pick it under 'Start from').")
     if not (output_dir / CHECKPOINT / "trainer_state.json").is_file():
         raise ValueError(f"The run '{output_dir.name}' has no checkpoint to resume from (it stopped before its "
                          "first save); start it again instead.")

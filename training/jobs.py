@@ -79,11 +79,16 @@ def start_training(config: FinetuneConfig) -> TrainingJob:
     global _current
     check_config(config)
     with _jobs_lock:
-        if _current is not None and _current.running:
-            raise ValueError(f"A training is already running ({_current.output_dir.name}). Stop it or wait "
-                             "for it to finish, then start this one.")
+        check_idle()
         _current = TrainingJob(config).start()
         return _current
+
+
+def check_idle() -> None:
+    """Refuse a second run while one trains: the machine has one set of cores."""
+    if _current is not None and _current.running:
+        raise ValueError(f"A training is already running ({_current.output_dir.name}). Stop it or wait for it "
+                         "to finish, then start this one.")
 
 
 def current_job() -> TrainingJob | None:

@@ -124,6 +124,51 @@ def last_evaluation(events: Sequence[Event]) -> Evaluated | None:
     return next((event for event in reversed(events) if isinstance(event, Evaluated)), None)
 
 
+def last_started(events: Sequence[Event]) -> Started | None:
+    return next((event for event in reversed(events) if isinstance(event, Started)), None)
+
+
+def describe_progress(events: Sequence[Event], running: bool) -> str:
+    """One line on where a run is: steps, epoch, speed and time left, or how it ended."""
+    started = last_started(events)
+    if started is None:
+        return "Preparing the data and loading the model ..." if running else "Not started."
+    last_step = next((event for event in reversed(events) if isinstance(event, Step)), None)
+    done = last_step.step if last_step else started.start_step
+    line = f"step {done}/{started.total_steps}"
+    if last_step:
+        line += (f" · epoch {last_step.epoch}/{started.epochs} · loss {last_step.loss:.3f} · "
+                 f"{last_step.images_per_s:.1f} images/s")
+    end = events[-1]
+    if isinstance(end, Finished):
+        accuracy = end.metrics.get("eval_accuracy")
+        return f"Finished: {line}" + (f" · validation accuracy {accuracy:.1%}" if accuracy is not None else "")
+    if isinstance(end, Stopped):
+        return f"Stopped at {line}: the model so far is saved, and the run can be resumed."
+    if not running:
+        return f"Interrupted at {line}: resume it from its last checkpoint."
+    if last_step:
+        line += f" · about {format_duration(last_step.seconds_left)} left"
+    return f"Training ({started.mode}, {started.device}, {started.precision}): {line}"
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(int(round(seconds)), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def per_class_rows(evaluation: Evaluated, classes: Sequence[str]) -> list[list]:
+    """[class, accuracy, correct, validation images] per class, for a results table."""
+    return [[name, round(accuracy, 4), evaluation.confusion[index][index], sum(evaluation.confusion[index])]
+            for index, (name, accuracy) in enumerate(zip(classes, evaluation.per_class))]
+
+
 # ---- figures ------------------------------------------------------------------------------------------------
 
 

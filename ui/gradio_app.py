@@ -14,38 +14,46 @@ from core.examples import example_images
 from core.models import CLASSIFIER_CHOICES, DEFAULT_CLASSIFIER, EXPLAINER_CHOICES, load_classifier, load_explainable
 from ui.caption_tab import caption_tab
 from ui.components import ImagePath
+from ui.train_tab import FOLDER_NAMES_JS, train_tab
 from ui.zero_shot_tab import zero_shot_tab
 from ui.gradio_common import NO_FILES, announce_load, count, describe_run, output_folder, require_image, user_errors
 from ui.texts import ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, METHOD_CHOICES, MODEL_INFO
 
 CSS = """
 #status {min-height: 1.5em; opacity: 0.8}
+.hidden-box {display: none !important}
 """
+JS = FOLDER_NAMES_JS
 
 
-def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str, ...] = CLASSIFIER_CHOICES) -> gr.Blocks:
-    """The whole app; launch it with demo.launch(css=CSS) or mount it in FastAPI."""
+def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str, ...] = CLASSIFIER_CHOICES,
+               allow_server_paths: bool = False) -> gr.Blocks:
+    """The whole app; launch it with demo.launch(css=CSS, js=JS) or mount it in FastAPI.
+    `allow_server_paths` lets the Train tab read a folder on the machine the app runs on (local use only)."""
     choices = list(dict.fromkeys([default_model, *model_choices]))
     with gr.Blocks(title="ViT Studio") as demo:
         gr.Markdown("# ViT Studio\nSee what Vision Transformers do: classify a photo, see where the model looks, "
                     "caption it, and ask CLIP about it with your own labels.")
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
-                classify_tab(default_model, choices)
+                classify_model = classify_tab(default_model, choices)
             with gr.Tab("Attention", id="attention"):
-                attention_tab(default_model, list(dict.fromkeys([default_model, *EXPLAINER_CHOICES])))
+                attention_model = attention_tab(default_model, list(dict.fromkeys([default_model, *EXPLAINER_CHOICES])))
             with gr.Tab("Caption", id="caption"):
                 caption_tab()
             with gr.Tab("Zero-shot", id="zero-shot"):
                 zero_shot_tab()
+            with gr.Tab("Train", id="train"):
+                train_tab((classify_model, attention_model), allow_server_paths=allow_server_paths)
     return demo
 
 
-def classify_tab(default_model: str, choices: list[str]) -> None:
+def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
     gr.Markdown(CLASSIFY_INTRO)
     with gr.Row():
         model = gr.Dropdown(
-            choices, value=default_model, allow_custom_value=True, label="Model", info=MODEL_INFO, scale=3, min_width=300
+            choices, value=default_model, allow_custom_value=True, label="Model", info=MODEL_INFO, scale=3, min_width=300,
+            elem_id="classify-model",
         )
         top_k = gr.Slider(1, 20, value=5, step=1, label="How many labels (top-k)", scale=1, min_width=200)
     with gr.Tabs():
@@ -77,13 +85,15 @@ def classify_tab(default_model: str, choices: list[str]) -> None:
                 classify_many, inputs=[files, model, top_k], outputs=[table, csv_file, summary],
                 api_name="classify_batch",
             )
+    return model
 
 
-def attention_tab(default_model: str, choices: list[str]) -> None:
+def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
     gr.Markdown(ATTENTION_INTRO)
     with gr.Row():
         model = gr.Dropdown(choices, value=default_model, allow_custom_value=True, label="Model", scale=3,
-                            min_width=300, info="Any ViT-family id or local folder; DINO backbones work too.")
+                            min_width=300, info="Any ViT-family id or local folder; DINO backbones work too.",
+                            elem_id="attention-model")
         method = gr.Radio(METHOD_CHOICES, value="rollout", label="Method", scale=2)
     with gr.Row():
         head_fusion = gr.Radio(list(HEAD_FUSIONS), value="mean", label="Head fusion", min_width=200)
@@ -143,6 +153,7 @@ def attention_tab(default_model: str, choices: list[str]) -> None:
     model.change(lambda _: gr.update(choices=[], value=None), inputs=[model], outputs=[target],
                  api_visibility="undocumented")
     extract.click(extract_features, inputs=[image, model, layer], outputs=[feature_files], api_name="features")
+    return model
 
 
 def explain_one(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha,

@@ -49,3 +49,11 @@ PRETRAINED_INFO = {
 }
 TEMPLATE_CHOICES = [("One template (edit it below)", "single"), ("OpenAI's 80 ImageNet templates", "openai"),
                     ("open_clip's 7 simple templates", "simple")]
+
+TRAIN_INTRO = """
+Teach a ViT your own classes from a folder of photos (one sub-folder per class). **Head only** keeps the
+pretrained backbone frozen and trains just the last layer on its features, computed once: seconds per epoch,
+and often enough. **Full fine-tune** lets every weight learn: slower, for data far from what the model has seen.
+Training minimises the cross-entropy of the right class with AdamW, a short warmup, then a linear decay.
+([Dosovitskiy et al., 2020](https://arxiv.org/abs/2010.11929), section 3.2 on fine-tuning)
+"""

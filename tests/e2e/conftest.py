@@ -36,7 +36,13 @@ def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path, timeout_
 
 
 @pytest.fixture(scope="session")
-def app_url(tiny_vit_dir, tmp_path_factory) -> str:
+def app_runs_dir(tmp_path_factory) -> Path:
+    """Where the app under test keeps its training runs."""
+    return tmp_path_factory.mktemp("app-runs")
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_vit_dir, app_runs_dir, tmp_path_factory) -> str:
     """URL of `python app.py --model <tiny ViT>`, run as a user would, with the Hub switched off."""
     port = _free_port()
     workdir = tmp_path_factory.mktemp("app")
@@ -45,7 +51,8 @@ def app_url(tiny_vit_dir, tmp_path_factory) -> str:
            "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--model", str(tiny_vit_dir), "--port", str(port)],
+            [sys.executable, str(ROOT / "app.py"), "--model", str(tiny_vit_dir), "--port", str(port),
+             "--runs-dir", str(app_runs_dir)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}/"
@@ -78,3 +85,14 @@ def blip_dir(tmp_path_factory) -> Path:
     from tiny_captioners import save_tiny_blip
 
     return save_tiny_blip(tmp_path_factory.mktemp("e2e-blip"))
+
+
+@pytest.fixture(scope="session")
+def shapes_zip(tmp_path_factory) -> Path:
+    """A zip of an easy generated image folder (three shapes), as a user uploads one to the Train tab."""
+    import shutil
+
+    from shapes_data import write_shapes
+
+    folder = write_shapes(tmp_path_factory.mktemp("shapes") / "shapes", per_class=24)
+    return Path(shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name))

@@ -116,3 +116,47 @@ def test_zero_shot_with_own_labels_in_the_browser(page, app_url, tiny_open_clip_
     assert page.locator("#clip-target input").input_value() == best
     page.screenshot(path=str(artifacts_dir / "zero-shot.png"), full_page=True)
     assert page.errors == []
+
+
+def test_train_watch_the_curve_grow_then_stop(page, app_url, shapes_zip, tiny_vit_dir, photo_path, artifacts_dir):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-zip input[type=file]").set_input_files(str(shapes_zip))
+    page.get_by_role("button", name="Check data").click()
+    page.locator("#train-data-summary").get_by_text("3 classes").wait_for(timeout=60_000)
+    base = page.locator("#train-base input")
+    base.fill(str(tiny_vit_dir))
+    base.press("Enter")
+    page.locator("#train-mode").get_by_text("Full fine-tune").click()
+    page.locator("#train-epochs input").fill("200")  # far more than the test waits for: Stop ends it
+    page.locator("#train-lr input").fill("0.0005")
+    page.locator("#train-run-name textarea").fill("browser-run")
+    page.locator("#train-start").click()
+    progress = page.locator("#train-progress")
+    progress.get_by_text("Training (full").wait_for(timeout=90_000)
+    # The loss curve grows: wait for a few more steps, then for the first validation point.
+    page.wait_for_function(
+        "() => /step (\\d+)\\//.test(document.querySelector('#train-progress').innerText) && "
+        "Number(document.querySelector('#train-progress').innerText.match(/step (\\d+)\\//)[1]) >= 10",
+        timeout=90_000)
+    page.locator("#train-curves img").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts_dir / "train-running.png"), full_page=True)
+    page.locator("#train-stop").click()
+    progress.get_by_text("Stopped at step").wait_for(timeout=90_000)
+    page.locator("#train-per-class").get_by_text("circle").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts_dir / "train.png"), full_page=True)
+
+    page.locator("#train-use").click()
+    page.get_by_role("tab", name="Attention").click()
+    attention_box = page.locator("#attention-model input")
+    attention_box.wait_for(timeout=30_000)
+    assert attention_box.input_value().endswith("browser-run")
+    page.get_by_role("tab", name="Classify").click()
+    model_box = page.locator("#classify-model input")
+    assert model_box.input_value() == attention_box.input_value()
+    page.locator("input[type=file]").first.set_input_files(str(photo_path))
+    page.locator("#photo img").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Classify", exact=True).click()
+    top = classify(photo_path, model=model_box.input_value(), top_k=1)[0].label
+    page.locator("#top-labels").get_by_text(top).first.wait_for(timeout=60_000)
+    assert page.errors == []

@@ -1,0 +1,357 @@
+"""The Train tab: check a folder of images, fine-tune on it with live curves, then look at what it learnt."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from core import explain
+from training.data import TABLE_HEADERS, check_data
+from training.events import read_events
+from training.finetune import (
+    BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, FinetuneConfig, base_settings, check_config, resume_config,
+)
+from training.jobs import check_idle, current_job, start_training, watch
+from training.review import cell, push_to_hub, validation_predictions
+from training.runs import (
+    CONFUSION_PNG, EVENTS_LOG, curves, curves_figure, describe_progress, last_evaluation, last_started, list_runs, new_run_dir,
+    per_class_rows, runs_root, zip_run,
+)
+from ui.gradio_common import output_folder, user_errors
+from ui.texts import TRAIN_INTRO
+
+CELL_IMAGES = 12  # overlays are an explain() each; a dozen answers "what does it confuse" without a wait
+
+# Gradio hands a Python function only the file names of a folder upload; the browser knows each file's path
+# inside the folder (the class). This keeps those paths, in upload order, in a hidden box.
+FOLDER_NAMES_JS = """
+() => {
+  document.addEventListener("change", (event) => {
+    const input = event.target;
+    if (!(input instanceof HTMLInputElement) || !input.webkitdirectory) return;
+    const names = Array.from(input.files || []).map((file) => file.webkitRelativePath || file.name);
+    const box = document.querySelector("#train-folder-names textarea");
+    if (!box) return;
+    box.value = JSON.stringify(names);
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+  }, true);
+}
+"""
+
+
+def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: bool = False) -> None:
+    """`model_boxes` (the Classify and Attention model choosers) receive a finished run on "Use this model"."""
+    gr.Markdown(TRAIN_INTRO)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320):
+            gr.Markdown("### 1. Your images")
+            with gr.Tabs():
+                with gr.Tab("Zip"):
+                    zip_file = gr.File(file_types=[".zip"], label="A zip of class folders (optional train/ and val/)",
+                                       elem_id="train-zip")
+                with gr.Tab("Folder"):
+                    folder_files = gr.File(file_count="directory", label="A folder with one sub-folder per class",
+                                           elem_id="train-folder")
+                    folder_names = gr.Textbox(elem_id="train-folder-names", elem_classes=["hidden-box"],
+                                              show_label=False, container=False)
+                if allow_server_paths:
+                    with gr.Tab("Path on this machine"):
+                        server_path = gr.Textbox(label="Folder or zip on the machine running the app",
+                                                 placeholder="/data/my-photos", elem_id="train-path")
+            if not allow_server_paths:
+                server_path = gr.State("")  # never a path from a visitor: the app may be public
+            check = gr.Button("Check data")
+            data_summary = gr.Markdown(elem_id="train-data-summary")
+            counts = gr.Dataframe(headers=list(TABLE_HEADERS), interactive=False, label="Images per class",
+                                  elem_id="train-counts")
+            counts_chart = gr.BarPlot(x="class", y="images", color="split", label="Images per class", height=220)
+            thumbnails = gr.Gallery(label="A few of each class", columns=6, height=200, elem_id="train-thumbnails")
+            skipped = gr.Dataframe(headers=["file", "why it was skipped"], interactive=False, label="Skipped files",
+                                   wrap=True)
+        with gr.Column(scale=3, min_width=320):
+            gr.Markdown("### 2. Settings")
+            base = gr.Dropdown(_base_choices(), value=BASE_CHOICES[0], allow_custom_value=True, label="Start from",
+                               info="a hub id, a local folder, an earlier run, or vit-small-scratch (offline, "
+                                    "from random weights)", elem_id="train-base")
+            mode = gr.Radio([("Head only: the backbone stays frozen (fast)", "head"),
+                             ("Full fine-tune: every weight learns", "full")], value="head", label="What learns",
+                            elem_id="train-mode")
+            with gr.Row():
+                epochs = gr.Number(MODE_DEFAULTS["head"]["num_train_epochs"], precision=0, minimum=1,
+                                   label="Epochs", elem_id="train-epochs")
+                learning_rate = gr.Number(MODE_DEFAULTS["head"]["learning_rate"], label="Learning rate",
+                                          elem_id="train-lr")
+                batch_size = gr.Number(16, precision=0, minimum=1, label="Batch size", elem_id="train-batch")
+            with gr.Row():
+                weight_decay = gr.Number(0.0, minimum=0, label="Weight decay")
+                warmup_ratio = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Warmup (share of steps)")
+                image_size = gr.Number(0, precision=0, minimum=0, label="Image size (0 = the model's)")
+            with gr.Row():
+                augment = gr.Checkbox(True, label="Random crops and flips", info="full fine-tune only; off when "
+                                      "a flip changes the class")
+                seed = gr.Number(42, precision=0, label="Seed")
+                precision = gr.Radio(list(PRECISIONS), value="auto", label="Precision")
+            run_name = gr.Textbox(label="Run name", placeholder="e.g. ants-vs-bees (empty: a timestamp)",
+                                  elem_id="train-run-name")
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary", elem_id="train-start")
+                stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+                watch_button = gr.Button("Watch the current run")
+    gr.Markdown("### 3. Training")
+    with gr.Row():
+        progress_line = gr.Markdown(elem_id="train-progress")
+        # The run on show (training now, or picked from the list): every view below reads this folder.
+        run_dir = gr.Textbox(label="Run folder", interactive=False, elem_id="train-run-dir", scale=1)
+    # A matplotlib figure redrawn as the run goes: gr.LinePlot fixes its colour legend at the first frame,
+    # so the validation curve that starts an epoch later would never show.
+    curves_plot = gr.Plot(label="Loss and validation accuracy", elem_id="train-curves")
+    gr.Markdown("### 4. What it learnt")
+    with gr.Row(equal_height=False):
+        per_class = gr.Dataframe(headers=["class", "accuracy", "correct", "validation images"], interactive=False,
+                                 label="Accuracy per class", elem_id="train-per-class")
+        confusion = gr.Image(label="Confusion matrix (rows: true class)", type="filepath", height=320,
+                             elem_id="train-confusion")
+    with gr.Row():
+        true_class = gr.Dropdown([], label="True class", elem_id="train-true")
+        predicted_class = gr.Dropdown([], label="Predicted as", elem_id="train-predicted")
+        show_cell = gr.Button("Show these validation images", elem_id="train-show-cell")
+    cell_gallery = gr.Gallery(label="Those images, with where the trained model looks", columns=6, height=260,
+                              elem_id="train-cell")
+    with gr.Accordion("Base model and trained model side by side", open=False):
+        gr.Markdown("Attention rollout of both models on the first image of the chosen cell. After head-only "
+                    "training the two are the same: the backbone, where attention lives, did not change.")
+        compare = gr.Button("Compare attention on the first image above")
+        with gr.Row():
+            base_view = gr.Image(label="Base model", type="pil", height=300)
+            trained_view = gr.Image(label="Trained model", type="pil", height=300)
+    with gr.Row():
+        use_model = gr.Button("Use this model in Classify and Attention", variant="primary", elem_id="train-use")
+        make_zip = gr.Button("Zip the run")
+        run_zip = gr.File(label="The run (.zip)")
+    with gr.Accordion("Push to the Hugging Face Hub", open=False):
+        with gr.Row():
+            repo_id = gr.Textbox(label="Repository", placeholder="your-name/ants-vs-bees")
+            token = gr.Textbox(label="Access token (write)", type="password",
+                               info="used for this upload only: never saved or logged")
+            private = gr.Checkbox(True, label="Private")
+        push = gr.Button("Push")
+        pushed = gr.Markdown()
+    gr.Markdown("### Earlier runs")
+    with gr.Row():
+        runs = gr.Dropdown(_run_choices(), label="Runs in " + str(runs_root()), scale=3, elem_id="train-runs")
+        refresh = gr.Button("Refresh", scale=1)
+        show_run = gr.Button("Show", scale=1)
+        resume = gr.Button("Resume", scale=1, elem_id="train-resume")
+
+    source = [zip_file, folder_files, folder_names, server_path]
+    settings = [base, mode, epochs, learning_rate, batch_size, weight_decay, warmup_ratio, image_size, augment,
+                seed, precision, run_name]
+    live = [progress_line, curves_plot, per_class, confusion, true_class, predicted_class, runs]
+    check.click(check_source, inputs=source, outputs=[data_summary, counts, counts_chart, thumbnails, skipped],
+                api_name="check_data")
+    mode.change(lambda chosen: [MODE_DEFAULTS[chosen]["num_train_epochs"], MODE_DEFAULTS[chosen]["learning_rate"]],
+                inputs=[mode], outputs=[epochs, learning_rate], api_visibility="undocumented")
+    start.click(start_run, inputs=[*source, *settings], outputs=[run_dir, *live], api_name="train")
+    stop.click(stop_run, outputs=[progress_line], api_name="stop_training")
+    watch_button.click(watch_current, outputs=[run_dir, *live], api_name="watch_training")
+    show_cell.click(cell_overlays, inputs=[run_dir, true_class, predicted_class], outputs=[cell_gallery],
+                    api_name="validation_cell")
+    compare.click(compare_attention, inputs=[run_dir, true_class, predicted_class], outputs=[base_view, trained_view],
+                  api_name="compare_base")
+    make_zip.click(zip_current, inputs=[run_dir], outputs=[run_zip], api_name="zip_run")
+    push.click(push_current, inputs=[run_dir, repo_id, token, private], outputs=[pushed], api_name="push_to_hub")
+    refresh.click(lambda: gr.update(choices=_run_choices()), outputs=[runs], api_visibility="undocumented")
+    show_run.click(show_saved_run, inputs=[runs], outputs=[run_dir, *live], api_name="show_run")
+    resume.click(resume_run, inputs=[runs], outputs=[run_dir, *live], api_name="resume")
+    use_model.click(use_run, inputs=[run_dir], outputs=list(model_boxes), api_name="use_run")
+
+
+def _base_choices() -> list[str]:
+    finished = [str(summary.path) for summary in list_runs() if summary.status == "finished"]
+    return list(dict.fromkeys([*BASE_CHOICES, *finished]))
+
+
+def _run_choices() -> list[tuple[str, str]]:
+    labels = []
+    for summary in list_runs():
+        accuracy = f", {summary.eval_accuracy:.0%}" if summary.eval_accuracy is not None else ""
+        labels.append((f"{summary.name} ({summary.status}, step {summary.steps_done}/{summary.total_steps}"
+                       f"{accuracy})", str(summary.path)))
+    return labels
+
+
+# ---- data -------------------------------------------------------------------------------------------------
+
+
+def data_source(zip_file, folder_files, folder_names, server_path):
+    """What the user gave, as training.data takes it: a zip, (name inside the folder, file) pairs, or a path."""
+    if zip_file:
+        return zip_file
+    if folder_files:
+        names = json.loads(folder_names) if folder_names else []
+        if len(names) == len(folder_files):
+            return list(zip(names, folder_files))
+        return list(folder_files)  # the engine then explains that the class folders were lost
+    if server_path and server_path.strip():
+        return server_path.strip()
+    raise gr.Error("Give the images first: a zip of class folders, or a folder with one sub-folder per class.")
+
+
+def check_source(zip_file, folder_files, folder_names, server_path):
+    """The data check: summary, counts (table and chart), thumbnails, skipped files."""
+    source = data_source(zip_file, folder_files, folder_names, server_path)
+    with user_errors():
+        report = check_data(source, output_folder())
+    summary = report.summary() + "".join(f"\n\n⚠️ {warning}" for warning in report.warnings)
+    chart = pd.DataFrame([(name, split, count) for name, train, val in
+                          zip(report.classes, report.train_counts, report.val_counts)
+                          for split, count in (("train", train), ("val", val))], columns=["class", "split", "images"])
+    thumbs = [(str(path), name) for name, paths in zip(report.classes, report.examples) for path in paths]
+    return summary, report.table(), chart, thumbs, [[item.name, item.reason] for item in report.skipped]
+
+
+# ---- training -----------------------------------------------------------------------------------------------
+
+
+def start_run(zip_file, folder_files, folder_names, server_path, base, mode, epochs, learning_rate, batch_size,
+              weight_decay, warmup_ratio, image_size, augment, seed, precision, run_name):
+    """Start a run in the background and stream its progress and curves until it ends."""
+    source = data_source(zip_file, folder_files, folder_names, server_path)
+    with user_errors():
+        config = FinetuneConfig(
+            train_dir=source, output_dir=Path("."), mode=mode, num_train_epochs=_whole(epochs, "epochs"),
+            learning_rate=float(learning_rate or 0), per_device_train_batch_size=_whole(batch_size, "batch size"),
+            weight_decay=float(weight_decay or 0), warmup_ratio=float(warmup_ratio),
+            image_size=int(image_size or 0) or None, augment=bool(augment), seed=int(seed or 0), precision=precision,
+            **base_settings(base),
+        )
+        job_config = _with_output_dir(config, run_name)
+        job = start_training(job_config)
+    yield from _stream(job)
+
+
+def _with_output_dir(config: FinetuneConfig, run_name: str) -> FinetuneConfig:
+    # Settings and the one-run-at-a-time rule are checked before a run folder is made for nothing.
+    check_config(config)
+    check_idle()
+    return replace(config, output_dir=new_run_dir(run_name))
+
+
+def _whole(value, name: str) -> int:
+    if value is None or float(value) != int(value):
+        raise ValueError(f"The {name} must be a whole number, not {value!r}.")
+    return int(value)
+
+
+def resume_run(run_path):
+    if not run_path:
+        raise gr.Error("Pick a stopped or interrupted run in the list first.")
+    with user_errors():
+        job = start_training(resume_config(run_path))
+    yield from _stream(job)
+
+
+def watch_current():
+    job = current_job()
+    if job is None:
+        raise gr.Error("No training has been started since the app started; pick a saved run under Earlier runs.")
+    yield from _stream(job)
+
+
+def _stream(job):
+    state = None
+    for state in watch(job, every_s=0.5):
+        yield (str(job.output_dir), *_live_view(state.events, state.running, job.output_dir))
+    if state is not None and state.error:
+        raise gr.Error(state.error)
+
+
+def stop_run():
+    job = current_job()
+    if job is None or not job.running:
+        return "Nothing is training."
+    job.stop()
+    return "Stopping after the current step; the model so far will be saved ..."
+
+
+def show_saved_run(run_path):
+    if not run_path:
+        raise gr.Error("Pick a run in the list first.")
+    events = read_events(Path(run_path) / EVENTS_LOG)
+    job = current_job()
+    running = job is not None and job.running and job.output_dir.resolve() == Path(run_path).resolve()
+    return (run_path, *_live_view(events, running, Path(run_path)))
+
+
+def _live_view(events, running: bool, folder: Path) -> tuple:
+    """progress line, curves figure, per-class table, confusion image, class choices (x2), runs."""
+    run_curves = curves(events)
+    figure = curves_figure(run_curves) if run_curves.train_steps else None
+    started, evaluation = last_started(events), last_evaluation(events)
+    classes = list(started.classes) if started else []
+    rows = per_class_rows(evaluation, classes) if evaluation else []
+    confusion_png = folder / CONFUSION_PNG
+    show_confusion = str(confusion_png) if not running and confusion_png.is_file() else None
+    return (describe_progress(events, running), figure, rows, show_confusion,
+            gr.update(choices=classes, value=classes[0] if classes else None),
+            gr.update(choices=classes, value=classes[-1] if classes else None),
+            gr.update(choices=_run_choices()))
+
+
+# ---- after training -----------------------------------------------------------------------------------------
+
+
+def _finished_run(run_path) -> Path:
+    if not run_path:
+        raise gr.Error("Train a model or pick a run under Earlier runs first.")
+    folder = Path(run_path)
+    if not (folder / "config.json").is_file():
+        raise gr.Error(f"The run '{folder.name}' has no saved model yet (it stopped before its first save).")
+    return folder
+
+
+def cell_overlays(run_path, true_class, predicted_class, progress=gr.Progress(track_tqdm=True)):
+    """The validation images of one confusion-matrix cell, each with the trained model's attention rollout."""
+    folder = _finished_run(run_path)
+    with user_errors():
+        chosen = cell(validation_predictions(folder), true_class, predicted_class)[:CELL_IMAGES]
+        if not chosen:
+            gr.Info(f"No validation image of '{true_class}' was predicted as '{predicted_class}'.")
+        return [(explain(item.path, model=str(folder.resolve())).overlay,
+                 f"{item.path.name}: {item.predicted} ({item.score:.0%})") for item in chosen]
+
+
+def compare_attention(run_path, true_class, predicted_class):
+    """The base model's and the trained model's rollout on the first image of the chosen cell."""
+    from training.review import base_model
+
+    folder = _finished_run(run_path)
+    base = base_model(folder)
+    if base is None:
+        raise gr.Error("This run was trained from scratch: there is no base model to compare with.")
+    with user_errors():
+        chosen = cell(validation_predictions(folder), true_class, predicted_class)
+        if not chosen:
+            raise gr.Error("That cell is empty: pick a true class and a prediction that occur together.")
+        return explain(chosen[0].path, model=base).overlay, explain(chosen[0].path, model=str(folder.resolve())).overlay
+
+
+def zip_current(run_path):
+    folder = _finished_run(run_path)
+    return str(zip_run(folder, output_folder()))
+
+
+def push_current(run_path, repo_id, token, private):
+    folder = _finished_run(run_path)
+    with user_errors():
+        url = push_to_hub(folder, repo_id, token, private=bool(private))
+    return f"Pushed: [{url}]({url})"
+
+
+def use_run(run_path):
+    folder = _finished_run(run_path)
+    gr.Info(f"Classify and Attention now use {folder.name}.")
+    return gr.update(value=str(folder.resolve())), gr.update(value=str(folder.resolve()))
