@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -184,22 +185,25 @@ def test_head_only_trains_the_classifier_and_nothing_else(tiny_vit_dir, shapes_d
 
 
 @needs_hymenoptera
-def test_ants_and_bees_from_a_zip(tiny_vit_dir, tmp_path):
-    """A subset of the real data set, zipped as a user would, through the data check and a short training."""
-    archive = tmp_path / "hymenoptera.zip"
-    with zipfile.ZipFile(archive, "w") as zipped:
-        for split in ("train", "val"):
-            for insect in ("ants", "bees"):
-                for path in sorted((HYMENOPTERA / split / insect).iterdir())[:8]:
-                    zipped.write(path, f"hymenoptera/{split}/{insect}/{path.name}")
-    events = list(finetune(FinetuneConfig(train_dir=archive, output_dir=tmp_path / "run",
+@pytest.mark.parametrize("packed", ["zip", "folder"])
+def test_ants_and_bees(tiny_vit_dir, tmp_path, packed):
+    """A subset of the real data set, as a user zips it or points at it, through the data check and a short
+    training."""
+    subset = tmp_path / "hymenoptera"
+    for split in ("train", "val"):
+        for insect in ("ants", "bees"):
+            (subset / split / insect).mkdir(parents=True)
+            for path in sorted((HYMENOPTERA / split / insect).iterdir())[:8]:
+                (subset / split / insect / path.name).write_bytes(path.read_bytes())
+    source = subset if packed == "folder" else Path(shutil.make_archive(str(subset), "zip", tmp_path, "hymenoptera"))
+    events = list(finetune(FinetuneConfig(train_dir=source, output_dir=tmp_path / "run",
                                           model_name_or_path=str(tiny_vit_dir), num_train_epochs=1,
                                           per_device_train_batch_size=4, learning_rate=1e-4)))
     started, final = events[0], events[-1]
     assert started.classes == ("ants", "bees") and started.train_size == 16 and started.val_size == 16
     assert isinstance(final, Finished)
-    assert classify(HYMENOPTERA / "val" / "ants" / sorted(os.listdir(HYMENOPTERA / "val" / "ants"))[0],
-                    model=str(tmp_path / "run"), top_k=2)[0].label in ("ants", "bees")
+    first_ant = sorted((subset / "val" / "ants").iterdir())[0]
+    assert classify(first_ant, model=str(tmp_path / "run"), top_k=2)[0].label in ("ants", "bees")
     shared = zip_run(tmp_path / "run", tmp_path)
     names = zipfile.ZipFile(shared).namelist()
     assert "run/model.safetensors" in names and "run/events.jsonl" in names
