@@ -156,3 +156,12 @@ def caption_table(results: Sequence[FileCaptions]) -> list[list[str]]:
 
 def write_caption_csv(results: Sequence[FileCaptions], path: str | os.PathLike) -> Path:
     return _write_rows(CAPTION_CSV_COLUMNS, caption_table(results), path)
+
+
+def batch_summary(results: Sequence[FileResult | FileCaptions], done: str) -> str:
+    """One Markdown line under a batch table: '**3** images classified, **1** could not be read (...)'.
+    `done` is the past participle of what happened to the images that read ('classified', 'captioned')."""
+    failed = sum(not result.ok for result in results)
+    succeeded = len(results) - failed
+    line = f"**{succeeded}** image{'' if succeeded == 1 else 's'} {done}"
+    return line + (f", **{failed}** could not be read (see the error column)." if failed else ".")

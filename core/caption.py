@@ -350,3 +350,14 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 def accepts_prompt(model: str, device: str | None = None, precision: str | None = None) -> bool:
     """Whether the captioner continues a text prompt (loads it, from the cache after the first call)."""
     return load_captioner(model, device=device, precision=precision).processor.conditional
+
+
+def usable_prompt(model: str, prompt: str | None) -> tuple[str | None, bool]:
+    """The prompt to pass to caption() for this captioner, and whether a typed prompt was left out because the
+    model cannot continue one (ViT-GPT2): a front end says so, and the caption still runs without it."""
+    text = (prompt or "").strip()
+    if not text:
+        return None, False
+    if not accepts_prompt(model):
+        return None, True
+    return text, False

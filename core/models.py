@@ -384,3 +384,9 @@ def fetch_pretrained(
     with _LOAD_LOCK:
         return _from_pretrained(_resolve_name(name), model_class, processor_class, pick_device(device), dtype,
                                 attn_implementation)
+
+
+def describe_run(name: str, device: torch.device, dtype: torch.dtype, elapsed_ms: float) -> str:
+    """One status line for a front end: which model ran where, in which precision, how long it took."""
+    precision = str(dtype).replace("torch.", "")
+    return f"`{name}` on {device.type}, {precision}, {elapsed_ms:.0f} ms"

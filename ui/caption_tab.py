@@ -5,14 +5,14 @@ import time
 
 import gradio as gr
 
-from core.batch import CAPTION_CSV_COLUMNS, caption_files, caption_table, write_caption_csv
+from core.batch import CAPTION_CSV_COLUMNS, batch_summary, caption_files, caption_table, write_caption_csv
 from core.caption import (
-    CAPTIONER_CHOICES, DECODING_STRATEGIES, DEFAULT_CAPTIONER, accepts_prompt, caption, caption_attention,
-    decoding_settings, load_captioner, prompt_support, word_overlays,
+    CAPTIONER_CHOICES, DECODING_STRATEGIES, DEFAULT_CAPTIONER, caption, caption_attention, decoding_settings,
+    load_captioner, prompt_support, usable_prompt, word_overlays,
 )
 from core.examples import example_images
 from ui.components import ImagePath
-from ui.gradio_common import NO_FILES, announce_load, count, describe_run, output_folder, require_image, user_errors
+from ui.gradio_common import NO_FILES, announce_load, describe_run, output_folder, require_image, user_errors
 from ui.texts import CAPTION_INTRO, CAPTION_MODEL_INFO, COLORMAPS, PROMPT_INFO
 
 
@@ -129,10 +129,7 @@ def caption_many(paths, model, prompt, strategy, num_beams, num_captions, max_ne
         announce_load(model, progress, loader=load_captioner)
         results = caption_files(paths, model=model, prompt=_usable_prompt(model, prompt), **settings)
     csv_path = write_caption_csv(results, output_folder() / "captions.csv")
-    failed = sum(not result.ok for result in results)
-    summary = f"{count(len(results) - failed, 'image')} captioned" + (
-        f", **{failed}** could not be read (see the error column)." if failed else ".")
-    return caption_table(results), str(csv_path), summary
+    return caption_table(results), str(csv_path), batch_summary(results, "captioned")
 
 
 def _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty, no_repeat):
@@ -145,12 +142,10 @@ def _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperat
 
 def _usable_prompt(model: str, prompt: str | None) -> str | None:
     """The prompt, or None with a notice when this captioner cannot continue one (the caption still runs)."""
-    if not (prompt or "").strip():
-        return None
-    if not accepts_prompt(model):
+    text, left_out = usable_prompt(model, prompt)
+    if left_out:
         gr.Warning(f"{PROMPT_INFO[False]} The prompt was left out.")
-        return None
-    return prompt.strip()
+    return text
 
 
 def _show_captions(texts: list[str]) -> str:

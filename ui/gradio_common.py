@@ -8,7 +8,7 @@ from typing import Callable
 
 import gradio as gr
 
-from core.models import is_cached, load_classifier
+from core.models import describe_run, is_cached, load_classifier  # noqa: F401 - describe_run is re-exported
 
 NO_IMAGE = "Upload, paste or take a photo first (or click an example)."
 NO_FILES = "Upload some images or a zip of images first."
@@ -45,12 +45,6 @@ def require_image(image_path: str | None) -> str:
     if not image_path:
         raise gr.Error(NO_IMAGE)
     return image_path
-
-
-def describe_run(name: str, device, dtype, elapsed_ms: float) -> str:
-    """One status line: which model ran where, in which precision, how long it took."""
-    precision = str(dtype).replace("torch.", "")
-    return f"`{name}` on {device.type}, {precision}, {elapsed_ms:.0f} ms"
 
 
 def count(number: int, noun: str) -> str:

@@ -8,8 +8,8 @@ import pandas as pd
 
 from core.examples import example_images
 from core.zero_shot import (
-    DEFAULT_MODEL, DEFAULT_PRETRAINED, ZERO_SHOT_CHOICES, check_labels, load_clip, pretrained_tags, resolve_templates,
-    takes_pretrained, template_scores, zero_shot, zero_shot_map,
+    DEFAULT_MODEL, DEFAULT_PRETRAINED, ZERO_SHOT_CHOICES, check_labels, chosen_templates, load_clip, pretrained_tags,
+    pretrained_weights, resolve_templates, takes_pretrained, template_table, zero_shot, zero_shot_map,
 )
 from ui.components import ImagePath
 from ui.gradio_common import announce_load, describe_run, require_image, user_errors
@@ -17,7 +17,6 @@ from ui.texts import CLIP_MODEL_INFO, COLORMAPS, PRETRAINED_INFO, TEMPLATE_CHOIC
 
 EXAMPLE_LABELS = "cat, dog, astronaut, rocket, cup of coffee, camera"
 BAR_CHART_LABELS = 25  # more bars than this are unreadable; the full ranking is in the API output
-TABLE_LABELS = 8  # columns of the per-template table: the overall top labels
 
 
 def zero_shot_tab() -> None:
@@ -83,16 +82,16 @@ def ask_clip(image_path, labels, model, pretrained, template_mode, template, per
     """The best labels, a bar chart of all of them, the per-template table (on request), a status line, and
     the labels offered for mapping."""
     require_image(image_path)
-    templates = _templates(template_mode, template)
+    templates = chosen_templates(template_mode, template)
     with user_errors():
         check_labels(labels)  # a typo in the labels should not wait for a model download
         resolve_templates(templates)
-        weights = _weights(model, pretrained)
+        weights = pretrained_weights(model, pretrained)
         announce_load(model, progress, loader=lambda name: load_clip(name, weights), cached=lambda _: False)
         started = time.perf_counter()
         predictions = zero_shot(image_path, labels, model=model, pretrained=weights, templates=templates)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        table = template_table(image_path, labels, model, weights, templates, predictions) if per_template else None
+        table = _template_frame(image_path, labels, model, weights, templates, predictions) if per_template else None
     loaded = load_clip(model, weights)
     bars = pd.DataFrame({"label": [p.label for p in predictions[:BAR_CHART_LABELS]],
                          "probability": [p.score for p in predictions[:BAR_CHART_LABELS]]})
@@ -106,39 +105,20 @@ def ask_clip(image_path, labels, model, pretrained, template_mode, template, per
     )
 
 
-def template_table(image_path, labels, model, weights, templates, predictions) -> pd.DataFrame:
-    """One row per template: the probability it alone gives each of the overall best labels."""
-    shown = [p.label for p in predictions[:TABLE_LABELS]]
-    per_template = template_scores(image_path, labels, model=model, pretrained=weights, templates=templates)
-    rows = []
-    for text, ranking in per_template.items():
-        scores = {p.label: p.score for p in ranking}
-        rows.append([text, *(round(scores[label], 4) for label in shown)])
-    return pd.DataFrame(rows, columns=["template", *shown])
+def _template_frame(image_path, labels, model, weights, templates, predictions) -> pd.DataFrame:
+    columns, rows = template_table(image_path, labels, model, weights, templates, predictions)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def map_label(image_path, label, labels, model, pretrained, template_mode, template, cmap, alpha,
               progress=gr.Progress(track_tqdm=True)):
     """The chosen label's map over the photo (the best label when none is chosen)."""
     require_image(image_path)
-    templates = _templates(template_mode, template)
+    templates = chosen_templates(template_mode, template)
     with user_errors():
-        weights = _weights(model, pretrained)
+        weights = pretrained_weights(model, pretrained)
         label = label or zero_shot(image_path, labels, model=model, pretrained=weights, templates=templates)[0].label
         progress(0, desc=f"Mapping '{label}'")
         result = zero_shot_map(image_path, label, labels, model=model, pretrained=weights, templates=templates,
                                alpha=float(alpha), cmap=cmap)
     return result.overlay
-
-
-def _templates(template_mode: str, template: str) -> str:
-    return template if template_mode == "single" else template_mode
-
-
-def _weights(model: str, pretrained: str | None) -> str | None:
-    """The pretrained weights to load; an open_clip name without them would score with random weights."""
-    if pretrained or not takes_pretrained(model):
-        return pretrained or None
-    examples = ", ".join(pretrained_tags(model)[:3]) or "a checkpoint file"
-    raise ValueError(f"Pick the pretrained weights for {model} (e.g. {examples}): without them CLIP's scores "
-                     "would be noise.")
