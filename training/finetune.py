@@ -648,3 +648,36 @@ def _publish_files(source: Path, destination: Path, skip: set[str]) -> None:
         temporary = destination / (path.name + ".tmp")
         shutil.copy2(path, temporary)
         os.replace(temporary, destination / path.name)
+
+
+# ---- front-end forms ----------------------------------------------------------------------------------------
+
+
+def form_config(
+    source: Any, base: str, mode: str, epochs: float | None, learning_rate: float | None, batch_size: float | None,
+    weight_decay: float | None, warmup_ratio: float, image_size: float | None, augment: bool, seed: float | None,
+    precision: str,
+) -> FinetuneConfig:
+    """A FinetuneConfig from a front end's settings form (numbers may arrive as floats or None; image size 0
+    means the model's own). output_dir is a placeholder: training.jobs.start_new_run makes the run folder."""
+    return FinetuneConfig(
+        train_dir=source, output_dir=Path("."), mode=mode, num_train_epochs=_form_whole(epochs, "epochs"),
+        learning_rate=float(learning_rate or 0), per_device_train_batch_size=_form_whole(batch_size, "batch size"),
+        weight_decay=float(weight_decay or 0), warmup_ratio=float(warmup_ratio),
+        image_size=int(image_size or 0) or None, augment=bool(augment), seed=int(seed or 0), precision=precision,
+        **base_settings(base),
+    )
+
+
+def _form_whole(value: float | None, name: str) -> int:
+    if value is None or float(value) != int(value):
+        raise ValueError(f"The {name} must be a whole number, not {value!r}.")
+    return int(value)
+
+
+def base_choices() -> list[str]:
+    """What a "start from" box offers: the suggested bases, then every finished run."""
+    from .runs import list_runs
+
+    finished = [str(summary.path) for summary in list_runs() if summary.status == "finished"]
+    return list(dict.fromkeys([*BASE_CHOICES, *finished]))

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .events import Event, Finished, Stopped
 from .finetune import FinetuneConfig, check_config, finetune
+from .runs import new_run_dir
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,17 @@ def watch(job: TrainingJob, every_s: float = 0.5):
         yield job.state()
         time.sleep(every_s)
     yield job.state()
+
+
+def start_new_run(config: FinetuneConfig, run_name: str | None = None) -> TrainingJob:
+    """Start `config` in a fresh run folder under the runs root (named `run_name`, or a timestamp). The settings
+    and the one-run-at-a-time rule are checked first, so a refused run leaves no empty folder behind."""
+    check_config(config)
+    check_idle()
+    return start_training(replace(config, output_dir=new_run_dir(run_name)))
+
+
+def is_training(run_dir: str | Path) -> bool:
+    """Whether the run in this folder is the one training now."""
+    job = _current
+    return job is not None and job.running and job.output_dir.resolve() == Path(run_dir).resolve()

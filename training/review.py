@@ -6,13 +6,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from core import classify
 
 from .events import read_events
 from .finetune import RESULTS, RUN_CONFIG, read_split
 from .runs import CONFUSION_PNG, CURVES_PNG, EVENTS_LOG, _NOT_SHARED, last_evaluation
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -114,3 +117,34 @@ def push_to_hub(run_dir: str | Path, repo_id: str, token: str, *, private: bool 
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ValueError(f"Could not push to {repo_id}: {first}") from error
     return str(url)
+
+
+# ---- a confusion cell as pictures ---------------------------------------------------------------------------
+
+CELL_IMAGES = 12  # overlays are an explain() each; a dozen answers "what does it confuse" without a wait
+
+
+def cell_overlays(run_dir: str | Path, true: str, predicted: str,
+                  limit: int = CELL_IMAGES) -> list[tuple["Image.Image", str]]:
+    """The validation images of one confusion-matrix cell, most confident first, each with the trained
+    model's attention rollout and a caption 'file: predicted (score)'. Empty when the cell is."""
+    from core import explain
+
+    model = str(Path(run_dir).resolve())
+    chosen = cell(validation_predictions(run_dir), true, predicted)[:limit]
+    return [(explain(item.path, model=model).overlay, f"{item.path.name}: {item.predicted} ({item.score:.0%})")
+            for item in chosen]
+
+
+def compare_base(run_dir: str | Path, true: str, predicted: str) -> tuple["Image.Image", "Image.Image"]:
+    """The base model's and the trained model's attention rollout on the first image of a cell."""
+    from core import explain
+
+    base = base_model(run_dir)
+    if base is None:
+        raise ValueError("This run was trained from scratch: there is no base model to compare with.")
+    chosen = cell(validation_predictions(run_dir), true, predicted)
+    if not chosen:
+        raise ValueError("That cell is empty: pick a true class and a prediction that occur together.")
+    trained = str(Path(run_dir).resolve())
+    return explain(chosen[0].path, model=base).overlay, explain(chosen[0].path, model=trained).overlay

@@ -247,3 +247,49 @@ def zip_run(folder: Path, destination: Path | None = None) -> Path:
         shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(*_NOT_SHARED, "*.tmp"))
         return Path(shutil.make_archive(str(destination / folder.name), "zip", root_dir=staging,
                                         base_dir=folder.name))
+
+
+# ---- what a front end shows of one run ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class RunView:
+    """One run as a front end draws it, while it trains or afterwards."""
+
+    progress: str  # describe_progress's line
+    figure: object | None  # curves_figure (a matplotlib Figure) once a step is logged
+    classes: tuple[str, ...]
+    per_class: list[list]  # per_class_rows after the last evaluation
+    confusion_png: Path | None  # the confusion matrix picture, once the run has ended and written it
+
+
+def run_view(events: Sequence[Event], running: bool, folder: Path) -> RunView:
+    """Progress, curves, per-class results and the confusion picture of a run from its events."""
+    run_curves = curves(events)
+    started, evaluation = last_started(events), last_evaluation(events)
+    classes = tuple(started.classes) if started else ()
+    confusion_png = Path(folder) / CONFUSION_PNG
+    return RunView(
+        progress=describe_progress(events, running),
+        figure=curves_figure(run_curves) if run_curves.train_steps else None,
+        classes=classes,
+        per_class=per_class_rows(evaluation, classes) if evaluation else [],
+        # Written when the run ends; during a resumed run the old picture would describe an earlier model.
+        confusion_png=confusion_png if not running and confusion_png.is_file() else None,
+    )
+
+
+def run_label(summary: RunSummary) -> str:
+    """'name (status, step 12/40, 85%)' for a list of runs."""
+    accuracy = f", {summary.eval_accuracy:.0%}" if summary.eval_accuracy is not None else ""
+    return f"{summary.name} ({summary.status}, step {summary.steps_done}/{summary.total_steps}{accuracy})"
+
+
+def saved_model_dir(run_path: str | Path | None) -> Path:
+    """The run folder, checked to hold a saved model (what Use, Zip, Push and the confusion cells need)."""
+    if not run_path:
+        raise ValueError("Train a model or pick a run under Earlier runs first.")
+    folder = Path(run_path)
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"The run '{folder.name}' has no saved model yet (it stopped before its first save).")
+    return folder

@@ -2,28 +2,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from core import explain
 from training.data import TABLE_HEADERS, check_data
 from training.events import read_events
-from training.finetune import (
-    BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, FinetuneConfig, base_settings, check_config, resume_config,
-)
-from training.jobs import check_idle, current_job, start_training, watch
-from training.review import cell, push_to_hub, validation_predictions
-from training.runs import (
-    CONFUSION_PNG, EVENTS_LOG, curves, curves_figure, describe_progress, last_evaluation, last_started, list_runs, new_run_dir,
-    per_class_rows, runs_root, zip_run,
-)
+from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, base_choices, form_config, resume_config
+from training.jobs import current_job, is_training, start_new_run, start_training, watch
+from training.review import cell_overlays as cell_pictures, compare_base, push_to_hub
+from training.runs import EVENTS_LOG, list_runs, run_label, run_view, runs_root, saved_model_dir, zip_run
 from ui.gradio_common import output_folder, user_errors
 from ui.texts import TRAIN_INTRO
-
-CELL_IMAGES = 12  # overlays are an explain() each; a dozen answers "what does it confuse" without a wait
 
 # Gradio hands a Python function only the file names of a folder upload; the browser knows each file's path
 # inside the folder (the class). This keeps those paths, in upload order, in a hidden box.
@@ -170,17 +161,11 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: 
 
 
 def _base_choices() -> list[str]:
-    finished = [str(summary.path) for summary in list_runs() if summary.status == "finished"]
-    return list(dict.fromkeys([*BASE_CHOICES, *finished]))
+    return base_choices()
 
 
 def _run_choices() -> list[tuple[str, str]]:
-    labels = []
-    for summary in list_runs():
-        accuracy = f", {summary.eval_accuracy:.0%}" if summary.eval_accuracy is not None else ""
-        labels.append((f"{summary.name} ({summary.status}, step {summary.steps_done}/{summary.total_steps}"
-                       f"{accuracy})", str(summary.path)))
-    return labels
+    return [(run_label(summary), str(summary.path)) for summary in list_runs()]
 
 
 # ---- data -------------------------------------------------------------------------------------------------
@@ -221,29 +206,10 @@ def start_run(zip_file, folder_files, folder_names, server_path, base, mode, epo
     """Start a run in the background and stream its progress and curves until it ends."""
     source = data_source(zip_file, folder_files, folder_names, server_path)
     with user_errors():
-        config = FinetuneConfig(
-            train_dir=source, output_dir=Path("."), mode=mode, num_train_epochs=_whole(epochs, "epochs"),
-            learning_rate=float(learning_rate or 0), per_device_train_batch_size=_whole(batch_size, "batch size"),
-            weight_decay=float(weight_decay or 0), warmup_ratio=float(warmup_ratio),
-            image_size=int(image_size or 0) or None, augment=bool(augment), seed=int(seed or 0), precision=precision,
-            **base_settings(base),
-        )
-        job_config = _with_output_dir(config, run_name)
-        job = start_training(job_config)
+        config = form_config(source, base, mode, epochs, learning_rate, batch_size, weight_decay, warmup_ratio,
+                             image_size, augment, seed, precision)
+        job = start_new_run(config, run_name)
     yield from _stream(job)
-
-
-def _with_output_dir(config: FinetuneConfig, run_name: str) -> FinetuneConfig:
-    # Settings and the one-run-at-a-time rule are checked before a run folder is made for nothing.
-    check_config(config)
-    check_idle()
-    return replace(config, output_dir=new_run_dir(run_name))
-
-
-def _whole(value, name: str) -> int:
-    if value is None or float(value) != int(value):
-        raise ValueError(f"The {name} must be a whole number, not {value!r}.")
-    return int(value)
 
 
 def resume_run(run_path):
@@ -281,21 +247,14 @@ def show_saved_run(run_path):
     if not run_path:
         raise gr.Error("Pick a run in the list first.")
     events = read_events(Path(run_path) / EVENTS_LOG)
-    job = current_job()
-    running = job is not None and job.running and job.output_dir.resolve() == Path(run_path).resolve()
-    return (run_path, *_live_view(events, running, Path(run_path)))
+    return (run_path, *_live_view(events, is_training(run_path), Path(run_path)))
 
 
 def _live_view(events, running: bool, folder: Path) -> tuple:
     """progress line, curves figure, per-class table, confusion image, class choices (x2), runs."""
-    run_curves = curves(events)
-    figure = curves_figure(run_curves) if run_curves.train_steps else None
-    started, evaluation = last_started(events), last_evaluation(events)
-    classes = list(started.classes) if started else []
-    rows = per_class_rows(evaluation, classes) if evaluation else []
-    confusion_png = folder / CONFUSION_PNG
-    show_confusion = str(confusion_png) if not running and confusion_png.is_file() else None
-    return (describe_progress(events, running), figure, rows, show_confusion,
+    view = run_view(events, running, folder)
+    classes = list(view.classes)
+    return (view.progress, view.figure, view.per_class, str(view.confusion_png) if view.confusion_png else None,
             gr.update(choices=classes, value=classes[0] if classes else None),
             gr.update(choices=classes, value=classes[-1] if classes else None),
             gr.update(choices=_run_choices()))
@@ -305,38 +264,25 @@ def _live_view(events, running: bool, folder: Path) -> tuple:
 
 
 def _finished_run(run_path) -> Path:
-    if not run_path:
-        raise gr.Error("Train a model or pick a run under Earlier runs first.")
-    folder = Path(run_path)
-    if not (folder / "config.json").is_file():
-        raise gr.Error(f"The run '{folder.name}' has no saved model yet (it stopped before its first save).")
-    return folder
+    with user_errors():
+        return saved_model_dir(run_path)
 
 
 def cell_overlays(run_path, true_class, predicted_class, progress=gr.Progress(track_tqdm=True)):
     """The validation images of one confusion-matrix cell, each with the trained model's attention rollout."""
     folder = _finished_run(run_path)
     with user_errors():
-        chosen = cell(validation_predictions(folder), true_class, predicted_class)[:CELL_IMAGES]
-        if not chosen:
-            gr.Info(f"No validation image of '{true_class}' was predicted as '{predicted_class}'.")
-        return [(explain(item.path, model=str(folder.resolve())).overlay,
-                 f"{item.path.name}: {item.predicted} ({item.score:.0%})") for item in chosen]
+        pictures = cell_pictures(folder, true_class, predicted_class)
+    if not pictures:
+        gr.Info(f"No validation image of '{true_class}' was predicted as '{predicted_class}'.")
+    return pictures
 
 
 def compare_attention(run_path, true_class, predicted_class):
     """The base model's and the trained model's rollout on the first image of the chosen cell."""
-    from training.review import base_model
-
     folder = _finished_run(run_path)
-    base = base_model(folder)
-    if base is None:
-        raise gr.Error("This run was trained from scratch: there is no base model to compare with.")
     with user_errors():
-        chosen = cell(validation_predictions(folder), true_class, predicted_class)
-        if not chosen:
-            raise gr.Error("That cell is empty: pick a true class and a prediction that occur together.")
-        return explain(chosen[0].path, model=base).overlay, explain(chosen[0].path, model=str(folder.resolve())).overlay
+        return compare_base(folder, true_class, predicted_class)
 
 
 def zip_current(run_path):
