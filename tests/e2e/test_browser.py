@@ -28,12 +28,20 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+def open_page(browser, width: int, height: int):
+    """A fresh page that records uncaught errors and console errors: a test ends by asserting there were none."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("console", lambda message: page.errors.append(f"console: {message.text}")
+            if message.type == "error" else None)
+    return context, page
+
+
+@pytest.fixture
+def page(browser):
+    context, page = open_page(browser, 1280, 1000)
     yield page
     context.close()
 
@@ -160,3 +168,36 @@ def test_train_watch_the_curve_grow_then_stop(page, app_url, shapes_zip, tiny_vi
     top = classify(photo_path, model=model_box.input_value(), top_k=1)[0].label
     page.locator("#top-labels").get_by_text(top).first.wait_for(timeout=60_000)
     assert page.errors == []
+
+
+def open_tab(page, name: str) -> None:
+    """Click a top-level tab; on a narrow screen the later tabs sit behind the "More tabs" menu."""
+    page.get_by_role("button", name="Classify").first.wait_for(timeout=30_000)
+    tab = page.get_by_role("tab", name=name)
+    if tab.count() == 0:
+        page.get_by_role("button", name="More tabs").click()
+        tab = page.locator(".overflow-dropdown button", has_text=name)
+    tab.first.click()
+
+
+# Each tab opens with a few sentences for a class and a link to the paper behind it.
+PAPER_LINKS = {"Classify": "Dosovitskiy et al., 2020", "Attention": "Abnar & Zuidema, 2020",
+               "Caption": "BLIP, Li et al., 2022", "Zero-shot": "Radford et al., 2021", "Train": "Dosovitskiy et al., 2020"}
+
+
+@pytest.mark.parametrize("tab", list(PAPER_LINKS))
+def test_each_tab_fits_a_phone(browser, app_url, artifacts_dir, tab):
+    """At 390 px nothing sticks out sideways (galleries may scroll inside their own box) and the tab starts
+    with its teaching text."""
+    context, page = open_page(browser, 390, 844)
+    try:
+        page.goto(app_url)
+        open_tab(page, tab)
+        page.get_by_role("link", name=PAPER_LINKS[tab]).locator("visible=true").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        page.screenshot(path=str(artifacts_dir / f"narrow-{tab.lower()}.png"), full_page=True)
+        assert overflow <= 1, f"the {tab} tab is {overflow} px wider than a 390 px phone"
+        assert page.errors == []
+    finally:
+        context.close()
