@@ -829,3 +829,15 @@ def _to_tensor() -> Callable:
     from torchvision.transforms import v2
 
     return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+
+
+def chosen_source(zip_file: PathLike | None, folder_items: Sequence | None, server_path: str | None) -> DataSource:
+    """What a front end's data inputs give training: the zip when one was uploaded, else the folder upload
+    (paths, or (name inside the folder, path) pairs), else a path on the machine running the app."""
+    if zip_file:
+        return zip_file
+    if folder_items:
+        return list(folder_items)
+    if server_path and str(server_path).strip():
+        return str(server_path).strip()
+    raise DataError("Give the images first: a zip of class folders, or a folder with one sub-folder per class.")

@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from training.data import TABLE_HEADERS, check_data
+from training.data import TABLE_HEADERS, check_data, chosen_source
 from training.events import read_events
 from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, base_choices, form_config, resume_config
 from training.jobs import current_job, is_training, start_new_run, start_training, watch
@@ -173,16 +173,13 @@ def _run_choices() -> list[tuple[str, str]]:
 
 def data_source(zip_file, folder_files, folder_names, server_path):
     """What the user gave, as training.data takes it: a zip, (name inside the folder, file) pairs, or a path."""
-    if zip_file:
-        return zip_file
+    folder_items = None
     if folder_files:
         names = json.loads(folder_names) if folder_names else []
-        if len(names) == len(folder_files):
-            return list(zip(names, folder_files))
-        return list(folder_files)  # the engine then explains that the class folders were lost
-    if server_path and server_path.strip():
-        return server_path.strip()
-    raise gr.Error("Give the images first: a zip of class folders, or a folder with one sub-folder per class.")
+        # Without the names the engine explains that the class folders were lost.
+        folder_items = list(zip(names, folder_files)) if len(names) == len(folder_files) else list(folder_files)
+    with user_errors():
+        return chosen_source(zip_file, folder_items, server_path)
 
 
 def check_source(zip_file, folder_files, folder_names, server_path):
