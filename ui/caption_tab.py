@@ -13,7 +13,7 @@ from core.caption import (
 from core.examples import example_images
 from ui.components import ImagePath
 from ui.gradio_common import NO_FILES, announce_load, describe_run, output_folder, require_image, user_errors
-from ui.texts import CAPTION_INTRO, CAPTION_MODEL_INFO, COLORMAPS, PROMPT_INFO
+from ui.texts import CAPTION_INTRO, CAPTION_MODEL_INFO, COLORMAPS, EMPTY_CAPTION, PROMPT_INFO
 
 
 def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
@@ -149,7 +149,7 @@ def _usable_prompt(model: str, prompt: str | None) -> str | None:
 
 
 def _show_captions(texts: list[str]) -> str:
-    shown = [text or "(an empty caption: the model stopped at once)" for text in texts]
+    shown = [text or EMPTY_CAPTION for text in texts]
     if len(shown) == 1:
         return f"### {shown[0]}"
     return "\n".join(f"{index}. {text}" for index, text in enumerate(shown, start=1))

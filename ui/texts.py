@@ -57,3 +57,6 @@ and often enough. **Full fine-tune** lets every weight learn: slower, for data f
 Training minimises the cross-entropy of the right class with AdamW, a short warmup, then a linear decay.
 ([Dosovitskiy et al., 2020](https://arxiv.org/abs/2010.11929), section 3.2 on fine-tuning)
 """
+
+EMPTY_CAPTION = "(an empty caption: the model stopped at once)"
+ZERO_SHOT_EXAMPLE_LABELS = "cat, dog, astronaut, rocket, cup of coffee, camera"

@@ -13,9 +13,11 @@ from core.zero_shot import (
 )
 from ui.components import ImagePath
 from ui.gradio_common import announce_load, describe_run, require_image, user_errors
-from ui.texts import CLIP_MODEL_INFO, COLORMAPS, PRETRAINED_INFO, TEMPLATE_CHOICES, ZERO_SHOT_INTRO
+from ui.texts import (
+    CLIP_MODEL_INFO, COLORMAPS, PRETRAINED_INFO, TEMPLATE_CHOICES, ZERO_SHOT_EXAMPLE_LABELS, ZERO_SHOT_INTRO,
+)
 
-EXAMPLE_LABELS = "cat, dog, astronaut, rocket, cup of coffee, camera"
+EXAMPLE_LABELS = ZERO_SHOT_EXAMPLE_LABELS
 BAR_CHART_LABELS = 25  # more bars than this are unreadable; the full ranking is in the API output
 
 
