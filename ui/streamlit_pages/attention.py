@@ -1,0 +1,198 @@
+"""The Attention page: where a ViT looks (rollout, gradient rollout, raw attention), layer by layer and head by
+head, side by side with a second model, method or layer, and the features as .npy."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core import explain, features
+from core.attention import HEAD_FUSIONS, describe_tokens, head_grid, layer_strip, patch_grid_image, save_features
+from core.models import EXPLAINER_CHOICES, load_explainable
+from core.types import Explanation
+from ui.streamlit_pages.common import (
+    ATTENTION_MODEL_KEY, NO_IMAGE, Photo, default_classifier, load_announced, model_box, photo_input, png_bytes,
+    predictions_table, shown_errors, work_folder,
+)
+from ui.texts import ATTENTION_INTRO, COLORMAPS, METHOD_CHOICES
+
+EXPLAINED = "attention_result"
+EXPLAINED_MODEL = "attention_result_model"  # the model box's text when it ran (Explanation.model is resolved)
+COMPARED = "attention_compared"
+FEATURE_FILES = "attention_features"
+METHOD_NAMES = {value: label for label, value in METHOD_CHOICES}
+NO_HEAD = "No classifier head (a backbone): maps only."
+EMPTY_MAP = ("The map is empty: the discard ratio removed every path from the patches to the CLS token. "
+             "Lower the discard ratio.")
+TILE_WIDTH = 120
+
+
+@dataclass(frozen=True)
+class MapSettings:
+    """The controls at the top of the page, as explain() takes them (0 on a slider means 'all' / 'the last')."""
+
+    model: str
+    method: str
+    head_fusion: str
+    discard_ratio: float
+    layer: int
+    head: int
+    target: str | None
+    cmap: str
+    alpha: float
+
+
+def explained(photo: Photo, settings: MapSettings) -> Explanation:
+    load_announced(settings.model, loader=load_explainable)
+    with st.spinner("Explaining ..."):
+        return explain(photo.data, model=settings.model, method=settings.method, head_fusion=settings.head_fusion,
+                       discard_ratio=settings.discard_ratio, layer=settings.layer or None,
+                       head=settings.head or None, target=settings.target or None, alpha=settings.alpha,
+                       cmap=settings.cmap)
+
+
+def settings_controls() -> MapSettings:
+    model_column, method_column = st.columns([3, 2])
+    with model_column:
+        model = model_box("Model", EXPLAINER_CHOICES, ATTENTION_MODEL_KEY, default_classifier(),
+                          help="Any ViT-family id or local folder; DINO backbones work too.")
+    with method_column:
+        method = st.radio("Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, horizontal=True,
+                          key="attention_method")
+    fusion_column, discard_column, layer_column, head_column = st.columns(4)
+    head_fusion = fusion_column.radio("Head fusion", HEAD_FUSIONS, horizontal=True, key="attention_fusion")
+    discard = discard_column.slider("Discard ratio (rollout)", 0.0, 0.99, 0.9, 0.01, key="attention_discard",
+                                    help="drop the weakest attention weights in each layer")
+    layer = layer_column.slider("Layer (0 = all / last)", 0, 24, 0, key="attention_layer",
+                                help="rollout up to this layer; raw attention of this layer")
+    head = head_column.slider("Head (0 = all heads fused)", 0, 16, 0, key="attention_head",
+                              help="raw attention only")
+    target_column, cmap_column, alpha_column = st.columns([2, 1, 1])
+    with target_column:
+        target = class_box(model)
+    cmap = cmap_column.selectbox("Colormap", COLORMAPS, key="attention_cmap")
+    alpha = alpha_column.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="attention_alpha")
+    return MapSettings(model, method, head_fusion, discard, layer, head, target, cmap, alpha)
+
+
+def class_box(model: str) -> str | None:
+    """The class for gradient rollout: the last explanation's labels, or any typed one; empty = the top label.
+    A class name belongs to the model it came from, so each model gets its own box."""
+    last: Explanation | None = st.session_state.get(EXPLAINED)
+    same_model = last is not None and st.session_state.get(EXPLAINED_MODEL) == model
+    labels = [p.label for p in last.predictions] if same_model else []
+    return st.selectbox("Class to explain (gradient rollout)", labels, index=None, accept_new_options=True,
+                        placeholder="empty = the top label", key=f"attention_target:{model}")
+
+
+def show_explanation(explanation: Explanation, cmap: str) -> None:
+    overlay_column, labels_column = st.columns(2)
+    with overlay_column:
+        st.image(explanation.overlay, caption="Where the model looks", width="stretch")
+        st.download_button("Download the overlay (PNG)", png_bytes(explanation.overlay), file_name="attention.png",
+                           mime="image/png", key="attention_download", on_click="ignore")
+    with labels_column:
+        st.subheader("Predictions")
+        if explanation.predictions:
+            predictions_table(explanation.predictions, key="attention_labels")
+        else:
+            st.info(NO_HEAD)
+        if explanation.target:
+            st.caption(f"Gradient rollout for: {explanation.target}")
+    if not explanation.heatmap.any():
+        st.warning(EMPTY_MAP)
+    with st.expander("How ViT sees this image", expanded=True):
+        grid_column, strip_column = st.columns([1, 2])
+        grid_column.image(patch_grid_image(explanation.model_input, explanation.grid_size), caption="Patch grid",
+                          width=224)
+        with strip_column:
+            st.markdown(describe_tokens(explanation))
+            st.markdown("**Rollout, layer by layer**")
+            tiles = layer_strip(explanation, cmap=cmap)
+            st.image([image for image, _ in tiles], caption=[text for _, text in tiles], width=TILE_WIDTH)
+        st.markdown("**Every head of the layer (CLS attention)**")
+        tiles = head_grid(explanation, cmap=cmap)
+        st.image([image for image, _ in tiles], caption=[text for _, text in tiles], width=TILE_WIDTH)
+
+
+def side_by_side(photo: Photo | None, left: MapSettings) -> None:
+    with st.expander("Side by side"):
+        st.markdown("The same photo through a second model, method or layer (the settings above are the left side).")
+        model_column, method_column, layer_column = st.columns([3, 2, 1])
+        with model_column:
+            model = model_box("Model (right)", EXPLAINER_CHOICES, "attention_model_b",
+                              EXPLAINER_CHOICES[0] if EXPLAINER_CHOICES[0] != left.model else EXPLAINER_CHOICES[1])
+        method = method_column.radio("Method (right)", list(METHOD_NAMES), format_func=METHOD_NAMES.get,
+                                     key="attention_method_b")
+        layer = layer_column.slider("Layer (right, 0 = all / last)", 0, 24, 0, key="attention_layer_b")
+        if st.button("Compare", type="primary", key="attention_compare"):
+            if photo is None:
+                st.error(NO_IMAGE)
+            else:
+                # A class name only means something to the model it came from: the right side explains its own
+                # top label unless both sides run the same model.
+                right = MapSettings(model, method, left.head_fusion, left.discard_ratio, layer, left.head,
+                                    left.target if model == left.model else None, left.cmap, left.alpha)
+                pair = shown_errors(lambda: (explained(photo, left), explained(photo, right)))
+                if pair is not None:
+                    st.session_state[COMPARED] = pair
+        pair = st.session_state.get(COMPARED)
+        if pair is None:
+            return
+        for column, side, explanation in zip(st.columns(2), ("Left", "Right"), pair):
+            with column:
+                st.image(explanation.overlay, caption=f"{side}: {explanation.model}, {METHOD_NAMES[explanation.method]}",
+                         width="stretch")
+                if explanation.predictions:
+                    predictions_table(explanation.predictions[:3], key=f"attention_{side.lower()}_labels")
+                else:
+                    st.info(NO_HEAD)
+
+
+def feature_export(photo: Photo | None, settings: MapSettings) -> None:
+    with st.expander("Features (the ViT as a feature extractor)"):
+        st.markdown("The CLS embedding and the patch embeddings after the chosen layer (0 above = the last), as .npy.")
+        if st.button("Extract features", key="attention_extract"):
+            if photo is None:
+                st.error(NO_IMAGE)
+            else:
+                def extract() -> list:
+                    load_announced(settings.model, loader=load_explainable)
+                    return save_features(features(photo.data, model=settings.model, layer=settings.layer or -1),
+                                         work_folder())
+                paths = shown_errors(extract)
+                if paths is not None:
+                    st.session_state[FEATURE_FILES] = paths
+        for index, path in enumerate(st.session_state.get(FEATURE_FILES, [])):
+            st.download_button(f"Download {path.name}", path.read_bytes(), file_name=path.name,
+                               mime="application/octet-stream", key=f"attention_npy_{index}", on_click="ignore")
+
+
+def render() -> None:
+    st.header("Attention")
+    st.markdown(ATTENTION_INTRO)
+    settings = settings_controls()
+    photo_column, result_column = st.columns([1, 2], gap="large")
+    with photo_column:
+        photo = photo_input("attention")
+        if st.button("Explain", type="primary", key="attention_run"):
+            if photo is None:
+                st.error(NO_IMAGE)
+            else:
+                explanation = shown_errors(lambda: explained(photo, settings))
+                if explanation is not None:
+                    st.session_state[EXPLAINED] = explanation
+                    st.session_state[EXPLAINED_MODEL] = settings.model
+                    st.rerun()  # the class box above is already drawn; it offers this explanation's labels
+    with result_column:
+        explanation: Explanation | None = st.session_state.get(EXPLAINED)
+        if explanation is None:
+            st.caption("The map, the predictions and the layer-by-layer views appear here.")
+        else:
+            show_explanation(explanation, settings.cmap)
+    side_by_side(photo, settings)
+    feature_export(photo, settings)
+
+
+if __name__ == "__main__":
+    render()

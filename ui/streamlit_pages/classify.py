@@ -1,0 +1,108 @@
+"""The Classify page: one photo's top labels with a status line, or many images and zips to a table and a CSV."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core import classify, classify_files
+from core.batch import CSV_COLUMNS, batch_summary, results_table, write_csv
+from core.models import CLASSIFIER_CHOICES, describe_run, load_classifier
+from core.types import FileResult, Prediction
+from ui.streamlit_pages.common import (
+    CLASSIFY_MODEL_KEY, NO_FILES, NO_IMAGE, Photo, csv_download, default_classifier, load_announced, model_box,
+    photo_input, predictions_table, saved_uploads, shown_errors, work_folder,
+)
+from ui.texts import CLASSIFY_INTRO, MODEL_INFO
+
+ONE_RESULT = "classify_result"
+MANY_RESULT = "classify_batch_result"
+
+
+@dataclass(frozen=True)
+class Classified:
+    predictions: list[Prediction]
+    status: str  # which model ran where, how long
+
+
+@dataclass(frozen=True)
+class ClassifiedFiles:
+    results: list[FileResult]
+    csv_path: Path  # the CSV written for download
+
+
+def classify_photo(photo: Photo, model: str, top_k: int) -> Classified:
+    load_announced(model)
+    started = time.perf_counter()
+    predictions = classify(photo.data, model=model, top_k=top_k)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    loaded = load_classifier(model)
+    return Classified(predictions, describe_run(loaded.name, loaded.device, loaded.dtype, elapsed_ms))
+
+
+def classify_uploads(files: list, model: str, top_k: int) -> ClassifiedFiles:
+    paths = [path for _, path in saved_uploads(files)]
+    load_announced(model)
+    with st.spinner(f"Classifying {len(paths)} file(s) ..."):
+        results = classify_files(paths, model=model, top_k=top_k)
+    return ClassifiedFiles(results, write_csv(results, work_folder() / "predictions.csv"))
+
+
+def one_image(model: str, top_k: int) -> None:
+    photo_column, result_column = st.columns(2, gap="large")
+    with photo_column:
+        photo = photo_input("classify")
+        if st.button("Classify", type="primary", key="classify_run"):
+            if photo is None:
+                st.error(NO_IMAGE)
+            else:
+                result = shown_errors(lambda: classify_photo(photo, model, top_k))
+                if result is not None:
+                    st.session_state[ONE_RESULT] = result
+    with result_column:
+        shown: Classified | None = st.session_state.get(ONE_RESULT)
+        if shown is None:
+            st.caption("The top labels appear here.")
+            return
+        st.subheader("Top labels")
+        predictions_table(shown.predictions, key="classify_labels")
+        st.caption(shown.status)
+
+
+def many_images(model: str, top_k: int) -> None:
+    files = st.file_uploader("Images or zips of images", accept_multiple_files=True, key="classify_files")
+    if st.button("Classify all", type="primary", key="classify_batch_run"):
+        if not files:
+            st.error(NO_FILES)
+        else:
+            result = shown_errors(lambda: classify_uploads(files, model, top_k))
+            if result is not None:
+                st.session_state[MANY_RESULT] = result
+    shown: ClassifiedFiles | None = st.session_state.get(MANY_RESULT)
+    if shown is None:
+        return
+    st.markdown(batch_summary(shown.results, "classified"))
+    st.dataframe({column: [row[index] for row in results_table(shown.results)] for index, column in
+                  enumerate(CSV_COLUMNS)}, hide_index=True, key="classify_table", width="stretch")
+    csv_download("Download the CSV", shown.csv_path, key="classify_csv")
+
+
+def render() -> None:
+    st.header("Classify")
+    st.markdown(CLASSIFY_INTRO)
+    model_column, top_k_column = st.columns([3, 1])
+    with model_column:
+        model = model_box("Model", CLASSIFIER_CHOICES, CLASSIFY_MODEL_KEY, default_classifier(), help=MODEL_INFO)
+    with top_k_column:
+        top_k = st.slider("How many labels (top-k)", 1, 20, 5, key="classify_top_k")
+    one_tab, many_tab = st.tabs(["One image", "Many images"])
+    with one_tab:
+        one_image(model, top_k)
+    with many_tab:
+        many_images(model, top_k)
+
+
+if __name__ == "__main__":
+    render()

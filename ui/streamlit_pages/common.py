@@ -1,0 +1,183 @@
+"""What every Streamlit page shares: settings from the environment, engine errors as messages, uploads on disk."""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from core.examples import example_images
+from core.images import IMAGE_SUFFIXES
+from core.models import DEFAULT_CLASSIFIER, configure, is_cached, load_classifier, preload_classifier
+from core.types import Prediction
+
+T = TypeVar("T")
+
+# Session-state keys of the model boxes that the Train page's "Use this model" fills in.
+CLASSIFY_MODEL_KEY = "classify_model"
+ATTENTION_MODEL_KEY = "attention_model"
+
+IMAGE_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
+NO_IMAGE = "Upload or take a photo first (or pick an example)."
+NO_FILES = "Upload some images or a zip of images first."
+NO_EXAMPLE = "(none)"
+
+# Files the app writes for the engine (uploads it needs as paths) and for downloads live under one folder
+# that is removed when the server process exits.
+_WORK_ROOT = tempfile.TemporaryDirectory(prefix="vit-studio-streamlit-")
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One image as the user gave it: its file name (for captions and messages) and its undecoded bytes, which
+    the engine reads and checks itself (so a damaged file gets the engine's message)."""
+
+    name: str
+    data: bytes
+
+
+# ---- settings from the environment (app.py sets them before `streamlit run`) --------------------------------
+
+
+def default_classifier() -> str:
+    return os.environ.get("VIT_STUDIO_MODEL", "").strip() or DEFAULT_CLASSIFIER
+
+
+def server_paths_allowed() -> bool:
+    """A path box reads any file the server can: only on one's own machine, never on a public Space."""
+    return os.environ.get("VIT_STUDIO_ALLOW_SERVER_PATHS") == "1" and not os.environ.get("SPACE_ID")
+
+
+def configure_engine_from_environment() -> None:
+    """Device, precision and remote code as app.py's flags chose them; `streamlit run` starts a fresh process,
+    so they arrive as VIT_STUDIO_DEVICE, VIT_STUDIO_PRECISION and VIT_STUDIO_TRUST_REMOTE_CODE."""
+    changes: dict[str, object] = {}
+    if os.environ.get("VIT_STUDIO_DEVICE"):
+        changes["device"] = os.environ["VIT_STUDIO_DEVICE"]
+    if os.environ.get("VIT_STUDIO_PRECISION"):
+        changes["precision"] = os.environ["VIT_STUDIO_PRECISION"]
+    if os.environ.get("VIT_STUDIO_TRUST_REMOTE_CODE") == "1":
+        changes["trust_remote_code"] = True
+    if changes:
+        configure(**changes)
+
+
+@st.cache_resource(show_spinner=False)
+def start_preloading(model: str) -> threading.Thread:
+    """Load the default classifier in the background once per server process, so the first click does not wait.
+    st.cache_resource only makes this run once; the model itself lives in the engine's cache, not here."""
+    thread = threading.Thread(target=preload_classifier, args=(model,), daemon=True, name="preload")
+    thread.start()
+    return thread
+
+
+# ---- engine calls ----------------------------------------------------------------------------------------
+
+
+def shown_errors(call: Callable[[], T]) -> T | None:
+    """Run an engine call; a ValueError (the engine's way of saying what the user should change) becomes
+    st.error with its message, never a traceback, and the call gives None."""
+    try:
+        return call()
+    except ValueError as error:
+        st.error(str(error))
+        return None
+
+
+def load_announced(model: str, loader: Callable[[str], object] = load_classifier,
+                   cached: Callable[[str], bool] = is_cached) -> None:
+    """Load a model, saying so while it loads when it is not in memory yet (the first use may download it)."""
+    if cached(model):
+        loader(model)
+        return
+    with st.spinner(f"Loading {model} (the first use may download it) ..."):
+        loader(model)
+
+
+# ---- files ------------------------------------------------------------------------------------------------
+
+
+def work_folder() -> Path:
+    """A fresh folder for one request's files."""
+    return Path(tempfile.mkdtemp(dir=_WORK_ROOT.name))
+
+
+def saved_uploads(files: Sequence) -> list[tuple[str, Path]]:
+    """Uploaded files (st.file_uploader's UploadedFile) written to disk for engine calls that take paths, as
+    (name as uploaded, path) pairs. Each file gets its own folder, so its base name survives (batch tables show
+    it) and two files of one name never collide; the uploaded name, which a folder upload makes a relative path,
+    is never used as a path here (training.data checks it)."""
+    folder = work_folder()
+    saved = []
+    for index, upload in enumerate(files):
+        target = folder / str(index) / (Path(upload.name).name or "upload")
+        target.parent.mkdir()
+        target.write_bytes(upload.getvalue())
+        saved.append((upload.name, target))
+    return saved
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# ---- widgets ------------------------------------------------------------------------------------------------
+
+
+def model_box(label: str, choices: Sequence[str], key: str, default: str, help: str | None = None) -> str:
+    """A model chooser that also takes any typed id or folder. Its value lives in session state under `key` for
+    the whole session (another page may set it: Train's "Use this model"), and is always one of the options."""
+    if key not in st.session_state:
+        st.session_state[key] = default
+    options = list(dict.fromkeys([default, *choices, st.session_state[key]]))
+    return st.selectbox(label, options, key=key, accept_new_options=True, help=help, persist_state="session")
+
+
+def photo_input(key: str) -> Photo | None:
+    """An uploaded photo, a camera shot, or one of the example photos (in that order of preference)."""
+    upload = st.file_uploader("Photo", type=IMAGE_TYPES, key=f"{key}_upload",
+                              help="Any image file; EXIF rotation is applied, and large images are refused.")
+    shot = st.camera_input("Take a photo", key=f"{key}_camera") if st.toggle("Use the camera", key=f"{key}_use_camera") \
+        else None
+    examples = {path.stem: path for path in example_images()}
+    example = st.selectbox("... or an example photo", [NO_EXAMPLE, *examples], index=1, key=f"{key}_example")
+    if upload is not None:
+        photo = Photo(upload.name, upload.getvalue())
+    elif shot is not None:
+        photo = Photo("camera.jpg", shot.getvalue())
+    elif example != NO_EXAMPLE:
+        photo = Photo(examples[example].name, examples[example].read_bytes())
+    else:
+        return None
+    _preview(photo)
+    return photo
+
+
+def _preview(photo: Photo) -> None:
+    # The engine decodes the photo for real; a file it cannot read is named here and explained on Run.
+    try:
+        st.image(photo.data, caption=photo.name, width=320)
+    except Exception:  # noqa: BLE001 - a preview is a courtesy; the engine's check gives the message
+        st.caption(f"{photo.name}: no preview (the file may not be an image).")
+
+
+def predictions_table(predictions: Sequence[Prediction], key: str) -> None:
+    """Labels with confidence bars, best first."""
+    frame = pd.DataFrame({"label": [p.label for p in predictions], "score": [p.score for p in predictions]})
+    st.dataframe(frame, hide_index=True, key=key, width="stretch", column_config={
+        "label": st.column_config.TextColumn("label", width="large"),
+        "score": st.column_config.ProgressColumn("confidence", format="percent", min_value=0.0, max_value=1.0),
+    })
+
+
+def csv_download(label: str, path: Path, key: str) -> None:
+    st.download_button(label, path.read_bytes(), file_name=path.name, mime="text/csv", key=key, on_click="ignore")
