@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent
+log = logging.getLogger("vit_studio")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,16 @@ LOCAL_LIMITS = ServingLimits(queue_size=None, max_file_size=None)
 # the Space's disk. 20 in line: at a second or two per caption or map, the last one waits well under a minute;
 # past that a visitor is better told to come back than left waiting.
 SPACE_LIMITS = ServingLimits(queue_size=20, max_file_size=200 * 1024 * 1024)
+
+# The engine calls that do the tensor work, by the module the front end looks each one up in. ui/ binds these
+# names when it is imported, so on ZeroGPU they are wrapped before that (see run_gradio).
+GPU_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
+    "core": ("classify", "classify_files", "explain", "features", "caption", "zero_shot"),
+    "core.batch": ("caption_files",),
+    "core.caption": ("caption", "caption_attention"),
+    "core.zero_shot": ("zero_shot", "template_scores", "zero_shot_map"),
+}
+
 
 def on_space() -> bool:
     """Whether we run on a Hugging Face Space (the Space sets SPACE_ID to its owner/name)."""
@@ -77,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_gradio(args: argparse.Namespace) -> None:
+    # spaces must be imported before anything touches CUDA (pick_device below asks torch about it).
+    gpu_decorator = zero_gpu_decorator()
     from core.models import configure, pick_device, preload_classifier
 
     try:
@@ -89,6 +104,8 @@ def run_gradio(args: argparse.Namespace) -> None:
     if space:
         # Should a gr.Examples ever get a function to cache, run each example on first use, not all at start-up.
         os.environ.setdefault("GRADIO_CACHE_MODE", "lazy")
+    if gpu_decorator is not None:
+        log.info("ZeroGPU: %s run on a GPU", ", ".join(wrap_entry_points(gpu_decorator)))
 
     from ui.gradio_app import CSS, JS, build_demo
 
@@ -104,6 +121,35 @@ def run_gradio(args: argparse.Namespace) -> None:
 
 def serving_limits(space: bool) -> ServingLimits:
     return SPACE_LIMITS if space else LOCAL_LIMITS
+
+
+def on_zero_gpu() -> bool:
+    """Whether this is a ZeroGPU Space: the test the spaces package itself makes."""
+    return os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true")
+
+
+def zero_gpu_decorator() -> Callable | None:
+    """spaces.GPU on a ZeroGPU Space with the spaces package installed; None anywhere else."""
+    if not on_zero_gpu():
+        return None
+    try:
+        import spaces
+    except ImportError:
+        log.warning("This is a ZeroGPU Space but the spaces package is missing, so everything runs on the CPU: "
+                    "add `spaces` to requirements.txt.")
+        return None
+    return spaces.GPU
+
+
+def wrap_entry_points(decorate: Callable, entry_points: dict[str, tuple[str, ...]] = GPU_ENTRY_POINTS) -> list[str]:
+    """Replace each listed function in its module by decorate(function); returns 'module.name' for each."""
+    wrapped = []
+    for module_name, names in entry_points.items():
+        module = importlib.import_module(module_name)
+        for name in names:
+            setattr(module, name, decorate(getattr(module, name)))
+            wrapped.append(f"{module_name}.{name}")
+    return wrapped
 
 
 if __name__ == "__main__":
