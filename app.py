@@ -1,17 +1,19 @@
-"""Entry point: `python app.py` starts the ViT Studio Gradio app; `python app.py deploy` makes it a Space."""
+"""Entry point: `python app.py` starts ViT Studio (Gradio, or --ui streamlit); `python app.py deploy` makes a Space."""
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
 import os
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 ROOT = Path(__file__).resolve().parent
+STREAMLIT_APP = ROOT / "ui" / "streamlit_app.py"
 log = logging.getLogger("vit_studio")
 
 
@@ -53,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     space = on_space()
     parser = argparse.ArgumentParser(
         description="ViT Studio: see what Vision Transformers do. `python app.py deploy --help` puts it on a Space.")
+    parser.add_argument("--ui", choices=("gradio", "streamlit"), default="gradio", help="which front end to start")
     parser.add_argument("--host", default="0.0.0.0" if space else "127.0.0.1",
                         help="address to listen on (0.0.0.0 to reach it from other machines)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.allow_server_paths and on_space():
         raise SystemExit("error: --allow-server-paths would let any visitor read this Space's files; it is "
                          "for running the app on your own machine.")
+    if args.ui == "streamlit":
+        return run_streamlit(args)
     run_gradio(args)
     return 0
 
@@ -150,6 +155,51 @@ def wrap_entry_points(decorate: Callable, entry_points: dict[str, tuple[str, ...
             setattr(module, name, decorate(getattr(module, name)))
             wrapped.append(f"{module_name}.{name}")
     return wrapped
+
+
+# ---- Streamlit ----------------------------------------------------------------------------------------------
+
+
+def run_streamlit(args: argparse.Namespace) -> int:
+    """Run the Streamlit front end as a child process until it ends; Ctrl-C stops both without a traceback."""
+    if args.share:
+        raise SystemExit("error: --share is a Gradio feature; with --ui streamlit, use --host 0.0.0.0 to reach "
+                         "the app from other machines.")
+    if not STREAMLIT_APP.is_file():
+        raise SystemExit(f"error: {STREAMLIT_APP.relative_to(ROOT)} is missing, so there is no Streamlit front end "
+                         "to start; run without --ui for the Gradio one.")
+    process = subprocess.Popen(streamlit_command(args), env=streamlit_env(args, os.environ))
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        # The terminal sent Ctrl-C to streamlit as well (same process group): let it close its server first.
+        try:
+            return process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            return process.wait()
+
+
+def streamlit_command(args: argparse.Namespace) -> list[str]:
+    # This interpreter's streamlit (not whichever is first on PATH); headless: print the URL like the Gradio app
+    # does, and never stop to ask for an e-mail address on the first run.
+    return [sys.executable, "-m", "streamlit", "run", str(STREAMLIT_APP), "--server.port", str(args.port),
+            "--server.address", args.host, "--server.headless", "true"]
+
+
+def streamlit_env(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment the Streamlit app reads its settings from: the flags, as VIT_STUDIO_* variables."""
+    env = dict(environ)
+    env.update(VIT_STUDIO_MODEL=args.model, VIT_STUDIO_RUNS=args.runs_dir, VIT_STUDIO_DEVICE=args.device,
+               VIT_STUDIO_PRECISION=args.precision)
+    # Only the flags turn these on: an exported variable left over from another run must not.
+    for name, enabled in (("VIT_STUDIO_ALLOW_SERVER_PATHS", args.allow_server_paths),
+                          ("VIT_STUDIO_TRUST_REMOTE_CODE", args.trust_remote_code)):
+        if enabled:
+            env[name] = "1"
+        else:
+            env.pop(name, None)
+    return env
 
 
 if __name__ == "__main__":

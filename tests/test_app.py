@@ -1,4 +1,4 @@
-"""app.py on a Space and off it: refused flags, serving limits and ZeroGPU wrapping."""
+"""app.py on a Space and off it: refused flags, serving limits, ZeroGPU wrapping, and the Streamlit command line."""
 from __future__ import annotations
 
 import os
@@ -28,9 +28,10 @@ def off_a_space(monkeypatch):
 # ---- on a Space -----------------------------------------------------------------------------------------------
 
 
-def test_server_paths_are_refused_on_a_space(on_a_space):
+@pytest.mark.parametrize("ui", ["gradio", "streamlit"])
+def test_server_paths_are_refused_on_a_space(on_a_space, ui):
     with pytest.raises(SystemExit, match="--allow-server-paths would let any visitor read this Space's files"):
-        app.main(["--allow-server-paths"])
+        app.main(["--allow-server-paths", "--ui", ui])
 
 
 def test_a_space_listens_on_every_address(on_a_space):
@@ -56,7 +57,8 @@ def test_the_existing_flags_still_parse(off_a_space, tmp_path):
     args = app.parse_args(["--host", "0.0.0.0", "--port", "7999", "--share", "--precision", "fp32", "--device", "cpu",
                            "--model", str(tmp_path), "--trust-remote-code", "--runs-dir", str(tmp_path),
                            "--allow-server-paths"])
-    assert (args.host, args.port, args.share, args.precision, args.device) == ("0.0.0.0", 7999, True, "fp32", "cpu")
+    assert (args.ui, args.host, args.port, args.share, args.precision, args.device) == (
+        "gradio", "0.0.0.0", 7999, True, "fp32", "cpu")
     assert args.model == str(tmp_path) and args.runs_dir == str(tmp_path)
     assert args.trust_remote_code and args.allow_server_paths
 
@@ -141,3 +143,81 @@ def test_the_ui_calls_the_wrapped_engine_on_zero_gpu(tmp_path):
                             timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "missed: []"
+
+
+# ---- Streamlit ----------------------------------------------------------------------------------------------
+
+
+def test_streamlit_command_runs_the_streamlit_app_on_the_flags_address(off_a_space):
+    args = app.parse_args(["--ui", "streamlit", "--host", "0.0.0.0", "--port", "8600"])
+    command = app.streamlit_command(args)
+    assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
+    assert Path(command[4]) == ROOT / "ui" / "streamlit_app.py"
+    options = dict(zip(command[5::2], command[6::2]))
+    assert options == {"--server.port": "8600", "--server.address": "0.0.0.0", "--server.headless": "true"}
+
+
+def test_streamlit_env_carries_the_flags(off_a_space, tmp_path):
+    args = app.parse_args(["--ui", "streamlit", "--model", str(tmp_path), "--runs-dir", str(tmp_path / "runs"),
+                           "--allow-server-paths", "--device", "cpu", "--precision", "fp32"])
+    env = app.streamlit_env(args, {"PATH": "/usr/bin"})
+    assert env["PATH"] == "/usr/bin"
+    assert env["VIT_STUDIO_MODEL"] == str(tmp_path) and env["VIT_STUDIO_RUNS"] == str(tmp_path / "runs")
+    assert env["VIT_STUDIO_ALLOW_SERVER_PATHS"] == "1"
+    assert (env["VIT_STUDIO_DEVICE"], env["VIT_STUDIO_PRECISION"]) == ("cpu", "fp32")
+    assert "VIT_STUDIO_TRUST_REMOTE_CODE" not in env
+
+
+def test_streamlit_env_defaults_to_the_default_classifier_and_no_server_paths(off_a_space):
+    from core.models import DEFAULT_CLASSIFIER
+
+    args = app.parse_args(["--ui", "streamlit"])
+    # A variable left over in the shell must not open server paths: only the flag does.
+    env = app.streamlit_env(args, {"VIT_STUDIO_ALLOW_SERVER_PATHS": "1", "VIT_STUDIO_TRUST_REMOTE_CODE": "1"})
+    assert env["VIT_STUDIO_MODEL"] == DEFAULT_CLASSIFIER
+    assert "VIT_STUDIO_ALLOW_SERVER_PATHS" not in env and "VIT_STUDIO_TRUST_REMOTE_CODE" not in env
+
+
+def test_share_is_refused_with_streamlit(off_a_space):
+    with pytest.raises(SystemExit, match="--share is a Gradio feature"):
+        app.main(["--ui", "streamlit", "--share"])
+
+
+def test_streamlit_runs_as_a_child_and_returns_its_exit_code(off_a_space, monkeypatch, tmp_path):
+    streamlit_app = tmp_path / "streamlit_app.py"
+    streamlit_app.write_text("")
+    monkeypatch.setattr(app, "STREAMLIT_APP", streamlit_app)
+    launched = {}
+
+    class FakeStreamlit:
+        def __init__(self, command, env):
+            launched.update(command=command, env=env)
+
+        def wait(self, timeout=None):
+            return 3
+
+    monkeypatch.setattr(app.subprocess, "Popen", FakeStreamlit)
+    assert app.main(["--ui", "streamlit", "--port", "8601", "--model", "my/model"]) == 3
+    assert launched["command"][4] == str(streamlit_app) and "8601" in launched["command"]
+    assert launched["env"]["VIT_STUDIO_MODEL"] == "my/model"
+
+
+def test_ctrl_c_waits_for_streamlit_to_close_instead_of_a_traceback(off_a_space, monkeypatch, tmp_path):
+    streamlit_app = tmp_path / "streamlit_app.py"
+    streamlit_app.write_text("")
+    monkeypatch.setattr(app, "STREAMLIT_APP", streamlit_app)
+    waits = []
+
+    class InterruptedStreamlit:
+        def __init__(self, command, env):
+            pass
+
+        def wait(self, timeout=None):
+            waits.append(timeout)
+            if len(waits) == 1:
+                raise KeyboardInterrupt  # Ctrl-C in the terminal reaches app.py while it waits
+            return 0  # streamlit got the same Ctrl-C and shut down cleanly
+
+    monkeypatch.setattr(app.subprocess, "Popen", InterruptedStreamlit)
+    assert app.main(["--ui", "streamlit"]) == 0
+    assert waits == [None, 10]
