@@ -164,6 +164,12 @@ class ModelCache:
                     self._entries.popitem(last=False)
             return loaded
 
+    def discard(self, stale: Callable[[tuple], bool]) -> None:
+        """Forget the entries whose key `stale` picks (their memory is freed once no caller holds them)."""
+        with self._lock:
+            for key in [key for key in self._entries if stale(key)]:
+                del self._entries[key]
+
     def keys(self) -> list[tuple]:
         with self._lock:
             return list(self._entries)
@@ -225,13 +231,25 @@ def _load(name, model_class, processor_class, device, precision, attn_implementa
     resolved = _resolve_name(name)
     torch_device = pick_device(device)
     dtype = pick_dtype(precision, torch_device)
-    key = (resolved, model_class.__name__, str(torch_device), str(dtype), attn_implementation)
+    variant = (resolved, model_class.__name__, str(torch_device), str(dtype), attn_implementation)
+    key = (*variant, _folder_version(resolved))
+    # A training run saves into the same folder again: the copy loaded before that is stale, not a hit.
+    _cache.discard(lambda cached: cached[:len(variant)] == variant and cached != key)
 
     def load() -> LoadedModel:
         log.info("Loading %s (%s, %s) ...", resolved, torch_device, str(dtype).replace("torch.", ""))
         return _from_pretrained(resolved, model_class, processor_class, torch_device, dtype, attn_implementation)
 
     return _cache.get_or_load(key, load)
+
+
+def _folder_version(resolved: str) -> int:
+    """When a local model folder last changed (its newest file); 0 for a hub id, whose files do not change
+    under the same revision."""
+    folder = Path(resolved)
+    if not folder.is_dir():
+        return 0
+    return max((path.stat().st_mtime_ns for path in folder.iterdir() if path.is_file()), default=0)
 
 
 def _resolve_name(name: str) -> str:

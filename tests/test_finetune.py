@@ -221,6 +221,7 @@ def test_ants_and_bees(tiny_vit_dir, tmp_path, packed):
     (dict(mode="lora"), "Unknown mode 'lora'"),
     (dict(warmup_ratio=1.0), "warmup ratio must be from 0"),
     (dict(model_name_or_path=None, config_name=None), "No model to start from"),
+    (dict(seed=-1), "seed must be a whole number from 0"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(shapes_dir, scratch_config, tmp_path, changes, message):
     output_dir = tmp_path / "never"
@@ -331,3 +332,26 @@ def test_a_finished_run_is_not_resumed(shapes_run):
     output_dir, _ = shapes_run
     with pytest.raises(ValueError, match="has finished; to train more, start a new run from it"):
         resume_config(output_dir)
+
+
+def test_a_run_saved_again_is_loaded_again(shapes_dir, scratch_config, tmp_path):
+    """Classify after a stop, then after the resumed run finishes: the second answer comes from the new weights."""
+    output_dir = tmp_path / "reloaded"
+    config = shapes_config(shapes_dir, scratch_config, output_dir, num_train_epochs=2)
+    run_until(config, stop_after_step=2)
+    image = shapes_dir / "circle" / "000.png"
+    early = classify(image, model=str(output_dir), top_k=3)
+    list(finetune(replace(config, resume=True)))
+    late = classify(image, model=str(output_dir), top_k=3)
+    from PIL import Image
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    model = AutoModelForImageClassification.from_pretrained(output_dir).eval()
+    processor = AutoImageProcessor.from_pretrained(output_dir)
+    pixels = processor(images=Image.open(image).convert("RGB"), return_tensors="pt").pixel_values
+    with torch.no_grad():
+        expected = model(pixels).logits.softmax(-1)[0]
+    assert [p.score for p in late] != [p.score for p in early]
+    by_label = {p.label: p.score for p in late}
+    for index, label in model.config.id2label.items():
+        assert by_label[label] == pytest.approx(float(expected[index]), abs=0.02)  # bf16 in the app, fp32 here

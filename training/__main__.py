@@ -35,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument("--no_augmentation", action="store_true",
                         help="no random crops and flips (for data where they change the label)")
-    parser.add_argument("--resume_from_checkpoint", action="store_true",
+    # The example scripts take a checkpoint path here; this script keeps one checkpoint, in output_dir, so a
+    # path (if given) must be that one.
+    parser.add_argument("--resume_from_checkpoint", nargs="?", const=True, default=False, metavar="PATH",
                         help="continue from output_dir/checkpoint")
     parser.add_argument("--dataloader_num_workers", type=int, default=0)
     parser.add_argument("--logging_steps", type=int, default=10, help="print the loss every N steps")
@@ -44,6 +46,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--do_train", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--do_eval", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def check_resume_path(args: argparse.Namespace) -> None:
+    if isinstance(args.resume_from_checkpoint, str):
+        expected = os.path.abspath(os.path.join(args.output_dir, "checkpoint"))
+        given = os.path.abspath(args.resume_from_checkpoint)
+        if given not in (expected, os.path.abspath(args.output_dir)):
+            raise ValueError(f"--resume_from_checkpoint {args.resume_from_checkpoint}: this script resumes from "
+                             f"the checkpoint in --output_dir ({expected}); pass the flag alone.")
 
 
 def config_from(args: argparse.Namespace) -> FinetuneConfig:
@@ -55,7 +66,7 @@ def config_from(args: argparse.Namespace) -> FinetuneConfig:
         per_device_eval_batch_size=args.per_device_eval_batch_size, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, image_size=args.image_size, augment=not args.no_augmentation,
         seed=args.seed, precision=args.precision, val_fraction=args.train_val_split,
-        resume=args.resume_from_checkpoint, dataloader_num_workers=args.dataloader_num_workers,
+        resume=bool(args.resume_from_checkpoint), dataloader_num_workers=args.dataloader_num_workers,
     )
 
 
@@ -83,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     main_process = os.environ.get("RANK", "0") == "0"
     try:
+        check_resume_path(args)
         for event in finetune(config_from(args)):
             line = describe(event, max(args.logging_steps, 1))
             if line and main_process:

@@ -124,6 +124,8 @@ def check_config(config: FinetuneConfig) -> None:
     _check_number(config.warmup_ratio, "warmup ratio", lambda v: 0 <= v < 1, "from 0 up to (not including) 1")
     if config.image_size is not None:
         _check_whole(config.image_size, "image size")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**32:
+        raise ValueError(f"The seed must be a whole number from 0 to {2**32 - 1}, not {config.seed!r}.")
     if not config.model_name_or_path and not config.config_name:
         raise ValueError("No model to start from: give a base model (hub id or folder), or a config to train "
                          f"from scratch (e.g. {next(iter(SCRATCH_PRESETS))}).")
@@ -154,6 +156,10 @@ def _prepare(config: FinetuneConfig, output_dir: Path) -> PreparedData:
     """The checked data; zips are extracted into the run folder so a resumed run finds the same files."""
     if isinstance(config.train_dir, PreparedData):
         return config.train_dir
+    if config.resume and (output_dir / SPLIT).is_file():
+        # The checkpoint's batch positions only mean something on the split it was trained on; and a zip
+        # need not be unpacked again.
+        return read_split(output_dir)
     work_dir = output_dir / "data"
     data = prepare_data(config.train_dir, work_dir / "train", val_fraction=config.val_fraction, seed=config.seed)
     if config.validation_dir is None:
@@ -176,7 +182,8 @@ def with_validation(data: PreparedData, validation: PreparedData) -> PreparedDat
 
 def _build_model(config: FinetuneConfig, classes: Sequence[str], checkpoint: Path | None):
     """(model, image processor): from the checkpoint when resuming, else from the base or from scratch,
-    with a fresh classifier for these classes."""
+    with a classifier sized for these classes (a new one, unless the base already has that many outputs:
+    then its head is kept and renamed, so a run can continue from an earlier run)."""
     labels = dict(num_labels=len(classes), id2label=dict(enumerate(classes)),
                   label2id={name: index for index, name in enumerate(classes)})
     if checkpoint is not None:
@@ -324,6 +331,10 @@ def _run(config: FinetuneConfig, data: PreparedData, output_dir: Path, resuming:
     model.train().requires_grad_(True)
     processor = _processor_for(processor, config.image_size)
     train_transform, eval_transform = image_transforms(processor, config.image_size, config.augment)
+    if config.mode == "head" and accelerator.num_processes > 1:
+        # The cached features and their batches live in one process; a linear head needs no more than that.
+        raise ValueError("Head-only training runs in one process: start it without `accelerate launch`, or use "
+                         "--mode full across several devices.")
     trainer = _HeadTrainer if config.mode == "head" else _FullTrainer
     yield from trainer(config, data, output_dir, accelerator, model, processor, train_transform, eval_transform,
                        checkpoint, stop).run()
@@ -373,8 +384,12 @@ class _FullTrainer:
         config, accelerator = self.config, self.accelerator
         optimizer = torch.optim.AdamW(_parameter_groups(self.parameters(), config.weight_decay),
                                       lr=config.learning_rate)
-        scheduler = get_scheduler("linear", optimizer, num_warmup_steps=math.ceil(config.warmup_ratio * self.total_steps),
-                                  num_training_steps=self.total_steps)
+        # accelerate steps a prepared scheduler once per process on every optimizer step, so the schedule is
+        # sized for that (as transformers' no_trainer example does); with one process it is the plain schedule.
+        processes = accelerator.num_processes
+        scheduler = get_scheduler("linear", optimizer,
+                                  num_warmup_steps=math.ceil(config.warmup_ratio * self.total_steps) * processes,
+                                  num_training_steps=self.total_steps * processes)
         self.trained, optimizer, scheduler = accelerator.prepare(self.trainable(), optimizer, scheduler)
         state = _load_state(accelerator, self.checkpoint) if self.checkpoint else TrainingState()
         yield Started(total_steps=self.total_steps, classes=self.data.classes, train_size=len(self.data.train),
@@ -382,7 +397,7 @@ class _FullTrainer:
                       device=str(accelerator.device), precision=_precision_name(accelerator.mixed_precision),
                       start_step=state.step)
         yield from self.before_training()
-        started = time.perf_counter()
+        started, first_step = time.perf_counter(), state.step
         timer = _StepTimer(self.total_steps - state.step)
         loss_function = torch.nn.CrossEntropyLoss()
         for epoch in range(state.epoch, config.num_train_epochs):
@@ -412,7 +427,8 @@ class _FullTrainer:
             yield evaluated
             if self.save_each_epoch or epoch + 1 == config.num_train_epochs:
                 yield from self.save(optimizer, scheduler, state)
-        metrics = state.metrics(time.perf_counter() - started, config.num_train_epochs, len(self.data.train))
+        images_this_session = (state.step - first_step) * config.per_device_train_batch_size * accelerator.num_processes
+        metrics = state.metrics(time.perf_counter() - started, config.num_train_epochs, images_this_session)
         if accelerator.is_main_process:
             (self.output_dir / RESULTS).write_text(json.dumps(metrics, indent=2))
         yield Finished(output_dir=str(self.output_dir), metrics=metrics)
@@ -452,10 +468,14 @@ class _FullTrainer:
         accelerator.wait_for_everyone()
         checkpoint = self.output_dir / CHECKPOINT
         with _replaced_atomically(checkpoint, accelerator.is_main_process) as folder:
+            # Every process writes its own random state into the folder: it must exist first, and all of them
+            # must be done before the main process swaps it in.
+            accelerator.wait_for_everyone()
             accelerator.save_state(str(folder / "accelerate"))
             if accelerator.is_main_process:
                 self.save_model(folder)
                 (folder / "trainer_state.json").write_text(json.dumps(state.to_json()))
+            accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             _publish_files(checkpoint, self.output_dir,
                            skip={"accelerate", "trainer_state.json"})
@@ -576,10 +596,12 @@ class TrainingState:
     def after_step(self, loss: float) -> "TrainingState":
         return replace(self, step=self.step + 1, loss_sum=self.loss_sum + loss)
 
-    def metrics(self, runtime_s: float, epochs: int, train_size: int) -> dict[str, float]:
+    def metrics(self, runtime_s: float, epochs: int, images_seen: int) -> dict[str, float]:
+        """The example scripts' all_results.json keys; runtime and speed cover this session (after a resume,
+        the part since the resume)."""
         return {"epoch": float(epochs), "train_loss": self.loss_sum / max(self.step, 1),
                 "train_runtime": round(runtime_s, 3),
-                "train_samples_per_second": round(train_size * epochs / runtime_s, 3) if runtime_s > 0 else 0.0,
+                "train_samples_per_second": round(images_seen / runtime_s, 3) if runtime_s > 0 else 0.0,
                 "eval_loss": self.eval_loss, "eval_accuracy": self.eval_accuracy}
 
     def to_json(self) -> dict:
