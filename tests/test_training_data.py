@@ -570,3 +570,15 @@ def test_dataset_reads_a_sample_list_built_by_hand(tmp_path, small_photo):
     path = write_images(tmp_path, 1, small_photo)[0]
     item = ImageClassificationData([Sample(path=path, label=3)])[0]
     assert item["pixel_values"].shape == (3, 32, 48) and item["labels"] == 3
+
+
+def test_folder_names_pair_only_when_every_name_matches(tmp_path):
+    from training.data import pair_folder_names
+
+    files = [tmp_path / "h1" / "a.jpg", tmp_path / "h2" / "b.jpg"]
+    assert pair_folder_names('["pets/cat/a.jpg", "pets/dog/b.jpg"]', files) == [
+        ("pets/cat/a.jpg", files[0]), ("pets/dog/b.jpg", files[1])]
+    # A stale list (another folder), a short list, or no list: the bare files, never a wrong class.
+    assert pair_folder_names('["pets/cat/x.jpg", "pets/dog/b.jpg"]', files) == files
+    assert pair_folder_names('["pets/cat/a.jpg"]', files) == files
+    assert pair_folder_names("", files) == files and pair_folder_names("not json", files) == files

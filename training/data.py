@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import math
 import os
 import random
@@ -841,3 +842,30 @@ def chosen_source(zip_file: PathLike | None, folder_items: Sequence | None, serv
     if server_path and str(server_path).strip():
         return str(server_path).strip()
     raise DataError("Give the images first: a zip of class folders, or a folder with one sub-folder per class.")
+
+
+def pair_folder_names(names_json: str | None, files: Sequence[PathLike]) -> list:
+    """A folder upload's files paired with their paths inside the folder (which hold the class), as a browser
+    reports them in a JSON list: only when there is one name per file and each ends with its file's own name.
+    Otherwise the bare files, and prepare_data says the class folders were lost: a wrong pairing would
+    silently give images the wrong class."""
+    try:
+        names = json.loads(names_json) if names_json else []
+    except ValueError:
+        names = []
+    pairs = list(zip(names, files)) if isinstance(names, list) and len(names) == len(files) else []
+    if pairs and all(isinstance(name, str) and Path(name).name == Path(file).name for name, file in pairs):
+        return pairs
+    return list(files)
+
+
+def thumbnails(report: DataReport, side: int = 160) -> list[tuple[Any, str]]:
+    """The report's example images as small in-memory pictures with their class, so the folder a check
+    unpacked can be deleted at once (a check of a 2 GB zip must not keep 2 GB on disk)."""
+    pictures = []
+    for name, paths in zip(report.classes, report.examples):
+        for path in paths:
+            picture = load_image(path)
+            picture.thumbnail((side, side))
+            pictures.append((picture, name))
+    return pictures

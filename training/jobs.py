@@ -1,6 +1,7 @@
 """One training at a time in a background thread, so a front end can start it, stop it and watch it."""
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -29,9 +30,10 @@ class TrainingJob:
     """finetune() in a daemon thread; its events collect here for any number of watchers (a browser tab
     closing does not stop the training)."""
 
-    def __init__(self, config: FinetuneConfig):
+    def __init__(self, config: FinetuneConfig, fresh_folder: bool = False):
         self.config = config
         self.output_dir = Path(config.output_dir)
+        self._fresh_folder = fresh_folder  # made for this run: removed again if the run never starts
         self._stop = threading.Event()
         self._events: list[Event] = []
         self._error: str | None = None
@@ -47,6 +49,9 @@ class TrainingJob:
             self._error = str(error)
         except Exception as error:  # noqa: BLE001 - a watcher must hear about any failure, not see a hang
             self._error = f"Training failed: {type(error).__name__}: {error}"
+        if self._error and self._fresh_folder and not self._events:
+            # Bad data or a model that will not load: no run happened, so no "interrupted" run is left listed.
+            shutil.rmtree(self.output_dir, ignore_errors=True)
 
     def start(self) -> "TrainingJob":
         self._thread.start()
@@ -108,9 +113,12 @@ def watch(job: TrainingJob, every_s: float = 0.5):
 def start_new_run(config: FinetuneConfig, run_name: str | None = None) -> TrainingJob:
     """Start `config` in a fresh run folder under the runs root (named `run_name`, or a timestamp). The settings
     and the one-run-at-a-time rule are checked first, so a refused run leaves no empty folder behind."""
+    global _current
     check_config(config)
-    check_idle()
-    return start_training(replace(config, output_dir=new_run_dir(run_name)))
+    with _jobs_lock:  # two visitors pressing Start at once: one trains, the other is told, no stray folder
+        check_idle()
+        _current = TrainingJob(replace(config, output_dir=new_run_dir(run_name)), fresh_folder=True).start()
+        return _current
 
 
 def is_training(run_dir: str | Path) -> bool:

@@ -106,8 +106,10 @@ def push_to_hub(run_dir: str | Path, repo_id: str, token: str, *, private: bool 
     api = HfApi(token=token.strip())
     with tempfile.TemporaryDirectory() as staging:
         folder = Path(staging) / run_dir.name
+        # Left out: resume state, and the files that name paths on this machine (the split, the settings, the
+        # event log); the model card carries the results instead.
         shutil.copytree(run_dir, folder, ignore=shutil.ignore_patterns(*_NOT_SHARED, "*.tmp", "split.json",
-                                                                        "run_config.json"))
+                                                                        "run_config.json", EVENTS_LOG))
         (folder / "README.md").write_text(model_card(run_dir), encoding="utf-8")
         try:
             url = api.create_repo(repo_id.strip(), private=private, exist_ok=True, repo_type="model")

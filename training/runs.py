@@ -128,7 +128,7 @@ def last_started(events: Sequence[Event]) -> Started | None:
     return next((event for event in reversed(events) if isinstance(event, Started)), None)
 
 
-def describe_progress(events: Sequence[Event], running: bool) -> str:
+def describe_progress(events: Sequence[Event], running: bool, resumable: bool = True) -> str:
     """One line on where a run is: steps, epoch, speed and time left, or how it ended."""
     started = last_started(events)
     if started is None:
@@ -146,7 +146,8 @@ def describe_progress(events: Sequence[Event], running: bool) -> str:
     if isinstance(end, Stopped):
         return f"Stopped at {line}: the model so far is saved, and the run can be resumed."
     if not running:
-        return f"Interrupted at {line}: resume it from its last checkpoint."
+        return f"Interrupted at {line}." + (" Resume it from its last checkpoint." if resumable else
+                                              " It saved no checkpoint, so start it again.")
     if last_step:
         line += f" · about {format_duration(last_step.seconds_left)} left"
     return f"Training ({started.mode}, {started.device}, {started.precision}): {line}"
@@ -270,7 +271,7 @@ def run_view(events: Sequence[Event], running: bool, folder: Path) -> RunView:
     classes = tuple(started.classes) if started else ()
     confusion_png = Path(folder) / CONFUSION_PNG
     return RunView(
-        progress=describe_progress(events, running),
+        progress=describe_progress(events, running, (Path(folder) / "checkpoint").is_dir()),
         figure=curves_figure(run_curves) if run_curves.train_steps else None,
         classes=classes,
         per_class=per_class_rows(evaluation, classes) if evaluation else [],

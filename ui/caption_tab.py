@@ -70,7 +70,7 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
 
     word_inputs = [image, to_map, model, layer, cmap, alpha]
     run.click(caption_one, inputs=[image, model, prompt, *decoding], outputs=[captions, status, to_map],
-              api_name="caption").then(
+              api_name="caption").success(
         map_after_caption, inputs=word_inputs, outputs=[words], api_visibility="undocumented")
     map_words.click(map_caption_words, inputs=word_inputs, outputs=[words], api_name="caption_words")
     run_batch.click(caption_many, inputs=[files, model, prompt, *decoding], outputs=[table, csv_file, summary],

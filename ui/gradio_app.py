@@ -9,14 +9,14 @@ from core import classify, classify_files, explain, features
 from core.attention import (
     HEAD_FUSIONS, describe_tokens, head_grid, layer_strip, patch_grid_image, save_features,
 )
-from core.batch import CSV_COLUMNS, results_table, write_csv
+from core.batch import CSV_COLUMNS, batch_summary, results_table, write_csv
 from core.examples import example_images
 from core.models import CLASSIFIER_CHOICES, DEFAULT_CLASSIFIER, EXPLAINER_CHOICES, load_classifier, load_explainable
 from ui.caption_tab import caption_tab
 from ui.components import ImagePath
 from ui.train_tab import FOLDER_NAMES_JS, train_tab
 from ui.zero_shot_tab import zero_shot_tab
-from ui.gradio_common import NO_FILES, announce_load, count, describe_run, output_folder, require_image, user_errors
+from ui.gradio_common import NO_FILES, announce_load, describe_run, output_folder, require_image, user_errors
 from ui.texts import ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, METHOD_CHOICES, MODEL_INFO
 
 CSS = """
@@ -230,9 +230,7 @@ def classify_many(paths: list[str] | None, model: str, top_k: float, progress=gr
         announce_load(model, progress)
         results = classify_files(paths, model=model, top_k=int(top_k))
     csv_path = write_csv(results, output_folder() / "predictions.csv")
-    failed = sum(not result.ok for result in results)
-    summary = f"{count(len(results) - failed, 'image')} classified" + (f", **{failed}** could not be read (see the error column)." if failed else ".")
-    return results_table(results), str(csv_path), summary
+    return results_table(results), str(csv_path), batch_summary(results, "classified")
 
 
 def _describe_run(model: str, elapsed_ms: float) -> str:

@@ -45,8 +45,3 @@ def require_image(image_path: str | None) -> str:
     if not image_path:
         raise gr.Error(NO_IMAGE)
     return image_path
-
-
-def count(number: int, noun: str) -> str:
-    """'**1** image', '**3** images' (bold for the summaries under the tables)."""
-    return f"**{number}** {noun}{'' if number == 1 else 's'}"

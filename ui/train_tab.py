@@ -1,13 +1,13 @@
 """The Train tab: check a folder of images, fine-tune on it with live curves, then look at what it learnt."""
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from training.data import TABLE_HEADERS, check_data, chosen_source
+from training.data import TABLE_HEADERS, check_data, chosen_source, pair_folder_names, thumbnails
 from training.events import read_events
 from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, base_choices, form_config, resume_config
 from training.jobs import current_job, is_training, start_new_run, start_training, watch
@@ -175,9 +175,7 @@ def data_source(zip_file, folder_files, folder_names, server_path):
     """What the user gave, as training.data takes it: a zip, (name inside the folder, file) pairs, or a path."""
     folder_items = None
     if folder_files:
-        names = json.loads(folder_names) if folder_names else []
-        # Without the names the engine explains that the class folders were lost.
-        folder_items = list(zip(names, folder_files)) if len(names) == len(folder_files) else list(folder_files)
+        folder_items = pair_folder_names(folder_names, folder_files)
     with user_errors():
         return chosen_source(zip_file, folder_items, server_path)
 
@@ -185,14 +183,18 @@ def data_source(zip_file, folder_files, folder_names, server_path):
 def check_source(zip_file, folder_files, folder_names, server_path):
     """The data check: summary, counts (table and chart), thumbnails, skipped files."""
     source = data_source(zip_file, folder_files, folder_names, server_path)
-    with user_errors():
-        report = check_data(source, output_folder())
+    work_dir = output_folder()
+    try:
+        with user_errors():
+            report = check_data(source, work_dir)
+        pictures = thumbnails(report)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)  # a check keeps no copy of the upload
     summary = report.summary() + "".join(f"\n\n⚠️ {warning}" for warning in report.warnings)
     chart = pd.DataFrame([(name, split, count) for name, train, val in
                           zip(report.classes, report.train_counts, report.val_counts)
                           for split, count in (("train", train), ("val", val))], columns=["class", "split", "images"])
-    thumbs = [(str(path), name) for name, paths in zip(report.classes, report.examples) for path in paths]
-    return summary, report.table(), chart, thumbs, [[item.name, item.reason] for item in report.skipped]
+    return summary, report.table(), chart, pictures, [[item.name, item.reason] for item in report.skipped]
 
 
 # ---- training -----------------------------------------------------------------------------------------------
@@ -225,9 +227,17 @@ def watch_current():
 
 
 def _stream(job):
-    state = None
+    """The run's view twice a second, but only when something happened: a figure is redrawn in the same
+    process as the training, and the class boxes must stay put while a user picks a cell."""
+    state, shown_events, shown_classes = None, -1, None
     for state in watch(job, every_s=0.5):
-        yield (str(job.output_dir), *_live_view(state.events, state.running, job.output_dir))
+        if state.running and len(state.events) == shown_events:
+            continue
+        shown_events = len(state.events)
+        view = run_view(state.events, state.running, job.output_dir)
+        lists_changed = view.classes != shown_classes or not state.running
+        shown_classes = view.classes
+        yield (str(job.output_dir), *_view_outputs(view, refresh_lists=lists_changed))
     if state is not None and state.error:
         raise gr.Error(state.error)
 
@@ -244,17 +254,17 @@ def show_saved_run(run_path):
     if not run_path:
         raise gr.Error("Pick a run in the list first.")
     events = read_events(Path(run_path) / EVENTS_LOG)
-    return (run_path, *_live_view(events, is_training(run_path), Path(run_path)))
+    return (run_path, *_view_outputs(run_view(events, is_training(run_path), Path(run_path))))
 
 
-def _live_view(events, running: bool, folder: Path) -> tuple:
+def _view_outputs(view, refresh_lists: bool = True) -> tuple:
     """progress line, curves figure, per-class table, confusion image, class choices (x2), runs."""
-    view = run_view(events, running, folder)
     classes = list(view.classes)
+    lists = (gr.update(choices=classes, value=classes[0] if classes else None),
+             gr.update(choices=classes, value=classes[-1] if classes else None),
+             gr.update(choices=_run_choices())) if refresh_lists else (gr.skip(), gr.skip(), gr.skip())
     return (view.progress, view.figure, view.per_class, str(view.confusion_png) if view.confusion_png else None,
-            gr.update(choices=classes, value=classes[0] if classes else None),
-            gr.update(choices=classes, value=classes[-1] if classes else None),
-            gr.update(choices=_run_choices()))
+            *lists)
 
 
 # ---- after training -----------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def zero_shot_tab() -> None:
 
     question = [labels, model, pretrained, template_mode, template]
     run.click(ask_clip, inputs=[image, *question, per_template], outputs=[top, chart, table, status, target],
-              api_name="zero_shot").then(
+              api_name="zero_shot").success(
         map_label, inputs=[image, target, *question, cmap, alpha], outputs=[label_map], api_visibility="undocumented")
     show_map.click(map_label, inputs=[image, target, *question, cmap, alpha], outputs=[label_map],
                    api_name="zero_shot_map")
