@@ -47,8 +47,9 @@ class Settings:
     batch_size: int
     warmup_steps: int
     steps: int
-    rounds: int
+    rounds: int  # of the full fine-tuning runs
     head_images: int | None  # photos for the head-only part; None: every photo
+    head_rounds: int  # of the head-only run and the feature pass: each is one pass over head_images photos
 
     @property
     def total_steps(self) -> int:
@@ -60,9 +61,13 @@ class Settings:
         return self.total_steps * self.batch_size
 
 
-# ViT-B training runs at ~1 image/s in fp32 on 2 cores: a full run is ~10 minutes, --quick under 2.
-FULL = Settings(batch_size=16, warmup_steps=1, steps=4, rounds=2, head_images=None)
-QUICK = Settings(batch_size=8, warmup_steps=1, steps=2, rounds=1, head_images=48)
+# ViT-B/16 trains at well under 1 image/s in fp32 on 2 shared cores and infers at a few: these keep a full run
+# near 10 minutes on a quiet machine (--quick near 2): 3 contenders x 2 rounds x 3 steps of 16 photos, then two
+# passes (head-only run, plain pass) over all 245 photos.
+FULL = Settings(batch_size=16, warmup_steps=1, steps=2, rounds=2, head_images=None, head_rounds=1)
+QUICK = Settings(batch_size=4, warmup_steps=1, steps=1, rounds=1, head_images=32, head_rounds=1)
+# Inference-mode kernels differ from training's: one small batch through the plain model before its timed pass.
+WARMUP_PHOTOS = 8
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ class Result:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
-                        help=f"a smoke run: batch {QUICK.batch_size}, {QUICK.steps} timed steps, {QUICK.rounds} round, "
+                        help=f"a smoke run: batch {QUICK.batch_size}, {QUICK.steps} timed step, {QUICK.rounds} round, "
                              f"{QUICK.head_images} photos for head-only")
     parser.add_argument("--batch-size", type=int, metavar="N",
                         help=f"training batch size for finetune and the Trainer alike (default {FULL.batch_size})")
@@ -129,8 +134,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-steps", type=int, metavar="N",
                         help=f"untimed optimizer steps first, at least 1 (default {FULL.warmup_steps})")
     parser.add_argument("--rounds", type=int, metavar="N",
-                        help=f"interleaved rounds of every run (default {FULL.rounds})")
+                        help=f"interleaved rounds of the full fine-tuning runs (default {FULL.rounds})")
     parser.add_argument("--images", type=int, metavar="N", help="photos for the head-only part (default: all)")
+    parser.add_argument("--head-rounds", type=int, metavar="N",
+                        help=f"interleaved rounds of the head-only part (default {FULL.head_rounds})")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="an image folder with one sub-folder per class (default: the shared hymenoptera train)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random weights and both trainings")
@@ -140,12 +147,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """The preset (--quick or not) with any flag given on top."""
     preset = QUICK if args.quick else FULL
     given = dict(batch_size=args.batch_size, warmup_steps=args.warmup_steps, steps=args.steps, rounds=args.rounds,
-                 head_images=args.images)
+                 head_images=args.images, head_rounds=args.head_rounds)
     return replace(preset, **{name: value for name, value in given.items() if value is not None})
 
 
 def settings_problem(settings: Settings) -> str | None:
-    for name in ("batch_size", "warmup_steps", "steps", "rounds"):
+    for name in ("batch_size", "warmup_steps", "steps", "rounds", "head_rounds"):
         if getattr(settings, name) < 1:
             return f"--{name.replace('_', '-')} must be at least 1"
     if settings.head_images is not None and settings.head_images < 2:
@@ -225,12 +232,12 @@ def benchmark(model_dir: str, data, photos: list, settings: Settings, seed: int,
     feature_pass = FeaturePass(model_dir)
     head_runs: list[HeadRun] = []
     feature_seconds: list[float] = []
-    progress(f"head-only: {settings.rounds} round(s) of {HEAD_EPOCHS} epochs on {len(head_photos)} photos vs one "
-             f"feature pass ...")
-    feature_pass(head_photos[:FEATURE_BATCH])  # warm-up: inference-mode kernels differ from training's
+    progress(f"head-only: {settings.head_rounds} round(s) of {HEAD_EPOCHS} epochs on {len(head_photos)} photos vs "
+             "one feature pass ...")
+    feature_pass(head_photos[:WARMUP_PHOTOS])
     time_rotating([[partial(kept, head_runs, partial(head_run, model_dir, head_data, seed), work_dir),
                     partial(kept, feature_seconds, partial(seconds_of, feature_pass, head_photos), work_dir)]],
-                  settings.rounds)
+                  settings.head_rounds)
     return Result(
         settings=settings, classes=tuple(data.classes), photos=len(photos), runs=runs, head_runs=head_runs,
         feature_pass_seconds=feature_seconds, head_photos=len(head_photos),
@@ -443,7 +450,8 @@ def format_report(result: Result) -> str:
     return "\n".join([
         "",
         f"ViT-B/16 at {model_size()} px (random weights, {len(result.classes)} labels: {', '.join(result.classes)}), "
-        f"{result.photos} photos; medians of {settings.rounds} interleaved round(s)",
+        f"{result.photos} photos; medians of {settings.rounds} interleaved round(s) of training, "
+        f"{settings.head_rounds} of head-only",
         f"full fine-tuning: batch {settings.batch_size} for both, {settings.warmup_steps} warm-up + {settings.steps} "
         f"timed optimizer steps per run on the first {settings.train_images} photos (same transforms and seed), "
         "evaluation and saving excluded",

@@ -1,4 +1,4 @@
-"""`python -m bench caption|zero-shot --quick --images 1` end to end, with the models shrunk to tiny shapes so the
+"""`python -m bench caption|zero-shot|train --quick` end to end, with the models shrunk to tiny shapes so the
 whole run (building, timing, fidelity, report) takes seconds instead of minutes."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bench.__main__ import main
+from shapes_data import write_shapes
 
 TINY_CLIP = "vit-studio-bench-tiny-clip"
 TINY_VIT = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -45,6 +46,13 @@ def tiny_clips(monkeypatch, tmp_path):
     monkeypatch.setattr(bench.zero_shot, "HF_PROJECTION_DIM", 32)
 
 
+@pytest.fixture
+def tiny_trainee(monkeypatch):
+    import bench.train
+
+    monkeypatch.setattr(bench.train, "MODEL_SHAPE", TINY_VIT)
+
+
 def test_caption_benchmark_runs(tiny_captioner, capsys):
     assert main(["caption", "--quick", "--images", "1"]) == 0
     report = capsys.readouterr().out
@@ -59,6 +67,23 @@ def test_zero_shot_benchmark_runs(tiny_clips, capsys):
     assert "core / pipeline throughput, labels cached" in report
     assert "1 misses, 1 hits (expected 1 of each)" in report  # new labels missed the text cache, the repeat hit
     assert "top-1 agree 1/1" in report.split("core fp32 vs the README recipe")[1]
+
+
+def test_train_benchmark_runs(tiny_trainee, tmp_path, capsys):
+    # Generated shapes stand in for the hymenoptera photos: 12 images, 3 classes, no shared data needed.
+    shapes = write_shapes(tmp_path / "shapes", per_class=4)
+    assert main(["train", "--quick", "--data", str(shapes), "--batch-size", "2", "--images", "8"]) == 0
+    report = capsys.readouterr().out
+    assert "finetune / Trainer training images/s" in report
+    assert "head-only 10 epochs / one feature pass" in report
+    trainer_row = next(line for line in report.splitlines() if line.startswith("(a) transformers.Trainer"))
+    assert " fp32 " in trainer_row  # TrainingArguments' defaults: no mixed precision
+    assert "over the first 2 steps" in report  # 1 warm-up + 1 timed step, both precisions
+
+
+def test_train_benchmark_needs_its_photos(tmp_path, capsys):
+    assert main(["train", "--quick", "--data", str(tmp_path / "missing")]) == 2
+    assert "no training photos at" in capsys.readouterr().err
 
 
 def test_the_offline_clip_tokenizer_matches_open_clip():
