@@ -25,7 +25,7 @@ PAGES = (
 
 
 def main() -> None:
-    st.set_page_config(page_title="ViT Studio", page_icon=":material/visibility:", layout="wide")
+    st.set_page_config(page_title="ViT Studio", page_icon="🔍", layout="wide")  # an emoji icon: no font fetched
     configure_engine_from_environment()
     start_preloading(default_classifier())
     pages = [st.Page(path, title=title, icon=icon, default=index == 0)

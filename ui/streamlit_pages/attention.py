@@ -141,8 +141,8 @@ def side_by_side(photo: Photo | None, left: MapSettings) -> None:
             return
         for column, side, explanation in zip(st.columns(2), ("Left", "Right"), pair):
             with column:
-                st.image(explanation.overlay, caption=f"{side}: {explanation.model}, {METHOD_NAMES[explanation.method]}",
-                         width="stretch")
+                st.image(explanation.overlay, width="stretch",
+                         caption=f"{side}: {explanation.model}, {METHOD_NAMES[explanation.method]}")
                 if explanation.predictions:
                     predictions_table(explanation.predictions[:3], key=f"attention_{side.lower()}_labels")
                 else:

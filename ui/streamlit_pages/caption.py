@@ -24,6 +24,9 @@ from ui.texts import CAPTION_INTRO, CAPTION_MODEL_INFO, COLORMAPS, EMPTY_CAPTION
 CAPTIONED = "caption_result"
 WORD_MAPS = "caption_word_maps"
 MANY_RESULT = "caption_batch_result"
+# Counts the captions made, to give the "Caption to map" box a new key each time: the browser keeps a keyed box's
+# old choice otherwise, and the new captions should arrive with the first one chosen.
+ROUND = "caption_round"
 TILE_WIDTH = 150
 
 
@@ -102,7 +105,8 @@ def word_map_controls(model: str, shown: Captioned | None) -> None:
     """Pick a caption (or type one) and see each word's cross-attention over the photo."""
     captions = shown.captions if shown is not None else []
     to_map = st.selectbox("Caption to map", captions, index=0 if captions else None, accept_new_options=True,
-                          placeholder="one of the captions, or type your own", key="caption_to_map")
+                          placeholder="one of the captions, or type your own",
+                          key=f"caption_to_map:{st.session_state.get(ROUND, 0)}")
     layer_column, cmap_column, alpha_column = st.columns(3)
     layer = layer_column.slider("Decoder layer (0 = mean of all)", 0, 12, 0, key="caption_layer")
     cmap = cmap_column.selectbox("Colormap", COLORMAPS, key="caption_cmap")
@@ -127,7 +131,7 @@ def one_image(model: str, prompt: str, settings: dict[str, Any]) -> None:
                 result = shown_errors(lambda: captioned(photo, model, prompt, settings))
                 if result is not None:
                     st.session_state[CAPTIONED] = result
-                    st.session_state.pop("caption_to_map", None)  # offer the new captions, the first chosen
+                    st.session_state[ROUND] = st.session_state.get(ROUND, 0) + 1
                     # Right after captioning, the first caption's words are mapped; an empty caption (a model can
                     # stop at once) has no words, which is no error.
                     first = result.captions[0].strip()

@@ -146,8 +146,9 @@ def photo_input(key: str) -> Photo | None:
     """An uploaded photo, a camera shot, or one of the example photos (in that order of preference)."""
     upload = st.file_uploader("Photo", type=IMAGE_TYPES, key=f"{key}_upload",
                               help="Any image file; EXIF rotation is applied, and large images are refused.")
-    shot = st.camera_input("Take a photo", key=f"{key}_camera") if st.toggle("Use the camera", key=f"{key}_use_camera") \
-        else None
+    # The camera widget only appears on request: it asks the browser for camera access as soon as it is drawn.
+    use_camera = st.toggle("Use the camera", key=f"{key}_use_camera")
+    shot = st.camera_input("Take a photo", key=f"{key}_camera") if use_camera else None
     examples = {path.stem: path for path in example_images()}
     example = st.selectbox("... or an example photo", [NO_EXAMPLE, *examples], index=1, key=f"{key}_example")
     if upload is not None:
@@ -174,8 +175,9 @@ def predictions_table(predictions: Sequence[Prediction], key: str) -> None:
     """Labels with confidence bars, best first."""
     frame = pd.DataFrame({"label": [p.label for p in predictions], "score": [p.score for p in predictions]})
     st.dataframe(frame, hide_index=True, key=key, width="stretch", column_config={
-        "label": st.column_config.TextColumn("label", width="large"),
-        "score": st.column_config.ProgressColumn("confidence", format="percent", min_value=0.0, max_value=1.0),
+        "label": st.column_config.TextColumn("label"),
+        "score": st.column_config.ProgressColumn("confidence", format="percent", min_value=0.0, max_value=1.0,
+                                                 width="medium"),
     })
 
 

@@ -65,7 +65,7 @@ def show_report(report: DataReport) -> None:
         st.warning(warning)
     st.dataframe(pd.DataFrame(report.table(), columns=list(TABLE_HEADERS)), hide_index=True, key="train_counts")
     st.bar_chart(pd.DataFrame({"train": report.train_counts, "val": report.val_counts}, index=list(report.classes)),
-                 height=220, x_label="class", y_label="images")
+                 height=300, x_label="class", y_label="images")
     st.markdown("**A few of each class**")
     thumbs = [(str(path), name) for name, paths in zip(report.classes, report.examples) for path in paths]
     if thumbs:
@@ -159,11 +159,14 @@ def live_section(run_dir: Path) -> bool:
         st.markdown(view.progress)
         if state is not None and state.error:
             st.error(state.error)
+        curves_column, per_class_column = st.columns([3, 2], gap="large")
         if view.figure is not None:
-            st.pyplot(view.figure, width="stretch")
+            curves_column.pyplot(view.figure, width="stretch")
         if view.per_class:
-            st.dataframe(pd.DataFrame(view.per_class, columns=PER_CLASS_COLUMNS), hide_index=True,
-                         key="train_per_class")
+            per_class_column.markdown("**Accuracy per class** (last validation)")
+            per_class_column.dataframe(
+                pd.DataFrame(view.per_class, columns=PER_CLASS_COLUMNS), hide_index=True, key="train_per_class",
+                column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
         if was_running and not is_training(run_dir):
             st.rerun()
 
@@ -250,7 +253,7 @@ def share_section(run_dir: Path) -> None:
 def earlier_runs() -> None:
     st.subheader("Earlier runs")
     runs = {str(summary.path): run_label(summary) for summary in list_runs()}
-    picked_column, show_column, resume_column = st.columns([4, 1, 1], vertical_alignment="bottom")
+    picked_column, show_column, resume_column = st.columns([6, 1, 1], vertical_alignment="bottom")
     picked = picked_column.selectbox(f"Runs in {runs_root()}", list(runs), format_func=runs.get, index=None,
                                      placeholder="no run picked" if runs else "no runs yet", key="train_runs")
     if show_column.button("Show", key="train_show_run"):

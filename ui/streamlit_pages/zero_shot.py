@@ -22,6 +22,9 @@ from ui.texts import (
 
 ANSWER = "zero_shot_result"
 LABEL_MAP = "zero_shot_map"
+# Counts the questions asked, to give the "Label to map" box a new key each time: the browser keeps a keyed box's
+# old choice otherwise, and a new ranking should arrive with its best label chosen.
+ROUND = "zero_shot_round"
 TOP_LABELS = 5
 BAR_CHART_LABELS = 25  # more bars than this are unreadable; the table of every label has the rest
 TEMPLATE_NAMES = {value: label for label, value in TEMPLATE_CHOICES}
@@ -114,7 +117,8 @@ def map_controls(answer: Answer | None) -> None:
     with st.expander("Where is the label in the photo?", expanded=True):
         labels = [p.label for p in answer.predictions] if answer is not None else []
         label_column, cmap_column, alpha_column = st.columns([2, 1, 1])
-        label = label_column.selectbox("Label to map", labels, index=0 if labels else None, key="zero_shot_target",
+        label = label_column.selectbox("Label to map", labels, index=0 if labels else None,
+                                       key=f"zero_shot_target:{st.session_state.get(ROUND, 0)}",
                                        accept_new_options=True, placeholder="ask CLIP first")
         cmap = cmap_column.selectbox("Colormap", COLORMAPS, key="zero_shot_cmap")
         alpha = alpha_column.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="zero_shot_alpha")
@@ -147,7 +151,7 @@ def render() -> None:
                 answer = shown_errors(lambda: answered(photo, question, per_template))
                 if answer is not None:
                     st.session_state[ANSWER] = answer
-                    st.session_state.pop("zero_shot_target", None)  # offer the new ranking, best label chosen
+                    st.session_state[ROUND] = st.session_state.get(ROUND, 0) + 1
                     # The best label is mapped after every question, as the Gradio tab does.
                     best = answer.predictions[0].label
                     overlay = shown_errors(lambda: label_map(answer, best, st.session_state.get(
