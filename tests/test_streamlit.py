@@ -225,6 +225,7 @@ def test_train_checks_a_zip_trains_and_shows_what_it_learnt(app, tiny_vit_dir, s
     click(at, "train_check")
     assert any(markdown.value.startswith("3 classes, 60 training and 12 validation") for markdown in at.markdown)
     assert list(table(at, "class")["class"]) == ["circle", "square", "triangle"]
+    assert next(image.captions for image in at.image if "circle" in image.captions).count("square") == 4
     at.number_input(key="train_epochs").set_value(6)
     at.number_input(key="train_lr").set_value(1e-2)
     at.checkbox(key="train_augment").uncheck()
@@ -251,6 +252,16 @@ def test_train_checks_a_zip_trains_and_shows_what_it_learnt(app, tiny_vit_dir, s
     assert at.session_state["classify_model"] == at.session_state["attention_model"] == run_dir
     at.switch_page(PAGE.format("classify")).run()
     assert at.selectbox(key="classify_model").value == run_dir
+
+
+def test_train_checks_a_folder_upload_by_its_class_folders(app, shapes_zip, tmp_path):
+    """A folder upload names each file by its path inside the folder, as the browser sends it."""
+    with zipfile.ZipFile(shapes_zip) as archive:
+        files = [(name, archive.read(name), "image/png") for name in archive.namelist() if name.endswith(".png")]
+    at = app("train")
+    at.file_uploader(key="train_folder").set_value(files)
+    click(at, "train_check")
+    assert any(markdown.value.startswith("3 classes, 60 training and 12 validation") for markdown in at.markdown)
 
 
 def test_train_refuses_bad_settings_and_missing_data(app, shapes_zip, runs_dir):

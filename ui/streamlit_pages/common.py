@@ -109,16 +109,16 @@ def work_folder() -> Path:
     return Path(tempfile.mkdtemp(dir=_WORK_ROOT.name))
 
 
-def saved_uploads(files: Sequence) -> list[tuple[str, Path]]:
+def saved_uploads(files: Sequence, folder: Path | None = None) -> list[tuple[str, Path]]:
     """Uploaded files (st.file_uploader's UploadedFile) written to disk for engine calls that take paths, as
     (name as uploaded, path) pairs. Each file gets its own folder, so its base name survives (batch tables show
     it) and two files of one name never collide; the uploaded name, which a folder upload makes a relative path,
-    is never used as a path here (training.data checks it)."""
-    folder = work_folder()
+    is never used as a path here (training.data checks it). `folder` defaults to a fresh work folder."""
+    folder = folder or work_folder()
     saved = []
     for index, upload in enumerate(files):
         target = folder / str(index) / (Path(upload.name).name or "upload")
-        target.parent.mkdir()
+        target.parent.mkdir(parents=True)
         target.write_bytes(upload.getvalue())
         saved.append((upload.name, target))
     return saved

@@ -1,16 +1,19 @@
 """The Train page: check a folder of images, fine-tune on it while the curves grow, then look at what it learnt."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 import streamlit as st
 
-from training.data import DEFAULT_MAX_DATA_BYTES, TABLE_HEADERS, DataReport, DataSource, check_data, chosen_source
+from training.data import (
+    DEFAULT_MAX_DATA_BYTES, TABLE_HEADERS, DataReport, DataSource, check_data, chosen_source, thumbnails,
+)
 from training.events import read_events
 from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, base_choices, form_config, resume_config
-from training.jobs import JobState, current_job, is_training, start_new_run, start_training
+from training.jobs import JobState, TrainingJob, current_job, is_training, start_new_run, start_training
 from training.review import cell_overlays, compare_base, push_to_hub
 from training.runs import EVENTS_LOG, RunView, list_runs, run_label, run_view, runs_root, saved_model_dir, zip_run
 from ui.streamlit_pages.common import (
@@ -34,9 +37,10 @@ PER_CLASS_COLUMNS = ["class", "accuracy", "correct", "validation images"]
 # ---- 1. the images --------------------------------------------------------------------------------------------
 
 
-def data_inputs() -> Callable[[], DataSource]:
+def data_inputs() -> Callable[[Path], DataSource]:
     """The data inputs; what they return gives the user's data as training.data takes it (a zip path, (name,
-    path) pairs, or a server path). Uploads are written to disk only when that is called, by Check or Start."""
+    path) pairs, or a server path), writing uploads into the folder it is given: only when Check or Start
+    calls it."""
     zip_tab, folder_tab, *path_tab = st.tabs(["Zip", "Folder", *(["Path on this machine"] if server_paths_allowed()
                                                                   else [])])
     with zip_tab:
@@ -51,15 +55,26 @@ def data_inputs() -> Callable[[], DataSource]:
             server_path = st.text_input("Folder or zip on the machine running the app", key="train_path",
                                         placeholder="/data/my-photos")
 
-    def source() -> DataSource:
-        zip_path = saved_uploads([zip_upload])[0][1] if zip_upload is not None else None
+    def source(upload_folder: Path) -> DataSource:
+        zip_path = saved_uploads([zip_upload], upload_folder)[0][1] if zip_upload is not None else None
         # A folder upload names each file by its path inside the folder, which is where the class is.
-        folder_items = saved_uploads(folder_upload) if folder_upload else None
+        folder_items = saved_uploads(folder_upload, upload_folder) if folder_upload else None
         return chosen_source(zip_path, folder_items, server_path)
     return source
 
 
-def show_report(report: DataReport) -> None:
+def checked(source: Callable[[Path], DataSource]) -> tuple[DataReport, list]:
+    """The data check's report and its thumbnails (as pictures in memory)."""
+    folder = work_folder()
+    try:
+        with st.spinner("Checking the images ..."):
+            report = check_data(source(folder / "upload"), folder / "check")
+            return report, thumbnails(report)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # a check keeps no copy of the upload (a zip may be 2 GB)
+
+
+def show_report(report: DataReport, pictures: list) -> None:
     st.markdown(report.summary())
     for warning in report.warnings:
         st.warning(warning)
@@ -67,9 +82,8 @@ def show_report(report: DataReport) -> None:
     st.bar_chart(pd.DataFrame({"train": report.train_counts, "val": report.val_counts}, index=list(report.classes)),
                  height=300, x_label="class", y_label="images")
     st.markdown("**A few of each class**")
-    thumbs = [(str(path), name) for name, paths in zip(report.classes, report.examples) for path in paths]
-    if thumbs:
-        st.image([path for path, _ in thumbs], caption=[name for _, name in thumbs], width=96)
+    if pictures:
+        st.image([picture for picture, _ in pictures], caption=[name for _, name in pictures], width=96)
     if report.skipped:
         st.markdown("**Skipped files**")
         st.dataframe(pd.DataFrame([[item.name, item.reason] for item in report.skipped],
@@ -86,7 +100,7 @@ def _mode_changed() -> None:
     st.session_state["train_lr"] = defaults["learning_rate"]
 
 
-def settings_form(source: Callable[[], DataSource]) -> None:
+def settings_form(source: Callable[[Path], DataSource]) -> None:
     """The settings, and Start / Stop."""
     base = model_box("Start from", base_choices(), "train_base", BASE_CHOICES[0],
                      help="a hub id, a local folder, an earlier run, or vit-small-scratch (offline, from random "
@@ -113,9 +127,16 @@ def settings_form(source: Callable[[], DataSource]) -> None:
     run_name = st.text_input("Run name", placeholder="e.g. ants-vs-bees (empty: a timestamp)", key="train_run_name")
     start_column, stop_column = st.columns(2)
     if start_column.button("Start training", type="primary", key="train_start"):
-        job = shown_errors(lambda: start_new_run(form_config(
-            source(), base, mode, epochs, learning_rate, batch_size, weight_decay, warmup_ratio, image_size,
-            augment, seed, precision), run_name))
+        def start() -> TrainingJob:
+            upload_folder = work_folder()
+            try:
+                return start_new_run(form_config(source(upload_folder), base, mode, epochs, learning_rate, batch_size,
+                                                 weight_decay, warmup_ratio, image_size, augment, seed, precision),
+                                     run_name)
+            except ValueError:
+                shutil.rmtree(upload_folder, ignore_errors=True)  # a refused run keeps no copy of the upload
+                raise
+        job = shown_errors(start)
         if job is not None:
             st.session_state[RUN_ON_SHOW] = str(job.output_dir)
             _forget_results()
@@ -285,11 +306,11 @@ def render() -> None:
         st.subheader("1. Your images")
         source = data_inputs()
         if st.button("Check data", key="train_check"):
-            report = shown_errors(lambda: check_data(source(), work_folder()))
+            report = shown_errors(lambda: checked(source))
             if report is not None:
                 st.session_state[REPORT] = report
         if REPORT in st.session_state:
-            show_report(st.session_state[REPORT])
+            show_report(*st.session_state[REPORT])
     with settings_column:
         st.subheader("2. Settings")
         settings_form(source)
