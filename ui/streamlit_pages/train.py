@@ -41,8 +41,9 @@ def data_inputs() -> Callable[[Path], DataSource]:
     """The data inputs; what they return gives the user's data as training.data takes it (a zip path, (name,
     path) pairs, or a server path), writing uploads into the folder it is given: only when Check or Start
     calls it."""
-    zip_tab, folder_tab, *path_tab = st.tabs(["Zip", "Folder", *(["Path on this machine"] if server_paths_allowed()
-                                                                  else [])])
+    # A path box reads the server's own files: only when the app was started to allow it (local use only).
+    path_tab_name = ["Path on this machine"] if server_paths_allowed() else []
+    zip_tab, folder_tab, *path_tab = st.tabs(["Zip", "Folder", *path_tab_name])
     with zip_tab:
         zip_upload = st.file_uploader("A zip of class folders (optional train/ and val/)", type=["zip"],
                                       key="train_zip", max_upload_size=MAX_ZIP_MB)
@@ -50,7 +51,7 @@ def data_inputs() -> Callable[[Path], DataSource]:
         folder_upload = st.file_uploader("A folder with one sub-folder per class", accept_multiple_files="directory",
                                          key="train_folder")
     server_path = ""
-    if path_tab:  # never a path from a visitor unless the app was started to allow it (local use only)
+    if path_tab:
         with path_tab[0]:
             server_path = st.text_input("Folder or zip on the machine running the app", key="train_path",
                                         placeholder="/data/my-photos")
