@@ -182,9 +182,10 @@ def run_streamlit(args: argparse.Namespace) -> int:
 
 def streamlit_command(args: argparse.Namespace) -> list[str]:
     # This interpreter's streamlit (not whichever is first on PATH); headless: print the URL like the Gradio app
-    # does, and never stop to ask for an e-mail address on the first run.
+    # does, and never stop to ask for an e-mail address on the first run; the viewer toolbar: visitors get no
+    # "Deploy" button meant for the app's developer.
     return [sys.executable, "-m", "streamlit", "run", str(STREAMLIT_APP), "--server.port", str(args.port),
-            "--server.address", args.host, "--server.headless", "true"]
+            "--server.address", args.host, "--server.headless", "true", "--client.toolbarMode", "viewer"]
 
 
 def streamlit_env(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:

@@ -154,7 +154,8 @@ def test_streamlit_command_runs_the_streamlit_app_on_the_flags_address(off_a_spa
     assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
     assert Path(command[4]) == ROOT / "ui" / "streamlit_app.py"
     options = dict(zip(command[5::2], command[6::2]))
-    assert options == {"--server.port": "8600", "--server.address": "0.0.0.0", "--server.headless": "true"}
+    assert options == {"--server.port": "8600", "--server.address": "0.0.0.0", "--server.headless": "true",
+                       "--client.toolbarMode": "viewer"}
 
 
 def test_streamlit_env_carries_the_flags(off_a_space, tmp_path):
