@@ -353,6 +353,7 @@ class _FullTrainer:
         self.eval_set = ImageClassificationData(data.val, eval_transform)
         self.checkpoint = checkpoint
         self.forward_kwargs = _size_kwargs(model, config.image_size)
+        self._train_loader = self._eval_loader = None
         processes = accelerator.num_processes
         self.steps_per_epoch = math.ceil(len(self.train_set) / (config.per_device_train_batch_size * processes))
         self.total_steps = self.steps_per_epoch * config.num_train_epochs
@@ -362,16 +363,22 @@ class _FullTrainer:
         return self.model.named_parameters()
 
     def train_batches(self, epoch: int):
-        generator = torch.Generator().manual_seed(self.config.seed + epoch)  # the same order again on resume
-        loader = torch.utils.data.DataLoader(
-            self.train_set, batch_size=self.config.per_device_train_batch_size, shuffle=True, generator=generator,
-            num_workers=self.config.dataloader_num_workers, collate_fn=collate)
-        return self.accelerator.prepare_data_loader(loader)
+        # Prepared once: accelerate keeps every loader it prepares (and checkpoints each one's sampler), so a
+        # loader per epoch would pile up. The shuffle is set per epoch instead.
+        if self._train_loader is None:
+            self._train_shuffle = EpochShuffle(len(self.train_set), self.config.seed)
+            self._train_loader = self.accelerator.prepare_data_loader(torch.utils.data.DataLoader(
+                self.train_set, batch_size=self.config.per_device_train_batch_size, sampler=self._train_shuffle,
+                num_workers=self.config.dataloader_num_workers, collate_fn=collate))
+        self._train_shuffle.use_epoch(epoch)
+        return self._train_loader
 
     def eval_batches(self):
-        loader = torch.utils.data.DataLoader(self.eval_set, batch_size=self.config.per_device_eval_batch_size,
-                                             num_workers=self.config.dataloader_num_workers, collate_fn=collate)
-        return self.accelerator.prepare_data_loader(loader)
+        if self._eval_loader is None:
+            self._eval_loader = self.accelerator.prepare_data_loader(torch.utils.data.DataLoader(
+                self.eval_set, batch_size=self.config.per_device_eval_batch_size,
+                num_workers=self.config.dataloader_num_workers, collate_fn=collate))
+        return self._eval_loader
 
     def logits(self, batch) -> torch.Tensor:
         return self.trained(pixel_values=batch["pixel_values"], **self.forward_kwargs).logits
@@ -566,6 +573,24 @@ def _classifier(model) -> torch.nn.Module:
         raise ValueError(f"Head-only training needs a model with one linear classifier layer; "
                          f"{type(model).__name__} has none. Use full fine-tuning.")
     return head
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """A shuffle that depends only on (seed, epoch), so a resumed run replays an epoch's order exactly.
+    (Not named set_epoch: accelerate calls that with its own count of passes, which restarts at 0 on resume.)"""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def use_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
 
 
 def collate(examples: list[dict]) -> dict[str, torch.Tensor]:

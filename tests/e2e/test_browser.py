@@ -136,6 +136,8 @@ def test_train_watch_the_curve_grow_then_stop(page, app_url, shapes_zip, tiny_vi
     base.fill(str(tiny_vit_dir))
     base.press("Enter")
     page.locator("#train-mode").get_by_text("Full fine-tune").click()
+    # The mode sets its own default epochs and learning rate: wait for them, then type over them.
+    page.wait_for_function("() => document.querySelector('#train-epochs input').value === '3'", timeout=30_000)
     page.locator("#train-epochs input").fill("200")  # far more than the test waits for: Stop ends it
     page.locator("#train-lr input").fill("0.0005")
     page.locator("#train-run-name textarea").fill("browser-run")
