@@ -1,25 +1,31 @@
-"""training.finetune vs transformers.Trainer on ViT-B/16: full fine-tuning images/s, head-only vs one feature pass, bf16 loss fidelity."""
+"""training.finetune vs transformers.Trainer, ViT-B/16: training images/s, head-only vs one feature pass, bf16 loss."""
 from __future__ import annotations
 
 import argparse
-import gc
+import multiprocessing
+import os
 import random
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 from dataclasses import dataclass, replace
 from functools import partial
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import torch
 
+if TYPE_CHECKING:  # training imports transformers and accelerate: only when a benchmark runs
+    from training.data import PreparedData, Sample
+
 from .common import (
     aligned, interference_note, machine_cpu_seconds, machine_description, others_share, own_cpu_seconds, progress,
-    spread, time_rotating, verdict,
+    spread, verdict,
 )
 
 # The issue's targets: full fine-tuning at >= 1.5x the Trainer's images/s, and head-only training for
@@ -47,7 +53,6 @@ class Settings:
     batch_size: int
     warmup_steps: int
     steps: int
-    rounds: int  # of the full fine-tuning runs
     head_images: int | None  # photos for the head-only part; None: every photo
     head_rounds: int  # of the head-only run and the feature pass: each is one pass over head_images photos
 
@@ -61,27 +66,22 @@ class Settings:
         return self.total_steps * self.batch_size
 
 
-# ViT-B/16 trains at well under 1 image/s in fp32 on 2 shared cores and infers at a few: these keep a full run
-# near 10 minutes on a quiet machine (--quick near 2): 3 contenders x 2 rounds x 3 steps of 16 photos, then two
-# passes (head-only run, plain pass) over all 245 photos.
-FULL = Settings(batch_size=16, warmup_steps=1, steps=2, rounds=2, head_images=None, head_rounds=1)
-QUICK = Settings(batch_size=4, warmup_steps=1, steps=1, rounds=1, head_images=32, head_rounds=1)
+# ViT-B/16 trains at about 1 image/s on 2 shared cores and infers at a few: these keep a full run near 10 minutes
+# (--quick near 2): 3 contenders x 5 steps of 16 photos, then three passes over all 245 photos (plain pass,
+# head-only run, plain pass).
+FULL = Settings(batch_size=16, warmup_steps=1, steps=4, head_images=None, head_rounds=1)
+QUICK = Settings(batch_size=4, warmup_steps=1, steps=1, head_images=32, head_rounds=1)
 # Inference-mode kernels differ from training's: one small batch through the plain model before its timed pass.
 WARMUP_PHOTOS = 8
 
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """One short full fine-tuning run: when each optimizer step ended (warm-up included) and its loss."""
+    """One short full fine-tuning run: the seconds and loss of each optimizer step, warm-up included."""
 
-    step_ends: tuple[float, ...]  # time.perf_counter() seconds
+    step_seconds: tuple[float, ...]  # from the go to the step's end: the next batch's loading and the step
     losses: tuple[float, ...]  # empty for the Trainer, which logs none with logging off
     precision: str
-
-    def timed_seconds(self, warmup_steps: int) -> list[float]:
-        """Seconds of each step after the warm-up; the first timed step starts when the last warm-up one ends."""
-        ends = self.step_ends[warmup_steps - 1:]
-        return [later - earlier for earlier, later in zip(ends, ends[1:])]
 
 
 @dataclass(frozen=True)
@@ -106,38 +106,38 @@ class Result:
     settings: Settings
     classes: tuple[str, ...]
     photos: int  # usable photos in the data folder
-    runs: dict[str, list[TrainingRun]]  # keyed as in CONTENDERS, one per round
+    runs: dict[str, TrainingRun]  # keyed as in CONTENDERS
     head_runs: list[HeadRun]
     feature_pass_seconds: list[float]
     head_photos: int
     feature_precision: str
     others_cpu_share: float | None
 
-    def images_per_s(self, contender: str) -> list[float]:
-        """Per run: timed images over timed seconds."""
-        timed = self.settings.steps * self.settings.batch_size
-        return [timed / sum(run.timed_seconds(self.settings.warmup_steps)) for run in self.runs[contender]]
+    def timed_seconds(self, contender: str) -> tuple[float, ...]:
+        return self.runs[contender].step_seconds[self.settings.warmup_steps:]
 
-    def step_images_per_s(self, contender: str) -> list[float]:
-        """Per timed step of every run, for the spread."""
-        warmup, batch = self.settings.warmup_steps, self.settings.batch_size
-        return [batch / seconds for run in self.runs[contender] for seconds in run.timed_seconds(warmup)]
+    def images_per_s(self, contender: str) -> list[float]:
+        """Per timed step."""
+        return [self.settings.batch_size / seconds for seconds in self.timed_seconds(contender)]
+
+    def paired_speedups(self, contender: str, baseline: str) -> list[float]:
+        """Step by step, baseline seconds over contender seconds: each pair ran back to back, in the same noise."""
+        return [slow / fast for fast, slow in zip(self.timed_seconds(contender), self.timed_seconds(baseline))]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
-                        help=f"a smoke run: batch {QUICK.batch_size}, {QUICK.steps} timed step, {QUICK.rounds} round, "
+                        help=f"a smoke run: batch {QUICK.batch_size}, {QUICK.steps} timed step, "
                              f"{QUICK.head_images} photos for head-only")
     parser.add_argument("--batch-size", type=int, metavar="N",
                         help=f"training batch size for finetune and the Trainer alike (default {FULL.batch_size})")
-    parser.add_argument("--steps", type=int, metavar="N", help=f"timed optimizer steps per run (default {FULL.steps})")
+    parser.add_argument("--steps", type=int, metavar="N",
+                        help=f"timed optimizer steps per contender, interleaved step by step (default {FULL.steps})")
     parser.add_argument("--warmup-steps", type=int, metavar="N",
                         help=f"untimed optimizer steps first, at least 1 (default {FULL.warmup_steps})")
-    parser.add_argument("--rounds", type=int, metavar="N",
-                        help=f"interleaved rounds of the full fine-tuning runs (default {FULL.rounds})")
     parser.add_argument("--images", type=int, metavar="N", help="photos for the head-only part (default: all)")
     parser.add_argument("--head-rounds", type=int, metavar="N",
-                        help=f"interleaved rounds of the head-only part (default {FULL.head_rounds})")
+                        help=f"head-only runs, each between two plain passes (default {FULL.head_rounds})")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="an image folder with one sub-folder per class (default: the shared hymenoptera train)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random weights and both trainings")
@@ -146,13 +146,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> Settings:
     """The preset (--quick or not) with any flag given on top."""
     preset = QUICK if args.quick else FULL
-    given = dict(batch_size=args.batch_size, warmup_steps=args.warmup_steps, steps=args.steps, rounds=args.rounds,
-                 head_images=args.images, head_rounds=args.head_rounds)
+    given = dict(batch_size=args.batch_size, warmup_steps=args.warmup_steps, steps=args.steps, head_images=args.images,
+                 head_rounds=args.head_rounds)
     return replace(preset, **{name: value for name, value in given.items() if value is not None})
 
 
 def settings_problem(settings: Settings) -> str | None:
-    for name in ("batch_size", "warmup_steps", "steps", "rounds", "head_rounds"):
+    for name in ("batch_size", "warmup_steps", "steps", "head_rounds"):
         if getattr(settings, name) < 1:
             return f"--{name.replace('_', '-')} must be at least 1"
     if settings.head_images is not None and settings.head_images < 2:
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def shuffled_photos(data, seed: int) -> list:
+def shuffled_photos(data: PreparedData, seed: int) -> list[Sample]:
     """Every usable photo in one fixed shuffled order: prepare_data lists them class by class, and a subset
     of one class only would make the loss curves meaningless."""
     photos = [*data.train, *data.val]
@@ -212,67 +212,66 @@ def build_random_vit(folder: Path, seed: int, classes: Sequence[str]) -> None:
 # ---- the benchmark -----------------------------------------------------------------------------------------
 
 
-def benchmark(model_dir: str, data, photos: list, settings: Settings, seed: int, work_dir: Path) -> Result:
-    """Full fine-tuning runs, then head-only runs against feature passes, each part interleaved round by round."""
-    machine_before, own_before = machine_cpu_seconds(), own_cpu_seconds()
+def benchmark(model_dir: str, data: PreparedData, photos: list[Sample], settings: Settings, seed: int,
+              work_dir: Path) -> Result:
+    """Full fine-tuning step by step in turn, then head-only runs between plain feature passes."""
+    machine_before, own_before = machine_cpu_seconds(), cpu_seconds_with_workers()
     train_data = subset(data, photos[:settings.train_images], photos[:settings.batch_size])
-    runs: dict[str, list[TrainingRun]] = {name: [] for name in CONTENDERS}
-    contenders: dict[str, Callable[[Path], TrainingRun]] = {
-        "trainer": partial(trainer_run, model_dir, train_data.train, settings, seed),
-        "finetune": partial(finetune_run, model_dir, train_data, settings, seed, "auto"),
-        "finetune_fp32": partial(finetune_run, model_dir, train_data, settings, seed, "fp32"),
-    }
-    progress(f"full fine-tuning: {settings.rounds} round(s) of {len(CONTENDERS)} runs, each {settings.warmup_steps} "
-             f"warm-up + {settings.steps} timed steps of {settings.batch_size} photos ...")
-    # time_rotating's own seconds include model loading; the runs keep their step times.
-    time_rotating([[partial(kept, runs[name], contenders[name], work_dir) for name in CONTENDERS]], settings.rounds)
+    progress(f"full fine-tuning: {len(CONTENDERS)} contenders in turn, each {settings.warmup_steps} warm-up + "
+             f"{settings.steps} timed steps of {settings.batch_size} photos ...")
+    runs = interleaved_training(model_dir, train_data, settings, seed, work_dir)
 
     head_photos = photos[:settings.head_images or len(photos)]
     head_data = head_split(data, head_photos, data_val_fraction(data))
+    progress(f"head-only: {settings.head_rounds} run(s) of {HEAD_EPOCHS} epochs on {len(head_photos)} photos, each "
+             "between two plain feature passes ...")
     feature_pass = FeaturePass(model_dir)
-    head_runs: list[HeadRun] = []
-    feature_seconds: list[float] = []
-    progress(f"head-only: {settings.head_rounds} round(s) of {HEAD_EPOCHS} epochs on {len(head_photos)} photos vs "
-             "one feature pass ...")
     feature_pass(head_photos[:WARMUP_PHOTOS])
-    time_rotating([[partial(kept, head_runs, partial(head_run, model_dir, head_data, seed), work_dir),
-                    partial(kept, feature_seconds, partial(seconds_of, feature_pass, head_photos), work_dir)]],
-                  settings.head_rounds)
+    feature_seconds = [seconds_of(feature_pass, head_photos)]
+    head_runs: list[HeadRun] = []
+    for _ in range(settings.head_rounds):
+        # Bracketed by passes: the machine's load drifts over minutes, and a pass on each side averages it out.
+        head_runs.append(in_fresh_folder(partial(head_run, model_dir, head_data, seed), work_dir))
+        feature_seconds.append(seconds_of(feature_pass, head_photos))
     return Result(
         settings=settings, classes=tuple(data.classes), photos=len(photos), runs=runs, head_runs=head_runs,
         feature_pass_seconds=feature_seconds, head_photos=len(head_photos),
         feature_precision=feature_pass.precision,
-        others_cpu_share=others_share(machine_before, machine_cpu_seconds(), own_cpu_seconds() - own_before),
+        others_cpu_share=others_share(machine_before, machine_cpu_seconds(), cpu_seconds_with_workers() - own_before),
     )
 
 
-def kept(results: list, run_once: Callable[[Path], object], work_dir: Path) -> None:
-    """Run in a fresh output folder and keep the result; the folder goes, and memory of the last run is freed
-    first, so one run's ~1.5 GB of weights, gradients and optimizer state never overlap the next one's."""
-    gc.collect()
+def cpu_seconds_with_workers() -> float:
+    """This process's CPU-seconds and its finished workers': theirs are not the other engineers' load."""
+    times = os.times()
+    return own_cpu_seconds() + times.children_user + times.children_system
+
+
+def in_fresh_folder(run_once: Callable[[Path], HeadRun], work_dir: Path) -> HeadRun:
+    """Run in a new output folder, removed again after (a head-only run writes the ~350 MB model twice)."""
     output_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work_dir))
     try:
-        results.append(run_once(output_dir))
+        return run_once(output_dir)
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)
 
 
-def seconds_of(call: Callable[[Sequence], object], photos: Sequence, _output_dir: Path) -> float:
+def seconds_of(call: Callable[[Sequence[Sample]], object], photos: Sequence[Sample]) -> float:
     start = time.perf_counter()
     call(photos)
     return time.perf_counter() - start
 
 
-def subset(data, train: Sequence, val: Sequence):
+def subset(data: PreparedData, train: Sequence[Sample], val: Sequence[Sample]) -> PreparedData:
     """A PreparedData over these samples, which finetune takes as its train_dir without reading the folder again."""
     return replace(data, train=tuple(train), val=tuple(val))
 
 
-def data_val_fraction(data) -> float:
+def data_val_fraction(data: PreparedData) -> float:
     return len(data.val) / max(1, len(data.train) + len(data.val))
 
 
-def head_split(data, photos: Sequence, val_fraction: float):
+def head_split(data: PreparedData, photos: Sequence[Sample], val_fraction: float) -> PreparedData:
     """The photos split as prepare_data split the whole folder (about val_fraction for validation)."""
     val_count = min(len(photos) - 1, max(1, round(len(photos) * val_fraction)))
     return subset(data, photos[val_count:], photos[:val_count])
@@ -284,9 +283,112 @@ def timed_events(events: Iterator) -> Iterator[tuple[float, object]]:
         yield time.perf_counter(), event
 
 
-def finetune_run(model_dir: str, data, settings: Settings, seed: int, precision: str, output_dir: Path) -> TrainingRun:
-    """training.finetune in full mode for one epoch of exactly total_steps batches, stopped at the last step so
-    the epoch's evaluation and save (not training throughput) are left out."""
+# ---- full fine-tuning, one step at a time per contender ----------------------------------------------------
+#
+# Each contender trains in a process of its own and takes one optimizer step whenever the parent says go, so the
+# contenders' steps alternate and the other engineers' load (which drifts over minutes) hits them alike. They
+# cannot share this process: accelerate keeps one mixed-precision setting per process (AcceleratorState is a
+# singleton that finetune and TrainingArguments both reset), so a bf16 and an fp32 run side by side would not
+# stay what they are. Run after run in one process instead gave 1.9x one time and 1.27x the next.
+
+
+@dataclass(frozen=True)
+class WorkerFailed:
+    """What a worker sends instead of a step when its training raised."""
+
+    contender: str
+    traceback: str
+
+
+def interleaved_training(model_dir: str, data: PreparedData, settings: Settings, seed: int,
+                         work_dir: Path) -> dict[str, TrainingRun]:
+    """Every contender's steps in turn (who goes first rotates step by step), each timed in its own process."""
+    context = multiprocessing.get_context("spawn")  # a fork would copy this process's threads and torch state
+    workers: dict[str, tuple[multiprocessing.process.BaseProcess, Connection]] = {}
+    try:
+        for name in CONTENDERS:
+            ours, theirs = context.Pipe()
+            process = context.Process(target=training_worker, name=f"bench-train-{name}", daemon=True,
+                                      args=(name, model_dir, data, settings, seed, work_dir / name, theirs))
+            process.start()
+            theirs.close()
+            workers[name] = (process, ours)
+        # Each says ready once its model is loaded: loading happens side by side and is not timed.
+        precisions = {name: received(name, connection) for name, (_, connection) in workers.items()}
+        seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        losses: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        for step in range(settings.total_steps):
+            for name in CONTENDERS[step % len(CONTENDERS):] + CONTENDERS[:step % len(CONTENDERS)]:
+                workers[name][1].send(GO)
+                step_seconds, loss = received(name, workers[name][1])
+                seconds[name].append(step_seconds)
+                if loss is not None:
+                    losses[name].append(loss)
+    finally:
+        for process, connection in workers.values():
+            connection.close()
+            process.join(timeout=120)
+            if process.is_alive():
+                process.terminate()
+    return {name: TrainingRun(step_seconds=tuple(seconds[name]), losses=tuple(losses[name]),
+                              precision=precisions[name]) for name in CONTENDERS}
+
+
+GO = "go"
+
+
+def received(contender: str, connection: Connection):
+    """The worker's next message; its failure, or its death (out of memory?), raised here with what it said."""
+    try:
+        message = connection.recv()
+    except EOFError:
+        raise RuntimeError(f"the {contender} training process ended without a word (killed for memory?)") from None
+    if isinstance(message, WorkerFailed):
+        raise RuntimeError(f"the {contender} training failed:\n{message.traceback}")
+    return message
+
+
+class StepGate:
+    """A worker's end of the pipe: say ready, wait for each go, report each step's seconds and loss."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.started = 0.0
+
+    def ready(self, precision: str) -> None:
+        self.connection.send(precision)
+
+    def wait(self) -> None:
+        self.connection.recv()
+        self.started = time.perf_counter()
+
+    def done(self, loss: float | None) -> None:
+        self.connection.send((time.perf_counter() - self.started, loss))
+
+
+def training_worker(contender: str, model_dir: str, data: PreparedData, settings: Settings, seed: int,
+                    output_dir: Path, connection: Connection) -> None:
+    """The body of a worker process: one contender's training, gated step by step."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    gate = StepGate(connection)
+    try:
+        if contender == "trainer":
+            trainer_steps(model_dir, data.train, settings, seed, output_dir, gate)
+        else:
+            precision = "fp32" if contender == "finetune_fp32" else "auto"
+            finetune_steps(model_dir, data, settings, seed, precision, output_dir, gate)
+    except Exception:  # noqa: BLE001 - whatever it was, the parent reports it
+        connection.send(WorkerFailed(contender, traceback.format_exc()))
+    finally:
+        connection.close()
+
+
+def finetune_steps(model_dir: str, data: PreparedData, settings: Settings, seed: int, precision: str,
+                   output_dir: Path, gate: StepGate) -> None:
+    """training.finetune in full mode for one epoch of exactly total_steps batches, closed after the last step so
+    the epoch's evaluation and save (not training throughput) never run."""
     from training.events import Started, Step
     from training.finetune import FinetuneConfig, finetune
 
@@ -294,24 +396,22 @@ def finetune_run(model_dir: str, data, settings: Settings, seed: int, precision:
                             precision=precision, num_train_epochs=1, per_device_train_batch_size=settings.batch_size,
                             seed=seed, dataloader_num_workers=0)
     events = finetune(config)
-    ends: list[float] = []
-    losses: list[float] = []
-    precision_name = "?"
     try:
-        for arrived, event in timed_events(events):
+        for event in events:
             if isinstance(event, Started):
-                precision_name = event.precision
+                gate.ready(event.precision)
+                gate.wait()
             elif isinstance(event, Step):
-                ends.append(arrived)
-                losses.append(event.loss)
+                gate.done(event.loss)
                 if event.step == settings.total_steps:
                     break
+                gate.wait()
     finally:
         events.close()
-    return TrainingRun(step_ends=tuple(ends), losses=tuple(losses), precision=precision_name)
 
 
-def trainer_run(model_dir: str, samples: Sequence, settings: Settings, seed: int, output_dir: Path) -> TrainingRun:
+def trainer_steps(model_dir: str, samples: Sequence[Sample], settings: Settings, seed: int, output_dir: Path,
+                  gate: StepGate) -> None:
     """transformers.Trainer with TrainingArguments' defaults (fp32, its fused AdamW, linear schedule, grad-norm
     clipping) but the same batch size, photos, transforms and seed, and no saving, logging or evaluation."""
     from transformers import PrinterCallback, Trainer, TrainingArguments, ViTForImageClassification, ViTImageProcessor
@@ -325,34 +425,38 @@ def trainer_run(model_dir: str, samples: Sequence, settings: Settings, seed: int
         seed=seed, remove_unused_columns=False, report_to=[], save_strategy="no", eval_strategy="no",
         logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0,
     )
-    clock = step_clock()
     trainer = Trainer(model=ViTForImageClassification.from_pretrained(model_dir), args=arguments,
-                      train_dataset=ImageClassificationData(samples, train_transform), data_collator=collate,
-                      callbacks=[clock])
-    trainer.remove_callback(PrinterCallback)  # with tqdm off it prints the final metrics into the report
+                      train_dataset=ImageClassificationData(samples, train_transform), data_collator=collate)
+    mixed = trainer.accelerator.mixed_precision
+    trainer.add_callback(gated_steps(gate, "fp32" if mixed == "no" else f"{mixed} autocast"))
+    trainer.remove_callback(PrinterCallback)  # with tqdm off it prints the final metrics among the report
     with warnings.catch_warnings():
         # The default dataloader_pin_memory=True warns on every CPU-only run; it changes nothing here.
         warnings.filterwarnings("ignore", message=".*pin_memory.*")
         trainer.train()
-    precision = "fp32" if trainer.accelerator.mixed_precision == "no" else f"{trainer.accelerator.mixed_precision}"
-    return TrainingRun(step_ends=tuple(clock.step_ends), losses=(), precision=precision)
 
 
-def step_clock():
-    """A TrainerCallback noting when each optimizer step ends (built here: transformers loads only when used)."""
+def gated_steps(gate: StepGate, precision: str):
+    """A TrainerCallback that holds each step until the parent's go (built here: transformers loads when used)."""
     from transformers import TrainerCallback
 
-    class StepClock(TrainerCallback):
-        def __init__(self) -> None:
-            self.step_ends: list[float] = []
+    class GatedSteps(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            gate.ready(precision)
+            gate.wait()
 
         def on_step_end(self, args, state, control, **kwargs):
-            self.step_ends.append(time.perf_counter())
+            gate.done(None)
+            if state.global_step < state.max_steps:
+                gate.wait()  # the next batch loads after this returns, inside the timed go
 
-    return StepClock()
+    return GatedSteps()
 
 
-def head_run(model_dir: str, data, seed: int, output_dir: Path) -> HeadRun:
+# ---- head-only ---------------------------------------------------------------------------------------------
+
+
+def head_run(model_dir: str, data: PreparedData, seed: int, output_dir: Path) -> HeadRun:
     """training.finetune in head mode with the front ends' head defaults (HEAD_EPOCHS epochs), timed by its events."""
     from training.events import Evaluated, Finished, Saved, Started, Step
     from training.finetune import MODE_DEFAULTS, FinetuneConfig, finetune
@@ -394,7 +498,7 @@ class FeaturePass:
         self.autocast = cpu_has_fast_bf16()
         self.precision = "bf16 autocast" if self.autocast else "fp32"
 
-    def __call__(self, photos: Sequence) -> None:
+    def __call__(self, photos: Sequence[Sample]) -> None:
         from training.data import ImageClassificationData
         from training.finetune import collate
 
@@ -410,36 +514,8 @@ class FeaturePass:
 
 def format_report(result: Result) -> str:
     settings = result.settings
-    per_s = {name: statistics.median(result.images_per_s(name)) for name in CONTENDERS}
-    full_ratio = per_s["finetune"] / per_s["trainer"]
-    precision = {name: result.runs[name][0].precision for name in CONTENDERS}
-    labels = {
-        "trainer": "(a) transformers.Trainer, TrainingArguments defaults",
-        "finetune": '(b) training.finetune, mode="full", precision="auto"',
-        "finetune_fp32": '    training.finetune, precision="fp32" (information)',
-    }
-    training_rows = [("full fine-tuning", "precision", "images/s", "per-step min-max", "finetune/this")]
-    for name in CONTENDERS:
-        training_rows.append((labels[name], precision[name], f"{per_s[name]:.2f}",
-                              spread_2(result.step_images_per_s(name)), f"{per_s['finetune'] / per_s[name]:.3g}x"))
-
-    heads = result.head_runs
-    feature_s = statistics.median(result.feature_pass_seconds)
-    head_s = statistics.median(run.total for run in heads)
-    head_ratio = head_s / feature_s
-    phase = lambda name: statistics.median(getattr(run, name) for run in heads)  # noqa: E731
-    head_rows = [
-        ("head-only vs one feature pass", "precision", "seconds", "min-max", "this/feature pass"),
-        (f"(c) one feature pass, batch {FEATURE_BATCH}", result.feature_precision, f"{feature_s:.1f}",
-         spread(result.feature_pass_seconds), "1x"),
-        (f'(d) training.finetune, mode="head", {HEAD_EPOCHS} epochs', heads[0].precision, f"{head_s:.1f}",
-         spread([run.total for run in heads]), f"{head_ratio:.3g}x"),
-        ("    features (Started -> first step)", "", f"{phase('features'):.1f}", "", f"{phase('features') / feature_s:.3g}x"),
-        (f"    {HEAD_EPOCHS} epochs of the head, with evaluations", "", f"{phase('epochs'):.1f}", "",
-         f"{phase('epochs') / feature_s:.3g}x"),
-        ("    saving (-> Saved)", "", f"{phase('save'):.1f}", "", f"{phase('save') / feature_s:.3g}x"),
-        ("    results and figures (-> Finished)", "", f"{phase('finish'):.1f}", "", f"{phase('finish') / feature_s:.3g}x"),
-    ]
+    full_ratio = median_images_per_s(result, "finetune") / median_images_per_s(result, "trainer")
+    head_ratio = head_over_feature_pass(result)
     ratios = [
         ("ratio", "value", "target"),
         ("finetune / Trainer training images/s", f"{full_ratio:.3g}x",
@@ -450,18 +526,19 @@ def format_report(result: Result) -> str:
     return "\n".join([
         "",
         f"ViT-B/16 at {model_size()} px (random weights, {len(result.classes)} labels: {', '.join(result.classes)}), "
-        f"{result.photos} photos; medians of {settings.rounds} interleaved round(s) of training, "
-        f"{settings.head_rounds} of head-only",
-        f"full fine-tuning: batch {settings.batch_size} for both, {settings.warmup_steps} warm-up + {settings.steps} "
-        f"timed optimizer steps per run on the first {settings.train_images} photos (same transforms and seed), "
-        "evaluation and saving excluded",
-        f"head-only: {result.head_photos} photos, timed from the Started event (model loading excluded)",
+        f"{result.photos} photos",
+        f"full fine-tuning: batch {settings.batch_size} for all, {settings.warmup_steps} warm-up + {settings.steps} "
+        f"timed optimizer steps each on the first {settings.train_images} photos (same transforms and seed), the "
+        "contenders taking steps in turn, each in its own process; medians of the timed steps; evaluation and "
+        "saving excluded",
+        f"head-only: {result.head_photos} photos, timed from the Started event (model loading excluded), each run "
+        "between two plain feature passes; medians",
         f"machine: {machine_description()}",
         interference_note(result.others_cpu_share),
         "",
-        *aligned(training_rows),
+        *aligned(training_rows(result)),
         "",
-        *aligned(head_rows),
+        *aligned(head_rows(result)),
         "",
         *aligned(ratios),
         "",
@@ -469,9 +546,54 @@ def format_report(result: Result) -> str:
     ])
 
 
+def median_images_per_s(result: Result, contender: str) -> float:
+    return statistics.median(result.images_per_s(contender))
+
+
+def training_rows(result: Result) -> list[tuple[str, ...]]:
+    labels = {
+        "trainer": "(a) transformers.Trainer, TrainingArguments defaults",
+        "finetune": '(b) training.finetune, mode="full", precision="auto"',
+        "finetune_fp32": '    training.finetune, precision="fp32" (information)',
+    }
+    finetune_per_s = median_images_per_s(result, "finetune")
+    rows = [("full fine-tuning", "precision", "images/s", "min-max", "finetune/this", "step by step min-max")]
+    for name in CONTENDERS:
+        per_s = median_images_per_s(result, name)
+        rows.append((labels[name], result.runs[name].precision, f"{per_s:.2f}", spread_2(result.images_per_s(name)),
+                     f"{finetune_per_s / per_s:.3g}x", spread_2(result.paired_speedups("finetune", name))))
+    return rows
+
+
+def head_over_feature_pass(result: Result) -> float:
+    return statistics.median(run.total for run in result.head_runs) / statistics.median(result.feature_pass_seconds)
+
+
+def head_rows(result: Result) -> list[tuple[str, ...]]:
+    heads = result.head_runs
+    feature_s = statistics.median(result.feature_pass_seconds)
+    return [
+        ("head-only vs one feature pass", "precision", "seconds", "min-max", "this/feature pass"),
+        (f"(c) one feature pass, batch {FEATURE_BATCH}", result.feature_precision, f"{feature_s:.1f}",
+         spread(result.feature_pass_seconds), "1x"),
+        (f'(d) training.finetune, mode="head", {HEAD_EPOCHS} epochs', heads[0].precision,
+         f"{statistics.median(run.total for run in heads):.1f}", spread([run.total for run in heads]),
+         f"{head_over_feature_pass(result):.3g}x"),
+        phase_row("    features (Started -> first step)", heads, "features", feature_s),
+        phase_row(f"    {HEAD_EPOCHS} epochs of the head, with evaluations", heads, "epochs", feature_s),
+        phase_row("    saving (-> Saved)", heads, "save", feature_s),
+        phase_row("    results and figures (-> Finished)", heads, "finish", feature_s),
+    ]
+
+
+def phase_row(label: str, heads: Sequence[HeadRun], phase: str, feature_s: float) -> tuple[str, ...]:
+    seconds = statistics.median(getattr(run, phase) for run in heads)
+    return label, "", f"{seconds:.1f}", "", f"{seconds / feature_s:.3g}x"
+
+
 def fidelity_lines(result: Result) -> list[str]:
-    """The first round's loss curves: both runs share seed, batches and crops, so only the precision differs."""
-    reduced, reference = result.runs["finetune"][0], result.runs["finetune_fp32"][0]
+    """Both finetune runs share seed, batches and crops, so only the precision differs between their losses."""
+    reduced, reference = result.runs["finetune"], result.runs["finetune_fp32"]
     differences = [abs(a - b) for a, b in zip(reduced.losses, reference.losses)]
     return [
         f"loss curve, finetune {reduced.precision} vs fp32 over the first {len(differences)} steps (same seed, batches "
@@ -489,5 +611,5 @@ def model_size() -> int:
 
 
 def spread_2(samples: Sequence[float]) -> str:
-    """common.spread with two decimals: training runs at a few images/s."""
+    """common.spread with two decimals: training runs at about 1 image/s."""
     return f"{min(samples):.2f}-{max(samples):.2f}"
