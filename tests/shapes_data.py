@@ -36,3 +36,11 @@ def write_shapes(folder: Path, per_class: int = 40, seed: int = 0) -> Path:
         for index in range(per_class):
             draw_shape(shape, rng).save(folder / shape / f"{index:03d}.png")
     return folder
+
+
+def write_shapes_zip(folder: Path, per_class: int = 24) -> Path:
+    """folder/shapes.zip holding shapes/<shape>/<n>.png, as a user zips an image folder to upload it."""
+    import shutil
+
+    images = write_shapes(folder / "shapes", per_class=per_class)
+    return Path(shutil.make_archive(str(images), "zip", root_dir=folder, base_dir=images.name))

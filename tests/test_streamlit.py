@@ -6,7 +6,6 @@ page shows, compares it with the engine called directly, and checks that no exce
 """
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -33,10 +32,9 @@ def captioner_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def shapes_zip(tmp_path_factory) -> Path:
-    from shapes_data import write_shapes
+    from shapes_data import write_shapes_zip
 
-    folder = write_shapes(tmp_path_factory.mktemp("st-shapes") / "shapes", per_class=24)
-    return Path(shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name))
+    return write_shapes_zip(tmp_path_factory.mktemp("st-shapes"))
 
 
 @pytest.fixture

@@ -90,9 +90,6 @@ def blip_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def shapes_zip(tmp_path_factory) -> Path:
     """A zip of an easy generated image folder (three shapes), as a user uploads one to the Train tab."""
-    import shutil
+    from shapes_data import write_shapes_zip
 
-    from shapes_data import write_shapes
-
-    folder = write_shapes(tmp_path_factory.mktemp("shapes") / "shapes", per_class=24)
-    return Path(shutil.make_archive(str(folder), "zip", root_dir=folder.parent, base_dir=folder.name))
+    return write_shapes_zip(tmp_path_factory.mktemp("shapes"))
