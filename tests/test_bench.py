@@ -57,8 +57,8 @@ def test_caption_benchmark_runs(tiny_captioner, capsys):
     assert main(["caption", "--quick", "--images", "1"]) == 0
     report = capsys.readouterr().out
     assert "core / recipe throughput" in report
-    assert "every caption 15 new tokens" in report  # min_new_tokens pinned both sides to the same length
-    assert "1/1 captions identical" in report.split("core fp32 vs the recipe")[1]
+    assert "every caption ran the full 15 new tokens" in report  # min_new_tokens pinned both sides' length
+    assert "1/1 captions identical" in report.split("fp32 model vs the recipe")[1]
 
 
 def test_zero_shot_benchmark_runs(tiny_clips, capsys):
