@@ -69,6 +69,8 @@ class Result:
     repeat_query_ms: list[float]  # one photo, the labels of the previous query
     text_cache_misses: int  # first queries should miss, repeats hit: checked against the engine's own counters
     text_cache_hits: int
+    pipeline_prompt_tokens: int  # the pipeline pads the prompts to the longest of them
+    open_clip_prompt_tokens: int  # open_clip (core and the recipe) pads every prompt to its context length
     fidelity: Fidelity
     others_cpu_share: float | None
 
@@ -172,6 +174,7 @@ def benchmark(folder: str, images: list[Image.Image], repeats: int) -> Result:
     engine = importlib.import_module("core.zero_shot")  # the package exports the function under the module's name
     checkpoint = str(Path(folder) / CHECKPOINT)
     labels = benchmark_labels()
+    prompts = [TEMPLATE.format(label) for label in labels]
     fresh_labels = FreshLabels()
     pipe = pipeline("zero-shot-image-classification", model=str(Path(folder) / HF_FOLDER))
     recipe = ReadmeRecipe(checkpoint)
@@ -210,6 +213,8 @@ def benchmark(folder: str, images: list[Image.Image], repeats: int) -> Result:
         repeat_query_ms=[1000 * s for s in repeat_s],
         text_cache_misses=after.misses - before.misses,
         text_cache_hits=after.hits - before.hits,
+        pipeline_prompt_tokens=len(pipe.tokenizer(prompts, padding=True)["input_ids"][0]),
+        open_clip_prompt_tokens=recipe.tokenizer(prompts).shape[-1],
         fidelity=fidelity,
         others_cpu_share=others,
     )
@@ -298,6 +303,10 @@ def format_report(result: Result, count: int, repeats: int) -> str:
         f"one-photo queries: first {spread(result.first_query_ms)} ms, repeated {spread(result.repeat_query_ms)} ms; "
         f"engine text cache: {result.text_cache_misses} misses, {result.text_cache_hits} hits "
         f"(expected {len(result.first_query_ms)} of each)",
+        f"text work: the pipeline pads prompts to the longest ({result.pipeline_prompt_tokens} tokens) and encodes the labels "
+        f"once per batch of photos (batch_size={PIPELINE_BATCH_SIZE}:",
+        f"  {PIPELINE_BATCH_SIZE}x less often); open_clip, so core and the recipe, pads every prompt to "
+        f"{result.open_clip_prompt_tokens} tokens",
         f"fidelity over {fid.count} photos x {NUM_LABELS} labels (mean fp32 top-1 probability {fid.top1_probability:.4f};"
         f" flat is {1 / NUM_LABELS:.4f}):",
         f"  core {core} vs core fp32: max |diff| {fid.max_abs_diff:.2g}; top-1 agree {fid.top1_agree}/{fid.count}; "
