@@ -66,10 +66,10 @@ class Settings:
         return self.total_steps * self.batch_size
 
 
-# ViT-B/16 trains at about 1 image/s on 2 shared cores and infers at a few: these keep a full run near 10 minutes
-# (--quick near 2): 3 contenders x 5 steps of 16 photos, then three passes over all 245 photos (plain pass,
-# head-only run, plain pass).
-FULL = Settings(batch_size=16, warmup_steps=1, steps=4, head_images=None, head_rounds=1)
+# ViT-B/16 trains at 1-2 images/s on 2 cores and infers at ~7: a full run takes ~8 minutes on a quiet machine
+# (--quick ~1): 3 contenders x 9 steps of 16 photos, then three passes over all 245 photos (plain pass, head-only
+# run, plain pass). Other engineers' load can double that.
+FULL = Settings(batch_size=16, warmup_steps=1, steps=8, head_images=None, head_rounds=1)
 QUICK = Settings(batch_size=4, warmup_steps=1, steps=1, head_images=32, head_rounds=1)
 # Inference-mode kernels differ from training's: one small batch through the plain model before its timed pass.
 WARMUP_PHOTOS = 8
