@@ -42,19 +42,19 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "hymenoptera" / "train"
 # ViTConfig's defaults are google/vit-base-patch16-224's shapes (ViT-B/16 at 224); the smoke test shrinks them.
 MODEL_SHAPE: dict[str, int] = {}
 
-# Full fine-tuning contenders, each one short training run; the last is for information (and bf16 fidelity).
+# Full fine-tuning contenders, each a short training run of its own; the last is for information (and bf16 fidelity).
 CONTENDERS = ("trainer", "finetune", "finetune_fp32")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How much training each run does: warm-up steps first, then the timed steps, at one batch size."""
+    """How much each part does: warm-up then timed training steps at one batch size; head-only runs on N photos."""
 
     batch_size: int
     warmup_steps: int
     steps: int
     head_images: int | None  # photos for the head-only part; None: every photo
-    head_rounds: int  # of the head-only run and the feature pass: each is one pass over head_images photos
+    head_rounds: int  # head-only runs, each followed by a plain feature pass (and one more pass before the first)
 
     @property
     def total_steps(self) -> int:
@@ -101,7 +101,7 @@ class HeadRun:
 
 @dataclass(frozen=True)
 class Result:
-    """Every run of every round, plus what is needed to describe them."""
+    """Every training step, head-only run and feature pass timed, plus what is needed to describe them."""
 
     settings: Settings
     classes: tuple[str, ...]
@@ -122,7 +122,8 @@ class Result:
 
     def paired_speedups(self, contender: str, baseline: str) -> list[float]:
         """Step by step, baseline seconds over contender seconds: each pair ran back to back, in the same noise."""
-        return [slow / fast for fast, slow in zip(self.timed_seconds(contender), self.timed_seconds(baseline))]
+        pairs = zip(self.timed_seconds(contender), self.timed_seconds(baseline))
+        return [baseline_s / contender_s for contender_s, baseline_s in pairs]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -222,23 +223,32 @@ def benchmark(model_dir: str, data: PreparedData, photos: list[Sample], settings
     runs = interleaved_training(model_dir, train_data, settings, seed, work_dir)
 
     head_photos = photos[:settings.head_images or len(photos)]
-    head_data = head_split(data, head_photos, data_val_fraction(data))
     progress(f"head-only: {settings.head_rounds} run(s) of {HEAD_EPOCHS} epochs on {len(head_photos)} photos, each "
              "between two plain feature passes ...")
     feature_pass = FeaturePass(model_dir)
-    feature_pass(head_photos[:WARMUP_PHOTOS])
-    feature_seconds = [seconds_of(feature_pass, head_photos)]
-    head_runs: list[HeadRun] = []
-    for _ in range(settings.head_rounds):
-        # Bracketed by passes: the machine's load drifts over minutes, and a pass on each side averages it out.
-        head_runs.append(in_fresh_folder(partial(head_run, model_dir, head_data, seed), work_dir))
-        feature_seconds.append(seconds_of(feature_pass, head_photos))
+    head_data = head_split(data, head_photos, data_val_fraction(data))
+    head_runs, feature_seconds = head_runs_between_passes(model_dir, head_data, feature_pass, settings.head_rounds,
+                                                          seed, work_dir)
     return Result(
         settings=settings, classes=tuple(data.classes), photos=len(photos), runs=runs, head_runs=head_runs,
         feature_pass_seconds=feature_seconds, head_photos=len(head_photos),
         feature_precision=feature_pass.precision,
         others_cpu_share=others_share(machine_before, machine_cpu_seconds(), cpu_seconds_with_workers() - own_before),
     )
+
+
+def head_runs_between_passes(model_dir: str, data: PreparedData, feature_pass: FeaturePass, rounds: int, seed: int,
+                             work_dir: Path) -> tuple[list[HeadRun], list[float]]:
+    """Pass, head-only run, pass, ...: the machine's load drifts over minutes, and a pass on each side of every
+    run averages it out. The passes go over the same photos as the run (its training and validation photos)."""
+    photos = [*data.train, *data.val]
+    feature_pass(photos[:WARMUP_PHOTOS])
+    feature_seconds = [seconds_of(feature_pass, photos)]
+    head_runs: list[HeadRun] = []
+    for _ in range(rounds):
+        head_runs.append(in_fresh_folder(partial(head_run, model_dir, data, seed), work_dir))
+        feature_seconds.append(seconds_of(feature_pass, photos))
+    return head_runs, feature_seconds
 
 
 def cpu_seconds_with_workers() -> float:
