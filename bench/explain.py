@@ -14,7 +14,7 @@ from PIL import Image
 from . import common
 from .common import (
     NUM_LABELS, Call, aligned, dtype_name, interference_note, machine_cpu_seconds,
-    machine_description, others_share, own_cpu_seconds, progress, seconds_for, spread, verdict,
+    machine_description, others_share, own_cpu_seconds, progress, spread, time_rotating, verdict,
 )
 
 # The issue's targets: a map costs little more than a plain classify, and well under the usual two passes.
@@ -96,19 +96,6 @@ def benchmark(model_dir: str, images: list[Image.Image], repeats: int) -> Result
         fidelity=fidelity,
         others_cpu_share=others,
     )
-
-
-def time_rotating(rows: Sequence[Sequence[Call]], repeats: int) -> list[list[float]]:
-    """Seconds per call for each column, over `repeats` rounds of all rows; who goes first rotates row by row."""
-    width = len(rows[0])
-    times: list[list[float]] = [[] for _ in range(width)]
-    turn = 0
-    for _ in range(repeats):
-        for row in rows:
-            for column in [(turn + offset) % width for offset in range(width)]:
-                times[column].append(seconds_for(row[column]))
-            turn += 1
-    return times
 
 
 class TwoPass:
