@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench.__main__ import main
-from shapes_data import write_shapes
+from training.examples import write_shapes
 
 TINY_CLIP = "vit-studio-bench-tiny-clip"
 TINY_VIT = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

@@ -20,7 +20,7 @@ from training.events import Evaluated, Finished, Saved, Started, Step, Stopped, 
 from training.finetune import FinetuneConfig, finetune
 from training.runs import list_runs, zip_run
 
-from shapes_data import SHAPES, write_shapes
+from training.examples import SHAPES, write_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 HYMENOPTERA = ROOT.parent / "shared" / "data" / "hymenoptera"

@@ -32,7 +32,7 @@ def captioner_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def shapes_zip(tmp_path_factory) -> Path:
-    from shapes_data import write_shapes_zip
+    from training.examples import write_shapes_zip
 
     return write_shapes_zip(tmp_path_factory.mktemp("st-shapes"))
 
@@ -262,8 +262,19 @@ def test_train_checks_a_folder_upload_by_its_class_folders(app, shapes_zip, tmp_
     assert any(markdown.value.startswith("3 classes, 60 training and 12 validation") for markdown in at.markdown)
 
 
+def test_train_offers_the_example_data_set_until_the_user_gives_images(app, shapes_zip):
+    from training.examples import EXAMPLE_PER_CLASS
+
+    at = click(app("train"), "train_check")  # nothing uploaded: the example, ticked from the start
+    assert table(at, "class")["total"].tolist() == [EXAMPLE_PER_CLASS] * 3
+    click(upload(at, "train_zip", shapes_zip), "train_check")  # the user's own zip wins
+    assert any(markdown.value.startswith("3 classes, 60 training and 12 validation") for markdown in at.markdown)
+
+
 def test_train_refuses_bad_settings_and_missing_data(app, shapes_zip, runs_dir):
-    at = click(app("train"), "train_start")
+    at = app("train")
+    at.checkbox(key="train_example").uncheck()
+    click(at, "train_start")
     assert "Give the images first: a zip of class folders, or a folder with one sub-folder per class." in errors(at)
     upload(at, "train_zip", shapes_zip)
     at.number_input(key="train_lr").set_value(0.0)

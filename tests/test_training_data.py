@@ -582,3 +582,34 @@ def test_folder_names_pair_only_when_every_name_matches(tmp_path):
     assert pair_folder_names('["pets/cat/x.jpg", "pets/dog/b.jpg"]', files) == files
     assert pair_folder_names('["pets/cat/a.jpg"]', files) == files
     assert pair_folder_names("", files) == files and pair_folder_names("not json", files) == files
+
+
+def test_the_users_own_images_come_before_the_example_data_set(tmp_path):
+    from training.data import chosen_source
+
+    example = tmp_path / "shapes.zip"
+    pairs = [("pets/cat/a.jpg", tmp_path / "a.jpg")]
+    assert chosen_source(tmp_path / "mine.zip", pairs, "/data", example) == tmp_path / "mine.zip"
+    assert chosen_source(None, pairs, "/data", example) == pairs
+    assert chosen_source(None, None, " /data ", example) == "/data"
+    assert chosen_source(None, None, "  ", example) == example
+    with pytest.raises(DataError, match="Give the images first"):
+        chosen_source(None, [], "", None)
+
+
+def test_example_data_set_is_written_once_and_checks_clean(tmp_path):
+    from training.examples import EXAMPLE_PER_CLASS, SHAPES, example_data_zip
+
+    zip_path = example_data_zip(tmp_path / "cache")
+    written = zip_path.stat().st_mtime_ns
+    assert example_data_zip(tmp_path / "cache") == zip_path and zip_path.stat().st_mtime_ns == written
+    assert [path.name for path in zip_path.parent.iterdir()] == [zip_path.name]  # no staging folder left
+    report = check_data(zip_path, tmp_path / "work")
+    assert report.classes == SHAPES
+    assert [train + val for train, val in zip(report.train_counts, report.val_counts)] == [EXAMPLE_PER_CLASS] * 3
+    assert report.skipped == () and report.warnings == ()
+    # The same images every time, so a class sees the same example as its teacher.
+    again = example_data_zip(tmp_path / "other")
+    with zipfile.ZipFile(zip_path) as first, zipfile.ZipFile(again) as second:
+        assert sorted(first.namelist()) == sorted(second.namelist())
+        assert all(first.read(name) == second.read(name) for name in first.namelist())

@@ -832,15 +832,19 @@ def _to_tensor() -> Callable:
     return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
 
 
-def chosen_source(zip_file: PathLike | None, folder_items: Sequence | None, server_path: str | None) -> DataSource:
+def chosen_source(zip_file: PathLike | None, folder_items: Sequence | None, server_path: str | None,
+                  example: PathLike | None = None) -> DataSource:
     """What a front end's data inputs give training: the zip when one was uploaded, else the folder upload
-    (paths, or (name inside the folder, path) pairs), else a path on the machine running the app."""
+    (paths, or (name inside the folder, path) pairs), else a path on the machine running the app, else the
+    example data set when it was asked for (the user's own images always come first)."""
     if zip_file:
         return zip_file
     if folder_items:
         return list(folder_items)
     if server_path and str(server_path).strip():
         return str(server_path).strip()
+    if example:
+        return example
     raise DataError("Give the images first: a zip of class folders, or a folder with one sub-folder per class.")
 
 

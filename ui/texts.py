@@ -58,5 +58,8 @@ Training minimises the cross-entropy of the right class with AdamW, a short warm
 ([Dosovitskiy et al., 2020](https://arxiv.org/abs/2010.11929), section 3.2 on fine-tuning)
 """
 
+# The Train tab's example: generated, so it needs no download; it trains to full accuracy in seconds from scratch.
+EXAMPLE_DATA_LABEL = "No photos at hand? An example: coloured shapes (circle, square, triangle; 40 of each)"
+
 EMPTY_CAPTION = "(an empty caption: the model stopped at once)"
 ZERO_SHOT_EXAMPLE_LABELS = "cat, dog, astronaut, rocket, cup of coffee, camera"

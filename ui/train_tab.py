@@ -9,12 +9,13 @@ import pandas as pd
 
 from training.data import TABLE_HEADERS, check_data, chosen_source, pair_folder_names, thumbnails
 from training.events import read_events
+from training.examples import example_data_zip
 from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, base_choices, form_config, resume_config
 from training.jobs import current_job, is_training, start_new_run, start_training, watch
 from training.review import cell_overlays as cell_pictures, compare_base, push_to_hub
 from training.runs import EVENTS_LOG, list_runs, run_label, run_view, runs_root, saved_model_dir, zip_run
 from ui.gradio_common import output_folder, user_errors
-from ui.texts import TRAIN_INTRO
+from ui.texts import EXAMPLE_DATA_LABEL, TRAIN_INTRO
 
 # Gradio hands a Python function only the file names of a folder upload; the browser knows each file's path
 # inside the folder (the class). This keeps those paths, in upload order, in a hidden box.
@@ -43,6 +44,8 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: 
                 with gr.Tab("Zip"):
                     zip_file = gr.File(file_types=[".zip"], label="A zip of class folders (optional train/ and val/)",
                                        elem_id="train-zip")
+                    gr.Examples([[str(example_data_zip())]], inputs=[zip_file], label=EXAMPLE_DATA_LABEL,
+                                elem_id="train-example")
                 with gr.Tab("Folder"):
                     folder_files = gr.File(file_count="directory", label="A folder with one sub-folder per class",
                                            elem_id="train-folder")

@@ -90,6 +90,6 @@ def blip_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def shapes_zip(tmp_path_factory) -> Path:
     """A zip of an easy generated image folder (three shapes), as a user uploads one to the Train tab."""
-    from shapes_data import write_shapes_zip
+    from training.examples import write_shapes_zip
 
     return write_shapes_zip(tmp_path_factory.mktemp("shapes"))

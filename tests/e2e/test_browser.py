@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from core import caption, classify, explain, zero_shot
 
@@ -169,6 +171,23 @@ def test_train_watch_the_curve_grow_then_stop(page, app_url, shapes_zip, tiny_vi
     page.get_by_role("button", name="Classify", exact=True).click()
     top = classify(photo_path, model=model_box.input_value(), top_k=1)[0].label
     page.locator("#top-labels").get_by_text(top).first.wait_for(timeout=60_000)
+    assert page.errors == []
+
+
+def test_train_example_data_set_without_uploading(page, app_url, artifacts_dir):
+    """A class with no photos at hand clicks the example data set, then checks it."""
+    from training.examples import EXAMPLE_DATA_NAME
+
+    page.goto(app_url)
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-example").get_by_text(EXAMPLE_DATA_NAME).first.click()
+    # The file box shows the name in two parts ("shapes", ".zip").
+    expect(page.locator("#train-zip")).to_contain_text(Path(EXAMPLE_DATA_NAME).stem, timeout=30_000)
+    page.get_by_role("button", name="Check data").click()
+    page.locator("#train-data-summary").get_by_text("3 classes, 102 training and 18 validation").wait_for(
+        timeout=60_000)
+    page.locator("#train-thumbnails img").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts_dir / "train-example.png"), full_page=True)
     assert page.errors == []
 
 

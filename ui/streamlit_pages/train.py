@@ -12,6 +12,7 @@ from training.data import (
     DEFAULT_MAX_DATA_BYTES, TABLE_HEADERS, DataReport, DataSource, check_data, chosen_source, thumbnails,
 )
 from training.events import read_events
+from training.examples import example_data_zip
 from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, base_choices, form_config, resume_config
 from training.jobs import JobState, TrainingJob, current_job, is_training, start_new_run, start_training
 from training.review import cell_overlays, compare_base, push_to_hub
@@ -20,7 +21,7 @@ from ui.streamlit_pages.common import (
     ATTENTION_MODEL_KEY, CLASSIFY_MODEL_KEY, model_box, saved_uploads, server_paths_allowed, shown_errors,
     work_folder,
 )
-from ui.texts import TRAIN_INTRO
+from ui.texts import EXAMPLE_DATA_LABEL, TRAIN_INTRO
 
 RUN_ON_SHOW = "train_run_dir"  # the run every view below reads: training now, or picked under Earlier runs
 REPORT = "train_report"
@@ -56,11 +57,14 @@ def data_inputs() -> Callable[[Path], DataSource]:
             server_path = st.text_input("Folder or zip on the machine running the app", key="train_path",
                                         placeholder="/data/my-photos")
 
+    use_example = st.checkbox(EXAMPLE_DATA_LABEL, value=True, key="train_example",
+                              help="used only when no images of your own are given above")
+
     def source(upload_folder: Path) -> DataSource:
         zip_path = saved_uploads([zip_upload], upload_folder)[0][1] if zip_upload is not None else None
         # A folder upload names each file by its path inside the folder, which is where the class is.
         folder_items = saved_uploads(folder_upload, upload_folder) if folder_upload else None
-        return chosen_source(zip_path, folder_items, server_path)
+        return chosen_source(zip_path, folder_items, server_path, example_data_zip() if use_example else None)
     return source
 
 

@@ -1,13 +1,21 @@
-"""An easy generated image-folder data set (coloured shapes on noisy backgrounds) that a tiny ViT learns quickly."""
+"""An example data set for the Train tab (coloured shapes, generated, so it needs no download) and its zip."""
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from core.examples import cache_dir
+
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {"circle": (220, 40, 40), "square": (40, 80, 220), "triangle": (40, 180, 60)}
+EXAMPLE_DATA_NAME = "shapes.zip"
+# Enough that the automatic 85/15 split leaves 18 validation images; the scratch preset's own image side.
+EXAMPLE_PER_CLASS = 40
+EXAMPLE_SIDE = 64
 
 
 def draw_shape(shape: str, rng: np.random.Generator, size: int = 48) -> Image.Image:
@@ -28,19 +36,31 @@ def draw_shape(shape: str, rng: np.random.Generator, size: int = 48) -> Image.Im
     return image
 
 
-def write_shapes(folder: Path, per_class: int = 40, seed: int = 0) -> Path:
-    """folder/<shape>/<n>.png, per_class images of each shape."""
+def write_shapes(folder: Path, per_class: int = 40, seed: int = 0, size: int = 48) -> Path:
+    """folder/<shape>/<n>.png, per_class images of each shape; the same images for the same seed."""
     rng = np.random.default_rng(seed)
     for shape in SHAPES:
         (folder / shape).mkdir(parents=True, exist_ok=True)
         for index in range(per_class):
-            draw_shape(shape, rng).save(folder / shape / f"{index:03d}.png")
+            draw_shape(shape, rng, size).save(folder / shape / f"{index:03d}.png")
     return folder
 
 
-def write_shapes_zip(folder: Path, per_class: int = 24) -> Path:
+def write_shapes_zip(folder: Path, per_class: int = 24, size: int = 48) -> Path:
     """folder/shapes.zip holding shapes/<shape>/<n>.png, as a user zips an image folder to upload it."""
-    import shutil
-
-    images = write_shapes(folder / "shapes", per_class=per_class)
+    images = write_shapes(folder / "shapes", per_class=per_class, size=size)
     return Path(shutil.make_archive(str(images), "zip", root_dir=folder, base_dir=images.name))
+
+
+def example_data_zip(directory: Path | None = None) -> Path:
+    """The example data set as a zip of class folders, written on first use."""
+    directory = directory or cache_dir() / "examples"
+    path = directory / EXAMPLE_DATA_NAME
+    if path.exists():
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
+    # Built in a temporary folder and moved in whole, so a crash or a second process never leaves half a zip.
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".shapes-") as staging:
+        built = write_shapes_zip(Path(staging), per_class=EXAMPLE_PER_CLASS, size=EXAMPLE_SIDE)
+        built.replace(path)
+    return path
