@@ -133,6 +133,38 @@ def test_bf16_close_to_fp32(fresh_cache, tiny_clip_checkpoint, chelsea):
         assert prediction.score == pytest.approx(fp32[prediction.label], abs=0.05)
 
 
+def test_text_tower_without_the_padding_gives_the_padded_embeddings(fresh_cache, tiny_clip_checkpoint):
+    """The fast text path (prompts cut after the longest one's end) against open_clip's own encode_text on the
+    77-token padded prompts: prompts of different lengths, and one long enough to be truncated."""
+    zs = fresh_cache
+    loaded = zs.load_clip(TINY_CLIP, tiny_clip_checkpoint, device="cpu", precision="fp32")
+    assert loaded.encode_text.func is zs._encode_unpadded_text
+    prompts = ["a cat", "a photo of a cup of coffee on a table.", "x", " ".join(["word"] * 120)]
+    for batch in (prompts[:3], prompts):  # cut at 12 tokens, then not cut at all
+        tokens = loaded.tokenizer(batch)
+        with torch.no_grad():
+            fast = loaded.encode_text(tokens)
+            padded = loaded.model.encode_text(tokens)
+        assert fast.shape == padded.shape
+        torch.testing.assert_close(fast, padded, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("text_change", [{"no_causal_mask": True}, {"pool_type": "last"}])
+def test_padding_stays_where_it_matters(fresh_cache, tmp_path, text_change):
+    """A text tower that looks at later tokens, or pools the last position, keeps open_clip's own padded path."""
+    import open_clip
+
+    name = "vit-studio-tiny-clip-" + "-".join(text_change)
+    config = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 1,
+                                              "head_width": 16},
+              "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1,
+                           **text_change}}
+    (tmp_path / f"{name}.json").write_text(json.dumps(config))
+    open_clip.add_model_config(tmp_path / f"{name}.json")
+    loaded = fresh_cache.load_clip(name, None, device="cpu", precision="fp32")
+    assert loaded.encode_text == loaded.model.encode_text
+
+
 @pytest.mark.parametrize("text", [
     "a cat, a dog,a rocket ,, a cup of coffee",
     "a cat\na dog\n\n  a rocket\r\na cup of coffee\n",
