@@ -17,10 +17,9 @@ import torch
 from core import classify
 from training.data import DataError
 from training.events import Evaluated, Finished, Saved, Started, Step, Stopped, read_events
-from training.finetune import FinetuneConfig, finetune
-from training.runs import list_runs, zip_run
-
 from training.examples import SHAPES, write_shapes
+from training.finetune import FinetuneConfig, finetune, resume_config
+from training.runs import list_runs, zip_run
 
 ROOT = Path(__file__).resolve().parents[1]
 HYMENOPTERA = ROOT.parent / "shared" / "data" / "hymenoptera"
@@ -179,6 +178,23 @@ def test_head_only_trains_the_classifier_and_nothing_else(tiny_vit_dir, shapes_d
     for name, parameter in trained.vit.state_dict().items():
         assert torch.equal(parameter, base.vit.state_dict()[name]), f"{name} changed in head-only mode"
     assert trained.classifier.weight.shape == (3, base.config.hidden_size)
+
+
+def test_head_only_stop_during_the_feature_pass_saves_and_resumes(tiny_vit_dir, shapes_dir, tmp_path):
+    """The feature pass over a large data set takes minutes: Stop does not wait for its end."""
+    output_dir = tmp_path / "head"
+    config = FinetuneConfig(train_dir=shapes_dir, output_dir=output_dir, model_name_or_path=str(tiny_vit_dir),
+                            mode="head", num_train_epochs=2, learning_rate=1e-2, per_device_train_batch_size=16,
+                            per_device_eval_batch_size=8, seed=0)
+    stop, events = threading.Event(), []
+    for event in finetune(config, stop):
+        events.append(event)
+        stop.set()  # at Started, before the first batch of features
+    assert [type(event) for event in events] == [Started, Saved, Stopped] and events[-1].step == 0
+    assert list_runs(tmp_path)[0].status == "stopped" and list_runs(tmp_path)[0].resumable
+    resumed = list(finetune(resume_config(output_dir)))
+    assert isinstance(resumed[-1], Finished) and resumed[0].start_step == 0
+    assert [event.step for event in resumed if isinstance(event, Step)] == list(range(1, 2 * 7 + 1))
 
 
 # ---- real photos -------------------------------------------------------------------------------------------

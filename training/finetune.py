@@ -406,7 +406,12 @@ class _FullTrainer:
                       val_size=len(self.data.val), epochs=config.num_train_epochs, mode=config.mode,
                       device=str(accelerator.device), precision=_precision_name(accelerator.mixed_precision),
                       start_step=state.step)
-        yield from self.before_training()
+        try:
+            yield from self.before_training()
+        except _StopRequested:  # during a head-only run's feature pass, which can take minutes
+            yield from self.save(optimizer, scheduler, state)
+            yield Stopped(output_dir=str(self.output_dir), step=state.step)
+            return
         started, first_step = time.perf_counter(), state.step
         timer = _StepTimer(self.total_steps - state.step)
         loss_function = torch.nn.CrossEntropyLoss()
@@ -503,6 +508,10 @@ class _FullTrainer:
         return self.accelerator.skip_first_batches(batches, count)
 
 
+class _StopRequested(Exception):
+    """Stop was pressed before the first training step."""
+
+
 class _HeadTrainer(_FullTrainer):
     """Only the classifier learns, on backbone features computed once (so an epoch takes a moment, the way
     Teachable Machine feels instant). Images are seen once, without augmentation."""
@@ -535,6 +544,8 @@ class _HeadTrainer(_FullTrainer):
         try:
             with torch.inference_mode(), self.accelerator.autocast():
                 for batch in loader:
+                    if self.stop.is_set():
+                        raise _StopRequested
                     self.model(pixel_values=batch["pixel_values"].to(self.accelerator.device), **self.forward_kwargs)
                     labels.append(batch["labels"])
         finally:
