@@ -351,6 +351,13 @@ class _ForwardPass:
     model_input: Image.Image
 
 
+def comparison_target(target: int | str | None, model: str, other_model: str) -> int | str | None:
+    """The class a side-by-side comparison explains on its other side: the same one when both sides run the
+    same model; otherwise None (that model's own top label), since a class name only means something to the
+    model it came from."""
+    return target if other_model == model else None
+
+
 def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int | str | None) -> _ForwardPass:
     pixel_values = preprocess(loaded, [picture])
     labels = label_names(loaded.model.config) if _is_classifier(loaded.model) else None

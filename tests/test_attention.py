@@ -893,3 +893,11 @@ def test_head_grid_captions_count_heads_from_one_like_attention_map(tiny_vit_dir
     captions = [caption for _, caption in head_grid(result)]
     assert captions == ["head 1", "head 2"]
     np.testing.assert_allclose(result.heatmap, result.head_maps[1])
+
+
+def test_a_comparison_keeps_the_class_only_for_the_same_model():
+    from core.attention import comparison_target
+
+    assert comparison_target("tabby cat", "google/vit-base-patch16-224", "google/vit-base-patch16-224") == "tabby cat"
+    assert comparison_target("tabby cat", "google/vit-base-patch16-224", "facebook/deit-small-patch16-224") is None
+    assert comparison_target(None, "a", "a") is None

@@ -7,7 +7,7 @@ import gradio as gr
 
 from core import classify, classify_files, explain, features
 from core.attention import (
-    HEAD_FUSIONS, describe_tokens, head_grid, layer_strip, patch_grid_image, save_features,
+    HEAD_FUSIONS, comparison_target, describe_tokens, head_grid, layer_strip, patch_grid_image, save_features,
 )
 from core.batch import CSV_COLUMNS, batch_summary, results_table, write_csv
 from core.examples import example_images
@@ -179,10 +179,8 @@ def explain_side_by_side(image_path, model, method, head_fusion, discard, layer,
                          model_b, method_b, layer_b, progress=gr.Progress(track_tqdm=True)):
     """The same photo explained twice: the main settings on the left, the right-hand ones on the right."""
     left = _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha, progress)
-    # A class name only means something to the model it came from, so the right side explains its own top label.
-    right_target = target if model_b == model else None
-    right = _explain(image_path, model_b, method_b, head_fusion, discard, layer_b, head, right_target, cmap, alpha,
-                     progress)
+    right = _explain(image_path, model_b, method_b, head_fusion, discard, layer_b, head,
+                     comparison_target(target, model, model_b), cmap, alpha, progress)
     return left.overlay, _label_value(left), right.overlay, _label_value(right)
 
 

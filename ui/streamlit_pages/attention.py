@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core import explain, features
-from core.attention import HEAD_FUSIONS, describe_tokens, head_grid, layer_strip, patch_grid_image, save_features
+from core.attention import (
+    HEAD_FUSIONS, comparison_target, describe_tokens, head_grid, layer_strip, patch_grid_image, save_features,
+)
 from core.models import EXPLAINER_CHOICES, load_explainable
 from core.types import Explanation
 from ui.streamlit_pages.common import (
@@ -129,10 +131,8 @@ def side_by_side(photo: Photo | None, left: MapSettings) -> None:
             if photo is None:
                 st.error(NO_IMAGE)
             else:
-                # A class name only means something to the model it came from: the right side explains its own
-                # top label unless both sides run the same model.
                 right = MapSettings(model, method, left.head_fusion, left.discard_ratio, layer, left.head,
-                                    left.target if model == left.model else None, left.cmap, left.alpha)
+                                    comparison_target(left.target, left.model, model), left.cmap, left.alpha)
                 pair = shown_errors(lambda: (explained(photo, left), explained(photo, right)))
                 if pair is not None:
                     st.session_state[COMPARED] = pair
