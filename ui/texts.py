@@ -59,7 +59,8 @@ Training minimises the cross-entropy of the right class with AdamW, a short warm
 """
 
 # The Train tab's example: generated, so it needs no download; it trains to full accuracy in seconds from scratch.
-EXAMPLE_DATA_LABEL = "No photos at hand? An example: coloured shapes (circle, square, triangle; 40 of each)"
+EXAMPLE_DATA_LABEL = "No photos at hand? The example: coloured shapes"
+EXAMPLE_DATA_INFO = "120 generated pictures of circles, squares and triangles (40 of each)"
 
 EMPTY_CAPTION = "(an empty caption: the model stopped at once)"
 ZERO_SHOT_EXAMPLE_LABELS = "cat, dog, astronaut, rocket, cup of coffee, camera"

@@ -15,7 +15,7 @@ from training.jobs import current_job, is_training, start_new_run, start_trainin
 from training.review import cell_overlays as cell_pictures, compare_base, push_to_hub
 from training.runs import EVENTS_LOG, list_runs, run_label, run_view, runs_root, saved_model_dir, zip_run
 from ui.gradio_common import output_folder, user_errors
-from ui.texts import EXAMPLE_DATA_LABEL, TRAIN_INTRO
+from ui.texts import EXAMPLE_DATA_INFO, EXAMPLE_DATA_LABEL, TRAIN_INTRO
 
 # Gradio hands a Python function only the file names of a folder upload; the browser knows each file's path
 # inside the folder (the class). This keeps those paths, in upload order, in a hidden box.
@@ -44,8 +44,8 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: 
                 with gr.Tab("Zip"):
                     zip_file = gr.File(file_types=[".zip"], label="A zip of class folders (optional train/ and val/)",
                                        elem_id="train-zip")
-                    gr.Examples([[str(example_data_zip())]], inputs=[zip_file], label=EXAMPLE_DATA_LABEL,
-                                elem_id="train-example")
+                    gr.Examples([[str(example_data_zip())]], inputs=[zip_file],
+                                label=f"{EXAMPLE_DATA_LABEL} ({EXAMPLE_DATA_INFO})", elem_id="train-example")
                 with gr.Tab("Folder"):
                     folder_files = gr.File(file_count="directory", label="A folder with one sub-folder per class",
                                            elem_id="train-folder")

@@ -21,7 +21,7 @@ from ui.streamlit_pages.common import (
     ATTENTION_MODEL_KEY, CLASSIFY_MODEL_KEY, model_box, saved_uploads, server_paths_allowed, shown_errors,
     work_folder,
 )
-from ui.texts import EXAMPLE_DATA_LABEL, TRAIN_INTRO
+from ui.texts import EXAMPLE_DATA_INFO, EXAMPLE_DATA_LABEL, TRAIN_INTRO
 
 RUN_ON_SHOW = "train_run_dir"  # the run every view below reads: training now, or picked under Earlier runs
 REPORT = "train_report"
@@ -58,7 +58,7 @@ def data_inputs() -> Callable[[Path], DataSource]:
                                         placeholder="/data/my-photos")
 
     use_example = st.checkbox(EXAMPLE_DATA_LABEL, value=True, key="train_example",
-                              help="used only when no images of your own are given above")
+                              help=f"{EXAMPLE_DATA_INFO}; used only when no images of your own are given above")
 
     def source(upload_folder: Path) -> DataSource:
         zip_path = saved_uploads([zip_upload], upload_folder)[0][1] if zip_upload is not None else None
