@@ -105,6 +105,9 @@ def run_gradio(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     os.environ["VIT_STUDIO_RUNS"] = args.runs_dir  # training.runs reads it, in this process and its threads
+    # No usage statistics unless asked for (GRADIO_ANALYTICS_ENABLED=True), as with --ui streamlit: the app is
+    # used in classrooms and offline, where a report to the internet is neither wanted nor reachable.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     space = on_space()
     if space:
         # Should a gr.Examples ever get a function to cache, run each example on first use, not all at start-up.
@@ -183,9 +186,11 @@ def run_streamlit(args: argparse.Namespace) -> int:
 def streamlit_command(args: argparse.Namespace) -> list[str]:
     # This interpreter's streamlit (not whichever is first on PATH); headless: print the URL like the Gradio app
     # does, and never stop to ask for an e-mail address on the first run; the viewer toolbar: visitors get no
-    # "Deploy" button meant for the app's developer.
+    # "Deploy" button meant for the app's developer; no usage statistics: the page would fetch their settings
+    # from the internet, which fails offline with errors in the browser's console.
     return [sys.executable, "-m", "streamlit", "run", str(STREAMLIT_APP), "--server.port", str(args.port),
-            "--server.address", args.host, "--server.headless", "true", "--client.toolbarMode", "viewer"]
+            "--server.address", args.host, "--server.headless", "true", "--client.toolbarMode", "viewer",
+            "--browser.gatherUsageStats", "false"]
 
 
 def streamlit_env(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:

@@ -155,7 +155,7 @@ def test_streamlit_command_runs_the_streamlit_app_on_the_flags_address(off_a_spa
     assert Path(command[4]) == ROOT / "ui" / "streamlit_app.py"
     options = dict(zip(command[5::2], command[6::2]))
     assert options == {"--server.port": "8600", "--server.address": "0.0.0.0", "--server.headless": "true",
-                       "--client.toolbarMode": "viewer"}
+                       "--client.toolbarMode": "viewer", "--browser.gatherUsageStats": "false"}
 
 
 def test_streamlit_env_carries_the_flags(off_a_space, tmp_path):

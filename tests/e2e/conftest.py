@@ -2,17 +2,25 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
 
 
 def _free_port() -> int:
@@ -41,23 +49,19 @@ def app_runs_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("app-runs")
 
 
-@pytest.fixture(scope="session")
-def app_url(tiny_vit_dir, app_runs_dir, tmp_path_factory) -> str:
-    """URL of `python app.py --model <tiny ViT>`, run as a user would, with the Hub switched off."""
+@contextmanager
+def _running(arguments: list[str], workdir: Path, health_path: str) -> Iterator[str]:
+    """`python app.py <arguments>` on a free port, as a user starts it, with the Hub switched off; yields its URL."""
     port = _free_port()
-    workdir = tmp_path_factory.mktemp("app")
     log_path = workdir / "app.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VIT_STUDIO_CACHE": str(workdir / "cache"),
-           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VIT_STUDIO_CACHE": str(workdir / "cache"), "PYTHONUNBUFFERED": "1"}
+    env.pop("GRADIO_ANALYTICS_ENABLED", None)  # the app's own default, as a user gets it
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--model", str(tiny_vit_dir), "--port", str(port),
-             "--runs-dir", str(app_runs_dir)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *arguments, "--port", str(port)],
+                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_until_up(url, process, log_path)
+        _wait_until_up(url + health_path, process, log_path)
         yield url
     finally:
         process.terminate()
@@ -65,6 +69,61 @@ def app_url(tiny_vit_dir, app_runs_dir, tmp_path_factory) -> str:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_vit_dir, app_runs_dir, tmp_path_factory) -> Iterator[str]:
+    """URL of `python app.py --model <tiny ViT>`: the Gradio app."""
+    with _running(["--model", str(tiny_vit_dir), "--runs-dir", str(app_runs_dir)], tmp_path_factory.mktemp("app"),
+                  health_path="") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def streamlit_url(tiny_vit_dir, tmp_path_factory) -> Iterator[str]:
+    """URL of `python app.py --ui streamlit --model <tiny ViT>`; up once Streamlit's own health check answers."""
+    workdir = tmp_path_factory.mktemp("streamlit-app")
+    with _running(["--ui", "streamlit", "--model", str(tiny_vit_dir), "--runs-dir", str(workdir / "runs")], workdir,
+                  health_path="_stcore/health") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); .ci/run does.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, width: int, height: int):
+    """A fresh page that records uncaught errors and console errors: a test ends by asserting there were none."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("console", lambda message: page.errors.append(f"console: {message.text}")
+            if message.type == "error" else None)
+    return context, page
+
+
+@pytest.fixture
+def page(browser):
+    context, page = open_page(browser, 1280, 1000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def phone_page(browser):
+    """A page the size of a phone held upright (390 x 844 CSS pixels)."""
+    context, page = open_page(browser, 390, 844)
+    yield page
+    context.close()
 
 
 @pytest.fixture(scope="session")

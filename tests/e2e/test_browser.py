@@ -1,7 +1,6 @@
 """A person's path through each tab in a real browser: upload a photo, click, read the result on the page."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -9,43 +8,9 @@ from playwright.sync_api import expect
 
 from core import caption, classify, explain, zero_shot
 
+from .teaching import PAPER_LINKS
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); .ci/run does.")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-def open_page(browser, width: int, height: int):
-    """A fresh page that records uncaught errors and console errors: a test ends by asserting there were none."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.on("console", lambda message: page.errors.append(f"console: {message.text}")
-            if message.type == "error" else None)
-    return context, page
-
-
-@pytest.fixture
-def page(browser):
-    context, page = open_page(browser, 1280, 1000)
-    yield page
-    context.close()
 
 
 def test_upload_a_photo_and_read_the_labels(page, app_url, tiny_vit_dir, photo_path, artifacts_dir):
@@ -201,24 +166,16 @@ def open_tab(page, name: str) -> None:
     tab.first.click()
 
 
-# Each tab opens with a few sentences for a class and a link to the paper behind it.
-PAPER_LINKS = {"Classify": "Dosovitskiy et al., 2020", "Attention": "Abnar & Zuidema, 2020",
-               "Caption": "BLIP, Li et al., 2022", "Zero-shot": "Radford et al., 2021", "Train": "Dosovitskiy et al., 2020"}
-
-
 @pytest.mark.parametrize("tab", list(PAPER_LINKS))
-def test_each_tab_fits_a_phone(browser, app_url, artifacts_dir, tab):
+def test_each_tab_fits_a_phone(phone_page, app_url, artifacts_dir, tab):
     """At 390 px nothing sticks out sideways (galleries may scroll inside their own box) and the tab starts
     with its teaching text."""
-    context, page = open_page(browser, 390, 844)
-    try:
-        page.goto(app_url)
-        open_tab(page, tab)
-        page.get_by_role("link", name=PAPER_LINKS[tab]).locator("visible=true").first.wait_for(timeout=30_000)
-        page.wait_for_timeout(500)
-        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-        page.screenshot(path=str(artifacts_dir / f"narrow-{tab.lower()}.png"), full_page=True)
-        assert overflow <= 1, f"the {tab} tab is {overflow} px wider than a 390 px phone"
-        assert page.errors == []
-    finally:
-        context.close()
+    page = phone_page
+    page.goto(app_url)
+    open_tab(page, tab)
+    page.get_by_role("link", name=PAPER_LINKS[tab]).locator("visible=true").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    page.screenshot(path=str(artifacts_dir / f"narrow-{tab.lower()}.png"), full_page=True)
+    assert overflow <= 1, f"the {tab} tab is {overflow} px wider than a 390 px phone"
+    assert page.errors == []
