@@ -300,6 +300,25 @@ def test_one_training_at_a_time(shapes_dir, scratch_config, tmp_path):
     assert failed.error and "no images" in failed.error.lower()
 
 
+def test_on_a_space_only_the_session_that_started_a_run_can_stop_it(shapes_dir, scratch_config, tmp_path,
+                                                                    monkeypatch):
+    from training.jobs import NOTHING_TRAINING, STOPPING, run_owner, start_training, stop_current
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert run_owner("tab-a") is None  # on your own machine a reloaded page is still you: anyone may stop
+    monkeypatch.setenv("SPACE_ID", "someone/vit-studio")
+    job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200),
+                         owner=run_owner("tab-a"))
+    with pytest.raises(ValueError, match="started by another visitor, so only they can stop it"):
+        stop_current(session="tab-b")
+    with pytest.raises(ValueError, match="another visitor"):
+        stop_current()
+    assert job.running
+    assert stop_current(session="tab-a") == STOPPING
+    assert isinstance(job.wait(60).events[-1], Stopped)
+    assert stop_current(session="tab-b") == NOTHING_TRAINING
+
+
 # ---- after the run -----------------------------------------------------------------------------------------
 
 

@@ -319,3 +319,19 @@ def test_train_stop_then_resume_from_earlier_runs(app, tiny_vit_dir, shapes_zip,
     assert isinstance(state.events[0], Started) and state.events[0].start_step > 0
     at.run()
     assert at.session_state["train_run_dir"] == run_dir and not at.exception
+
+
+def test_on_a_space_another_visitor_cannot_stop_a_run(app, tiny_vit_dir, shapes_zip, monkeypatch):
+    from training.events import Stopped
+    from training.jobs import current_job
+
+    monkeypatch.setenv("SPACE_ID", "someone/vit-studio")
+    starter = upload(app("train", train_base=str(tiny_vit_dir)), "train_zip", shapes_zip)
+    starter.number_input(key="train_epochs").set_value(200)
+    click(starter, "train_start")
+    other = click(app("train"), "train_stop")  # a second browser session
+    assert any("started by another visitor" in message for message in errors(other)), errors(other)
+    assert current_job().running
+    click(starter, "train_stop")
+    assert not errors(starter) and any(info.value.startswith("Stopping after the current step") for info in starter.info)
+    assert isinstance(current_job().wait(timeout_s=60).events[-1], Stopped)

@@ -1,6 +1,7 @@
 """One training at a time in a background thread, so a front end can start it, stop it and watch it."""
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -10,6 +11,9 @@ from pathlib import Path
 from .events import Event, Finished, Stopped
 from .finetune import FinetuneConfig, check_config, finetune
 from .runs import new_run_dir
+
+NOTHING_TRAINING = "Nothing is training."
+STOPPING = "Stopping after the current step; the model so far will be saved ..."
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,10 @@ class TrainingJob:
     """finetune() in a daemon thread; its events collect here for any number of watchers (a browser tab
     closing does not stop the training)."""
 
-    def __init__(self, config: FinetuneConfig, fresh_folder: bool = False):
+    def __init__(self, config: FinetuneConfig, fresh_folder: bool = False, owner: str | None = None):
         self.config = config
         self.output_dir = Path(config.output_dir)
+        self.owner = owner  # the session that alone may stop it (see run_owner); None: anyone
         self._fresh_folder = fresh_folder  # made for this run: removed again if the run never starts
         self._stop = threading.Event()
         self._events: list[Event] = []
@@ -57,8 +62,12 @@ class TrainingJob:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """End after the current step; the model is saved and the run can be resumed."""
+    def stop(self, by: str | None = None) -> None:
+        """End after the current step; the model is saved and the run can be resumed. A run with an owner
+        stops only when its owner asks."""
+        if self.owner is not None and by != self.owner:
+            raise ValueError(f"The run {self.output_dir.name} was started by another visitor, so only they can stop "
+                             f"it; it ends by itself after {self.config.num_train_epochs} epoch(s).")
         self._stop.set()
 
     @property
@@ -79,14 +88,14 @@ _current: TrainingJob | None = None
 _jobs_lock = threading.Lock()
 
 
-def start_training(config: FinetuneConfig) -> TrainingJob:
+def start_training(config: FinetuneConfig, owner: str | None = None) -> TrainingJob:
     """Start a run in the background. Settings are checked here, at once; data and model problems arrive
     as the job's error a moment later. Only one run trains at a time: the machine has one set of cores."""
     global _current
     check_config(config)
     with _jobs_lock:
         check_idle()
-        _current = TrainingJob(config).start()
+        _current = TrainingJob(config, owner=owner).start()
         return _current
 
 
@@ -95,6 +104,23 @@ def check_idle() -> None:
     if _current is not None and _current.running:
         raise ValueError(f"A training is already running ({_current.output_dir.name}). Stop it or wait for it "
                          "to finish, then start this one.")
+
+
+def run_owner(session: str) -> str | None:
+    """Who may stop a run started from `session`: that session alone on a Hugging Face Space (SPACE_ID set),
+    which is public, so one visitor must not end another's training; anyone on your own machine, where a
+    reloaded page (a new session) is still you."""
+    return session if os.environ.get("SPACE_ID") else None
+
+
+def stop_current(session: str | None = None) -> str:
+    """Ask the run in progress to end after its current step; returns what to tell the user. A ValueError says
+    why not when the run belongs to another session."""
+    job = _current
+    if job is None or not job.running:
+        return NOTHING_TRAINING
+    job.stop(by=session)
+    return STOPPING
 
 
 def current_job() -> TrainingJob | None:
@@ -110,14 +136,15 @@ def watch(job: TrainingJob, every_s: float = 0.5):
     yield job.state()
 
 
-def start_new_run(config: FinetuneConfig, run_name: str | None = None) -> TrainingJob:
+def start_new_run(config: FinetuneConfig, run_name: str | None = None, owner: str | None = None) -> TrainingJob:
     """Start `config` in a fresh run folder under the runs root (named `run_name`, or a timestamp). The settings
     and the one-run-at-a-time rule are checked first, so a refused run leaves no empty folder behind."""
     global _current
     check_config(config)
     with _jobs_lock:  # two visitors pressing Start at once: one trains, the other is told, no stray folder
         check_idle()
-        _current = TrainingJob(replace(config, output_dir=new_run_dir(run_name)), fresh_folder=True).start()
+        _current = TrainingJob(replace(config, output_dir=new_run_dir(run_name)), fresh_folder=True,
+                               owner=owner).start()
         return _current
 
 

@@ -11,7 +11,9 @@ from training.data import TABLE_HEADERS, check_data, chosen_source, pair_folder_
 from training.events import read_events
 from training.examples import example_data_zip
 from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, base_choices, form_config, resume_config
-from training.jobs import current_job, is_training, start_new_run, start_training, watch
+from training.jobs import (
+    current_job, is_training, run_owner, start_new_run, start_training, stop_current, watch,
+)
 from training.review import cell_overlays as cell_pictures, compare_base, push_to_hub
 from training.runs import EVENTS_LOG, list_runs, run_label, run_view, runs_root, saved_model_dir, zip_run
 from ui.gradio_common import output_folder, user_errors
@@ -204,21 +206,21 @@ def check_source(zip_file, folder_files, folder_names, server_path):
 
 
 def start_run(zip_file, folder_files, folder_names, server_path, base, mode, epochs, learning_rate, batch_size,
-              weight_decay, warmup_ratio, image_size, augment, seed, precision, run_name):
+              weight_decay, warmup_ratio, image_size, augment, seed, precision, run_name, request: gr.Request):
     """Start a run in the background and stream its progress and curves until it ends."""
     source = data_source(zip_file, folder_files, folder_names, server_path)
     with user_errors():
         config = form_config(source, base, mode, epochs, learning_rate, batch_size, weight_decay, warmup_ratio,
                              image_size, augment, seed, precision)
-        job = start_new_run(config, run_name)
+        job = start_new_run(config, run_name, owner=run_owner(request.session_hash))
     yield from _stream(job)
 
 
-def resume_run(run_path):
+def resume_run(run_path, request: gr.Request):
     if not run_path:
         raise gr.Error("Pick a stopped or interrupted run in the list first.")
     with user_errors():
-        job = start_training(resume_config(run_path))
+        job = start_training(resume_config(run_path), owner=run_owner(request.session_hash))
     yield from _stream(job)
 
 
@@ -245,12 +247,9 @@ def _stream(job):
         raise gr.Error(state.error)
 
 
-def stop_run():
-    job = current_job()
-    if job is None or not job.running:
-        return "Nothing is training."
-    job.stop()
-    return "Stopping after the current step; the model so far will be saved ..."
+def stop_run(request: gr.Request):
+    with user_errors():
+        return stop_current(session=request.session_hash)
 
 
 def show_saved_run(run_path):

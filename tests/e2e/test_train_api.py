@@ -91,3 +91,9 @@ def test_a_finished_run_is_shown_again(client, api_run, app_runs_dir):
 def test_push_without_a_network_is_a_message(client, api_run, app_runs_dir):
     with pytest.raises(Exception, match="Could not push to me/shapes"):
         client.predict(str(app_runs_dir / "shapes-api"), "me/shapes", "hf_dummy_token", True, api_name="/push_to_hub")
+
+
+def test_stop_with_nothing_training_says_so(client, api_run):
+    from training.jobs import NOTHING_TRAINING
+
+    assert client.predict(api_name="/stop_training") == NOTHING_TRAINING

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +15,9 @@ from training.data import (
 from training.events import read_events
 from training.examples import example_data_zip
 from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, base_choices, form_config, resume_config
-from training.jobs import JobState, TrainingJob, current_job, is_training, start_new_run, start_training
+from training.jobs import (
+    JobState, TrainingJob, current_job, is_training, run_owner, start_new_run, start_training, stop_current,
+)
 from training.review import cell_overlays, compare_base, push_to_hub
 from training.runs import EVENTS_LOG, RunView, list_runs, run_label, run_view, runs_root, saved_model_dir, zip_run
 from ui.streamlit_pages.common import (
@@ -27,6 +30,7 @@ RUN_ON_SHOW = "train_run_dir"  # the run every view below reads: training now, o
 REPORT = "train_report"
 CELL = "train_cell"
 COMPARED = "train_compared"
+SESSION = "train_session"
 REFRESH_S = 1.0  # how often the live view redraws while a run trains
 MODES = {"head": "Head only: the backbone stays frozen (fast)", "full": "Full fine-tune: every weight learns"}
 # Streamlit keeps an upload in memory; past the engine's own data cap it would be refused anyway.
@@ -137,7 +141,7 @@ def settings_form(source: Callable[[Path], DataSource]) -> None:
             try:
                 return start_new_run(form_config(source(upload_folder), base, mode, epochs, learning_rate, batch_size,
                                                  weight_decay, warmup_ratio, image_size, augment, seed, precision),
-                                     run_name)
+                                     run_name, owner=run_owner(browser_session()))
             except ValueError:
                 shutil.rmtree(upload_folder, ignore_errors=True)  # a refused run keeps no copy of the upload
                 raise
@@ -146,12 +150,14 @@ def settings_form(source: Callable[[Path], DataSource]) -> None:
             st.session_state[RUN_ON_SHOW] = str(job.output_dir)
             _forget_results()
     if stop_column.button("Stop", key="train_stop"):
-        job = current_job()
-        if job is None or not job.running:
-            st.info("Nothing is training.")
-        else:
-            job.stop()
-            st.info("Stopping after the current step; the model so far will be saved ...")
+        told = shown_errors(lambda: stop_current(session=browser_session()))
+        if told is not None:
+            st.info(told)
+
+
+def browser_session() -> str:
+    """This browser tab's id for run ownership: Streamlit keeps session state per tab until a reload."""
+    return st.session_state.setdefault(SESSION, uuid.uuid4().hex)
 
 
 def _forget_results() -> None:
@@ -293,7 +299,7 @@ def earlier_runs() -> None:
         if picked is None:
             st.error("Pick a stopped or interrupted run in the list first.")
         else:
-            job = shown_errors(lambda: start_training(resume_config(picked)))
+            job = shown_errors(lambda: start_training(resume_config(picked), owner=run_owner(browser_session())))
             if job is not None:
                 st.session_state[RUN_ON_SHOW] = str(job.output_dir)
                 _forget_results()
