@@ -19,10 +19,15 @@ log = logging.getLogger("vit_studio")
 
 @dataclass(frozen=True)
 class ServingLimits:
-    """How much the Gradio server takes on at once."""
+    """How much the Gradio server takes on at once, and how long it keeps visitors' files."""
 
     queue_size: int | None  # requests waiting in line; one more gets Gradio's "queue is full, try again later"
     max_file_size: int | None  # bytes per uploaded file; a larger one is refused in the browser, before it is sent
+    keep_files_s: int | None = None  # uploads and results older than this leave Gradio's cache; None: at exit
+
+    def delete_cache(self) -> tuple[int, int] | None:
+        """gr.Blocks' delete_cache: look hourly (or sooner, for a short keep) for files past their time."""
+        return None if self.keep_files_s is None else (min(3600, self.keep_files_s), self.keep_files_s)
 
 
 # On your own machine nothing is capped: the Train tab takes zips up to its own data cap (2 GB by default).
@@ -30,8 +35,9 @@ LOCAL_LIMITS = ServingLimits(queue_size=None, max_file_size=None)
 # On a public Space, 200 MB a file: a photo is a few MB and a training zip of several hundred photos fits (the
 # ants-vs-bees set is 46 MB), while a few visitors sending 2 GB zips (kept by Gradio, then unpacked) would fill
 # the Space's disk. 20 in line: at a second or two per caption or map, the last one waits well under a minute;
-# past that a visitor is better told to come back than left waiting.
-SPACE_LIMITS = ServingLimits(queue_size=20, max_file_size=200 * 1024 * 1024)
+# past that a visitor is better told to come back than left waiting. Files go after 6 hours: a Space runs for
+# weeks, and every upload and result stays in Gradio's cache otherwise (examples are kept).
+SPACE_LIMITS = ServingLimits(queue_size=20, max_file_size=200 * 1024 * 1024, keep_files_s=6 * 3600)
 
 # The engine calls that do the tensor work, by the module the front end looks each one up in. ui/ binds these
 # names when it is imported, so on ZeroGPU they are wrapped before that (see run_gradio).
@@ -117,10 +123,11 @@ def run_gradio(args: argparse.Namespace) -> None:
 
     from ui.gradio_app import CSS, JS, build_demo
 
-    demo = build_demo(default_model=args.model, allow_server_paths=args.allow_server_paths)
+    limits = serving_limits(space)
+    demo = build_demo(default_model=args.model, allow_server_paths=args.allow_server_paths,
+                      delete_cache=limits.delete_cache())
     # Load the default model while the page opens, so the first click does not wait for it.
     threading.Thread(target=preload_classifier, args=(args.model,), daemon=True).start()
-    limits = serving_limits(space)
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, share=args.share, css=CSS, js=JS, show_error=True,
         max_file_size=limits.max_file_size,

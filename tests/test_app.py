@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import types
 from pathlib import Path
 
@@ -51,6 +52,30 @@ def test_a_space_bounds_the_queue_and_the_uploads():
 def test_your_own_machine_is_not_capped():
     # The Train tab's own 2 GB data cap applies there; a Gradio cap below it would refuse zips it accepts.
     assert app.serving_limits(space=False) == app.ServingLimits(queue_size=None, max_file_size=None)
+    assert app.serving_limits(space=False).delete_cache() is None  # files stay until the app exits
+
+
+def test_a_space_removes_visitors_files_after_six_hours(tiny_vit_dir):
+    from ui.gradio_app import build_demo
+
+    delete_cache = app.serving_limits(space=True).delete_cache()
+    assert delete_cache == (3600, 6 * 3600)
+    assert app.ServingLimits(None, None, keep_files_s=60).delete_cache() == (60, 60)
+    assert build_demo(default_model=str(tiny_vit_dir), delete_cache=delete_cache).delete_cache == delete_cache
+
+
+def test_output_folders_older_than_an_hour_are_removed_as_new_ones_are_made(tmp_path):
+    from ui.gradio_common import KEEP_OUTPUTS_S, output_folder
+
+    old, recent = tmp_path / "old", tmp_path / "recent"
+    for folder in (old, recent):
+        folder.mkdir()
+        (folder / "predictions.csv").write_text("file,label\n")
+    an_hour_and_more_ago = time.time() - KEEP_OUTPUTS_S - 60
+    os.utime(old, (an_hour_and_more_ago, an_hour_and_more_ago))
+    made = output_folder(tmp_path)
+    assert made.is_dir() and made.parent == tmp_path
+    assert not old.exists() and (recent / "predictions.csv").exists()
 
 
 def test_the_existing_flags_still_parse(off_a_space, tmp_path):

@@ -27,11 +27,12 @@ JS = FOLDER_NAMES_JS
 
 
 def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str, ...] = CLASSIFIER_CHOICES,
-               allow_server_paths: bool = False) -> gr.Blocks:
+               allow_server_paths: bool = False, delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
     """The whole app; launch it with demo.launch(css=CSS, js=JS) or mount it in FastAPI.
-    `allow_server_paths` lets the Train tab read a folder on the machine the app runs on (local use only)."""
+    `allow_server_paths` lets the Train tab read a folder on the machine the app runs on (local use only);
+    `delete_cache` is gr.Blocks' (every so many seconds, remove visitors' files older than so many)."""
     choices = list(dict.fromkeys([default_model, *model_choices]))
-    with gr.Blocks(title="ViT Studio") as demo:
+    with gr.Blocks(title="ViT Studio", delete_cache=delete_cache) as demo:
         gr.Markdown("# ViT Studio\nSee what Vision Transformers do: classify a photo, see where the model looks, "
                     "caption it, and ask CLIP about it with your own labels.")
         with gr.Tabs():

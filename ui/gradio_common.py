@@ -1,7 +1,9 @@
 """What every Gradio tab shares: engine errors shown as messages, the output folder, load announcements."""
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -13,13 +15,29 @@ from core.models import describe_run, is_cached, load_classifier  # noqa: F401 -
 NO_IMAGE = "Upload, paste or take a photo first (or click an example)."
 NO_FILES = "Upload some images or a zip of images first."
 
-# Files the app hands out (CSVs, .npy features) go in one folder that is removed when the app exits;
-# Gradio copies what it serves into its own cache first.
+# Files the app hands out (CSVs, .npy features, run zips) go in one folder that is removed when the app exits.
+# Gradio copies each file it serves into its own cache as the answer goes out, so a copy here is needed for
+# moments only: older ones are removed as new ones are made, so a long-running app does not fill its disk.
 _OUTPUT_ROOT = tempfile.TemporaryDirectory(prefix="vit-studio-")
+KEEP_OUTPUTS_S = 3600
 
 
-def output_folder() -> Path:
-    return Path(tempfile.mkdtemp(dir=_OUTPUT_ROOT.name))
+def output_folder(root: Path | None = None) -> Path:
+    """A fresh folder for one answer's files, under the app's output folder (or `root`)."""
+    root = Path(root or _OUTPUT_ROOT.name)
+    remove_older_than(root, KEEP_OUTPUTS_S)
+    return Path(tempfile.mkdtemp(dir=root))
+
+
+def remove_older_than(root: Path, seconds: float) -> None:
+    """Remove the folders in `root` last changed more than `seconds` ago."""
+    cutoff = time.time() - seconds
+    for folder in root.iterdir():
+        try:
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except FileNotFoundError:  # another request removed it first
+            continue
 
 
 @contextmanager
