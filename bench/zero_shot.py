@@ -216,7 +216,7 @@ def benchmark(folder: str, images: list[Image.Image], repeats: int) -> Result:
         text_cache_hits=after.hits - before.hits,
         pipeline_prompt_tokens=len(pipe.tokenizer(prompts, padding=True)["input_ids"][0]),
         open_clip_prompt_tokens=recipe.tokenizer(prompts).shape[-1],
-        core_prompt_tokens=int((recipe.tokenizer(prompts) != 0).sum(dim=-1).max()),
+        core_prompt_tokens=engine.prompt_length(recipe.tokenizer(prompts)),
         fidelity=fidelity,
         others_cpu_share=others,
     )

@@ -398,7 +398,9 @@ def _encode_unpadded_text(model: Any, tokens: torch.Tensor) -> torch.Tensor:
     position embeddings and the causal mask are cut to the same length."""
     from open_clip.transformer import text_global_pool
 
-    length = int((tokens != 0).sum(dim=1).max())
+    if tokens.shape[0] == 0:
+        return model.encode_text(tokens)
+    length = prompt_length(tokens)
     tokens = tokens[:, :length]
     cast_dtype = model.transformer.get_cast_dtype()
     hidden = model.token_embedding(tokens).to(cast_dtype) + model.positional_embedding[:length].to(cast_dtype)
@@ -407,6 +409,13 @@ def _encode_unpadded_text(model: Any, tokens: torch.Tensor) -> torch.Tensor:
     if isinstance(model.text_projection, torch.nn.Linear):
         return model.text_projection(pooled)
     return pooled if model.text_projection is None else pooled @ model.text_projection
+
+
+def prompt_length(tokens: torch.Tensor) -> int:
+    """How many positions the longest of these open_clip prompts fills: up to its last non-zero token. open_clip
+    pads with 0, but a bare "!" is token 0 too, so counting non-zero tokens would cut "a photo of a !?" short."""
+    positions = torch.arange(1, tokens.shape[-1] + 1, device=tokens.device)
+    return int(((tokens != 0) * positions).max()) if tokens.numel() else 0
 
 
 def _create_transformers(name: str, key: tuple, device: torch.device, dtype: torch.dtype,

@@ -139,8 +139,10 @@ def test_text_tower_without_the_padding_gives_the_padded_embeddings(fresh_cache,
     zs = fresh_cache
     loaded = zs.load_clip(TINY_CLIP, tiny_clip_checkpoint, device="cpu", precision="fp32")
     assert loaded.encode_text.func is zs._encode_unpadded_text
-    prompts = ["a cat", "a photo of a cup of coffee on a table.", "x", " ".join(["word"] * 120)]
-    for batch in (prompts[:3], prompts):  # cut at 12 tokens, then not cut at all
+    # "!" followed by another sign is token 0, the padding's own id, inside the prompt.
+    prompts = ["a cat", "a photo of a cup of coffee on a table.", "x", "a photo of a !$ sign", " ".join(["word"] * 120)]
+    assert zs.prompt_length(loaded.tokenizer(prompts[3:4])) == 9
+    for batch in (prompts[:4], prompts):  # cut at 12 tokens, then not cut at all
         tokens = loaded.tokenizer(batch)
         with torch.no_grad():
             fast = loaded.encode_text(tokens)
