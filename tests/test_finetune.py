@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -300,23 +301,40 @@ def test_one_training_at_a_time(shapes_dir, scratch_config, tmp_path):
     assert failed.error and "no images" in failed.error.lower()
 
 
-def test_on_a_space_only_the_session_that_started_a_run_can_stop_it(shapes_dir, scratch_config, tmp_path,
-                                                                    monkeypatch):
+def test_on_a_space_only_the_page_that_started_a_run_can_stop_it_while_open(shapes_dir, scratch_config, tmp_path,
+                                                                           monkeypatch):
+    from training import jobs
     from training.jobs import NOTHING_TRAINING, STOPPING, run_owner, start_training, stop_current
 
     monkeypatch.delenv("SPACE_ID", raising=False)
     assert run_owner("tab-a") is None  # on your own machine a reloaded page is still you: anyone may stop
     monkeypatch.setenv("SPACE_ID", "someone/vit-studio")
+    monkeypatch.setattr(jobs, "OWNER_AWAY_S", 0.5)
     job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200),
                          owner=run_owner("tab-a"))
-    with pytest.raises(ValueError, match="started by another visitor, so only they can stop it"):
-        stop_current(session="tab-b")
-    with pytest.raises(ValueError, match="another visitor"):
-        stop_current()
+    for _ in range(4):  # the owner's page redraws for longer than OWNER_AWAY_S: it is still there
+        job.watched_by("tab-a")
+        job.watched_by("tab-b")  # another page watching changes nothing
+        with pytest.raises(ValueError, match="started in another page, which is still open"):
+            stop_current(session="tab-b")
+        time.sleep(0.2)
     assert job.running
-    assert stop_current(session="tab-a") == STOPPING
+    time.sleep(0.6)  # the owner's page is gone: anyone may stop the run now
+    assert stop_current(session="tab-b") == STOPPING
     assert isinstance(job.wait(60).events[-1], Stopped)
     assert stop_current(session="tab-b") == NOTHING_TRAINING
+
+
+def test_the_owner_stops_at_once(shapes_dir, scratch_config, tmp_path, monkeypatch):
+    from training.jobs import STOPPING, run_owner, start_training, stop_current
+
+    monkeypatch.setenv("SPACE_ID", "someone/vit-studio")
+    job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200),
+                         owner=run_owner("tab-a"))
+    with pytest.raises(ValueError, match="another page"):
+        stop_current()
+    assert stop_current(session="tab-a") == STOPPING
+    assert isinstance(job.wait(60).events[-1], Stopped)
 
 
 # ---- after the run -----------------------------------------------------------------------------------------

@@ -330,7 +330,7 @@ def test_on_a_space_another_visitor_cannot_stop_a_run(app, tiny_vit_dir, shapes_
     starter.number_input(key="train_epochs").set_value(200)
     click(starter, "train_start")
     other = click(app("train"), "train_stop")  # a second browser session
-    assert any("started by another visitor" in message for message in errors(other)), errors(other)
+    assert any("started in another page, which is still open" in message for message in errors(other)), errors(other)
     assert current_job().running
     click(starter, "train_stop")
     assert not errors(starter) and any(info.value.startswith("Stopping after the current step") for info in starter.info)

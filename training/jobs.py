@@ -13,6 +13,9 @@ from .finetune import FinetuneConfig, check_config, finetune
 from .runs import new_run_dir
 
 NOTHING_TRAINING = "Nothing is training."
+# An owner's page that has not looked at its run for this long is gone (closed or reloaded): then anyone may stop
+# the run, so that a run nobody watches cannot hold the one training slot for hours.
+OWNER_AWAY_S = 60.0
 STOPPING = "Stopping after the current step; the model so far will be saved ..."
 
 
@@ -37,7 +40,8 @@ class TrainingJob:
     def __init__(self, config: FinetuneConfig, fresh_folder: bool = False, owner: str | None = None):
         self.config = config
         self.output_dir = Path(config.output_dir)
-        self.owner = owner  # the session that alone may stop it (see run_owner); None: anyone
+        self.owner = owner  # the session that alone may stop it while it watches (see run_owner); None: anyone
+        self._owner_seen = time.monotonic()
         self._fresh_folder = fresh_folder  # made for this run: removed again if the run never starts
         self._stop = threading.Event()
         self._events: list[Event] = []
@@ -62,12 +66,17 @@ class TrainingJob:
         self._thread.start()
         return self
 
+    def watched_by(self, session: str | None) -> None:
+        """A page showing this run calls this as it redraws: its owner's page is how we know the owner is there."""
+        if session is not None and session == self.owner:
+            self._owner_seen = time.monotonic()
+
     def stop(self, by: str | None = None) -> None:
         """End after the current step; the model is saved and the run can be resumed. A run with an owner
-        stops only when its owner asks."""
-        if self.owner is not None and by != self.owner:
-            raise ValueError(f"The run {self.output_dir.name} was started by another visitor, so only they can stop "
-                             f"it; it ends by itself after {self.config.num_train_epochs} epoch(s).")
+        stops only when its owner asks, or when the owner's page has been gone for OWNER_AWAY_S."""
+        if self.owner is not None and by != self.owner and time.monotonic() - self._owner_seen < OWNER_AWAY_S:
+            raise ValueError(f"The run {self.output_dir.name} was started in another page, which is still open, "
+                             "so only that page can stop it. A minute after that page is closed, anyone can.")
         self._stop.set()
 
     @property

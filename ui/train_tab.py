@@ -213,7 +213,7 @@ def start_run(zip_file, folder_files, folder_names, server_path, base, mode, epo
         config = form_config(source, base, mode, epochs, learning_rate, batch_size, weight_decay, warmup_ratio,
                              image_size, augment, seed, precision)
         job = start_new_run(config, run_name, owner=run_owner(request.session_hash))
-    yield from _stream(job)
+    yield from _stream(job, request.session_hash)
 
 
 def resume_run(run_path, request: gr.Request):
@@ -221,21 +221,22 @@ def resume_run(run_path, request: gr.Request):
         raise gr.Error("Pick a stopped or interrupted run in the list first.")
     with user_errors():
         job = start_training(resume_config(run_path), owner=run_owner(request.session_hash))
-    yield from _stream(job)
+    yield from _stream(job, request.session_hash)
 
 
-def watch_current():
+def watch_current(request: gr.Request):
     job = current_job()
     if job is None:
         raise gr.Error("No training has been started since the app started; pick a saved run under Earlier runs.")
-    yield from _stream(job)
+    yield from _stream(job, request.session_hash)
 
 
-def _stream(job):
+def _stream(job, session: str):
     """The run's view twice a second, but only when something happened: a figure is redrawn in the same
     process as the training, and the class boxes must stay put while a user picks a cell."""
     state, shown_events, shown_classes = None, -1, None
     for state in watch(job, every_s=0.5):
+        job.watched_by(session)
         if state.running and len(state.events) == shown_events:
             continue
         shown_events = len(state.events)

@@ -173,6 +173,7 @@ def run_state(run_dir: Path) -> tuple[RunView, JobState | None]:
     its folder's event log."""
     job = current_job()
     if job is not None and job.output_dir.resolve() == run_dir.resolve():
+        job.watched_by(browser_session())
         state = job.state()
         return run_view(state.events, state.running, run_dir), state
     events = read_events(run_dir / EVENTS_LOG) if (run_dir / EVENTS_LOG).is_file() else []
