@@ -190,14 +190,17 @@ def run_streamlit(args: argparse.Namespace) -> int:
             return process.wait()
 
 
-def streamlit_command(args: argparse.Namespace) -> list[str]:
+def streamlit_command(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> list[str]:
     # This interpreter's streamlit (not whichever is first on PATH); headless: print the URL like the Gradio app
     # does, and never stop to ask for an e-mail address on the first run; the viewer toolbar: visitors get no
-    # "Deploy" button meant for the app's developer; no usage statistics: the page would fetch their settings
-    # from the internet, which fails offline with errors in the browser's console.
-    return [sys.executable, "-m", "streamlit", "run", str(STREAMLIT_APP), "--server.port", str(args.port),
-            "--server.address", args.host, "--server.headless", "true", "--client.toolbarMode", "viewer",
-            "--browser.gatherUsageStats", "false"]
+    # "Deploy" button meant for the app's developer; no usage statistics unless asked for
+    # (STREAMLIT_BROWSER_GATHER_USAGE_STATS=true): the page fetches their settings from the internet, which
+    # fails offline with errors in the browser's console.
+    command = [sys.executable, "-m", "streamlit", "run", str(STREAMLIT_APP), "--server.port", str(args.port),
+               "--server.address", args.host, "--server.headless", "true", "--client.toolbarMode", "viewer"]
+    if "STREAMLIT_BROWSER_GATHER_USAGE_STATS" not in environ:
+        command += ["--browser.gatherUsageStats", "false"]
+    return command
 
 
 def streamlit_env(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:

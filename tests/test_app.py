@@ -56,12 +56,23 @@ def test_your_own_machine_is_not_capped():
 
 
 def test_a_space_removes_visitors_files_after_six_hours(tiny_vit_dir):
+    import gradio as gr
+
     from ui.gradio_app import build_demo
 
     delete_cache = app.serving_limits(space=True).delete_cache()
     assert delete_cache == (3600, 6 * 3600)
     assert app.ServingLimits(None, None, keep_files_s=60).delete_cache() == (60, 60)
-    assert build_demo(default_model=str(tiny_vit_dir), delete_cache=delete_cache).delete_cache == delete_cache
+    demo = build_demo(default_model=str(tiny_vit_dir), delete_cache=delete_cache)
+    assert demo.delete_cache == delete_cache
+    # What the hourly sweep does, with every file past its time: the example photos' cached copies stay.
+    from gradio.route_utils import delete_files_created_by_app
+
+    examples = [sample[0]["path"] for block in demo.blocks.values() if isinstance(block, gr.Dataset)
+                for sample in block.samples if isinstance(sample[0], dict)]
+    assert len(examples) >= 4
+    delete_files_created_by_app(demo, 0)
+    assert all(Path(path).is_file() for path in examples)
 
 
 def test_output_folders_older_than_an_hour_are_removed_as_new_ones_are_made(tmp_path):
@@ -181,6 +192,9 @@ def test_streamlit_command_runs_the_streamlit_app_on_the_flags_address(off_a_spa
     options = dict(zip(command[5::2], command[6::2]))
     assert options == {"--server.port": "8600", "--server.address": "0.0.0.0", "--server.headless": "true",
                        "--client.toolbarMode": "viewer", "--browser.gatherUsageStats": "false"}
+    # Asked for in the environment: streamlit reads it there, and no flag overrides it.
+    asked = app.streamlit_command(args, {"STREAMLIT_BROWSER_GATHER_USAGE_STATS": "true"})
+    assert "--browser.gatherUsageStats" not in asked
 
 
 def test_streamlit_env_carries_the_flags(off_a_space, tmp_path):
