@@ -18,6 +18,7 @@ FIRST_RUN_MS = 120_000
 def open_streamlit_page(page, url: str, title: str, phone: bool = False) -> None:
     """From the start page, as a user goes (a deep link makes Streamlit probe for a base path, with 404s)."""
     page.goto(url)
+    page.get_by_role("heading", name="Classify").first.wait_for(timeout=FIRST_RUN_MS)
     wait_for_the_run_to_end(page)  # a click during the first run would cut it short and leave placeholders
     if title != "Classify":
         if phone:  # the top bar folds into a side menu
