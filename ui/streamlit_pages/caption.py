@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from core.batch import CAPTION_CSV_COLUMNS, batch_summary, caption_files, caption_table, write_caption_csv
@@ -175,9 +176,8 @@ def many_images(model: str, prompt: str, settings: dict[str, Any]) -> None:
     if shown is None:
         return
     st.markdown(batch_summary(shown.results, "captioned"))
-    rows = caption_table(shown.results)
-    st.dataframe({column: [row[index] for row in rows] for index, column in enumerate(CAPTION_CSV_COLUMNS)},
-                 hide_index=True, key="caption_table", width="stretch")
+    st.dataframe(pd.DataFrame(caption_table(shown.results), columns=list(CAPTION_CSV_COLUMNS)), hide_index=True,
+                 key="caption_table", width="stretch")
     csv_download("Download the CSV", shown.csv_path, key="caption_csv")
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from core import classify, classify_files
@@ -84,8 +85,8 @@ def many_images(model: str, top_k: int) -> None:
     if shown is None:
         return
     st.markdown(batch_summary(shown.results, "classified"))
-    st.dataframe({column: [row[index] for row in results_table(shown.results)] for index, column in
-                  enumerate(CSV_COLUMNS)}, hide_index=True, key="classify_table", width="stretch")
+    st.dataframe(pd.DataFrame(results_table(shown.results), columns=list(CSV_COLUMNS)), hide_index=True,
+                 key="classify_table", width="stretch")
     csv_download("Download the CSV", shown.csv_path, key="classify_csv")
 
 
