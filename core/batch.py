@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import csv
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
 from .classify import check_batch_size, check_top_k, label_names, predict_probabilities, top_predictions
-from .images import ImageError, load_image, read_zip_images
+from .images import ImageError, ZipImage, load_image, open_zip_in, zip_image_entries
 from .caption import DEFAULT_CAPTIONER, caption
 from .models import DEFAULT_CLASSIFIER, load_classifier
 from .types import FileCaptions, FileResult, Prediction
@@ -30,15 +31,16 @@ def classify_files(
     """One row per image (zip entries included), in input order; a bad file gets an error row, not an exception."""
     check_top_k(top_k)
     check_batch_size(batch_size)
-    names, sources, errors = _expand(_as_list(files))
     predictions: dict[int, list[Prediction]] = {}
     loaded = labels = None
-    for rows, images in _image_batches(names, sources, errors, batch_size, "Classifying"):
-        if loaded is None:  # no model load at all when nothing could be read
-            loaded = load_classifier(model, device=device, precision=precision)
-            labels = label_names(loaded.model.config)
-        probabilities = predict_probabilities(loaded, images, batch_size=batch_size)
-        predictions.update({row: top_predictions(p, labels, top_k) for row, p in zip(rows, probabilities)})
+    with ExitStack() as open_zips:  # zip entries are read as their batch is decoded, so the zips stay open till then
+        names, sources, errors = _expand(_as_list(files), open_zips)
+        for rows, images in _image_batches(names, sources, errors, batch_size, "Classifying"):
+            if loaded is None:  # no model load at all when nothing could be read
+                loaded = load_classifier(model, device=device, precision=precision)
+                labels = label_names(loaded.model.config)
+            probabilities = predict_probabilities(loaded, images, batch_size=batch_size)
+            predictions.update({row: top_predictions(p, labels, top_k) for row, p in zip(rows, probabilities)})
     return [
         FileResult(name=name, predictions=tuple(predictions.get(row, ())), error=errors.get(row))
         for row, name in enumerate(names)
@@ -55,11 +57,13 @@ def caption_files(
     """One row per image (zip entries included), in input order, with core.caption's settings; a bad file gets
     an error row, not an exception."""
     check_batch_size(batch_size)
-    names, sources, errors = _expand(_as_list(files))
     captions: dict[int, tuple[str, ...]] = {}
-    for rows, images in _image_batches(names, sources, errors, batch_size, "Captioning"):
-        texts = caption(images, model, batch_size=batch_size, **caption_settings)
-        captions.update({row: (text,) if isinstance(text, str) else tuple(text) for row, text in zip(rows, texts)})
+    with ExitStack() as open_zips:
+        names, sources, errors = _expand(_as_list(files), open_zips)
+        for rows, images in _image_batches(names, sources, errors, batch_size, "Captioning"):
+            texts = caption(images, model, batch_size=batch_size, **caption_settings)
+            captions.update({row: (text,) if isinstance(text, str) else tuple(text)
+                             for row, text in zip(rows, texts)})
     return [FileCaptions(name=name, captions=captions.get(row, ()), error=errors.get(row))
             for row, name in enumerate(names)]
 
@@ -76,7 +80,7 @@ def _image_batches(
     names: list[str], sources: list, errors: dict[int, str], batch_size: int, desc: str,
 ) -> Iterator[tuple[list[int], list]]:
     """(rows, images) a batch at a time; files that fail to decode get their message in `errors` instead.
-    Decoding lazily means a zip of thousands of photos never sits in memory as pixels all at once."""
+    Decoding lazily means a zip of thousands of photos never sits in memory, as bytes or pixels, all at once."""
     images, image_rows = [], []
     rows = tqdm(zip(names, sources), total=len(names), desc=desc, unit="image",
                 disable=len(names) <= batch_size, leave=False)
@@ -92,24 +96,26 @@ def _image_batches(
             images, image_rows = [], []
 
 
-def _expand(files: Sequence[str | os.PathLike]):
-    """Flatten zips into their image entries; a zip that cannot be opened becomes one error row."""
+def _expand(files: Sequence[str | os.PathLike], open_zips: ExitStack):
+    """Flatten zips into references to their image entries (read later, one at a time), each zip held open by
+    `open_zips`; a zip that cannot be opened or is refused as a whole becomes one error row."""
     names: list[str] = []
-    sources: list[object] = []
+    sources: list[Path | ZipImage | None] = []
     errors: dict[int, str] = {}
     for file in tqdm(files, desc="Reading files", unit="file", disable=len(files) < 20, leave=False):
         path = Path(file)
         if path.suffix.lower() == ".zip":
             try:
-                entries = read_zip_images(path)
+                archive = open_zip_in(open_zips, path, path.name)
+                entries = zip_image_entries(archive, path.name)
             except ImageError as error:
                 errors[len(names)] = str(error)
                 names.append(path.name)
                 sources.append(None)
                 continue
-            for entry_name, payload in entries:
-                names.append(f"{path.name}/{entry_name}")
-                sources.append(payload)
+            for info in entries:
+                names.append(f"{path.name}/{info.filename}")
+                sources.append(ZipImage(archive, info, names[-1]))
         else:
             names.append(path.name)
             sources.append(path)

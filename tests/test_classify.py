@@ -385,4 +385,5 @@ def test_a_damaged_zip_entry_is_named_in_the_batch_row(tiny_vit_dir, photo_path,
     archive.write_bytes(bytes(payload))
     results = classify_files([photo_path, archive], model=str(tiny_vit_dir), top_k=1)
     assert results[0].ok
-    assert results[1].name == "damaged.zip" and "'cats/one.png' cannot be unpacked" in results[1].error
+    assert results[1].name == "damaged.zip/cats/one.png"
+    assert "'damaged.zip/cats/one.png' cannot be unpacked" in results[1].error

@@ -14,6 +14,7 @@ import unicodedata
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, Union
@@ -23,12 +24,16 @@ from torch.utils.data import Dataset
 
 from core.images import (
     IMAGE_SUFFIXES,
+    MAX_ZIP_ENTRY_BYTES,
     ImageError,
     ImageTooLargeError,
+    ZipEntryTooLargeError,
     is_hidden,
     is_unsafe_zip_name,
     load_image,
+    open_zip,
     verify_image_file,
+    zip_entry_chunks,
 )
 
 PathLike = Union[str, os.PathLike]
@@ -49,7 +54,6 @@ TABLE_HEADERS = ("class", "train", "val", "total")
 
 # Gradio keeps an upload as <cache>/<sha256 of its content>/<file name>: the folder the file came from is lost.
 _UPLOAD_HASH_FOLDER = re.compile(r"^[0-9a-f]{40,64}$")
-_COPY_CHUNK = 1024 * 1024
 
 
 class DataError(ValueError):
@@ -150,7 +154,7 @@ def prepare_data(
     source_root, skipped, made_here = _materialise(source, work_dir, limits)
     try:
         return _prepare_folder(source_root, skipped, val_fraction, seed, limits)
-    except DataError:
+    except BaseException:
         if made_here:  # an unpacked zip or linked upload that cannot be trained on is of no further use
             shutil.rmtree(source_root, ignore_errors=True)
         raise
@@ -237,8 +241,8 @@ def _materialise(source: DataSource, work_dir: PathLike | None, limits: _Limits)
     if isinstance(source, (list, tuple)):
         items = list(source)
         if len(items) == 1 and _is_zip_path(items[0]):
-            return *_extract_zip(Path(items[0]), _new_folder(work_dir), limits), True
-        return *_link_files(items, _new_folder(work_dir), limits), True
+            return *_filled_folder(_extract_zip, Path(items[0]), work_dir, limits), True
+        return *_filled_folder(_link_files, items, work_dir, limits), True
     if not isinstance(source, (str, os.PathLike)):
         raise DataError(
             f"Cannot read training data from a {type(source).__name__}: give a folder, a .zip or a list of files."
@@ -249,12 +253,26 @@ def _materialise(source: DataSource, work_dir: PathLike | None, limits: _Limits)
     if not path.exists():
         raise DataError(f"{path} does not exist: give a folder with one sub-folder per class, or a .zip of one.")
     if zipfile.is_zipfile(path):
-        return *_extract_zip(path, _new_folder(work_dir), limits), True
+        return *_filled_folder(_extract_zip, path, work_dir, limits), True
     if path.suffix.lower() == ".zip":
         raise DataError(f"{path.name} is not a readable zip file (damaged or incomplete?): zip the folder again.")
     raise DataError(
         f"{path.name} is a single file: give a folder with one sub-folder of images per class, or a .zip of one."
     )
+
+
+def _filled_folder(
+    fill: Callable[[Any, Path, _Limits], tuple[Path, list[Skipped]]], source: Any, work_dir: PathLike | None,
+    limits: _Limits,
+) -> tuple[Path, list[Skipped]]:
+    """A new folder under work_dir filled by `fill` from source; removed again whatever stops the filling (a
+    refused zip, a damaged one, a full disk), so a source that fails leaves nothing behind."""
+    target = _new_folder(work_dir)
+    try:
+        return fill(source, target, limits)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
 
 
 def _is_zip_path(item: Any) -> bool:
@@ -270,22 +288,16 @@ def _new_folder(work_dir: PathLike | None) -> Path:
 
 
 def _extract_zip(zip_path: Path, target: Path, limits: _Limits) -> tuple[Path, list[Skipped]]:
-    """Unpack the image entries of a zip into target after checking names and declared sizes; target is
-    removed again when the zip is refused, so a refused zip leaves nothing behind."""
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as error:
-        shutil.rmtree(target, ignore_errors=True)
-        raise DataError(f"{zip_path.name} is not a readable zip file ({error}): zip the folder again.") from None
-    try:
-        with archive:
-            entries = [info for info in archive.infolist() if not info.is_dir()]
-            _check_entry_names(archive.infolist(), zip_path.name)
-            _check_declared_totals(entries, zip_path.name, limits)
-            return target, _unpack_entries(archive, entries, target, zip_path.name, limits)
-    except DataError:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
+    """Unpack the image entries of a zip into target after checking names and declared sizes."""
+    with ExitStack() as stack:
+        try:
+            archive = stack.enter_context(open_zip(zip_path))
+        except (zipfile.BadZipFile, OSError) as error:
+            raise DataError(f"{zip_path.name} is not a readable zip file ({error}): zip the folder again.") from None
+        entries = [info for info in archive.infolist() if not info.is_dir()]
+        _check_entry_names(archive.infolist(), zip_path.name)
+        _check_declared_totals(entries, zip_path.name, limits)
+        return target, _unpack_entries(archive, entries, target, zip_path.name, limits)
 
 
 def _check_entry_names(entries: Iterable[zipfile.ZipInfo], label: str) -> None:
@@ -325,11 +337,17 @@ def _unpack_entries(
         try:
             destination.parent.mkdir(parents=True, exist_ok=True)
             written_bytes = _copy_counting(archive, info, destination, written_bytes, label, limits)
+        except ZipEntryTooLargeError as error:
+            destination.unlink(missing_ok=True)
+            skipped.append(Skipped(name, f"too large: {error}"))
+        except UnicodeDecodeError:
+            destination.unlink(missing_ok=True)
+            skipped.append(Skipped(name, "damaged zip entry: its name in the zip is marked UTF-8 but is not"))
         except (zipfile.BadZipFile, zlib.error, EOFError) as error:
             destination.unlink(missing_ok=True)
             skipped.append(Skipped(name, f"damaged zip entry: {error}"))
-        except (RuntimeError, NotImplementedError) as error:
-            destination.unlink(missing_ok=True)  # encrypted, or a compression method zipfile cannot read
+        except (ImageError, RuntimeError, NotImplementedError) as error:
+            destination.unlink(missing_ok=True)  # encrypted, bzip2, or a compression method zipfile cannot read
             skipped.append(Skipped(name, f"cannot be unpacked: {error}"))
         except OSError as error:
             if error.errno == errno.ENOSPC:
@@ -341,9 +359,10 @@ def _unpack_entries(
 def _copy_counting(
     archive: zipfile.ZipFile, info: zipfile.ZipInfo, destination: Path, written_bytes: int, label: str, limits: _Limits
 ) -> int:
-    """Copy one entry to disk, counting real bytes against the limit: declared sizes can lie."""
-    with archive.open(info) as entry, destination.open("wb") as out:
-        while chunk := entry.read(_COPY_CHUNK):
+    """Copy one entry to disk in bounded reads, counting real bytes against the limits (all files, and one image:
+    MAX_ZIP_ENTRY_BYTES, which raises ZipEntryTooLargeError): declared sizes can lie."""
+    with destination.open("wb") as out:
+        for chunk in zip_entry_chunks(archive, info, label="the file", max_bytes=MAX_ZIP_ENTRY_BYTES):
             written_bytes += len(chunk)
             if written_bytes > limits.max_bytes:
                 raise DataError(_too_many_bytes_message(label, written_bytes, limits, verb="unpacked to more than"))

@@ -166,6 +166,7 @@ def captioned_uploads(files: list, model: str, prompt: str, settings: dict[str, 
 def many_images(model: str, prompt: str, settings: dict[str, Any]) -> None:
     files = st.file_uploader("Images or zips of images", accept_multiple_files=True, key="caption_files")
     if st.button("Caption all", type="primary", key="caption_batch_run"):
+        st.session_state.pop(MANY_RESULT, None)  # the last table must not stand under this click's error
         if not files:
             st.error(NO_FILES)
         else:

@@ -75,6 +75,7 @@ def one_image(model: str, top_k: int) -> None:
 def many_images(model: str, top_k: int) -> None:
     files = st.file_uploader("Images or zips of images", accept_multiple_files=True, key="classify_files")
     if st.button("Classify all", type="primary", key="classify_batch_run"):
+        st.session_state.pop(MANY_RESULT, None)  # the last table must not stand under this click's error
         if not files:
             st.error(NO_FILES)
         else:
