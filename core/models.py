@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -253,16 +254,54 @@ def _folder_version(resolved: str) -> int:
 
 
 def _resolve_name(name: str) -> str:
-    """Validate a model name; local folders become absolute paths so the cache key is stable."""
+    """Validate a model name; local model folders become absolute paths so the cache key is stable.
+
+    A folder counts as a model folder when it has a config.json (what save_pretrained writes first); only then
+    do later messages describe what is wrong with it. Any other path, whether it exists or not, gets the same
+    sentence, so a model box cannot be used to find out which folders and files the server has.
+    """
     if not isinstance(name, str) or not name.strip():
         raise ModelLoadError("No model given: type a Hugging Face model id or the path of a local folder.")
     name = name.strip()
-    expanded = Path(name).expanduser()
-    if expanded.is_dir():
+    expanded = local_path(name)
+    if is_model_folder(expanded):
         return str(expanded.resolve())
-    if _looks_like_path(name):
-        raise ModelLoadError(f"No model folder at '{name}'. Check the path, or give a Hugging Face model id.")
+    if _looks_like_path(name) or path_exists(expanded) or not _HUB_ID.fullmatch(name):
+        raise ModelLoadError(not_a_model(name))
     return name
+
+
+# A Hub repo id as huggingface_hub validates it: an optional owner, a name of at most 96 characters.
+_HUB_ID = re.compile(r"(?:[\w.-]+/)?[\w.-]{1,96}")
+
+
+def local_path(name: str) -> Path:
+    """The path a name would be on this machine, '~' expanded where it names a user this machine has."""
+    try:
+        return Path(name).expanduser()
+    except RuntimeError:  # '~someone' for a user this machine does not have: a path to nothing
+        return Path(name)
+
+
+def path_exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte: nothing is there
+        return False
+
+
+def is_model_folder(path: Path) -> bool:
+    """A folder with a config.json: one save_pretrained wrote, or meant to."""
+    try:
+        return path.is_dir() and (path / "config.json").is_file()
+    except (OSError, ValueError):  # too long a name, a NUL byte, a folder we may not look into: not a model folder
+        return False
+
+
+def not_a_model(name: str) -> str:
+    """The one answer for a name that is no model here, the same whether a path by that name exists or not."""
+    return (f"'{name}' is neither a model id on the Hub nor a model folder the app can read: give a Hugging Face "
+            "model id, or the path of a folder written by save_pretrained (with its config.json).")
 
 
 def _looks_like_path(name: str) -> bool:
@@ -363,7 +402,7 @@ def _explain_load_failure(name: str, error: Exception) -> str:
     if "trust_remote_code" in text:
         return (f"'{name}' needs code from its repository to run. Start the app with --trust-remote-code "
                 "if you trust that code.")
-    if Path(name).is_dir():
+    if is_model_folder(Path(name)):
         if "safetensors" in text:
             return (f"The folder '{name}' has no model.safetensors. ViT Studio loads safetensors only "
                     "(pickled .bin files can run code); re-save it with save_pretrained(safe_serialization=True).")

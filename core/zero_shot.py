@@ -7,7 +7,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, Literal, NamedTuple, Sequence
 
@@ -22,7 +22,8 @@ from .clip_maps import image_tower_pass
 from .images import ImageInput, load_image, load_images
 # _from_pretrained is core.models' loader proper: local folder or hub cache first, the Hub only when reachable,
 # safetensors only, its errors already in one voice with the other tabs'.
-from .models import ModelCache, ModelLoadError, _from_pretrained, log, pick_device, pick_dtype
+from .models import (ModelCache, ModelLoadError, _from_pretrained, local_path, log, path_exists, pick_device,
+                     pick_dtype)
 from .types import LabelMap, Prediction
 
 DEFAULT_MODEL = "ViT-B-32"
@@ -314,18 +315,16 @@ def resolve_model(name: str) -> tuple[Backend, str]:
         return "open_clip", "local-dir:" + str(_open_clip_folder(name[len("local-dir:"):], name))
     if name.startswith(_SCHEMAS) or name.replace("/", "-") in open_clip.list_models():
         return "open_clip", name
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        if (folder / "open_clip_config.json").is_file():
-            return "open_clip", "local-dir:" + str(folder.resolve())
-        if (folder / "config.json").is_file():
-            return "transformers", str(folder.resolve())
-        raise ValueError(f"The folder '{name}' holds no CLIP model: it needs a config.json (a transformers "
-                         "CLIPModel saved with save_pretrained) or an open_clip_config.json (open_clip's format).")
+    folder = local_path(name)
+    if _has_file(folder, "open_clip_config.json"):
+        return "open_clip", "local-dir:" + str(folder.resolve())
+    if _has_file(folder, "config.json"):
+        return "transformers", str(folder.resolve())
+    # Any other path gets one answer whether it exists or not, so the box cannot map the server's files.
+    if path_exists(folder) or name.startswith((".", "/", "~", "\\")) or name.count("/") > 1 or "\\" in name:
+        raise ValueError(not_a_clip_model(name))
     if _HUB_ID.fullmatch(name):
         return "transformers", name
-    if name.startswith((".", "/", "~", "\\")) or name.count("/") > 1 or "\\" in name:
-        raise ValueError(f"No model folder at '{name}'. Check the path, or type an open_clip name such as ViT-B-32.")
     known = open_clip.list_models()
     examples = ", ".join(m for m in ("ViT-B-32", "ViT-B-16", "ViT-L-14", "convnext_base_w") if m in known)
     raise ValueError(f"Unknown open_clip model '{name}'. Try one of {examples} ({len(known)} names in "
@@ -333,14 +332,28 @@ def resolve_model(name: str) -> tuple[Backend, str]:
                      "or 'hf-hub:org/repo'.")
 
 
+def not_a_clip_model(name: str) -> str:
+    """The one answer for a model name that is no CLIP model here, the same whether a path by that name exists."""
+    return (f"'{name}' is neither a model id on the Hub nor a model folder the app can read: type an open_clip "
+            f"name such as ViT-B-32, a Hugging Face CLIP id such as {DEFAULT_HF_CLIP}, or a folder with a "
+            "config.json (transformers) or an open_clip_config.json (open_clip).")
+
+
+def _has_file(folder: Path, name: str) -> bool:
+    try:
+        return folder.is_dir() and (folder / name).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte, a folder we may not look into
+        return False
+
+
 def _open_clip_folder(path: str, name: str) -> Path:
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"No folder at '{path}' (from '{name}'); check the path after 'local-dir:'.")
-    if not (folder / "open_clip_config.json").is_file():
+    folder = local_path(path)
+    if _has_file(folder, "open_clip_config.json"):
+        return folder.resolve()
+    if _has_file(folder, "config.json"):  # a model folder, so saying what it is tells nothing new
         raise ValueError(f"The folder '{path}' has no open_clip_config.json, which 'local-dir:' needs; a "
                          "transformers CLIP folder is given by its path alone, without 'local-dir:'.")
-    return folder.resolve()
+    raise ValueError(not_a_clip_model(name))
 
 
 def load_clip(
@@ -491,19 +504,72 @@ def check_model_name(name: str) -> None:
 
 def weights_source(name: str, pretrained: str | None) -> str:
     """What identifies the weights in the cache key: the tag, or a file's absolute path and mtime (so a
-    checkpoint rewritten by a fine-tuning run is loaded afresh)."""
+    checkpoint rewritten by a fine-tuning run is loaded afresh).
+
+    A file is checked (see readable_checkpoint) before open_clip builds the model it would fill, so a file that
+    is no checkpoint costs no model build; and it gets the same answer as a path where nothing is, so the box
+    cannot tell anyone which files the server has.
+    """
     if not pretrained or name.startswith(_SCHEMAS):
         return "" if not pretrained else str(pretrained)
-    if os.path.isfile(pretrained):
+    if readable_checkpoint(pretrained):
         return f"{os.path.abspath(pretrained)}@{os.path.getmtime(pretrained)}"
     import open_clip
 
     tags = open_clip.list_pretrained_tags_by_model(name.replace("/", "-"))
     if pretrained not in tags and pretrained.lower() not in tags:
         shown = ", ".join(tags[:6]) + (", ..." if len(tags) > 6 else "") if tags else "none"
-        raise ValueError(f"'{pretrained}' is neither a pretrained tag of {name} (tags: {shown}) nor an existing "
-                         "checkpoint file.")
+        raise ValueError(f"'{pretrained}' is neither a pretrained tag of {name} (tags: {shown}) nor a checkpoint "
+                         "file the app can read.")
     return pretrained
+
+
+# 3x the largest open_clip weights in fp32 (EVA02-E-14-plus, about 20 GB): a bigger "checkpoint" is something else,
+# which torch.load would read whole into memory before finding out.
+MAX_CHECKPOINT_BYTES = 64 * 2**30
+
+
+def readable_checkpoint(path: str) -> bool:
+    """Whether `path` is a file open_clip can load weights from, told from its size and its first bytes or
+    index alone: a safetensors file whose header covers the file, a torch.save zip archive with its pickle (or
+    a legacy torch pickle), a numpy .npz/.npy (big_vision weights). Remembered per file version: zero-shot asks
+    on every query."""
+    import stat
+
+    try:
+        found = os.stat(path)
+    except (OSError, ValueError):  # no such file, a name the system refuses (a NUL byte, too long)
+        return False
+    # A regular file only: a device such as /dev/zero would be read without end.
+    if not stat.S_ISREG(found.st_mode) or not 0 < found.st_size <= MAX_CHECKPOINT_BYTES:
+        return False
+    return _checkpoint_format_ok(os.path.abspath(path), found.st_mtime_ns, found.st_size)
+
+
+@lru_cache(maxsize=64)
+def _checkpoint_format_ok(path: str, mtime_ns: int, size: int) -> bool:
+    import zipfile
+
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(path, framework="pt") as weights:
+                return bool(list(weights.keys()))
+        with open(path, "rb") as file:
+            head = file.read(8)
+        if suffix == ".npy":
+            return head.startswith(b"\x93NUMPY")
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+            wanted = (".npy",) if suffix == ".npz" else ("data.pkl", "constants.pkl")
+            return any(name.endswith(wanted) for name in names)
+        # torch.save's format before torch 1.6: a pickle (protocol 2 and up start with 0x80).
+        return suffix != ".npz" and head[:1] == b"\x80"
+    except Exception:  # noqa: BLE001 - SafetensorError, OSError, BadZipFile: not a checkpoint either way
+        return False
 
 
 def load_error_message(name: str, pretrained: str | None, error: Exception) -> str:

@@ -372,13 +372,14 @@ def test_backend_from_the_name(tiny_hf_clip_dir, tiny_open_clip_dir, tmp_path):
     assert resolve_model(str(tiny_hf_clip_dir)) == ("transformers", str(tiny_hf_clip_dir))
     assert [uses_transformers(name) for name in ("ViT-B-32", "openai/clip-vit-base-patch32", str(tiny_hf_clip_dir),
                                                  "ViT-Q-99", "")] == [False, True, True, False, False]
-    with pytest.raises(ValueError, match="holds no CLIP model: it needs a config.json"):
+    with pytest.raises(ValueError, match="is neither a model id on the Hub nor a model folder.*config.json"):
         resolve_model(str(tmp_path))
-    with pytest.raises(ValueError, match="No folder at '/nowhere/clip'"):
+    with pytest.raises(ValueError, match="'local-dir:/nowhere/clip' is neither a model id on the Hub nor a model "
+                                         "folder"):
         resolve_model("local-dir:/nowhere/clip")
     with pytest.raises(ValueError, match="has no open_clip_config.json"):
         resolve_model(f"local-dir:{tiny_hf_clip_dir}")
-    with pytest.raises(ValueError, match="No model folder at '/nowhere/clip'"):
+    with pytest.raises(ValueError, match="'/nowhere/clip' is neither a model id on the Hub nor a model folder"):
         resolve_model("/nowhere/clip")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -90,8 +91,23 @@ def describe(event, logging_steps: int) -> str | None:
     return None
 
 
+class WarningLines(logging.Handler):
+    """The engine's warnings (a random state a resume could not restore, ...) as `warning: ...` lines on the
+    stderr of the moment, as errors are printed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"warning: {record.getMessage()}", file=sys.stderr, flush=True)
+
+
+def print_engine_warnings() -> None:
+    engine = logging.getLogger("vit_studio")
+    if not any(isinstance(handler, WarningLines) for handler in engine.handlers):
+        engine.addHandler(WarningLines(logging.WARNING))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    print_engine_warnings()
     main_process = os.environ.get("RANK", "0") == "0"
     try:
         check_resume_path(args)

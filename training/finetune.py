@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import math
 import os
 import shutil
@@ -22,6 +23,8 @@ from .data import DataError, ImageClassificationData, PreparedData, Sample, imag
 from .events import Evaluated, Event, Finished, Saved, Started, Step, Stopped, to_json
 from .runs import EVENTS_LOG, write_figures
 
+log = logging.getLogger("vit_studio.training")
+
 DEFAULT_BASE = "google/vit-base-patch16-224-in21k"
 MODES = ("full", "head")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -30,6 +33,18 @@ RESULTS = "all_results.json"
 RUN_CONFIG = "run_config.json"
 MAX_GRAD_NORM = 1.0
 SPLIT = "split.json"
+TRAINER_STATE = "trainer_state.json"
+ACCELERATE_STATE = "accelerate"  # accelerate's save_state folder inside the checkpoint
+
+# Bounds no one meets in real use, so a typo (or a hostile form) gets a sentence instead of a MemoryError. A side
+# of 4096 px is 18x ViT-B's 224 (65,536 tokens at patch 16; attention cost grows with their square). A batch of
+# 2**28 pixels (16 images at 4096, 1,024 at 512, 5,350 at 224) is 3 GiB of fp32 input alone, and training keeps
+# tens of times that in activations: ViT-B at 224 fills a 141 GB H200 near 1,000 images a batch, so a batch
+# within the bound is already several times what the largest single GPU trains.
+MAX_IMAGE_SIZE = 4096
+MAX_BATCH_PIXELS = 2**28
+# Loader processes: more than a machine has cores only thrash; 128 covers the largest servers.
+MAX_DATALOADER_WORKERS = 128
 
 # A ViT small enough to learn a few hundred photos on a laptop CPU without any download.
 SCRATCH_PRESETS: dict[str, dict[str, Any]] = {
@@ -84,6 +99,7 @@ class FinetuneConfig:
     val_fraction: float = 0.15
     resume: bool = False  # continue from output_dir/checkpoint when there is one
     dataloader_num_workers: int = 0
+    max_data_bytes: int | None = None  # the unpacked data's cap (None: training.data's); a Space's disk budget sets it
 
 
 def finetune(config: FinetuneConfig, stop: threading.Event | None = None) -> Iterator[Event]:
@@ -95,6 +111,8 @@ def finetune(config: FinetuneConfig, stop: threading.Event | None = None) -> Ite
     """
     check_config(config)
     output_dir = Path(config.output_dir)
+    if config.resume and (output_dir / CHECKPOINT / TRAINER_STATE).is_file():
+        check_checkpoint(output_dir)  # before the data, the model and the log are touched
     data = _prepare(config, output_dir)
     _check_batch_size(config, data)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +143,12 @@ def check_config(config: FinetuneConfig) -> None:
     _check_number(config.warmup_ratio, "warmup ratio", lambda v: 0 <= v < 1, "from 0 up to (not including) 1")
     if config.image_size is not None:
         _check_whole(config.image_size, "image size")
+        check_image_size(config.image_size)
+        check_batch_pixels(config, config.image_size)
+    if isinstance(config.dataloader_num_workers, bool) or not isinstance(config.dataloader_num_workers, int) \
+            or not 0 <= config.dataloader_num_workers <= MAX_DATALOADER_WORKERS:
+        raise ValueError(f"The number of data loader workers must be a whole number from 0 to "
+                         f"{MAX_DATALOADER_WORKERS}, not {config.dataloader_num_workers!r}.")
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**32:
         raise ValueError(f"The seed must be a whole number from 0 to {2**32 - 1}, not {config.seed!r}.")
     if not config.model_name_or_path and not config.config_name:
@@ -132,6 +156,36 @@ def check_config(config: FinetuneConfig) -> None:
                          f"from scratch (e.g. {next(iter(SCRATCH_PRESETS))}).")
     if not str(config.output_dir).strip():
         raise ValueError("No output folder given for the trained model.")
+
+
+def check_image_size(side: int, what: str = "The image size",
+                     fix: str = "leave it unset to use the model's own, or pick one such as 224 or 384") -> None:
+    """`what` (the image size, a model's or a config's) at most MAX_IMAGE_SIZE pixels a side."""
+    if side > MAX_IMAGE_SIZE:
+        raise ValueError(f"{what} is {side} pixels a side; at most {MAX_IMAGE_SIZE} can be trained: {fix}.")
+
+
+def check_batch_pixels(config: FinetuneConfig, side: int) -> None:
+    """The pixels of one training batch of `side`-pixel images within MAX_BATCH_PIXELS. (A head-only run's
+    training batches hold one feature vector per image, not pixels; evaluation batches are fitted by
+    _fitted_eval_batch instead, since their size changes no result.)"""
+    size = config.per_device_train_batch_size
+    if config.mode != "head" and size * side * side > MAX_BATCH_PIXELS:
+        raise ValueError(f"A batch of {size} images of {side}x{side} pixels is {size * side * side / 1e6:,.0f} "
+                         f"million pixels, more than one device can train on (at most "
+                         f"{MAX_BATCH_PIXELS / 1e6:,.0f} million): lower the batch size to "
+                         f"{_most_images(side)} or less, or the image size.")
+
+
+def _most_images(side: int) -> int:
+    return max(MAX_BATCH_PIXELS // (side * side), 1)
+
+
+def _fitted_eval_batch(config: FinetuneConfig, side: int | None) -> FinetuneConfig:
+    """The config with its evaluation batch (which is only a speed setting) cut to MAX_BATCH_PIXELS."""
+    if not side or config.per_device_eval_batch_size <= _most_images(side):
+        return config
+    return replace(config, per_device_eval_batch_size=_most_images(side))
 
 
 def _check_whole(value: Any, name: str) -> None:
@@ -162,11 +216,12 @@ def _prepare(config: FinetuneConfig, output_dir: Path) -> PreparedData:
         # need not be unpacked again.
         return read_split(output_dir)
     work_dir = output_dir / "data"
-    data = prepare_data(config.train_dir, work_dir / "train", val_fraction=config.val_fraction, seed=config.seed)
+    data = prepare_data(config.train_dir, work_dir / "train", val_fraction=config.val_fraction, seed=config.seed,
+                        max_bytes=config.max_data_bytes)
     if config.validation_dir is None:
         return data
     validation = prepare_data(config.validation_dir, work_dir / "validation", val_fraction=config.val_fraction,
-                              seed=config.seed)
+                              seed=config.seed, max_bytes=config.max_data_bytes)
     return with_validation(data, validation)
 
 
@@ -188,7 +243,10 @@ def _build_model(config: FinetuneConfig, classes: Sequence[str], checkpoint: Pat
     labels = dict(num_labels=len(classes), id2label=dict(enumerate(classes)),
                   label2id={name: index for index, name in enumerate(classes)})
     if checkpoint is not None:
-        loaded = fetch_pretrained(str(checkpoint), AutoModelForImageClassification, AutoImageProcessor)
+        try:
+            loaded = fetch_pretrained(str(checkpoint), AutoModelForImageClassification, AutoImageProcessor)
+        except ValueError as error:  # its files passed check_checkpoint, yet they do not make a model together
+            raise damaged(checkpoint.parent, checkpoint) from error
         return loaded.model, loaded.processor
     if config.config_name:
         return _from_scratch(config, labels)
@@ -216,18 +274,28 @@ def _from_scratch(config: FinetuneConfig, labels: dict):
         except (OSError, ValueError) as error:
             raise ValueError(f"Could not read the config '{config.config_name}': use one of "
                              f"{', '.join(SCRATCH_PRESETS)}, a folder with config.json, or a hub id.") from error
-    model = AutoModelForImageClassification.from_config(model_config)
     size = getattr(model_config, "image_size", 224)
     size = size if isinstance(size, int) else size[0]
+    if not config.image_size and isinstance(size, int):  # it sizes the position embeddings: bounded before them
+        check_image_size(size, f"The image size in the config '{config.config_name}'",
+                         "set an image size such as 224 to train at")
+    model = AutoModelForImageClassification.from_config(model_config)
     # Images from 0-255 to -1..1, as google/vit-* do; a scratch model has no processor of its own.
     processor = ViTImageProcessor(size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     return model, processor
 
 
+def _native_size(model) -> int | None:
+    """The side of the images a model was built for (its config's image_size), if it says."""
+    native = getattr(model.config, "image_size", None)
+    if isinstance(native, (list, tuple)) and native:
+        native = native[0]
+    return native if isinstance(native, int) and not isinstance(native, bool) and native > 0 else None
+
+
 def _size_kwargs(model, image_size: int | None) -> dict:
     """Training at another size than the model's own needs interpolated position embeddings (ViT, DeiT)."""
-    native = getattr(model.config, "image_size", None)
-    native = native if isinstance(native, int) or native is None else native[0]
+    native = _native_size(model)
     if image_size and native and image_size != native \
             and "interpolate_pos_encoding" in inspect.signature(model.forward).parameters:
         return {"interpolate_pos_encoding": True}
@@ -260,10 +328,14 @@ def write_run_files(config: FinetuneConfig, data: PreparedData, output_dir: Path
 
 
 def read_split(output_dir: str | Path) -> PreparedData:
-    """A run's data as it was split for training (no files are read again)."""
+    """A run's data as it was split for training (no files are read again); a damaged split.json is a
+    ValueError naming it."""
     from .data import DataReport
 
-    split = json.loads((Path(output_dir) / SPLIT).read_text(encoding="utf-8"))
+    output_dir = Path(output_dir)
+    split = _read_json(output_dir / SPLIT, output_dir)
+    if not _is_split(split):
+        raise damaged(output_dir, output_dir / SPLIT)
     classes = tuple(split["classes"])
     train = tuple(Sample(Path(path), label) for path, label in split["train"])
     val = tuple(Sample(Path(path), label) for path, label in split["val"])
@@ -274,20 +346,160 @@ def read_split(output_dir: str | Path) -> PreparedData:
 
 
 def resume_config(output_dir: str | Path) -> FinetuneConfig:
-    """The settings of a stopped or interrupted run, set to continue from its checkpoint on the same split."""
+    """The settings of a stopped or interrupted run, set to continue from its checkpoint on the same split.
+    Its settings, split and training state are checked here, so a damaged run is refused before a job starts;
+    the checkpoint's weights are checked by finetune() before it trains."""
     from .events import read_events
 
     output_dir = Path(output_dir)
-    events = read_events(output_dir / EVENTS_LOG) if (output_dir / EVENTS_LOG).is_file() else []
+    if not (output_dir / RUN_CONFIG).is_file():
+        raise ValueError(f"'{output_dir.name or output_dir}' is not a training run (no {RUN_CONFIG}): pick a run "
+                         "from the list.")
+    try:
+        events = read_events(output_dir / EVENTS_LOG) if (output_dir / EVENTS_LOG).is_file() else []
+    except (OSError, ValueError) as error:  # not UTF-8 (read_events skips lines that are not events)
+        raise damaged(output_dir, output_dir / EVENTS_LOG) from error
     if events and isinstance(events[-1], Finished):
         raise ValueError(f"The run '{output_dir.name}' has finished; to train more, start a new run from it "
                          "(pick it under 'Start from').")
-    if not (output_dir / CHECKPOINT / "trainer_state.json").is_file():
+    if not (output_dir / CHECKPOINT / TRAINER_STATE).is_file():
         raise ValueError(f"The run '{output_dir.name}' has no checkpoint to resume from (it stopped before its "
                          "first save); start it again instead.")
-    settings = json.loads((output_dir / RUN_CONFIG).read_text(encoding="utf-8"))
-    settings.update(train_dir=read_split(output_dir), output_dir=output_dir, resume=True)
-    return FinetuneConfig(**settings)
+    config = _saved_config(output_dir)
+    read_trainer_state(output_dir)
+    return replace(config, train_dir=read_split(output_dir), output_dir=output_dir, resume=True)
+
+
+# The settings every run_config.json has held; without them a "resumed" run would train with other settings.
+_SAVED_SETTINGS = ("mode", "num_train_epochs", "learning_rate", "per_device_train_batch_size", "seed")
+
+
+def _saved_config(output_dir: Path) -> FinetuneConfig:
+    """run_config.json as a checked FinetuneConfig. Settings this version does not know are left out (a run
+    written by another version still resumes); missing or unusable ones mean the file is damaged."""
+    path = output_dir / RUN_CONFIG
+    settings = _read_json(path, output_dir)
+    if not isinstance(settings, dict) or not all(name in settings for name in _SAVED_SETTINGS):
+        raise damaged(output_dir, path)
+    known = {name: value for name, value in settings.items() if name in FinetuneConfig.__dataclass_fields__}
+    config = FinetuneConfig(**{**known, "output_dir": output_dir, "resume": True})
+    try:
+        check_config(config)
+    except ValueError as error:
+        raise damaged(output_dir, path) from error
+    return config
+
+
+# ---- a run's files, checked before a resume trusts them ------------------------------------------------------
+
+
+def damaged(run_dir: Path, path: Path) -> ValueError:
+    """The error for a run file that cannot be used."""
+    return ValueError(f"This checkpoint is damaged: {_run_file(run_dir, path)}; start a new run or pick another.")
+
+
+def _run_file(run_dir: Path, path: Path) -> str:
+    """A file of a run as a user knows it: from the run's folder on (run-1/checkpoint/optimizer.bin)."""
+    try:
+        return (Path(run_dir.name) / path.relative_to(run_dir)).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _read_json(path: Path, run_dir: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    # UnicodeDecodeError and JSONDecodeError are ValueErrors; RecursionError: brackets nested thousands deep.
+    except (OSError, ValueError, RecursionError) as error:
+        raise damaged(run_dir, path) from error
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_split(split: Any) -> bool:
+    """split.json as write_run_files writes it: the root, two or more distinct class names, and [path, label]
+    pairs whose labels index the classes (the training part not empty)."""
+    if not isinstance(split, dict) or not isinstance(split.get("root"), str):
+        return False
+    classes = split.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(name, str) for name in classes) \
+            or len(set(classes)) != len(classes):
+        return False
+
+    def samples(part: Any) -> bool:
+        return isinstance(part, list) and all(
+            isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and _is_count(pair[1])
+            and pair[1] < len(classes) for pair in part)
+
+    return samples(split.get("train")) and samples(split.get("val")) and bool(split["train"])
+
+
+def read_trainer_state(run_dir: Path) -> TrainingState:
+    """checkpoint/trainer_state.json as a TrainingState; a damaged one is a ValueError naming it."""
+    path = run_dir / CHECKPOINT / TRAINER_STATE
+    fields = _read_json(path, run_dir)
+    try:
+        state = TrainingState(**fields)
+    except TypeError as error:  # not an object, or other keys
+        raise damaged(run_dir, path) from error
+    if not (_is_count(state.step) and _is_count(state.epoch) and _is_number(state.loss_sum)
+            and all(value is None or _is_number(value) for value in (state.eval_loss, state.eval_accuracy))):
+        raise damaged(run_dir, path)
+    return state
+
+
+def check_checkpoint(run_dir: Path) -> None:
+    """Every file a resume loads from run_dir/checkpoint, checked before a model is built from them: the training
+    state, the model's config, processor and weights, and accelerate's weights, optimizer and schedule. (The
+    random state is not: one that cannot be restored is a warning when it is loaded, not a reason to stop.)"""
+    checkpoint = run_dir / CHECKPOINT
+    read_trainer_state(run_dir)
+    for name in ("config.json", "preprocessor_config.json"):
+        if not isinstance(_read_json(checkpoint / name, run_dir), dict):
+            raise damaged(run_dir, checkpoint / name)
+    # save_pretrained writes one weights file, or shards and their index.
+    if not any((checkpoint / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
+        raise damaged(run_dir, checkpoint / "model.safetensors")
+    states = checkpoint / ACCELERATE_STATE
+    for name in ("model.safetensors", "optimizer.bin", "scheduler.bin"):
+        if not (states / name).is_file():
+            raise damaged(run_dir, states / name)
+    for folder in (checkpoint, states):
+        for path in sorted(folder.iterdir()):
+            if path.suffix == ".safetensors" and not _readable_safetensors(path):
+                raise damaged(run_dir, path)
+            if path.suffix == ".bin" and not _whole_torch_file(path):
+                raise damaged(run_dir, path)
+
+
+def _readable_safetensors(path: Path) -> bool:
+    """A safetensors file whose header parses and covers the whole file (a cut-off or overwritten file fails),
+    holding at least one tensor."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            return bool(list(weights.keys()))
+    except Exception:  # noqa: BLE001 - SafetensorError, OSError, ...: unreadable either way
+        return False
+
+
+def _whole_torch_file(path: Path) -> bool:
+    """A torch.save zip archive (with its pickle) whose every member matches its CRC: torch.load itself reads
+    overwritten bytes back as other numbers without a word."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/data.pkl") for name in archive.namelist()) and archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return False
 
 
 # ---- the run -----------------------------------------------------------------------------------------------
@@ -329,6 +541,11 @@ def _run(config: FinetuneConfig, data: PreparedData, output_dir: Path, resuming:
     if accelerator.is_main_process and not resuming:
         write_run_files(config, data, output_dir)
     model, processor = _build_model(config, data.classes, checkpoint)
+    side = config.image_size or _native_size(model)
+    if not config.image_size and side:  # the model's own size, known now: bounded as a given size is
+        check_image_size(side, "The model's own image size", "set an image size such as 224 to train at")
+        check_batch_pixels(config, side)
+    config = _fitted_eval_batch(config, side)
     model.train().requires_grad_(True)
     processor = _processor_for(processor, config.image_size)
     train_transform, eval_transform = image_transforms(processor, config.image_size, config.augment)
@@ -652,8 +869,67 @@ class TrainingState:
 
 
 def _load_state(accelerator, checkpoint: Path) -> TrainingState:
-    accelerator.load_state(str(checkpoint / "accelerate"))
-    return TrainingState(**json.loads((checkpoint / "trainer_state.json").read_text()))
+    """The training state, and accelerate's weights, optimizer, schedule and random state loaded into place."""
+    run_dir, states = checkpoint.parent, checkpoint / ACCELERATE_STATE
+    state = read_trainer_state(run_dir)
+    try:
+        accelerator.load_state(str(states))
+    except (MemoryError, torch.cuda.OutOfMemoryError):
+        raise  # the machine, not the file
+    except Exception as error:  # noqa: BLE001 - an unpickling, shape or key error: the files do not fit together
+        raise damaged(run_dir, _unloadable_file(states) or states) from error
+    if not _random_state_restored(states, accelerator.process_index):
+        # accelerate skips a random state it cannot use with an info line; say it where a user looks.
+        log.warning("The random state in %s could not be restored, so the random crops, flips and dropout after "
+                    "the resume differ from an uninterrupted run's (the data order does not).",
+                    _run_file(run_dir, states / f"random_states_{accelerator.process_index}.pkl"))
+    return state
+
+
+def _unloadable_file(states: Path) -> Path | None:
+    """The first of accelerate's files in `states` that does not load on its own (None: each does)."""
+    from accelerate.utils import load
+    from safetensors.torch import load_file
+
+    for path in sorted(states.iterdir()):
+        try:
+            if path.suffix == ".safetensors":
+                load_file(path)
+            elif path.suffix == ".bin":
+                load(path, map_location="cpu")
+        except Exception:  # noqa: BLE001 - whatever the loader raises, this file is the damaged one
+            return path
+    return None
+
+
+def _random_state_restored(states: Path, process_index: int) -> bool:
+    """Whether this process's Python, numpy and torch random states are now the ones saved in `states`."""
+    import random
+
+    import numpy as np
+    from accelerate.utils import load
+
+    try:
+        saved = load(states / f"random_states_{process_index}.pkl")
+        now = {"random_state": random.getstate(), "numpy_random_seed": np.random.get_state(),
+               "torch_manual_seed": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            now["torch_cuda_manual_seed"] = torch.cuda.get_rng_state_all()
+        return all(_same_state(value, saved[name]) for name, value in now.items())
+    except Exception:  # noqa: BLE001 - no file, not a pickle, other keys: not restored
+        return False
+
+
+def _same_state(one: Any, other: Any) -> bool:
+    if isinstance(one, torch.Tensor) or isinstance(other, torch.Tensor):
+        return isinstance(one, torch.Tensor) and isinstance(other, torch.Tensor) and torch.equal(one, other)
+    if hasattr(one, "shape") or hasattr(other, "shape"):  # numpy arrays
+        import numpy as np
+
+        return bool(np.array_equal(one, other))
+    if isinstance(one, (tuple, list)) and isinstance(other, (tuple, list)):
+        return len(one) == len(other) and all(_same_state(a, b) for a, b in zip(one, other))
+    return one == other
 
 
 class _StepTimer:
@@ -727,21 +1003,16 @@ def form_config(
     return FinetuneConfig(
         train_dir=source, output_dir=Path("."), mode=mode, num_train_epochs=_form_whole(epochs, "epochs"),
         learning_rate=float(learning_rate or 0), per_device_train_batch_size=_form_whole(batch_size, "batch size"),
-        weight_decay=float(weight_decay or 0), warmup_ratio=float(warmup_ratio),
-        image_size=int(image_size or 0) or None, augment=bool(augment), seed=int(seed or 0), precision=precision,
+        weight_decay=float(weight_decay or 0), warmup_ratio=float(warmup_ratio or 0),
+        image_size=_form_whole(image_size or 0, "image size") or None, augment=bool(augment),
+        seed=_form_whole(seed or 0, "seed"), precision=precision,
         **base_settings(base),
     )
 
 
 def _form_whole(value: float | None, name: str) -> int:
-    if value is None or float(value) != int(value):
+    # Not finite first: int() of an infinity raises OverflowError, of a NaN a raw ValueError.
+    if value is None or not math.isfinite(float(value)) or float(value) != int(value):
         raise ValueError(f"The {name} must be a whole number, not {value!r}.")
     return int(value)
 
-
-def base_choices() -> list[str]:
-    """What a "start from" box offers: the suggested bases, then every finished run."""
-    from .runs import list_runs
-
-    finished = [str(summary.path) for summary in list_runs() if summary.status == "finished"]
-    return list(dict.fromkeys([*BASE_CHOICES, *finished]))

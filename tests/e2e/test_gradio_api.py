@@ -39,7 +39,7 @@ def test_a_bad_upload_gets_the_engines_message(client, tiny_vit_dir, tmp_path):
 
 
 def test_an_unknown_model_folder_is_named_in_the_message(client, photo_path):
-    with pytest.raises(Exception, match="No model folder at './no-such-run'"):
+    with pytest.raises(Exception, match="'./no-such-run' is neither a model id on the Hub nor a model folder"):
         client.predict(handle_file(str(photo_path)), "./no-such-run", 3, api_name="/classify")
 
 
