@@ -54,6 +54,24 @@ def on_space() -> bool:
     return bool(os.environ.get("SPACE_ID"))
 
 
+def is_shared(args: argparse.Namespace) -> bool:
+    """Whether people other than this machine's user can reach the app: on a Space, through a --share link, or
+    listening beyond the loopback address (a classroom server on 0.0.0.0). Then each visitor sees only the runs
+    their own browser started, and only they can stop them."""
+    return on_space() or bool(getattr(args, "share", False)) or not is_loopback(args.host)
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Imported here, not at the top, so that `python app.py deploy` does not wait for torch.
     from core.models import DEFAULT_CLASSIFIER, PRECISIONS
@@ -111,6 +129,8 @@ def run_gradio(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     os.environ["VIT_STUDIO_RUNS"] = args.runs_dir  # training.runs reads it, in this process and its threads
+    os.environ["VIT_STUDIO_SHARED"] = "1" if is_shared(args) else "0"  # and training.access this
+    tidy_space_runs()
     # No usage statistics unless asked for (GRADIO_ANALYTICS_ENABLED=True), as with --ui streamlit: the app is
     # used in classrooms and offline, where a report to the internet is neither wanted nor reachable.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -131,7 +151,22 @@ def run_gradio(args: argparse.Namespace) -> None:
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, share=args.share, css=CSS, js=JS, show_error=True,
         max_file_size=limits.max_file_size,
+        # The confusion matrix is served from the run's folder; Gradio serves only the working and temp folders
+        # unless told, and a --runs-dir elsewhere must work too. Only that folder, nothing above it.
+        allowed_paths=[str(Path(args.runs_dir).resolve())],
     )
+
+
+def tidy_space_runs() -> None:
+    """On a Space, remove visitors' runs that outlived the disk budget while the app was down."""
+    from training.disk import disk_budget, tidy_runs
+
+    budget = disk_budget()
+    if budget is not None:
+        tidied = tidy_runs(budget)
+        if tidied.removed or tidied.trimmed:
+            log.info("Runs folder: removed %d old runs, trimmed %d finished ones", len(tidied.removed),
+                     len(tidied.trimmed))
 
 
 def serving_limits(space: bool) -> ServingLimits:
@@ -207,7 +242,7 @@ def streamlit_env(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[
     """The environment the Streamlit app reads its settings from: the flags, as VIT_STUDIO_* variables."""
     env = dict(environ)
     env.update(VIT_STUDIO_MODEL=args.model, VIT_STUDIO_RUNS=args.runs_dir, VIT_STUDIO_DEVICE=args.device,
-               VIT_STUDIO_PRECISION=args.precision)
+               VIT_STUDIO_PRECISION=args.precision, VIT_STUDIO_SHARED="1" if is_shared(args) else "0")
     # Only the flags turn these on: an exported variable left over from another run must not.
     for name, enabled in (("VIT_STUDIO_ALLOW_SERVER_PATHS", args.allow_server_paths),
                           ("VIT_STUDIO_TRUST_REMOTE_CODE", args.trust_remote_code)):

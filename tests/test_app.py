@@ -43,6 +43,22 @@ def test_off_a_space_it_listens_on_this_machine_only(off_a_space):
     assert app.parse_args([]).host == "127.0.0.1"
 
 
+@pytest.mark.parametrize("flags, shared", [
+    ([], False), (["--host", "127.0.0.1"], False), (["--host", "localhost"], False), (["--host", "::1"], False),
+    (["--host", "0.0.0.0"], True), (["--host", "192.168.1.20"], True), (["--host", "classroom.local"], True),
+    (["--share"], True),
+])
+def test_the_app_is_shared_when_others_can_reach_it(off_a_space, flags, shared):
+    """A classroom server (--host 0.0.0.0) and a --share link are shared like a Space: runs are kept per visitor."""
+    args = app.parse_args(flags)
+    assert app.is_shared(args) is shared
+    assert app.streamlit_env(args, {})["VIT_STUDIO_SHARED"] == ("1" if shared else "0")
+
+
+def test_a_space_is_always_shared(on_a_space):
+    assert app.is_shared(app.parse_args(["--host", "127.0.0.1"]))
+
+
 def test_a_space_bounds_the_queue_and_the_uploads():
     limits = app.serving_limits(space=True)
     assert limits.queue_size == 20

@@ -84,7 +84,8 @@ def test_the_app_file_and_requirements_are_in_the_folder(space):
 def test_nothing_but_the_app_is_shipped(space):
     for path in space.files:
         top = path.split("/")[0]
-        assert top in ("README.md", "ABOUT.md", "app.py", "requirements.txt", "core", "training", "ui", "docs"), path
+        assert top in ("README.md", "ABOUT.md", "SECURITY.md", "app.py", "requirements.txt", "core", "training", "ui",
+                       "docs"), path
         assert "__pycache__" not in path and not path.endswith((".pyc", ".pyi")), path
     assert not any(path.startswith(("tests/", "bench/", "runs/", ".venv/", "test-artifacts/")) for path in space.files)
 

@@ -282,6 +282,7 @@ def test_resume_without_a_checkpoint_says_so(shapes_dir, scratch_config, tmp_pat
     from training.finetune import resume_config
 
     (tmp_path / "empty-run").mkdir()
+    (tmp_path / "empty-run" / "run_config.json").write_text("{}")  # a run that stopped before its first save
     with pytest.raises(ValueError, match="no checkpoint to resume from"):
         resume_config(tmp_path / "empty-run")
 
@@ -301,40 +302,68 @@ def test_one_training_at_a_time(shapes_dir, scratch_config, tmp_path):
     assert failed.error and "no images" in failed.error.lower()
 
 
-def test_on_a_space_only_the_page_that_started_a_run_can_stop_it_while_open(shapes_dir, scratch_config, tmp_path,
-                                                                           monkeypatch):
+@pytest.mark.parametrize("shared_by", ["SPACE_ID", "VIT_STUDIO_SHARED"])
+def test_on_a_shared_app_only_the_visitor_who_started_a_run_can_stop_it_while_open(
+        shared_by, shapes_dir, scratch_config, tmp_path, monkeypatch):
     from training import jobs
+    from training.access import visitor
     from training.jobs import NOTHING_TRAINING, STOPPING, run_owner, start_training, stop_current
 
-    monkeypatch.delenv("SPACE_ID", raising=False)
-    assert run_owner("tab-a") is None  # on your own machine a reloaded page is still you: anyone may stop
-    monkeypatch.setenv("SPACE_ID", "someone/vit-studio")
+    for name in ("SPACE_ID", "VIT_STUDIO_SHARED"):
+        monkeypatch.delenv(name, raising=False)
+    assert run_owner(visitor("tab-a")) is None  # on your own machine a reloaded page is still you: anyone may stop
+    # A Space, or a classroom server (app.py sets VIT_STUDIO_SHARED for --host 0.0.0.0 and --share).
+    monkeypatch.setenv(shared_by, "someone/vit-studio" if shared_by == "SPACE_ID" else "1")
+    alice, bob = visitor("visitor-a"), visitor("visitor-b")
     monkeypatch.setattr(jobs, "OWNER_AWAY_S", 0.5)
-    job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200),
-                         owner=run_owner("tab-a"))
+    job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200), visitor=alice)
     for _ in range(4):  # the owner's page redraws for longer than OWNER_AWAY_S: it is still there
-        job.watched_by("tab-a")
-        job.watched_by("tab-b")  # another page watching changes nothing
-        with pytest.raises(ValueError, match="started in another page, which is still open"):
-            stop_current(session="tab-b")
+        job.watched_by(alice)
+        job.watched_by(bob)  # another page watching changes nothing
+        with pytest.raises(ValueError, match="started by another visitor, whose page is still open"):
+            stop_current(visitor=bob)
         time.sleep(0.2)
     assert job.running
     time.sleep(0.6)  # the owner's page is gone: anyone may stop the run now
-    assert stop_current(session="tab-b") == STOPPING
+    assert stop_current(visitor=bob) == STOPPING
     assert isinstance(job.wait(60).events[-1], Stopped)
-    assert stop_current(session="tab-b") == NOTHING_TRAINING
+    assert stop_current(visitor=bob) == NOTHING_TRAINING
 
 
 def test_the_owner_stops_at_once(shapes_dir, scratch_config, tmp_path, monkeypatch):
-    from training.jobs import STOPPING, run_owner, start_training, stop_current
+    from training.access import visitor
+    from training.jobs import STOPPING, start_training, stop_current
 
     monkeypatch.setenv("SPACE_ID", "someone/vit-studio")
     job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200),
-                         owner=run_owner("tab-a"))
-    with pytest.raises(ValueError, match="another page"):
+                         visitor=visitor("visitor-a"))
+    with pytest.raises(ValueError, match="another visitor"):
         stop_current()
-    assert stop_current(session="tab-a") == STOPPING
+    assert stop_current(visitor=visitor("visitor-a")) == STOPPING
     assert isinstance(job.wait(60).events[-1], Stopped)
+
+
+def test_a_second_start_is_told_at_once_whose_run_trains_and_when_it_ends(shapes_dir, scratch_config, tmp_path,
+                                                                        monkeypatch):
+    from training.access import visitor
+    from training.jobs import start_new_run, start_training, stop_current
+
+    monkeypatch.setenv("VIT_STUDIO_SHARED", "1")
+    monkeypatch.setenv("VIT_STUDIO_RUNS", str(tmp_path / "runs"))
+    alice, bob = visitor("visitor-a"), visitor("visitor-b")
+    job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200), visitor=alice)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(type(event).__name__ == "Step" for event in job.state().events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(ValueError, match=r"Another visitor's run is training now, and about .+ left \(step \d+/\d+\)"):
+            start_new_run(shapes_config(shapes_dir, scratch_config, tmp_path / "b"), "mine", visitor=bob)
+        with pytest.raises(ValueError, match=r"A training is already running \(a\), and about"):
+            start_new_run(shapes_config(shapes_dir, scratch_config, tmp_path / "b"), "mine", visitor=alice)
+        assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing left behind
+    finally:
+        stop_current(visitor=alice)
+        job.wait(60)
 
 
 # ---- after the run -----------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""The Gradio Train tab's own wiring, called as Gradio calls it (with each page's gr.Request): on a Space, Stop
-belongs to the page that started the run."""
+"""The Gradio Train tab's own wiring, called as Gradio calls it (with each page's gr.Request and visitor id): runs
+are named, not pathed, and on a shared app each visitor sees, stops and downloads only their own."""
 from __future__ import annotations
+
+import zipfile
 
 import gradio as gr
 import pytest
@@ -9,21 +11,110 @@ from training.events import Stopped
 from training.examples import write_shapes_zip
 from training.jobs import STOPPING, current_job
 
+# base (filled in), mode, epochs, learning rate, batch, weight decay, warmup, image size, augment, seed, precision
+FULL_RUN = ["full", 200, 5e-4, 4, 0.0, 0.1, 0, False, 0, "auto"]
 
-def test_on_a_space_stop_belongs_to_the_page_that_started_the_run(tiny_vit_dir, tmp_path, monkeypatch):
+
+def _start(train_tab, shapes_zip, tiny_vit_dir, run_name, visitor_id, request, settings=FULL_RUN):
+    return train_tab.start_run(str(shapes_zip), None, "", "", str(tiny_vit_dir), *settings, run_name, visitor_id,
+                               request)
+
+
+@pytest.mark.parametrize("shared_by", ["SPACE_ID", "VIT_STUDIO_SHARED"])
+def test_on_a_shared_app_stop_belongs_to_the_visitor_who_started_the_run(shared_by, tiny_vit_dir, tmp_path,
+                                                                         monkeypatch):
     from ui import train_tab
 
-    monkeypatch.setenv("SPACE_ID", "someone/vit-studio")
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setenv(shared_by, "someone/vit-studio" if shared_by == "SPACE_ID" else "1")
     monkeypatch.setenv("VIT_STUDIO_RUNS", str(tmp_path / "runs"))
     shapes_zip = write_shapes_zip(tmp_path, per_class=8)
-    starter, visitor = gr.Request(session_hash="starter"), gr.Request(session_hash="visitor")
-    stream = train_tab.start_run(str(shapes_zip), None, "", "", str(tiny_vit_dir), "full", 200, 5e-4, 4, 0.0, 0.1, 0,
-                                 False, 0, "auto", "owned", starter)
-    run_dir, *_ = next(stream)  # the run has started and the starter's page shows it
-    assert run_dir.endswith("owned") and current_job().owner == "starter"
-    with pytest.raises(gr.Error, match="started in another page"):
-        train_tab.stop_run(visitor)
-    assert train_tab.stop_run(starter) == STOPPING
+    starter, other = gr.Request(session_hash="starter"), gr.Request(session_hash="other")
+    stream = _start(train_tab, shapes_zip, tiny_vit_dir, "owned", "browser-of-the-starter", starter)
+    run_name, *_ = next(stream)  # the run has started and the starter's page shows it
+    # On a shared app the name gets a random tail: nobody else can guess the folder.
+    assert run_name.startswith("owned-") and len(run_name) == len("owned-") + 10
+    assert current_job().owner == "browser-of-the-starter"
+    with pytest.raises(gr.Error, match="started by another visitor"):
+        train_tab.stop_run("browser-of-someone-else", other)
+    with pytest.raises(gr.Error, match="another visitor's"):
+        next(train_tab.watch_current("browser-of-someone-else", other))
+    # A reload of the starter's page is a new session but the same browser: still the owner.
+    assert train_tab.stop_run("browser-of-the-starter", gr.Request(session_hash="reloaded")) == STOPPING
     for _ in stream:  # the starter's page follows the run to its end
         pass
     assert isinstance(current_job().state().events[-1], Stopped)
+
+
+@pytest.fixture
+def two_visitors_runs(tiny_vit_dir, tmp_path, monkeypatch):
+    """A classroom server: visitor A trained a run; B has none; an example run sits in the runs folder."""
+    from training.finetune import FinetuneConfig, finetune
+    from ui import train_tab
+
+    monkeypatch.setenv("VIT_STUDIO_SHARED", "1")
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("VIT_STUDIO_RUNS", str(runs))
+    shapes_zip = write_shapes_zip(tmp_path, per_class=8)
+    head_run = ["head", 1, 1e-2, 16, 0.0, 0.0, 0, False, 0, "auto"]
+    *_, last = _start(train_tab, shapes_zip, tiny_vit_dir, "alice", "browser-a", gr.Request(session_hash="a"),
+                      head_run)
+    example = runs / "example"
+    for _ in finetune(FinetuneConfig(train_dir=shapes_zip, output_dir=example, model_name_or_path=str(tiny_vit_dir),
+                                     mode="head", num_train_epochs=1)):
+        pass
+    return train_tab, last[0], runs
+
+
+def test_each_visitor_lists_only_their_runs_and_the_examples(two_visitors_runs):
+    train_tab, alice_run, _ = two_visitors_runs
+    alice_runs, _ = train_tab.refresh_lists("browser-a")
+    bob_runs, bob_bases = train_tab.refresh_lists("browser-b")
+    assert sorted(name for _, name in alice_runs["choices"]) == sorted([alice_run, "example"])
+    assert [name for _, name in bob_runs["choices"]] == ["example"]
+    assert not any(alice_run in base for base in bob_bases["choices"])
+    # Sizes show in the list: a run's folder is its model, checkpoint and unpacked data.
+    assert all(label.endswith(("KB)", "MB)", "GB)")) for label, _ in alice_runs["choices"])
+
+
+def test_another_visitors_run_is_refused_like_a_run_that_does_not_exist(two_visitors_runs):
+    train_tab, alice_run, runs = two_visitors_runs
+    bob = gr.Request(session_hash="b")
+    for call in (lambda name: train_tab.zip_current(name, "browser-b", bob),
+                 lambda name: train_tab.use_run(name, "browser-b", bob),
+                 lambda name: train_tab.show_saved_run(name, "browser-b", bob),
+                 lambda name: train_tab.cell_overlays(name, "circle", "circle", "browser-b", bob),
+                 lambda name: train_tab.compare_attention(name, "circle", "circle", "browser-b", bob),
+                 lambda name: train_tab.push_current(name, "me/x", "hf_x", True, "browser-b", bob),
+                 lambda name: next(train_tab.resume_run(name, "browser-b", bob))):
+        for name in (alice_run, str(runs / alice_run), "no-such-run"):
+            with pytest.raises(gr.Error, match="There is no run called '.+' here: pick one from the list"):
+                call(name)
+    # Alice's own browser (any page of it) gets her run; everyone gets the example, but cannot resume it.
+    assert zipfile.ZipFile(train_tab.zip_current(alice_run, "browser-a", gr.Request(session_hash="a2"))).namelist()
+    assert zipfile.ZipFile(train_tab.zip_current("example", "browser-b", bob)).namelist()
+    with pytest.raises(gr.Error, match="example run"):
+        next(train_tab.resume_run("example", "browser-b", bob))
+
+
+def test_run_endpoints_take_names_not_server_paths(tiny_vit_dir, tmp_path, monkeypatch):
+    """The attack: any folder holding a config.json (e.g. ~/.docker) was zipped and handed out by /zip_run."""
+    from ui import train_tab
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setenv("VIT_STUDIO_SHARED", "0")  # even on one's own machine
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setenv("VIT_STUDIO_RUNS", str(runs))
+    secret = tmp_path / "home" / ".docker"
+    secret.mkdir(parents=True)
+    (secret / "config.json").write_text('{"auths": {"registry": {"auth": "c2VjcmV0"}}}')
+    (secret / "events.jsonl").write_text("")
+    (runs / "link").symlink_to(secret)  # a link inside the runs folder must not lead out of it either
+    request = gr.Request(session_hash="local")
+    for name in (str(secret), f"{runs}/../home/.docker", "../home/.docker", "link", "", "/", "."):
+        with pytest.raises(gr.Error, match="There is no run called|Pick a run in the list first"):
+            train_tab.zip_current(name, None, request)
+        with pytest.raises(gr.Error, match="There is no run called|Pick a run in the list first"):
+            train_tab.use_run(name, None, request)

@@ -311,7 +311,7 @@ def test_train_stop_then_resume_from_earlier_runs(app, tiny_vit_dir, shapes_zip,
     assert any(markdown.value.startswith("Stopped at step") for markdown in at.markdown)
     run_dir = str(runs_dir / "to-resume")
     assert at.selectbox(key="train_runs").options[0].startswith("to-resume (stopped, step ")
-    at.selectbox(key="train_runs").set_value(run_dir)
+    at.selectbox(key="train_runs").set_value("to-resume")  # runs are named in the list, never pathed
     click(at, "train_resume")
     current_job().stop()  # the resumed run goes on from its checkpoint; stopping it again is enough here
     state = current_job().wait(timeout_s=60)
@@ -321,16 +321,23 @@ def test_train_stop_then_resume_from_earlier_runs(app, tiny_vit_dir, shapes_zip,
     assert at.session_state["train_run_dir"] == run_dir and not at.exception
 
 
-def test_on_a_space_another_visitor_cannot_stop_a_run(app, tiny_vit_dir, shapes_zip, monkeypatch):
+@pytest.mark.parametrize("shared_by", ["SPACE_ID", "VIT_STUDIO_SHARED"])
+def test_on_a_shared_app_another_visitor_cannot_see_or_stop_a_run(shared_by, app, tiny_vit_dir, shapes_zip,
+                                                                  monkeypatch):
     from training.events import Stopped
     from training.jobs import current_job
 
-    monkeypatch.setenv("SPACE_ID", "someone/vit-studio")
+    monkeypatch.setenv(shared_by, "someone/vit-studio" if shared_by == "SPACE_ID" else "1")
     starter = upload(app("train", train_base=str(tiny_vit_dir)), "train_zip", shapes_zip)
     starter.number_input(key="train_epochs").set_value(200)
+    starter.text_input(key="train_run_name").set_value("mine")
     click(starter, "train_start")
     other = click(app("train"), "train_stop")  # a second browser session
-    assert any("started in another page, which is still open" in message for message in errors(other)), errors(other)
+    assert any("started by another visitor, whose page is still open" in message for message in errors(other)), \
+        errors(other)
+    assert [option for option in other.selectbox(key="train_runs").options if option.startswith("mine")] == []
+    assert any(option.startswith("mine-") for option in click(starter, "train_show_run").selectbox(
+        key="train_runs").options)
     assert current_job().running
     click(starter, "train_stop")
     assert not errors(starter) and any(info.value.startswith("Stopping after the current step") for info in starter.info)

@@ -1,16 +1,17 @@
 """One training at a time in a background thread, so a front end can start it, stop it and watch it."""
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .events import Event, Finished, Stopped
+from .access import LOCAL_USER, Visitor, claim_run, private_run_name
+from .disk import disk_budget, room_for_new_run, tidy_runs, trim_finished_run
+from .events import Event, Finished, Started, Step, Stopped
 from .finetune import FinetuneConfig, check_config, finetune
-from .runs import new_run_dir
+from .runs import format_duration, new_run_dir
 
 NOTHING_TRAINING = "Nothing is training."
 # An owner's page that has not looked at its run for this long is gone (closed or reloaded): then anyone may stop
@@ -40,7 +41,7 @@ class TrainingJob:
     def __init__(self, config: FinetuneConfig, fresh_folder: bool = False, owner: str | None = None):
         self.config = config
         self.output_dir = Path(config.output_dir)
-        self.owner = owner  # the session that alone may stop it while it watches (see run_owner); None: anyone
+        self.owner = owner  # the visitor who alone may stop it while they watch (see run_owner); None: anyone
         self._owner_seen = time.monotonic()
         self._fresh_folder = fresh_folder  # made for this run: removed again if the run never starts
         self._stop = threading.Event()
@@ -61,23 +62,36 @@ class TrainingJob:
         if self._error and self._fresh_folder and not self._events:
             # Bad data or a model that will not load: no run happened, so no "interrupted" run is left listed.
             shutil.rmtree(self.output_dir, ignore_errors=True)
+        elif self._events and isinstance(self._events[-1], Finished) and disk_budget() is not None:
+            trim_finished_run(self.output_dir)  # on a Space, what only more training would need goes at once
 
     def start(self) -> "TrainingJob":
         self._thread.start()
         return self
 
-    def watched_by(self, session: str | None) -> None:
+    def watched_by(self, asking: Visitor) -> None:
         """A page showing this run calls this as it redraws: its owner's page is how we know the owner is there."""
-        if session is not None and session == self.owner:
+        if asking.id is not None and asking.id == self.owner:
             self._owner_seen = time.monotonic()
 
-    def stop(self, by: str | None = None) -> None:
+    def stop(self, by: Visitor = LOCAL_USER) -> None:
         """End after the current step; the model is saved and the run can be resumed. A run with an owner
         stops only when its owner asks, or when the owner's page has been gone for OWNER_AWAY_S."""
-        if self.owner is not None and by != self.owner and time.monotonic() - self._owner_seen < OWNER_AWAY_S:
-            raise ValueError(f"The run {self.output_dir.name} was started in another page, which is still open, "
-                             "so only that page can stop it. A minute after that page is closed, anyone can.")
+        if self.owner is not None and by.id != self.owner and time.monotonic() - self._owner_seen < OWNER_AWAY_S:
+            raise ValueError("This run was started by another visitor, whose page is still open, so only they can "
+                             "stop it. A minute after their page closes, anyone can.")
         self._stop.set()
+
+    def time_left(self) -> str:
+        """'about 4 min 10 s left (step 30/120)', or what it is doing before its first step."""
+        with self._lock:
+            events = list(self._events)
+        started = next((event for event in reversed(events) if isinstance(event, Started)), None)
+        last_step = next((event for event in reversed(events) if isinstance(event, Step)), None)
+        if started is None or last_step is None:
+            return "it is still preparing its data and model"
+        return (f"about {format_duration(last_step.seconds_left)} left (step {last_step.step}/"
+                f"{started.total_steps})")
 
     @property
     def running(self) -> bool:
@@ -97,38 +111,43 @@ _current: TrainingJob | None = None
 _jobs_lock = threading.Lock()
 
 
-def start_training(config: FinetuneConfig, owner: str | None = None) -> TrainingJob:
-    """Start a run in the background. Settings are checked here, at once; data and model problems arrive
-    as the job's error a moment later. Only one run trains at a time: the machine has one set of cores."""
+def start_training(config: FinetuneConfig, visitor: Visitor = LOCAL_USER) -> TrainingJob:
+    """Start a run in the background (a resume: its folder exists). Settings are checked here, at once; data and
+    model problems arrive as the job's error a moment later. Only one run trains at a time: the machine has one
+    set of cores."""
     global _current
     check_config(config)
     with _jobs_lock:
-        check_idle()
-        _current = TrainingJob(config, owner=owner).start()
+        check_idle(visitor)
+        _current = TrainingJob(config, owner=run_owner(visitor)).start()
         return _current
 
 
-def check_idle() -> None:
-    """Refuse a second run while one trains: the machine has one set of cores."""
-    if _current is not None and _current.running:
-        raise ValueError(f"A training is already running ({_current.output_dir.name}). Stop it or wait for it "
-                         "to finish, then start this one.")
+def check_idle(asking: Visitor = LOCAL_USER) -> None:
+    """Refuse a second run while one trains, saying at once whose it is and when it should end."""
+    job = _current
+    if job is None or not job.running:
+        return
+    if asking.shared and job.owner != asking.id:
+        raise ValueError(f"Another visitor's run is training now, and {job.time_left()}. One run trains at a time "
+                         "on this app: try again when it has ended.")
+    raise ValueError(f"A training is already running ({job.output_dir.name}), and {job.time_left()}. Stop it or "
+                     "wait for it to finish, then start this one.")
 
 
-def run_owner(session: str) -> str | None:
-    """Who may stop a run started from `session`: that session alone on a Hugging Face Space (SPACE_ID set),
-    which is public, so one visitor must not end another's training; anyone on your own machine, where a
-    reloaded page (a new session) is still you."""
-    return session if os.environ.get("SPACE_ID") else None
+def run_owner(asking: Visitor) -> str | None:
+    """Who may stop a run this visitor starts: they alone on a shared app (a Space, a --share link, a classroom
+    server), so one visitor cannot end another's training; anyone on an app only its own machine reaches."""
+    return asking.id if asking.shared else None
 
 
-def stop_current(session: str | None = None) -> str:
+def stop_current(visitor: Visitor = LOCAL_USER) -> str:
     """Ask the run in progress to end after its current step; returns what to tell the user. A ValueError says
-    why not when the run belongs to another session."""
+    why not when the run belongs to another visitor."""
     job = _current
     if job is None or not job.running:
         return NOTHING_TRAINING
-    job.stop(by=session)
+    job.stop(by=visitor)
     return STOPPING
 
 
@@ -145,15 +164,22 @@ def watch(job: TrainingJob, every_s: float = 0.5):
     yield job.state()
 
 
-def start_new_run(config: FinetuneConfig, run_name: str | None = None, owner: str | None = None) -> TrainingJob:
-    """Start `config` in a fresh run folder under the runs root (named `run_name`, or a timestamp). The settings
-    and the one-run-at-a-time rule are checked first, so a refused run leaves no empty folder behind."""
+def start_new_run(config: FinetuneConfig, run_name: str | None = None, visitor: Visitor = LOCAL_USER) -> TrainingJob:
+    """Start `config` in a fresh run folder under the runs root (named `run_name`, or a timestamp), owned by the
+    visitor on a shared app. The settings, the one-run-at-a-time rule and (on a Space) the disk budget are checked
+    first, so a refused run leaves no empty folder behind."""
     global _current
     check_config(config)
     with _jobs_lock:  # two visitors pressing Start at once: one trains, the other is told, no stray folder
-        check_idle()
-        _current = TrainingJob(replace(config, output_dir=new_run_dir(run_name)), fresh_folder=True,
-                               owner=owner).start()
+        check_idle(visitor)
+        budget = disk_budget()
+        if budget is not None:
+            tidy_runs(budget)
+            config = replace(config, max_data_bytes=min(config.max_data_bytes or room_for_new_run(budget),
+                                                        room_for_new_run(budget)))
+        folder = new_run_dir(private_run_name(run_name, visitor))
+        claim_run(folder, visitor)
+        _current = TrainingJob(replace(config, output_dir=folder), fresh_folder=True, owner=run_owner(visitor)).start()
         return _current
 
 

@@ -14,7 +14,7 @@ from core.examples import example_images
 from core.models import CLASSIFIER_CHOICES, DEFAULT_CLASSIFIER, EXPLAINER_CHOICES, load_classifier, load_explainable
 from ui.caption_tab import caption_tab
 from ui.components import ImagePath
-from ui.train_tab import FOLDER_NAMES_JS, train_tab
+from ui.train_tab import FOLDER_NAMES_JS, connect_visitor, train_tab
 from ui.zero_shot_tab import zero_shot_tab
 from ui.gradio_common import NO_FILES, announce_load, describe_run, output_folder, require_image, user_errors
 from ui.texts import ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, METHOD_CHOICES, MODEL_INFO
@@ -45,7 +45,8 @@ def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str
             with gr.Tab("Zero-shot", id="zero-shot"):
                 zero_shot_tab()
             with gr.Tab("Train", id="train"):
-                train_tab((classify_model, attention_model), allow_server_paths=allow_server_paths)
+                visitor_boxes = train_tab((classify_model, attention_model), allow_server_paths=allow_server_paths)
+        connect_visitor(demo, visitor_boxes)
     return demo
 
 

@@ -64,3 +64,9 @@ EXAMPLE_DATA_INFO = "120 generated pictures of circles, squares and triangles (4
 
 EMPTY_CAPTION = "(an empty caption: the model stopped at once)"
 ZERO_SHOT_EXAMPLE_LABELS = "cat, dog, astronaut, rocket, cup of coffee, camera"
+
+
+def space_runs_note(keep_runs_s: float) -> str:
+    """What a Space visitor should know before training: how long their run stays, and that nobody else sees it."""
+    return (f"On this Space your runs are yours alone, and each is removed {keep_runs_s / 3600:g} hours after it last "
+            "changed (a stopped run can be resumed until then). Download the run's zip to keep the model.")

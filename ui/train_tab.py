@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -10,14 +11,18 @@ import pandas as pd
 from training.data import TABLE_HEADERS, check_data, chosen_source, pair_folder_names, thumbnails
 from training.events import read_events
 from training.examples import example_data_zip
-from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, base_choices, form_config, resume_config
-from training.jobs import (
-    current_job, is_training, run_owner, start_new_run, start_training, stop_current, watch,
-)
+from training.access import Visitor, find_run, may_see, new_visitor_id, start_from_choices, visible_runs, visitor
+from training.disk import disk_budget
+from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, form_config, resume_config
+from training.jobs import current_job, is_training, start_new_run, start_training, stop_current, watch
 from training.review import cell_overlays as cell_pictures, compare_base, push_to_hub
-from training.runs import EVENTS_LOG, list_runs, run_label, run_view, runs_root, saved_model_dir, zip_run
+from training.runs import EVENTS_LOG, run_label, run_view, runs_root, saved_model_dir, zip_run
 from ui.gradio_common import output_folder, user_errors
-from ui.texts import EXAMPLE_DATA_INFO, EXAMPLE_DATA_LABEL, TRAIN_INTRO
+from ui.texts import EXAMPLE_DATA_INFO, EXAMPLE_DATA_LABEL, TRAIN_INTRO, space_runs_note
+
+# Training streams sleep between redraws: they get their own slots, so a second visitor's Start is answered at once
+# (refused while another run trains) instead of waiting silently behind the first visitor's stream.
+STREAMS = dict(concurrency_id="training-streams", concurrency_limit=8)
 
 # Gradio hands a Python function only the file names of a folder upload; the browser knows each file's path
 # inside the folder (the class). This keeps those paths, in upload order, in a hidden box.
@@ -36,9 +41,23 @@ FOLDER_NAMES_JS = """
 """
 
 
-def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: bool = False) -> None:
+@dataclass(frozen=True)
+class VisitorBoxes:
+    """What build_demo connects to the page's load: who the visitor is, and the lists that depend on it."""
+
+    visitor_id: gr.State  # this browser's id for the session (None for an API client: its session stands in)
+    browser_id: gr.BrowserState  # the same id, kept in the browser so a reload is still the same visitor
+    runs: gr.Dropdown
+    base: gr.Dropdown
+
+
+def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: bool = False) -> VisitorBoxes:
     """`model_boxes` (the Classify and Attention model choosers) receive a finished run on "Use this model"."""
     gr.Markdown(TRAIN_INTRO)
+    visitor_id = gr.State(None)
+    browser_id = gr.BrowserState(None, storage_key="vit-studio-visitor")
+    if disk_budget() is not None:
+        gr.Markdown(space_runs_note(disk_budget().keep_runs_s), elem_id="train-space-note")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             gr.Markdown("### 1. Your images")
@@ -69,7 +88,7 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: 
                                    wrap=True)
         with gr.Column(scale=3, min_width=320):
             gr.Markdown("### 2. Settings")
-            base = gr.Dropdown(_base_choices(), value=BASE_CHOICES[0], allow_custom_value=True, label="Start from",
+            base = gr.Dropdown(start_from_choices(_anyone()), value=BASE_CHOICES[0], allow_custom_value=True, label="Start from",
                                info="a hub id, a local folder, an earlier run, or vit-small-scratch (offline, "
                                     "from random weights)", elem_id="train-base")
             mode = gr.Radio([("Head only: the backbone stays frozen (fast)", "head"),
@@ -100,7 +119,7 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: 
     with gr.Row():
         progress_line = gr.Markdown(elem_id="train-progress")
         # The run on show (training now, or picked from the list): every view below reads this folder.
-        run_dir = gr.Textbox(label="Run folder", interactive=False, elem_id="train-run-dir", scale=1)
+        run_dir = gr.Textbox(label="Run", interactive=False, elem_id="train-run-dir", scale=1)
     # A matplotlib figure redrawn as the run goes: gr.LinePlot fixes its colour legend at the first frame,
     # so the validation curve that starts an epoch later would never show.
     curves_plot = gr.Plot(label="Loss and validation accuracy", elem_id="train-curves")
@@ -137,7 +156,7 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: 
         pushed = gr.Markdown()
     gr.Markdown("### Earlier runs")
     with gr.Row():
-        runs = gr.Dropdown(_run_choices(), label="Runs in " + str(runs_root()), scale=3, elem_id="train-runs")
+        runs = gr.Dropdown(_run_choices(_anyone()), label=_runs_label(), scale=3, elem_id="train-runs")
         refresh = gr.Button("Refresh", scale=1)
         show_run = gr.Button("Show", scale=1)
         resume = gr.Button("Resume", scale=1, elem_id="train-resume")
@@ -150,27 +169,63 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: 
                 api_name="check_data")
     mode.change(lambda chosen: [MODE_DEFAULTS[chosen]["num_train_epochs"], MODE_DEFAULTS[chosen]["learning_rate"]],
                 inputs=[mode], outputs=[epochs, learning_rate], api_visibility="undocumented")
-    start.click(start_run, inputs=[*source, *settings], outputs=[run_dir, *live], api_name="train")
-    stop.click(stop_run, outputs=[progress_line], api_name="stop_training")
-    watch_button.click(watch_current, outputs=[run_dir, *live], api_name="watch_training")
-    show_cell.click(cell_overlays, inputs=[run_dir, true_class, predicted_class], outputs=[cell_gallery],
+    # visitor_id is a gr.State: it never shows in the API, and each event reads this session's value.
+    start.click(start_run, inputs=[*source, *settings, visitor_id], outputs=[run_dir, *live], api_name="train",
+                **STREAMS)
+    stop.click(stop_run, inputs=[visitor_id], outputs=[progress_line], api_name="stop_training")
+    watch_button.click(watch_current, inputs=[visitor_id], outputs=[run_dir, *live], api_name="watch_training",
+                       **STREAMS)
+    show_cell.click(cell_overlays, inputs=[run_dir, true_class, predicted_class, visitor_id], outputs=[cell_gallery],
                     api_name="validation_cell")
-    compare.click(compare_attention, inputs=[run_dir, true_class, predicted_class], outputs=[base_view, trained_view],
-                  api_name="compare_base")
-    make_zip.click(zip_current, inputs=[run_dir], outputs=[run_zip], api_name="zip_run")
-    push.click(push_current, inputs=[run_dir, repo_id, token, private], outputs=[pushed], api_name="push_to_hub")
-    refresh.click(lambda: gr.update(choices=_run_choices()), outputs=[runs], api_visibility="undocumented")
-    show_run.click(show_saved_run, inputs=[runs], outputs=[run_dir, *live], api_name="show_run")
-    resume.click(resume_run, inputs=[runs], outputs=[run_dir, *live], api_name="resume")
-    use_model.click(use_run, inputs=[run_dir], outputs=list(model_boxes), api_name="use_run")
+    compare.click(compare_attention, inputs=[run_dir, true_class, predicted_class, visitor_id],
+                  outputs=[base_view, trained_view], api_name="compare_base")
+    make_zip.click(zip_current, inputs=[run_dir, visitor_id], outputs=[run_zip], api_name="zip_run")
+    push.click(push_current, inputs=[run_dir, repo_id, token, private, visitor_id], outputs=[pushed],
+               api_name="push_to_hub")
+    refresh.click(refresh_lists, inputs=[visitor_id], outputs=[runs, base], api_visibility="undocumented")
+    show_run.click(show_saved_run, inputs=[runs, visitor_id], outputs=[run_dir, *live], api_name="show_run")
+    resume.click(resume_run, inputs=[runs, visitor_id], outputs=[run_dir, *live], api_name="resume", **STREAMS)
+    use_model.click(use_run, inputs=[run_dir, visitor_id], outputs=list(model_boxes), api_name="use_run")
+    return VisitorBoxes(visitor_id, browser_id, runs, base)
 
 
-def _base_choices() -> list[str]:
-    return base_choices()
+def connect_visitor(demo: gr.Blocks, boxes: VisitorBoxes) -> None:
+    """On every page load: the browser's visitor id (a new one on a first visit), and the lists of runs it may see."""
+    demo.load(welcome_visitor, inputs=[boxes.browser_id],
+              outputs=[boxes.visitor_id, boxes.browser_id, boxes.runs, boxes.base], api_visibility="private")
 
 
-def _run_choices() -> list[tuple[str, str]]:
-    return [(run_label(summary), str(summary.path)) for summary in list_runs()]
+def welcome_visitor(browser_id: str | None):
+    """The id kept in this browser (or a new one), for the session and back into the browser; then the lists."""
+    visitor_id = browser_id if isinstance(browser_id, str) and len(browser_id) >= 16 else new_visitor_id()
+    lists = refresh_lists(visitor_id)
+    return visitor_id, visitor_id, *lists
+
+
+def refresh_lists(visitor_id: str | None, request: gr.Request = None):
+    asking = _visitor(visitor_id, request)
+    return gr.update(choices=_run_choices(asking)), gr.update(choices=start_from_choices(asking))
+
+
+def _visitor(visitor_id: str | None, request: gr.Request | None) -> Visitor:
+    """Who is asking: the browser's id, or for an API client (which runs no page load) its session."""
+    if not visitor_id and request is not None and request.session_hash:
+        visitor_id = f"session-{request.session_hash}"
+    return visitor(visitor_id)
+
+
+def _anyone() -> Visitor:
+    """A visitor nobody knows yet, for the lists drawn before a page loads: on a shared app they hold only the
+    example runs."""
+    return visitor(None)
+
+
+def _runs_label() -> str:
+    return "Your runs and example runs" if _anyone().shared else f"Runs in {runs_root()}"
+
+
+def _run_choices(asking: Visitor) -> list[tuple[str, str]]:
+    return [(run_label(summary), summary.name) for summary in visible_runs(asking)]
 
 
 # ---- data -------------------------------------------------------------------------------------------------
@@ -206,66 +261,74 @@ def check_source(zip_file, folder_files, folder_names, server_path):
 
 
 def start_run(zip_file, folder_files, folder_names, server_path, base, mode, epochs, learning_rate, batch_size,
-              weight_decay, warmup_ratio, image_size, augment, seed, precision, run_name, request: gr.Request):
+              weight_decay, warmup_ratio, image_size, augment, seed, precision, run_name, visitor_id,
+              request: gr.Request):
     """Start a run in the background and stream its progress and curves until it ends."""
+    asking = _visitor(visitor_id, request)
     source = data_source(zip_file, folder_files, folder_names, server_path)
     with user_errors():
         config = form_config(source, base, mode, epochs, learning_rate, batch_size, weight_decay, warmup_ratio,
                              image_size, augment, seed, precision)
-        job = start_new_run(config, run_name, owner=run_owner(request.session_hash))
-    yield from _stream(job, request.session_hash)
+        job = start_new_run(config, run_name, visitor=asking)
+    yield from _stream(job, asking)
 
 
-def resume_run(run_path, request: gr.Request):
-    if not run_path:
+def resume_run(run_name, visitor_id, request: gr.Request):
+    asking = _visitor(visitor_id, request)
+    if not run_name:
         raise gr.Error("Pick a stopped or interrupted run in the list first.")
     with user_errors():
-        job = start_training(resume_config(run_path), owner=run_owner(request.session_hash))
-    yield from _stream(job, request.session_hash)
+        job = start_training(resume_config(find_run(run_name, asking, change=True)), visitor=asking)
+    yield from _stream(job, asking)
 
 
-def watch_current(request: gr.Request):
+def watch_current(visitor_id, request: gr.Request):
+    asking = _visitor(visitor_id, request)
     job = current_job()
     if job is None:
         raise gr.Error("No training has been started since the app started; pick a saved run under Earlier runs.")
-    yield from _stream(job, request.session_hash)
+    if not may_see(job.output_dir, asking):
+        raise gr.Error(f"The run training now is another visitor's, and {job.time_left()}. Pick one of your own "
+                       "runs under Earlier runs.")
+    yield from _stream(job, asking)
 
 
-def _stream(job, session: str):
+def _stream(job, asking: Visitor):
     """The run's view twice a second, but only when something happened: a figure is redrawn in the same
     process as the training, and the class boxes must stay put while a user picks a cell."""
     state, shown_events, shown_classes = None, -1, None
     for state in watch(job, every_s=0.5):
-        job.watched_by(session)
+        job.watched_by(asking)
         if state.running and len(state.events) == shown_events:
             continue
         shown_events = len(state.events)
         view = run_view(state.events, state.running, job.output_dir)
         lists_changed = view.classes != shown_classes or not state.running
         shown_classes = view.classes
-        yield (str(job.output_dir), *_view_outputs(view, refresh_lists=lists_changed))
+        yield (job.output_dir.name, *_view_outputs(view, asking, refresh_lists=lists_changed))
     if state is not None and state.error:
         raise gr.Error(state.error)
 
 
-def stop_run(request: gr.Request):
+def stop_run(visitor_id, request: gr.Request):
     with user_errors():
-        return stop_current(session=request.session_hash)
+        return stop_current(visitor=_visitor(visitor_id, request))
 
 
-def show_saved_run(run_path):
-    if not run_path:
-        raise gr.Error("Pick a run in the list first.")
-    events = read_events(Path(run_path) / EVENTS_LOG)
-    return (run_path, *_view_outputs(run_view(events, is_training(run_path), Path(run_path))))
+def show_saved_run(run_name, visitor_id, request: gr.Request):
+    asking = _visitor(visitor_id, request)
+    with user_errors():
+        folder = find_run(run_name, asking)
+    events = read_events(folder / EVENTS_LOG)
+    return (folder.name, *_view_outputs(run_view(events, is_training(folder), folder), asking))
 
 
-def _view_outputs(view, refresh_lists: bool = True) -> tuple:
+def _view_outputs(view, asking: Visitor, refresh_lists: bool = True) -> tuple:
     """progress line, curves figure, per-class table, confusion image, class choices (x2), runs."""
     classes = list(view.classes)
     lists = (gr.update(choices=classes, value=classes[0] if classes else None),
              gr.update(choices=classes, value=classes[-1] if classes else None),
-             gr.update(choices=_run_choices())) if refresh_lists else (gr.skip(), gr.skip(), gr.skip())
+             gr.update(choices=_run_choices(asking))) if refresh_lists else (gr.skip(), gr.skip(), gr.skip())
     return (view.progress, view.figure, view.per_class, str(view.confusion_png) if view.confusion_png else None,
             *lists)
 
@@ -273,14 +336,16 @@ def _view_outputs(view, refresh_lists: bool = True) -> tuple:
 # ---- after training -----------------------------------------------------------------------------------------
 
 
-def _finished_run(run_path) -> Path:
+def _finished_run(run_name, visitor_id, request: gr.Request | None) -> Path:
+    """The folder of a run this visitor may see, checked to hold a saved model."""
     with user_errors():
-        return saved_model_dir(run_path)
+        return saved_model_dir(find_run(run_name, _visitor(visitor_id, request)))
 
 
-def cell_overlays(run_path, true_class, predicted_class, progress=gr.Progress(track_tqdm=True)):
+def cell_overlays(run_name, true_class, predicted_class, visitor_id, request: gr.Request,
+                  progress=gr.Progress(track_tqdm=True)):
     """The validation images of one confusion-matrix cell, each with the trained model's attention rollout."""
-    folder = _finished_run(run_path)
+    folder = _finished_run(run_name, visitor_id, request)
     with user_errors():
         pictures = cell_pictures(folder, true_class, predicted_class)
     if not pictures:
@@ -288,26 +353,26 @@ def cell_overlays(run_path, true_class, predicted_class, progress=gr.Progress(tr
     return pictures
 
 
-def compare_attention(run_path, true_class, predicted_class):
+def compare_attention(run_name, true_class, predicted_class, visitor_id, request: gr.Request):
     """The base model's and the trained model's rollout on the first image of the chosen cell."""
-    folder = _finished_run(run_path)
+    folder = _finished_run(run_name, visitor_id, request)
     with user_errors():
         return compare_base(folder, true_class, predicted_class)
 
 
-def zip_current(run_path):
-    folder = _finished_run(run_path)
+def zip_current(run_name, visitor_id, request: gr.Request):
+    folder = _finished_run(run_name, visitor_id, request)
     return str(zip_run(folder, output_folder()))
 
 
-def push_current(run_path, repo_id, token, private):
-    folder = _finished_run(run_path)
+def push_current(run_name, repo_id, token, private, visitor_id, request: gr.Request):
+    folder = _finished_run(run_name, visitor_id, request)
     with user_errors():
         url = push_to_hub(folder, repo_id, token, private=bool(private))
     return f"Pushed: [{url}]({url})"
 
 
-def use_run(run_path):
-    folder = _finished_run(run_path)
+def use_run(run_name, visitor_id, request: gr.Request):
+    folder = _finished_run(run_name, visitor_id, request)
     gr.Info(f"Classify and Attention now use {folder.name}.")
     return gr.update(value=str(folder.resolve())), gr.update(value=str(folder.resolve()))

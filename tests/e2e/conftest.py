@@ -50,11 +50,13 @@ def app_runs_dir(tmp_path_factory) -> Path:
 
 
 @contextmanager
-def _running(arguments: list[str], workdir: Path, health_path: str) -> Iterator[str]:
+def running_app(arguments: list[str], workdir: Path, health_path: str = "",
+                extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """`python app.py <arguments>` on a free port, as a user starts it, with the Hub switched off; yields its URL."""
     port = _free_port()
     log_path = workdir / "app.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VIT_STUDIO_CACHE": str(workdir / "cache"), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VIT_STUDIO_CACHE": str(workdir / "cache"), "PYTHONUNBUFFERED": "1",
+           **(extra_env or {})}
     env.pop("GRADIO_ANALYTICS_ENABLED", None)  # the app's own default, as a user gets it
     with log_path.open("w") as log:
         process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *arguments, "--port", str(port)],
@@ -74,7 +76,7 @@ def _running(arguments: list[str], workdir: Path, health_path: str) -> Iterator[
 @pytest.fixture(scope="session")
 def app_url(tiny_vit_dir, app_runs_dir, tmp_path_factory) -> Iterator[str]:
     """URL of `python app.py --model <tiny ViT>`: the Gradio app."""
-    with _running(["--model", str(tiny_vit_dir), "--runs-dir", str(app_runs_dir)], tmp_path_factory.mktemp("app"),
+    with running_app(["--model", str(tiny_vit_dir), "--runs-dir", str(app_runs_dir)], tmp_path_factory.mktemp("app"),
                   health_path="") as url:
         yield url
 
@@ -83,7 +85,7 @@ def app_url(tiny_vit_dir, app_runs_dir, tmp_path_factory) -> Iterator[str]:
 def streamlit_url(tiny_vit_dir, tmp_path_factory) -> Iterator[str]:
     """URL of `python app.py --ui streamlit --model <tiny ViT>`; up once Streamlit's own health check answers."""
     workdir = tmp_path_factory.mktemp("streamlit-app")
-    with _running(["--ui", "streamlit", "--model", str(tiny_vit_dir), "--runs-dir", str(workdir / "runs")], workdir,
+    with running_app(["--ui", "streamlit", "--model", str(tiny_vit_dir), "--runs-dir", str(workdir / "runs")], workdir,
                   health_path="_stcore/health") as url:
         yield url
 

@@ -55,7 +55,7 @@ def test_train_streams_progress_then_results(api_run, app_runs_dir):
     run_dir, progress, figure, per_class, confusion, true_class, predicted, runs = last
     # 6 epochs of 4 batches: 60 training images, 12 held out
     assert progress.startswith("Finished: step 24/24") and "validation accuracy" in progress
-    assert run_dir == str(app_runs_dir / "shapes-api")
+    assert run_dir == "shapes-api"  # a run is named, never pathed
     assert figure["type"] == "matplotlib" and figure["plot"].startswith("data:image/")
     assert [row[0] for row in per_class["data"]] == ["circle", "square", "triangle"]
     assert confusion and true_class["choices"][0][0] == "circle"
@@ -74,23 +74,23 @@ def test_after_the_run_cells_zip_and_use(client, api_run):
     archive = client.predict(run_dir, api_name="/zip_run")
     assert "shapes-api/model.safetensors" in zipfile.ZipFile(archive).namelist()
     classify_box, attention_box = client.predict(run_dir, api_name="/use_run")
-    assert classify_box["value"] == attention_box["value"] == run_dir
-    first_val_image = json.loads((Path(run_dir) / "split.json").read_text())["val"][0][0]
-    assert classify(first_val_image, model=run_dir, top_k=1)[0].label in ("circle", "square", "triangle")
+    folder = Path(classify_box["value"])
+    assert attention_box["value"] == str(folder) and folder.name == run_dir and (folder / "config.json").is_file()
+    first_val_image = json.loads((folder / "split.json").read_text())["val"][0][0]
+    assert classify(first_val_image, model=str(folder), top_k=1)[0].label in ("circle", "square", "triangle")
 
 
 def test_a_finished_run_is_shown_again(client, api_run, app_runs_dir):
-    run = app_runs_dir / "shapes-api"
-    run_dir, progress, figure, per_class, *_ = client.predict(str(run), api_name="/show_run")
-    assert progress.startswith("Finished") and run_dir == str(run)
+    run_dir, progress, figure, per_class, *_ = client.predict("shapes-api", api_name="/show_run")
+    assert progress.startswith("Finished") and run_dir == "shapes-api"
     assert figure["type"] == "matplotlib" and [row[0] for row in per_class["data"]] == ["circle", "square", "triangle"]
     with pytest.raises(Exception, match="has finished; to train more, start a new run from it"):
-        client.predict(str(run), api_name="/resume")
+        client.predict("shapes-api", api_name="/resume")
 
 
 def test_push_without_a_network_is_a_message(client, api_run, app_runs_dir):
     with pytest.raises(Exception, match="Could not push to me/shapes"):
-        client.predict(str(app_runs_dir / "shapes-api"), "me/shapes", "hf_dummy_token", True, api_name="/push_to_hub")
+        client.predict("shapes-api", "me/shapes", "hf_dummy_token", True, api_name="/push_to_hub")
 
 
 def test_stop_with_nothing_training_says_so(client, api_run):

@@ -14,17 +14,17 @@ from training.data import (
 )
 from training.events import read_events
 from training.examples import example_data_zip
-from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, base_choices, form_config, resume_config
-from training.jobs import (
-    JobState, TrainingJob, current_job, is_training, run_owner, start_new_run, start_training, stop_current,
-)
+from training.access import Visitor, find_run, start_from_choices, visible_runs, visitor
+from training.disk import disk_budget
+from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, form_config, resume_config
+from training.jobs import JobState, TrainingJob, current_job, is_training, start_new_run, start_training, stop_current
 from training.review import cell_overlays, compare_base, push_to_hub
-from training.runs import EVENTS_LOG, RunView, list_runs, run_label, run_view, runs_root, saved_model_dir, zip_run
+from training.runs import EVENTS_LOG, RunView, run_label, run_view, runs_root, saved_model_dir, zip_run
 from ui.streamlit_pages.common import (
     ATTENTION_MODEL_KEY, CLASSIFY_MODEL_KEY, model_box, saved_uploads, server_paths_allowed, shown_errors,
     work_folder,
 )
-from ui.texts import EXAMPLE_DATA_INFO, EXAMPLE_DATA_LABEL, TRAIN_INTRO
+from ui.texts import EXAMPLE_DATA_INFO, EXAMPLE_DATA_LABEL, TRAIN_INTRO, space_runs_note
 
 RUN_ON_SHOW = "train_run_dir"  # the run every view below reads: training now, or picked under Earlier runs
 REPORT = "train_report"
@@ -111,7 +111,7 @@ def _mode_changed() -> None:
 
 def settings_form(source: Callable[[Path], DataSource]) -> None:
     """The settings, and Start / Stop."""
-    base = model_box("Start from", base_choices(), "train_base", BASE_CHOICES[0],
+    base = model_box("Start from", start_from_choices(this_visitor()), "train_base", BASE_CHOICES[0],
                      help="a hub id, a local folder, an earlier run, or vit-small-scratch (offline, from random "
                           "weights)")
     mode = st.radio("What learns", list(MODES), format_func=MODES.get, key="train_mode", on_change=_mode_changed)
@@ -141,7 +141,7 @@ def settings_form(source: Callable[[Path], DataSource]) -> None:
             try:
                 return start_new_run(form_config(source(upload_folder), base, mode, epochs, learning_rate, batch_size,
                                                  weight_decay, warmup_ratio, image_size, augment, seed, precision),
-                                     run_name, owner=run_owner(browser_session()))
+                                     run_name, visitor=this_visitor())
             except ValueError:
                 shutil.rmtree(upload_folder, ignore_errors=True)  # a refused run keeps no copy of the upload
                 raise
@@ -150,7 +150,7 @@ def settings_form(source: Callable[[Path], DataSource]) -> None:
             st.session_state[RUN_ON_SHOW] = str(job.output_dir)
             _forget_results()
     if stop_column.button("Stop", key="train_stop"):
-        told = shown_errors(lambda: stop_current(session=browser_session()))
+        told = shown_errors(lambda: stop_current(visitor=this_visitor()))
         if told is not None:
             st.info(told)
 
@@ -158,6 +158,12 @@ def settings_form(source: Callable[[Path], DataSource]) -> None:
 def browser_session() -> str:
     """This browser tab's id for run ownership: Streamlit keeps session state per tab until a reload."""
     return st.session_state.setdefault(SESSION, uuid.uuid4().hex)
+
+
+def this_visitor() -> Visitor:
+    """Who is asking. Streamlit cannot keep an id in the browser, so on a shared app a reloaded tab is a new
+    visitor: its earlier runs leave its list (the Gradio front end keeps them across reloads)."""
+    return visitor(browser_session())
 
 
 def _forget_results() -> None:
@@ -173,7 +179,7 @@ def run_state(run_dir: Path) -> tuple[RunView, JobState | None]:
     its folder's event log."""
     job = current_job()
     if job is not None and job.output_dir.resolve() == run_dir.resolve():
-        job.watched_by(browser_session())
+        job.watched_by(this_visitor())
         state = job.state()
         return run_view(state.events, state.running, run_dir), state
     events = read_events(run_dir / EVENTS_LOG) if (run_dir / EVENTS_LOG).is_file() else []
@@ -203,7 +209,7 @@ def live_section(run_dir: Path) -> bool:
         if was_running and not is_training(run_dir):
             st.rerun()
 
-    st.caption(f"Run folder: `{run_dir}`")
+    st.caption(f"Run: `{run_dir.name}`")
     live()
     return was_running
 
@@ -285,22 +291,24 @@ def share_section(run_dir: Path) -> None:
 
 def earlier_runs() -> None:
     st.subheader("Earlier runs")
-    runs = {str(summary.path): run_label(summary) for summary in list_runs()}
+    asking = this_visitor()
+    runs = {summary.name: run_label(summary) for summary in visible_runs(asking)}
     picked_column, show_column, resume_column = st.columns([6, 1, 1], vertical_alignment="bottom")
-    picked = picked_column.selectbox(f"Runs in {runs_root()}", list(runs), format_func=runs.get, index=None,
+    label = "Your runs and example runs" if asking.shared else f"Runs in {runs_root()}"
+    picked = picked_column.selectbox(label, list(runs), format_func=runs.get, index=None,
                                      placeholder="no run picked" if runs else "no runs yet", key="train_runs")
     if show_column.button("Show", key="train_show_run"):
-        if picked is None:
-            st.error("Pick a run in the list first.")
-        else:
-            st.session_state[RUN_ON_SHOW] = picked
+        folder = shown_errors(lambda: find_run(picked, asking))
+        if folder is not None:
+            st.session_state[RUN_ON_SHOW] = str(folder)
             _forget_results()
             st.rerun()
     if resume_column.button("Resume", key="train_resume"):
         if picked is None:
             st.error("Pick a stopped or interrupted run in the list first.")
         else:
-            job = shown_errors(lambda: start_training(resume_config(picked), owner=run_owner(browser_session())))
+            job = shown_errors(lambda: start_training(resume_config(find_run(picked, asking, change=True)),
+                                                      visitor=asking))
             if job is not None:
                 st.session_state[RUN_ON_SHOW] = str(job.output_dir)
                 _forget_results()
@@ -313,11 +321,14 @@ def earlier_runs() -> None:
 def render() -> None:
     st.header("Train")
     st.markdown(TRAIN_INTRO)
+    if disk_budget() is not None:
+        st.info(space_runs_note(disk_budget().keep_runs_s))
     data_column, settings_column = st.columns([2, 3], gap="large")
     with data_column:
         st.subheader("1. Your images")
         source = data_inputs()
         if st.button("Check data", key="train_check"):
+            st.session_state.pop(REPORT, None)  # the last report must not stand under this check's error
             report = shown_errors(lambda: checked(source))
             if report is not None:
                 st.session_state[REPORT] = report

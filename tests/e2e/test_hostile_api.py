@@ -1,0 +1,124 @@
+"""Attacks through gradio_client on the real app: server paths as run names, another visitor's runs, a second
+training, a runs folder outside the working and temp folders."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+from .conftest import ROOT, running_app
+
+# mode, epochs, learning rate, batch, weight decay, warmup, image size, augment, seed, precision
+HEAD_RUN = ["head", 2, 1e-2, 16, 0.0, 0.1, 0, False, 0, "auto"]
+LONG_RUN = ["full", 500, 1e-3, 4, 0.0, 0.1, 0, False, 0, "auto"]
+NO_SUCH_RUN = "There is no run called"
+# /show_run and /resume take the runs list's value, and the cell views the class lists' values: Gradio itself
+# refuses a value the visitor's list does not hold (tests/test_gradio_train_tab.py calls past that check).
+NOT_LISTED = "There is no run called|is not in the list of choices"
+LISTS_CHECKED = ("/show_run", "/resume", "/validation_cell", "/compare_base")
+
+
+@pytest.fixture(scope="module")
+def outside_runs_dir() -> Path:
+    """A runs folder neither under the app's working folder nor under the temp folder: Gradio serves neither
+    from there unless told (the confusion matrix failed to show from such a --runs-dir)."""
+    folder = Path.home() / ".cache" / "vit-studio-test-runs" / uuid.uuid4().hex
+    for forbidden in (ROOT.resolve(), Path(tempfile.gettempdir()).resolve()):
+        assert not folder.resolve().is_relative_to(forbidden), f"{folder} is under {forbidden}: pick another place"
+    folder.mkdir(parents=True)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def space_url(tiny_vit_dir, outside_runs_dir, tmp_path_factory):
+    """The app as a Space runs it (SPACE_ID set: shared, with the Space's limits), on this machine's loopback."""
+    with running_app(["--model", str(tiny_vit_dir), "--runs-dir", str(outside_runs_dir), "--host", "127.0.0.1"],
+                     tmp_path_factory.mktemp("space-app"), extra_env={"SPACE_ID": "tests/vit-studio"}) as url:
+        yield url
+
+
+def test_a_server_folder_is_never_a_run(app_url, tmp_path):
+    """The attack: /zip_run zipped any folder holding a config.json (e.g. ~/.docker) and handed it out."""
+    secret = tmp_path / ".docker"
+    secret.mkdir()
+    (secret / "config.json").write_text('{"auths": {"registry.example": {"auth": "c2VjcmV0"}}}')
+    (secret / "events.jsonl").write_text("")
+    client = Client(app_url, verbose=False)
+    for endpoint, extra in (("/zip_run", ()), ("/use_run", ()), ("/show_run", ()), ("/resume", ()),
+                            ("/validation_cell", ("a", "a")), ("/compare_base", ("a", "a")),
+                            ("/push_to_hub", ("me/x", "hf_x", True))):
+        for name in (str(secret), f"../{tmp_path.name}/.docker", "/etc"):
+            with pytest.raises(Exception, match=NOT_LISTED if endpoint in LISTS_CHECKED else NO_SUCH_RUN):
+                client.predict(name, *extra, api_name=endpoint)
+
+
+@pytest.fixture(scope="module")
+def alices_run(space_url, shapes_zip, tiny_vit_dir):
+    """Visitor A trains a small run on the Space; its last streamed output."""
+    alice = Client(space_url, verbose=False)
+    job = alice.submit(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *HEAD_RUN, "alice",
+                       api_name="/train")
+    list(job)
+    return alice, job.outputs()[-1]
+
+
+def test_the_confusion_matrix_is_served_from_a_runs_folder_anywhere(alices_run, outside_runs_dir):
+    _, (run_name, progress, _, per_class, confusion, *_) = alices_run
+    assert progress.startswith("Finished"), progress
+    assert (outside_runs_dir / run_name / "confusion.png").is_file()
+    assert confusion and Path(confusion).is_file()  # Gradio served it (it refused before)
+
+
+def test_a_visitor_sees_and_downloads_only_their_own_runs(alices_run, space_url):
+    import zipfile
+
+    alice, (run_name, *_, runs) = alices_run
+    assert run_name.startswith("alice-")  # a random tail: nobody can guess the folder
+    assert [name for _, name in runs["choices"]] == [run_name]
+    assert f"{run_name}/model.safetensors" in zipfile.ZipFile(alice.predict(run_name, api_name="/zip_run")).namelist()
+    bob = Client(space_url, verbose=False)
+    for endpoint, extra in (("/zip_run", ()), ("/use_run", ()), ("/show_run", ()), ("/resume", ()),
+                            ("/validation_cell", ("circle", "circle")), ("/compare_base", ("circle", "circle"))):
+        with pytest.raises(Exception, match=NOT_LISTED if endpoint in LISTS_CHECKED else NO_SUCH_RUN):
+            bob.predict(run_name, *extra, api_name=endpoint)
+
+
+def test_a_second_training_is_told_at_once_and_cannot_stop_the_first(alices_run, space_url, shapes_zip, tiny_vit_dir):
+    alice, _ = alices_run
+    long_run = alice.submit(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *LONG_RUN, "long",
+                            api_name="/train")
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("step" in str(output[1]) for output in long_run.outputs()):
+            time.sleep(0.5)
+        bob = Client(space_url, verbose=False)
+        asked = time.monotonic()
+        with pytest.raises(Exception, match=r"Another visitor's run is training now, and about .* left"):
+            bob.predict(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *HEAD_RUN, "bob",
+                        api_name="/train")
+        assert time.monotonic() - asked < 20, "the second visitor waited for the first run instead of being told"
+        with pytest.raises(Exception, match="started by another visitor"):
+            bob.predict(api_name="/stop_training")
+        with pytest.raises(Exception, match="another visitor's"):
+            bob.predict(api_name="/watch_training")
+    finally:
+        alice.predict(api_name="/stop_training")
+        list(long_run)
+    assert long_run.outputs()[-1][1].startswith("Stopped")
+
+
+def test_after_a_restart_the_run_shows_with_its_confusion_matrix(alices_run, outside_runs_dir, tiny_vit_dir,
+                                                                 tmp_path_factory):
+    _, (run_name, *_) = alices_run
+    # The same runs folder, served again by the app on one's own machine (where every run is listed).
+    with running_app(["--model", str(tiny_vit_dir), "--runs-dir", str(outside_runs_dir)],
+                     tmp_path_factory.mktemp("restarted")) as url:
+        shown_name, progress, _, _, confusion, *_ = Client(url, verbose=False).predict(run_name, api_name="/show_run")
+    assert shown_name == run_name and progress.startswith("Finished")
+    assert confusion and Path(confusion).is_file()
