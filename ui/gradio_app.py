@@ -14,7 +14,7 @@ from core.examples import example_images
 from core.models import CLASSIFIER_CHOICES, DEFAULT_CLASSIFIER, EXPLAINER_CHOICES, load_classifier, load_explainable
 from ui.caption_tab import caption_tab
 from ui.components import ImagePath
-from ui.train_tab import FOLDER_NAMES_JS, connect_visitor, train_tab
+from ui.train_tab import FOLDER_NAMES_JS, connect_visitor, train_tab, visitor_boxes
 from ui.zero_shot_tab import zero_shot_tab
 from ui.gradio_common import NO_FILES, announce_load, describe_run, output_folder, require_image, user_errors
 from ui.texts import ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, METHOD_CHOICES, MODEL_INFO
@@ -35,6 +35,7 @@ def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str
     with gr.Blocks(title="ViT Studio", delete_cache=delete_cache) as demo:
         gr.Markdown("# ViT Studio\nSee what Vision Transformers do: classify a photo, see where the model looks, "
                     "caption it, and ask CLIP about it with your own labels.")
+        visitor_id, browser_id = visitor_boxes()
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
                 classify_model = classify_tab(default_model, choices)
@@ -45,8 +46,9 @@ def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str
             with gr.Tab("Zero-shot", id="zero-shot"):
                 zero_shot_tab()
             with gr.Tab("Train", id="train"):
-                visitor_boxes = train_tab((classify_model, attention_model), allow_server_paths=allow_server_paths)
-        connect_visitor(demo, visitor_boxes)
+                run_lists = train_tab((classify_model, attention_model), visitor_id,
+                                      allow_server_paths=allow_server_paths)
+        connect_visitor(demo, visitor_id, browser_id, run_lists)
     return demo
 
 

@@ -42,20 +42,25 @@ FOLDER_NAMES_JS = """
 
 
 @dataclass(frozen=True)
-class VisitorBoxes:
-    """What build_demo connects to the page's load: who the visitor is, and the lists that depend on it."""
+class RunLists:
+    """The Train tab's lists that depend on who is asking, redrawn when a page loads."""
 
-    visitor_id: gr.State  # this browser's id for the session (None for an API client: its session stands in)
-    browser_id: gr.BrowserState  # the same id, kept in the browser so a reload is still the same visitor
     runs: gr.Dropdown
     base: gr.Dropdown
 
 
-def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: bool = False) -> VisitorBoxes:
-    """`model_boxes` (the Classify and Attention model choosers) receive a finished run on "Use this model"."""
+def visitor_boxes() -> tuple[gr.State, gr.BrowserState]:
+    """This session's visitor id (None for an API client, whose session then stands in), and the same id kept in
+    the browser, so a reload is still the same visitor. Made at the top of the page, outside any tab: a tab's
+    contents are drawn only when it opens, and a BrowserState that is not drawn neither reads nor keeps its value."""
+    return gr.State(None), gr.BrowserState(None, storage_key="vit-studio-visitor")
+
+
+def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State,
+              allow_server_paths: bool = False) -> RunLists:
+    """`model_boxes` (the Classify and Attention model choosers) receive a finished run on "Use this model";
+    `visitor_id` is visitor_boxes()'s session id."""
     gr.Markdown(TRAIN_INTRO)
-    visitor_id = gr.State(None)
-    browser_id = gr.BrowserState(None, storage_key="vit-studio-visitor")
     if disk_budget() is not None:
         gr.Markdown(space_runs_note(disk_budget().keep_runs_s), elem_id="train-space-note")
     with gr.Row(equal_height=False):
@@ -186,13 +191,13 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], allow_server_paths: 
     show_run.click(show_saved_run, inputs=[runs, visitor_id], outputs=[run_dir, *live], api_name="show_run")
     resume.click(resume_run, inputs=[runs, visitor_id], outputs=[run_dir, *live], api_name="resume", **STREAMS)
     use_model.click(use_run, inputs=[run_dir, visitor_id], outputs=list(model_boxes), api_name="use_run")
-    return VisitorBoxes(visitor_id, browser_id, runs, base)
+    return RunLists(runs, base)
 
 
-def connect_visitor(demo: gr.Blocks, boxes: VisitorBoxes) -> None:
+def connect_visitor(demo: gr.Blocks, visitor_id: gr.State, browser_id: gr.BrowserState, lists: RunLists) -> None:
     """On every page load: the browser's visitor id (a new one on a first visit), and the lists of runs it may see."""
-    demo.load(welcome_visitor, inputs=[boxes.browser_id],
-              outputs=[boxes.visitor_id, boxes.browser_id, boxes.runs, boxes.base], api_visibility="private")
+    demo.load(welcome_visitor, inputs=[browser_id], outputs=[visitor_id, browser_id, lists.runs, lists.base],
+              api_visibility="private")
 
 
 def welcome_visitor(browser_id: str | None):

@@ -122,3 +122,38 @@ def test_after_a_restart_the_run_shows_with_its_confusion_matrix(alices_run, out
         shown_name, progress, _, _, confusion, *_ = Client(url, verbose=False).predict(run_name, api_name="/show_run")
     assert shown_name == run_name and progress.startswith("Finished")
     assert confusion and Path(confusion).is_file()
+
+
+def _listed_runs(page) -> list[str]:
+    """The labels in the Train tab's list of runs, as the page shows them."""
+    page.locator("#train-runs input").click()
+    labels = page.locator("#train-runs [role=option]").all_inner_texts()
+    page.keyboard.press("Escape")
+    return labels
+
+
+def test_in_a_browser_a_reload_keeps_your_runs_and_another_browser_never_lists_them(space_url, browser, tiny_vit_dir):
+    from .conftest import open_page
+
+    context, page = open_page(browser, 1280, 1000)
+    page.goto(space_url)
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-example").get_by_text("shapes.zip").first.click()
+    page.locator("#train-base input").fill(str(tiny_vit_dir))
+    page.keyboard.press("Enter")
+    page.locator("#train-run-name input, #train-run-name textarea").first.fill("in-the-browser")
+    page.locator("#train-start").click()
+    page.get_by_text("Finished").first.wait_for(timeout=120_000)
+    assert [label for label in _listed_runs(page) if label.startswith("in-the-browser-")]
+    page.reload()  # the same browser: its id is kept in local storage, so the run is still listed
+    page.get_by_role("tab", name="Train").click()
+    page.wait_for_timeout(1500)
+    assert [label for label in _listed_runs(page) if label.startswith("in-the-browser-")]
+    assert not page.errors, page.errors
+    context.close()
+    context, stranger = open_page(browser, 1280, 1000)  # another browser
+    stranger.goto(space_url)
+    stranger.get_by_role("tab", name="Train").click()
+    stranger.wait_for_timeout(1500)
+    assert not [label for label in _listed_runs(stranger) if label.startswith(("in-the-browser-", "alice-"))]
+    context.close()
