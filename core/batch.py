@@ -10,7 +10,8 @@ from typing import Any, Callable, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from .classify import check_batch_size, check_top_k, label_names, predict_probabilities, top_predictions
-from .images import ImageError, ZipImage, load_image, open_zip_in, zip_image_entries
+from .images import ImageError, load_image
+from .zips import ZipImage, open_zip_in, zip_image_entries
 from .caption import DEFAULT_CAPTIONER, caption
 from .models import DEFAULT_CLASSIFIER, load_classifier
 from .types import FileCaptions, FileResult, Prediction

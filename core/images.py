@@ -1,42 +1,30 @@
-"""Turn whatever a user hands us (path, bytes, array, PIL image, zip) into checked RGB PIL images."""
+"""Turn one input a user hands us (path, bytes, array, PIL image, or a source that unpacks itself, such as a zip
+entry from core.zips) into a checked RGB PIL image."""
 from __future__ import annotations
 
-import bisect
 import io
 import os
 import re
-import struct
-import tempfile
 import warnings
-import zipfile
-import zlib
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Union
+from typing import BinaryIO, Protocol, Union, runtime_checkable
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, bytearray, "ZipImage"]
+
+@runtime_checkable
+class LoadsItself(Protocol):
+    """A source that reaches its own bytes, such as one entry of an open zip (core.zips.ZipImage): load_image hands
+    it the pixel limit and the caller's name for it, and it decodes them with decode_stream."""
+
+    def load_image(self, max_pixels: int | None = None, *, label: str | None = None) -> Image.Image: ...
+
+
+ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, bytearray, LoadsItself]
 
 # A setting, not a law: VIT_STUDIO_MAX_PIXELS overrides it for people with huge scans.
 MAX_PIXELS = int(os.environ.get("VIT_STUDIO_MAX_PIXELS", 50_000_000))
-
-# Zip limits guard against zip bombs and accidental uploads of a whole photo library.
-MAX_ZIP_FILES = 10_000
-MAX_ZIP_BYTES = 2 * 1024**3
-# The most one image entry of a zip may unpack to. The biggest file a legitimate image at the pixel limit makes is
-# an uncompressed 16-bit RGBA (or CMYK) TIFF: 8 bytes a pixel, the widest pixel PIL decodes (PPM, BMP and 16-bit PNG
-# need at most that too). 64 MiB on top leaves room for EXIF, ICC profiles, XMP and embedded previews. Anything
-# bigger is no image we would decode, so it is refused before (or while) it unpacks, however small its header says.
-MAX_ZIP_ENTRY_BYTES = 8 * MAX_PIXELS + 64 * 1024**2
-# Reads from a zip entry stay this small: zipfile's read() with no size asks the decompressor for up to 2 GB at once.
-ZIP_READ_BYTES = 1024 * 1024
-# LZMA turns each read of compressed bytes (zipfile reads at least 4 KiB) into at most ~30 MB; read it in 4 KiB.
-_LZMA_READ_BYTES = 4096
-# Entries up to this size are unpacked in memory, bigger ones into a temporary file, until they are decoded.
-_IN_MEMORY_ENTRY_BYTES = 32 * 1024**2
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
@@ -58,35 +46,17 @@ class ImageTooLargeError(ImageError):
     """A readable image over the megapixel limit: not damaged, just too big to decode safely."""
 
 
-class ZipEntryTooLargeError(ImageTooLargeError):
-    """A zip entry that unpacks to more than an image may (MAX_ZIP_ENTRY_BYTES), whatever its header declares."""
-
-
-@dataclass(frozen=True)
-class ZipImage:
-    """One image entry of an open zip, unpacked only when load_image decodes it, so a zip of thousands of photos
-    never sits in memory at once. The archive must stay open until then."""
-
-    archive: zipfile.ZipFile
-    info: zipfile.ZipInfo
-    name: str  # as the user knows it, e.g. "photos.zip/cats/1.jpg"
-
-
 def load_image(source: ImageInput, name: str | None = None, max_pixels: int | None = None) -> Image.Image:
     """Read one image from any supported source and return it as a decoded RGB PIL image."""
     max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    if isinstance(source, LoadsItself):
+        return source.load_image(max_pixels, label=name)
     label = name or _describe(source)
-    if isinstance(source, ZipImage):
-        return _load_zip_entry(source, label, max_pixels)
-    if isinstance(source, Image.Image):
-        image = source
-    elif isinstance(source, np.ndarray):
-        image = _array_to_image(source, label)
-    elif isinstance(source, (bytes, bytearray)):
+    if isinstance(source, (bytes, bytearray)):
         if len(source) == 0:
             raise ImageError(f"{label} is empty (0 bytes): it holds no image.")
-        image = _open(io.BytesIO(source), label, max_pixels)
-    elif isinstance(source, (str, os.PathLike)):
+        return decode_stream(io.BytesIO(source), label, max_pixels=max_pixels)
+    if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
             raise ImageError(f"{label} is a folder, not an image file.")
@@ -94,38 +64,32 @@ def load_image(source: ImageInput, name: str | None = None, max_pixels: int | No
             raise ImageError(f"{label}: no such file.")
         if path.stat().st_size == 0:
             raise ImageError(f"{label} is empty (0 bytes): it holds no image.")
-        image = _open(path, label, max_pixels)
-    else:
-        raise ImageError(
-            f"Cannot read an image from a {type(source).__name__}: "
-            "pass a PIL image, a numpy array, a file path or bytes."
-        )
+        return decode_stream(path, label, max_pixels=max_pixels)
+    if isinstance(source, Image.Image):
+        return _checked_rgb(source, label, max_pixels)
+    if isinstance(source, np.ndarray):
+        return _checked_rgb(_array_to_image(source, label), label, max_pixels)
+    raise ImageError(
+        f"Cannot read an image from a {type(source).__name__}: "
+        "pass a PIL image, a numpy array, a file path or bytes."
+    )
+
+
+def decode_stream(stream: BinaryIO | Path, label: str, *, max_pixels: int | None = None) -> Image.Image:
+    """Decode the image in an open binary stream (or a file, which PIL opens and closes) as load_image does: its
+    size checked before a pixel is decoded, then its first frame decoded, EXIF-rotated and made RGB. Anything
+    else raises ImageError naming `label`."""
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    image = _open(stream, label, max_pixels)
     try:
-        _check_size(image, label, max_pixels)
-        return to_rgb(_decode(image, label))
+        return _checked_rgb(image, label, max_pixels)
     finally:
-        if image is not source and isinstance(image, ImageFile.ImageFile):
-            image.close()  # the file we opened: PIL keeps animated, refused and damaged ones open otherwise
+        image.close()  # PIL keeps animated, refused and damaged files open otherwise
 
 
-def _load_zip_entry(entry: ZipImage, label: str, max_pixels: int) -> Image.Image:
-    """Unpack one zip entry (at most MAX_ZIP_ENTRY_BYTES, in bounded reads) and decode it; an entry too large,
-    damaged, encrypted or not an image raises ImageError naming it."""
-    with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY_ENTRY_BYTES) as unpacked:
-        try:
-            for chunk in zip_entry_chunks(entry.archive, entry.info, label=label):
-                unpacked.write(chunk)
-        except _ZIP_ENTRY_ERRORS as error:
-            raise ImageError(f"{label} cannot be unpacked ({_zip_entry_problem(error)}).") from None
-        if unpacked.tell() == 0:
-            raise ImageError(f"{label} is empty (0 bytes): it holds no image.")
-        unpacked.seek(0)
-        image = _open(unpacked, label, max_pixels)
-        try:
-            _check_size(image, label, max_pixels)
-            return to_rgb(_decode(image, label))
-        finally:
-            image.close()
+def _checked_rgb(image: Image.Image, label: str, max_pixels: int) -> Image.Image:
+    _check_size(image, label, max_pixels)
+    return to_rgb(_decode(image, label))
 
 
 def load_images(sources: ImageInput | list[ImageInput], max_pixels: int | None = None) -> list[Image.Image]:
@@ -159,263 +123,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def read_zip_images(
-    zip_source: str | os.PathLike | bytes,
-    max_files: int = MAX_ZIP_FILES,
-    max_total_bytes: int = MAX_ZIP_BYTES,
-) -> list[tuple[str, bytes]]:
-    """The image entries of a small zip as (name, bytes), after checking it is safe to unpack.
-
-    Everything is read into memory: for many or large files, open_zip and zip_image_entries give entries to
-    read one at a time (core.batch does). Raises ImageError for the zip or for its first bad entry.
-    """
-    label = "the uploaded zip" if isinstance(zip_source, (bytes, bytearray)) else Path(zip_source).name
-    with ExitStack() as stack:
-        archive = open_zip_in(stack, zip_source, label)
-        images = []
-        for info in zip_image_entries(archive, label, max_files=max_files, max_total_bytes=max_total_bytes):
-            entry_label = f"{label}: the entry '{info.filename}'"
-            try:
-                images.append((info.filename, b"".join(zip_entry_chunks(archive, info, label=entry_label))))
-            except _ZIP_ENTRY_ERRORS as error:
-                raise ImageError(f"{entry_label} cannot be unpacked ({_zip_entry_problem(error)}).") from None
-    return images
-
-
-@contextmanager
-def open_zip(source: str | os.PathLike | bytes) -> Iterator[zipfile.ZipFile]:
-    """A zip opened for reading in which every entry has a name.
-
-    A name flagged as UTF-8 that is not valid UTF-8 makes zipfile refuse the whole zip; here such a name is read
-    with U+FFFD for its bad bytes instead. Raises zipfile.BadZipFile (or OSError) for a file that is not a
-    readable zip; a bad entry is found only when it is read.
-    """
-    with (io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")) as raw:
-        with _read_directory(raw) as archive:
-            yield archive
-
-
-def open_zip_in(stack: ExitStack, source: str | os.PathLike | bytes, label: str) -> zipfile.ZipFile:
-    """open_zip, kept open until `stack` closes; a file that is not a readable zip raises ImageError naming
-    `label`."""
-    try:
-        return stack.enter_context(open_zip(source))
-    except (zipfile.BadZipFile, OSError) as error:
-        raise ImageError(f"{label} is not a readable zip file ({error}).") from None
-
-
-def zip_image_entries(
-    archive: zipfile.ZipFile, label: str, *, max_files: int = MAX_ZIP_FILES, max_total_bytes: int = MAX_ZIP_BYTES
-) -> list[zipfile.ZipInfo]:
-    """The entries of an open zip that are images by name, after checking the zip is safe to unpack: counts and
-    declared sizes within the limits (zipfile never unpacks more than an entry declares), no unsafe names.
-
-    Hidden files and macOS resource forks are skipped; entries that are not images by suffix too.
-    """
-    entries = [info for info in archive.infolist() if not info.is_dir()]
-    if len(entries) > max_files:
-        raise ImageError(f"{label} holds {len(entries)} files; the limit is {max_files}.")
-    total = sum(info.file_size for info in entries)
-    if total > max_total_bytes:
-        raise ImageError(f"{label} unpacks to {total / 1e9:.1f} GB; the limit is {max_total_bytes / 1e9:.1f} GB.")
-    images = []
-    for info in entries:
-        _check_zip_entry_name(info.filename, label)
-        if not is_hidden(info.filename) and Path(info.filename).suffix.lower() in IMAGE_SUFFIXES:
-            images.append(info)
-    if not images:
-        raise ImageError(f"{label} holds no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
-    return images
-
-
-def zip_entry_chunks(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, label: str, max_bytes: int = MAX_ZIP_ENTRY_BYTES
-) -> Iterator[bytes]:
-    """One entry's bytes in bounded reads, refused (ZipEntryTooLargeError, naming `label`) as soon as it declares
-    or unpacks to more than max_bytes, whatever its header says.
-
-    zipfile's own errors for a damaged, encrypted or oddly compressed entry pass through (see _ZIP_ENTRY_ERRORS).
-    bzip2 is refused: zipfile inflates each read of it in one call, and a few KiB of bzip2 can hold gigabytes.
-    """
-    if info.file_size > max_bytes:
-        raise _entry_too_large(label, max_bytes)
-    if info.compress_type == zipfile.ZIP_BZIP2:
-        raise ImageError(
-            f"{label} is compressed with bzip2, which is not unpacked here (a few kilobytes of it can unpack to "
-            "gigabytes at once); zip it again with the usual compression (deflate)."
-        )
-    read_bytes = _LZMA_READ_BYTES if info.compress_type == zipfile.ZIP_LZMA else ZIP_READ_BYTES
-    unpacked = 0
-    with archive.open(info) as entry:
-        while chunk := entry.read(read_bytes):
-            unpacked += len(chunk)
-            if unpacked > max_bytes:
-                raise _entry_too_large(label, max_bytes)
-            yield chunk
-
-
-def _entry_too_large(label: str, max_bytes: int) -> ZipEntryTooLargeError:
-    limit = f"{max_bytes / 1e6:.0f} MB" if max_bytes >= 10_000_000 else f"{max_bytes:,} bytes"
-    return ZipEntryTooLargeError(
-        f"{label} unpacks to more than {limit}; the limit for one image is {limit} (an uncompressed "
-        f"{_megapixels(MAX_PIXELS)}-megapixel image fits). Leave it out of the zip, or downscale it."
-    )
-
-
-# What zipfile raises for one entry it cannot unpack: a bad CRC or header (BadZipFile), broken deflate data
-# (zlib.error, EOFError), a password (RuntimeError), an unknown compression method (NotImplementedError), a local
-# header name flagged UTF-8 that is not (UnicodeDecodeError), a read that fails (OSError). Our own refusals
-# (ImageError, a ValueError) are not among them: they pass through with their own message.
-_ZIP_ENTRY_ERRORS = (
-    zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, UnicodeDecodeError, OSError,
-)
-
-
-def _zip_entry_problem(error: BaseException) -> str:
-    if isinstance(error, UnicodeDecodeError):
-        return "its name in the zip is marked UTF-8 but is not"
-    return str(error) or type(error).__name__
-
-
-# --- zips whose names are marked UTF-8 but are not ---------------------------------------------------------
-
-_UTF8_FLAG = 0x800  # general purpose bit 11: the name is UTF-8 (else cp437)
-_UTF8_FLAG_IN_HIGH_BYTE = _UTF8_FLAG >> 8  # the flags field is little-endian: bit 11 is bit 3 of its second byte
-_CENTRAL_ENTRY = struct.Struct("<4s4B4HL2L5H2L")  # zipfile's structCentralDir
-_CENTRAL_SIGNATURE = b"PK\x01\x02"
-_CENTRAL_FLAGS_AT = 8
-_LOCAL_FLAGS_AT = 6
-_END = struct.Struct("<4s4H2LH")  # end of central directory record
-_END_SIGNATURE = b"PK\x05\x06"
-_END64_LOCATOR = struct.Struct("<4sLQL")
-_END64_LOCATOR_SIGNATURE = b"PK\x06\x07"
-_END64 = struct.Struct("<4sQ2H2L4Q")
-_END64_SIGNATURE = b"PK\x06\x06"
-
-
-def _read_directory(raw: BinaryIO) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(raw)
-    except UnicodeDecodeError:
-        pass  # a name flagged UTF-8 that is not: read again below, with such names as cp437
-    except (NotImplementedError, EOFError, ValueError, struct.error) as error:
-        # zipfile's other ways of saying that a central directory is unreadable (a version from the future,
-        # a corrupt extra field): one kind of refusal for callers.
-        raise zipfile.BadZipFile(str(error) or type(error).__name__) from None
-    return _read_directory_renaming(raw)
-
-
-def _read_directory_renaming(raw: BinaryIO) -> zipfile.ZipFile:
-    """The zip read through a view that clears the UTF-8 flag of the names that are not UTF-8, in the central
-    directory and in their local headers, so zipfile decodes them as cp437 (which never fails); each such entry
-    is then named by its bytes as UTF-8 with U+FFFD for what is not."""
-    bad_names = _bad_utf8_names(raw)
-    view = _FlagClearingFile(raw, [flags_at + 1 for _, flags_at, _ in bad_names])
-    try:
-        archive = zipfile.ZipFile(view)
-    except (NotImplementedError, EOFError, ValueError, struct.error) as error:
-        raise zipfile.BadZipFile(str(error) or type(error).__name__) from None
-    for index, _, name in bad_names:
-        info = archive.filelist[index] if index < len(archive.filelist) else None
-        if info is None or info.orig_filename.encode("cp437") != name:
-            archive.close()  # our reading of the directory and zipfile's disagree: trust neither
-            raise zipfile.BadZipFile("its central directory could not be read")
-        view.clear_flag_at(info.header_offset + _LOCAL_FLAGS_AT + 1)
-        info.filename = zipfile.ZipInfo(name.decode("utf-8", errors="replace")).filename  # zipfile's clean-up
-    archive.NameToInfo = {info.filename: info for info in archive.filelist}
-    return archive
-
-
-def _bad_utf8_names(raw: BinaryIO) -> list[tuple[int, int, bytes]]:
-    """(index, position of its flags field, name bytes) of each central directory entry flagged UTF-8 whose name
-    is not; the directory is found as zipfile finds it."""
-    start, directory = _central_directory(raw)
-    found = []
-    at = index = 0
-    while at < len(directory):
-        if len(directory) - at < _CENTRAL_ENTRY.size:
-            raise zipfile.BadZipFile("Truncated central directory")
-        fields = _CENTRAL_ENTRY.unpack_from(directory, at)
-        if fields[0] != _CENTRAL_SIGNATURE:
-            raise zipfile.BadZipFile("Bad magic number for central directory")
-        flags, name_length, extra_length, comment_length = fields[5], fields[12], fields[13], fields[14]
-        name = directory[at + _CENTRAL_ENTRY.size: at + _CENTRAL_ENTRY.size + name_length]
-        if flags & _UTF8_FLAG and not _is_utf8(name):
-            found.append((index, start + at + _CENTRAL_FLAGS_AT, name))
-        at += _CENTRAL_ENTRY.size + name_length + extra_length + comment_length
-        index += 1
-    return found
-
-
-def _central_directory(raw: BinaryIO) -> tuple[int, bytes]:
-    """(where the central directory starts, its bytes), from the end record (and its zip64 twin), as zipfile
-    reads them: counted back from the end record, so data prepended to the zip shifts nothing."""
-    raw.seek(0, os.SEEK_END)
-    tail_start = max(0, raw.tell() - _END.size - 0xFFFF)  # the end record, then a comment of at most 64 KiB
-    raw.seek(tail_start)
-    tail = raw.read()
-    at = tail.rfind(_END_SIGNATURE)
-    if at < 0 or len(tail) - at < _END.size:
-        raise zipfile.BadZipFile("File is not a zip file")
-    directory_end = tail_start + at
-    size = _END.unpack_from(tail, at)[5]
-    locator_at = directory_end - _END64_LOCATOR.size
-    if locator_at >= 0:
-        raw.seek(locator_at)
-        if raw.read(_END64_LOCATOR.size)[:4] == _END64_LOCATOR_SIGNATURE:
-            raw.seek(max(0, locator_at - _END64.size))
-            record = raw.read(_END64.size)
-            if len(record) != _END64.size or record[:4] != _END64_SIGNATURE:
-                raise zipfile.BadZipFile("Zip64 end of central directory record not found")
-            size = _END64.unpack(record)[8]
-            directory_end = locator_at - _END64.size
-    if size > directory_end:
-        raise zipfile.BadZipFile("Bad offset for central directory")
-    raw.seek(directory_end - size)
-    return directory_end - size, raw.read(size)
-
-
-def _is_utf8(name: bytes) -> bool:
-    try:
-        name.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-class _FlagClearingFile(io.RawIOBase):
-    """A read-only view of a zip file in which bit 3 of the bytes at the given positions (the high byte of a
-    flags field: its UTF-8 bit) reads as clear; everything else reads as it is on disk."""
-
-    def __init__(self, raw: BinaryIO, positions: list[int]):
-        super().__init__()
-        self._raw = raw
-        self._positions = sorted(positions)
-
-    def clear_flag_at(self, position: int) -> None:
-        bisect.insort(self._positions, position)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def readinto(self, buffer) -> int:
-        start = self._raw.tell()
-        count = self._raw.readinto(buffer)
-        first = bisect.bisect_left(self._positions, start)
-        for position in self._positions[first:bisect.bisect_left(self._positions, start + count)]:
-            buffer[position - start] &= ~_UTF8_FLAG_IN_HIGH_BYTE & 0xFF
-        return count
-
-
 def verify_image_file(
     path: str | os.PathLike, name: str | None = None, max_pixels: int | None = None
 ) -> tuple[int, int]:
@@ -443,33 +150,13 @@ def verify_image_file(
         image.close()
 
 
-def is_unsafe_zip_name(entry_name: str) -> bool:
-    """True for an archive entry name that could land outside the folder it is unpacked into.
-
-    Absolute paths, drive letters and '..' anywhere; backslashes count as separators because Windows tools
-    (PowerShell's Compress-Archive) write them.
-    """
-    parts = entry_name.replace("\\", "/").split("/")
-    return (
-        Path(entry_name).is_absolute()
-        or entry_name.startswith(("/", "\\"))
-        or re.match(r"^[A-Za-z]:", entry_name) is not None
-        or ".." in parts
-    )
-
-
 def is_hidden(relative_name: str) -> bool:
     """True for dot-files, __MACOSX resource forks and notebook checkpoints anywhere in the path."""
     parts = Path(relative_name).parts
     return any(part.startswith(".") or part == "__MACOSX" for part in parts)
 
 
-def _check_zip_entry_name(entry_name: str, label: str) -> None:
-    if is_unsafe_zip_name(entry_name):
-        raise ImageError(f"{label} has an unsafe entry '{entry_name}' (absolute path or '..'); refusing it.")
-
-
-def _open(fp: io.BytesIO | Path, label: str, max_pixels: int) -> Image.Image:
+def _open(fp: BinaryIO | Path, label: str, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Our own megapixel limit (checked next, before decoding) speaks for PIL's bomb warning.
@@ -478,9 +165,9 @@ def _open(fp: io.BytesIO | Path, label: str, max_pixels: int) -> Image.Image:
     except Image.DecompressionBombError as error:
         # PIL refuses far-oversized headers itself (over ~179 MP) before we can read the size.
         claimed = re.search(r"\((\d+) pixels\)", str(error))
-        size = f"{_megapixels(int(claimed.group(1)))} megapixels" if claimed else "too large"
+        size = f"{megapixels(int(claimed.group(1)))} megapixels" if claimed else "too large"
         raise ImageTooLargeError(
-            f"{label} is {size}; the limit is {_megapixels(min(max_pixels, 2 * Image.MAX_IMAGE_PIXELS))} "
+            f"{label} is {size}; the limit is {megapixels(min(max_pixels, 2 * Image.MAX_IMAGE_PIXELS))} "
             "megapixels. Downscale it first."
         ) from None
     except UnidentifiedImageError:
@@ -495,12 +182,13 @@ def _check_size(image: Image.Image, label: str, max_pixels: int) -> None:
         raise ImageError(f"{label} is empty ({width}x{height} pixels).")
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"{label} is {width}x{height} = {_megapixels(width * height)} megapixels; "
-            f"the limit is {_megapixels(max_pixels)} megapixels. Downscale it first."
+            f"{label} is {width}x{height} = {megapixels(width * height)} megapixels; "
+            f"the limit is {megapixels(max_pixels)} megapixels. Downscale it first."
         )
 
 
-def _megapixels(pixels: int) -> str:
+def megapixels(pixels: int) -> str:
+    """A pixel count as megapixels for a message: "50" for 50,000,000."""
     # Whole numbers for photo sizes; small limits (tests, VIT_STUDIO_MAX_PIXELS) must not print as "0".
     value = pixels / 1e6
     return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
@@ -553,8 +241,6 @@ def _describe(source: object) -> str:
         return f"'{Path(source).name}'"
     if isinstance(source, (bytes, bytearray)):
         return "The uploaded data"
-    if isinstance(source, ZipImage):
-        return f"'{source.name}'"
     if isinstance(source, np.ndarray):
         return "The image array"
     return "The image"

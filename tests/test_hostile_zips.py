@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 from core.batch import classify_files
-from core.images import MAX_ZIP_ENTRY_BYTES, ImageError, open_zip, read_zip_images
+from core.images import ImageError
+from core.zips import MAX_ZIP_ENTRY_BYTES, open_zip, read_zip_images
 from training.data import DataError, check_data
 
 from test_streamlit import app, click, errors, runs_dir, table, upload  # noqa: F401 - app, runs_dir: fixtures

@@ -17,7 +17,8 @@ from PIL import Image
 
 from core import ImageError, load_image
 from core import images as images_module
-from core.images import load_images, read_zip_images
+from core.images import load_images
+from core.zips import read_zip_images
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from core.images import is_unsafe_zip_name, load_image
+from core.images import load_image
+from core.zips import is_unsafe_zip_name
 from training import data as data_module
 from training.data import (
     DataError,

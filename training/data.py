@@ -22,19 +22,8 @@ from typing import Any, Callable, Iterable, Sequence, Union
 import torch
 from torch.utils.data import Dataset
 
-from core.images import (
-    IMAGE_SUFFIXES,
-    MAX_ZIP_ENTRY_BYTES,
-    ImageError,
-    ImageTooLargeError,
-    ZipEntryTooLargeError,
-    is_hidden,
-    is_unsafe_zip_name,
-    load_image,
-    open_zip,
-    verify_image_file,
-    zip_entry_chunks,
-)
+from core.images import IMAGE_SUFFIXES, ImageError, ImageTooLargeError, is_hidden, load_image, verify_image_file
+from core.zips import MAX_ZIP_ENTRY_BYTES, ZipEntryTooLargeError, is_unsafe_zip_name, open_zip, zip_entry_chunks
 
 PathLike = Union[str, os.PathLike]
 # A list source holds plain paths (the class is the parent folder's name) or (relative name, path) pairs.
