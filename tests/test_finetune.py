@@ -266,7 +266,8 @@ def test_a_base_model_that_is_not_here_gets_the_loaders_message(shapes_dir, tmp_
 
 def test_resume_from_the_run_folder_alone(shapes_dir, scratch_config, tmp_path):
     """What the Train tab does after an app restart: the run's own files are enough to continue it."""
-    from training.finetune import read_split, resume_config
+    from training.checkpoints import read_split
+    from training.finetune import resume_config
 
     output_dir = tmp_path / "restarted"
     first = run_until(shapes_config(shapes_dir, scratch_config, output_dir, num_train_epochs=2), stop_after_step=3)

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.events import Finished, Started, Step, Stopped
+from training.events import Finished, Started, Step, Stopped, from_json, read_events, to_json
 from training.examples import write_shapes
 from training.finetune import (MAX_BATCH_PIXELS, MAX_IMAGE_SIZE, FinetuneConfig, check_config, finetune, form_config,
                                resume_config)
+from training.runs import describe_progress
 
 ROOT = Path(__file__).resolve().parents[1]
 DAMAGED = "This checkpoint is damaged: {}; start a new run or pick another."
@@ -226,6 +227,7 @@ def test_an_intact_resume_warns_of_nothing(run_copy, caplog):
         events = resumed(run_copy)
     assert isinstance(events[0], Started) and events[0].start_step == 3 and isinstance(events[-1], Finished)
     assert warnings_of(caplog) == []
+    assert events[0].notes == () and "⚠" not in describe_progress(events, running=False)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "missing"])
@@ -238,6 +240,23 @@ def test_a_random_state_that_cannot_be_restored_is_said(run_copy, caplog, damage
     [warning] = warnings_of(caplog)
     assert warning.startswith("The random state in my-run/checkpoint/accelerate/random_states_0.pkl could not be "
                               "restored")
+    # The front ends show what the Started event carries, live and read back from the run's log alike.
+    assert isinstance(events[0], Started) and events[0].notes == (warning,)
+    logged = read_events(run_copy / "events.jsonl")
+    assert [event for event in logged if isinstance(event, Started)][-1] == events[0]
+    for shown in (events, logged):
+        line = describe_progress(shown, running=False)
+        assert line.startswith("Finished: step 12/12") and line.endswith(f"% ⚠ {warning}")
+    assert describe_progress(events[:2], running=True).endswith(f" ⚠ {warning}")
+
+
+def test_a_log_written_before_started_had_notes_still_reads():
+    line = ('{"event": "Started", "total_steps": 12, "classes": ["circle", "square"], "train_size": 20, '
+            '"val_size": 4, "epochs": 2, "mode": "head", "device": "cpu", "precision": "fp32", "start_step": 3}')
+    started = from_json(line)
+    assert started.notes == () and from_json(to_json(started)) == started
+    noted = Started(**{**vars(started), "notes": ("A note.",)})
+    assert from_json(to_json(noted)) == noted and describe_progress([noted], running=True).endswith(" ⚠ A note.")
 
 
 def test_the_cli_prints_the_random_state_warning(run_copy, shapes, tiny_vit_dir):

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .checkpoints import RUN_CONFIG
 from .runs import EVENTS_LOG, RunSummary, list_runs, runs_root
 
 # Beside a run a visitor started on a shared app: a hash of their id, so the folder never holds the secret itself.
 OWNER_FILE = "owner.sha256"
-RUN_CONFIG = "run_config.json"
 # On a shared app a visitor's run name ends in this many random hex digits: another visitor can neither list the
 # run nor guess its folder to type it into a model box (16^10 names is beyond any rate of requests).
 PRIVATE_SUFFIX_HEX = 10

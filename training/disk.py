@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Sequence
 
 from .access import run_owner_key
+from .checkpoints import CHECKPOINT, SPLIT
 from .runs import EVENTS_LOG, folder_bytes, run_status, runs_root
 from .events import read_events
 
-SPLIT = "split.json"
-CHECKPOINT_FOLDERS = ("checkpoint", "checkpoint.tmp", "checkpoint.old")
+CHECKPOINT_FOLDERS = (CHECKPOINT, f"{CHECKPOINT}.tmp", f"{CHECKPOINT}.old")  # the one in use, and a save's leftovers
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class Started:
     device: str
     precision: str
     start_step: int = 0  # > 0 when resuming
+    notes: tuple[str, ...] = ()  # sentences for the user about this start (a resume whose random state was lost)
 
 
 @dataclass(frozen=True)

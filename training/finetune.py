@@ -19,8 +19,10 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
     ViTImageProcessor, get_scheduler
 
 from core.models import cpu_has_fast_bf16, fetch_pretrained
+from .checkpoints import ACCELERATE_STATE, CHECKPOINT, RUN_CONFIG, SPLIT, TRAINER_STATE, TrainingState, \
+    check_checkpoint, damaged, damaged_states, random_state_note, read_saved_settings, read_split, read_trainer_state
 from .data import DataError, ImageClassificationData, PreparedData, Sample, image_transforms, prepare_data
-from .events import Evaluated, Event, Finished, Saved, Started, Step, Stopped, to_json
+from .events import Evaluated, Event, Finished, Saved, Started, Step, Stopped, read_events, to_json
 from .runs import EVENTS_LOG, write_figures
 
 log = logging.getLogger("vit_studio.training")
@@ -28,13 +30,8 @@ log = logging.getLogger("vit_studio.training")
 DEFAULT_BASE = "google/vit-base-patch16-224-in21k"
 MODES = ("full", "head")
 PRECISIONS = ("auto", "bf16", "fp32")
-CHECKPOINT = "checkpoint"
 RESULTS = "all_results.json"
-RUN_CONFIG = "run_config.json"
 MAX_GRAD_NORM = 1.0
-SPLIT = "split.json"
-TRAINER_STATE = "trainer_state.json"
-ACCELERATE_STATE = "accelerate"  # accelerate's save_state folder inside the checkpoint
 
 # Bounds no one meets in real use, so a typo (or a hostile form) gets a sentence instead of a MemoryError. A side
 # of 4096 px is 18x ViT-B's 224 (65,536 tokens at patch 16; attention cost grows with their square). A batch of
@@ -116,7 +113,7 @@ def finetune(config: FinetuneConfig, stop: threading.Event | None = None) -> Ite
     data = _prepare(config, output_dir)
     _check_batch_size(config, data)
     output_dir.mkdir(parents=True, exist_ok=True)
-    resuming = config.resume and (output_dir / CHECKPOINT / "trainer_state.json").is_file()
+    resuming = config.resume and (output_dir / CHECKPOINT / TRAINER_STATE).is_file()
     # Under `accelerate launch` every process runs this; one of them keeps the log.
     log_path = output_dir / EVENTS_LOG if os.environ.get("RANK", "0") == "0" else Path(os.devnull)
     with log_path.open("a" if resuming else "w", encoding="utf-8") as log:
@@ -327,30 +324,10 @@ def write_run_files(config: FinetuneConfig, data: PreparedData, output_dir: Path
     (output_dir / SPLIT).write_text(json.dumps(split), encoding="utf-8")
 
 
-def read_split(output_dir: str | Path) -> PreparedData:
-    """A run's data as it was split for training (no files are read again); a damaged split.json is a
-    ValueError naming it."""
-    from .data import DataReport
-
-    output_dir = Path(output_dir)
-    split = _read_json(output_dir / SPLIT, output_dir)
-    if not _is_split(split):
-        raise damaged(output_dir, output_dir / SPLIT)
-    classes = tuple(split["classes"])
-    train = tuple(Sample(Path(path), label) for path, label in split["train"])
-    val = tuple(Sample(Path(path), label) for path, label in split["val"])
-    counts = lambda samples: tuple(sum(sample.label == index for sample in samples) for index in range(len(classes)))
-    report = DataReport(classes=classes, train_counts=counts(train), val_counts=counts(val), skipped=(),
-                        warnings=(), split="as the run split it", examples=())
-    return PreparedData(root=Path(split["root"]), classes=classes, train=train, val=val, report=report)
-
-
 def resume_config(output_dir: str | Path) -> FinetuneConfig:
     """The settings of a stopped or interrupted run, set to continue from its checkpoint on the same split.
     Its settings, split and training state are checked here, so a damaged run is refused before a job starts;
     the checkpoint's weights are checked by finetune() before it trains."""
-    from .events import read_events
-
     output_dir = Path(output_dir)
     if not (output_dir / RUN_CONFIG).is_file():
         raise ValueError(f"'{output_dir.name or output_dir}' is not a training run (no {RUN_CONFIG}): pick a run "
@@ -370,136 +347,17 @@ def resume_config(output_dir: str | Path) -> FinetuneConfig:
     return replace(config, train_dir=read_split(output_dir), output_dir=output_dir, resume=True)
 
 
-# The settings every run_config.json has held; without them a "resumed" run would train with other settings.
-_SAVED_SETTINGS = ("mode", "num_train_epochs", "learning_rate", "per_device_train_batch_size", "seed")
-
-
 def _saved_config(output_dir: Path) -> FinetuneConfig:
     """run_config.json as a checked FinetuneConfig. Settings this version does not know are left out (a run
     written by another version still resumes); missing or unusable ones mean the file is damaged."""
-    path = output_dir / RUN_CONFIG
-    settings = _read_json(path, output_dir)
-    if not isinstance(settings, dict) or not all(name in settings for name in _SAVED_SETTINGS):
-        raise damaged(output_dir, path)
+    settings = read_saved_settings(output_dir)
     known = {name: value for name, value in settings.items() if name in FinetuneConfig.__dataclass_fields__}
     config = FinetuneConfig(**{**known, "output_dir": output_dir, "resume": True})
     try:
         check_config(config)
     except ValueError as error:
-        raise damaged(output_dir, path) from error
+        raise damaged(output_dir, output_dir / RUN_CONFIG) from error
     return config
-
-
-# ---- a run's files, checked before a resume trusts them ------------------------------------------------------
-
-
-def damaged(run_dir: Path, path: Path) -> ValueError:
-    """The error for a run file that cannot be used."""
-    return ValueError(f"This checkpoint is damaged: {_run_file(run_dir, path)}; start a new run or pick another.")
-
-
-def _run_file(run_dir: Path, path: Path) -> str:
-    """A file of a run as a user knows it: from the run's folder on (run-1/checkpoint/optimizer.bin)."""
-    try:
-        return (Path(run_dir.name) / path.relative_to(run_dir)).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def _read_json(path: Path, run_dir: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    # UnicodeDecodeError and JSONDecodeError are ValueErrors; RecursionError: brackets nested thousands deep.
-    except (OSError, ValueError, RecursionError) as error:
-        raise damaged(run_dir, path) from error
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_split(split: Any) -> bool:
-    """split.json as write_run_files writes it: the root, two or more distinct class names, and [path, label]
-    pairs whose labels index the classes (the training part not empty)."""
-    if not isinstance(split, dict) or not isinstance(split.get("root"), str):
-        return False
-    classes = split.get("classes")
-    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(name, str) for name in classes) \
-            or len(set(classes)) != len(classes):
-        return False
-
-    def samples(part: Any) -> bool:
-        return isinstance(part, list) and all(
-            isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and _is_count(pair[1])
-            and pair[1] < len(classes) for pair in part)
-
-    return samples(split.get("train")) and samples(split.get("val")) and bool(split["train"])
-
-
-def read_trainer_state(run_dir: Path) -> TrainingState:
-    """checkpoint/trainer_state.json as a TrainingState; a damaged one is a ValueError naming it."""
-    path = run_dir / CHECKPOINT / TRAINER_STATE
-    fields = _read_json(path, run_dir)
-    try:
-        state = TrainingState(**fields)
-    except TypeError as error:  # not an object, or other keys
-        raise damaged(run_dir, path) from error
-    if not (_is_count(state.step) and _is_count(state.epoch) and _is_number(state.loss_sum)
-            and all(value is None or _is_number(value) for value in (state.eval_loss, state.eval_accuracy))):
-        raise damaged(run_dir, path)
-    return state
-
-
-def check_checkpoint(run_dir: Path) -> None:
-    """Every file a resume loads from run_dir/checkpoint, checked before a model is built from them: the training
-    state, the model's config, processor and weights, and accelerate's weights, optimizer and schedule. (The
-    random state is not: one that cannot be restored is a warning when it is loaded, not a reason to stop.)"""
-    checkpoint = run_dir / CHECKPOINT
-    read_trainer_state(run_dir)
-    for name in ("config.json", "preprocessor_config.json"):
-        if not isinstance(_read_json(checkpoint / name, run_dir), dict):
-            raise damaged(run_dir, checkpoint / name)
-    # save_pretrained writes one weights file, or shards and their index.
-    if not any((checkpoint / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
-        raise damaged(run_dir, checkpoint / "model.safetensors")
-    states = checkpoint / ACCELERATE_STATE
-    for name in ("model.safetensors", "optimizer.bin", "scheduler.bin"):
-        if not (states / name).is_file():
-            raise damaged(run_dir, states / name)
-    for folder in (checkpoint, states):
-        for path in sorted(folder.iterdir()):
-            if path.suffix == ".safetensors" and not _readable_safetensors(path):
-                raise damaged(run_dir, path)
-            if path.suffix == ".bin" and not _whole_torch_file(path):
-                raise damaged(run_dir, path)
-
-
-def _readable_safetensors(path: Path) -> bool:
-    """A safetensors file whose header parses and covers the whole file (a cut-off or overwritten file fails),
-    holding at least one tensor."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as weights:
-            return bool(list(weights.keys()))
-    except Exception:  # noqa: BLE001 - SafetensorError, OSError, ...: unreadable either way
-        return False
-
-
-def _whole_torch_file(path: Path) -> bool:
-    """A torch.save zip archive (with its pickle) whose every member matches its CRC: torch.load itself reads
-    overwritten bytes back as other numbers without a word."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith("/data.pkl") for name in archive.namelist()) and archive.testzip() is None
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return False
 
 
 # ---- the run -----------------------------------------------------------------------------------------------
@@ -618,11 +476,11 @@ class _FullTrainer:
                                   num_warmup_steps=math.ceil(config.warmup_ratio * self.total_steps) * processes,
                                   num_training_steps=self.total_steps * processes)
         self.trained, optimizer, scheduler = accelerator.prepare(self.trainable(), optimizer, scheduler)
-        state = _load_state(accelerator, self.checkpoint) if self.checkpoint else TrainingState()
+        state, notes = _load_state(accelerator, self.checkpoint) if self.checkpoint else (TrainingState(), ())
         yield Started(total_steps=self.total_steps, classes=self.data.classes, train_size=len(self.data.train),
                       val_size=len(self.data.val), epochs=config.num_train_epochs, mode=config.mode,
                       device=str(accelerator.device), precision=_precision_name(accelerator.mixed_precision),
-                      start_step=state.step)
+                      start_step=state.step, notes=notes)
         try:
             yield from self.before_training()
         except _StopRequested:  # during a head-only run's feature pass, which can take minutes
@@ -706,14 +564,14 @@ class _FullTrainer:
             # Every process writes its own random state into the folder: it must exist first, and all of them
             # must be done before the main process swaps it in.
             accelerator.wait_for_everyone()
-            accelerator.save_state(str(folder / "accelerate"))
+            accelerator.save_state(str(folder / ACCELERATE_STATE))
             if accelerator.is_main_process:
                 self.save_model(folder)
-                (folder / "trainer_state.json").write_text(json.dumps(state.to_json()))
+                (folder / TRAINER_STATE).write_text(json.dumps(state.to_json()))
             accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             _publish_files(checkpoint, self.output_dir,
-                           skip={"accelerate", "trainer_state.json"})
+                           skip={ACCELERATE_STATE, TRAINER_STATE})
         accelerator.wait_for_everyone()
         yield Saved(path=str(self.output_dir), step=state.step)
 
@@ -842,34 +700,9 @@ def _parameter_groups(named_parameters, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-@dataclass(frozen=True)
-class TrainingState:
-    """Where a run is: enough to resume it and to report its results."""
-
-    step: int = 0
-    epoch: int = 0  # epochs completed
-    loss_sum: float = 0.0
-    eval_loss: float | None = None
-    eval_accuracy: float | None = None
-
-    def after_step(self, loss: float) -> "TrainingState":
-        return replace(self, step=self.step + 1, loss_sum=self.loss_sum + loss)
-
-    def metrics(self, runtime_s: float, epochs: int, images_seen: int) -> dict[str, float]:
-        """The example scripts' all_results.json keys; runtime and speed cover this session (after a resume,
-        the part since the resume)."""
-        return {"epoch": float(epochs), "train_loss": self.loss_sum / max(self.step, 1),
-                "train_runtime": round(runtime_s, 3),
-                "train_samples_per_second": round(images_seen / runtime_s, 3) if runtime_s > 0 else 0.0,
-                "eval_loss": self.eval_loss, "eval_accuracy": self.eval_accuracy}
-
-    def to_json(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "loss_sum": self.loss_sum, "eval_loss": self.eval_loss,
-                "eval_accuracy": self.eval_accuracy}
-
-
-def _load_state(accelerator, checkpoint: Path) -> TrainingState:
-    """The training state, and accelerate's weights, optimizer, schedule and random state loaded into place."""
+def _load_state(accelerator, checkpoint: Path) -> tuple[TrainingState, tuple[str, ...]]:
+    """The training state, and accelerate's weights, optimizer, schedule and random state loaded into place; with
+    notes for the user on what could not be (a random state not restored)."""
     run_dir, states = checkpoint.parent, checkpoint / ACCELERATE_STATE
     state = read_trainer_state(run_dir)
     try:
@@ -877,59 +710,12 @@ def _load_state(accelerator, checkpoint: Path) -> TrainingState:
     except (MemoryError, torch.cuda.OutOfMemoryError):
         raise  # the machine, not the file
     except Exception as error:  # noqa: BLE001 - an unpickling, shape or key error: the files do not fit together
-        raise damaged(run_dir, _unloadable_file(states) or states) from error
-    if not _random_state_restored(states, accelerator.process_index):
-        # accelerate skips a random state it cannot use with an info line; say it where a user looks.
-        log.warning("The random state in %s could not be restored, so the random crops, flips and dropout after "
-                    "the resume differ from an uninterrupted run's (the data order does not).",
-                    _run_file(run_dir, states / f"random_states_{accelerator.process_index}.pkl"))
-    return state
-
-
-def _unloadable_file(states: Path) -> Path | None:
-    """The first of accelerate's files in `states` that does not load on its own (None: each does)."""
-    from accelerate.utils import load
-    from safetensors.torch import load_file
-
-    for path in sorted(states.iterdir()):
-        try:
-            if path.suffix == ".safetensors":
-                load_file(path)
-            elif path.suffix == ".bin":
-                load(path, map_location="cpu")
-        except Exception:  # noqa: BLE001 - whatever the loader raises, this file is the damaged one
-            return path
-    return None
-
-
-def _random_state_restored(states: Path, process_index: int) -> bool:
-    """Whether this process's Python, numpy and torch random states are now the ones saved in `states`."""
-    import random
-
-    import numpy as np
-    from accelerate.utils import load
-
-    try:
-        saved = load(states / f"random_states_{process_index}.pkl")
-        now = {"random_state": random.getstate(), "numpy_random_seed": np.random.get_state(),
-               "torch_manual_seed": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            now["torch_cuda_manual_seed"] = torch.cuda.get_rng_state_all()
-        return all(_same_state(value, saved[name]) for name, value in now.items())
-    except Exception:  # noqa: BLE001 - no file, not a pickle, other keys: not restored
-        return False
-
-
-def _same_state(one: Any, other: Any) -> bool:
-    if isinstance(one, torch.Tensor) or isinstance(other, torch.Tensor):
-        return isinstance(one, torch.Tensor) and isinstance(other, torch.Tensor) and torch.equal(one, other)
-    if hasattr(one, "shape") or hasattr(other, "shape"):  # numpy arrays
-        import numpy as np
-
-        return bool(np.array_equal(one, other))
-    if isinstance(one, (tuple, list)) and isinstance(other, (tuple, list)):
-        return len(one) == len(other) and all(_same_state(a, b) for a, b in zip(one, other))
-    return one == other
+        raise damaged_states(run_dir, states) from error
+    note = random_state_note(run_dir, states, accelerator.process_index)
+    if note is None:
+        return state, ()
+    log.warning("%s", note)  # the CLI prints the engine's warnings; the front ends show Started.notes
+    return state, (note,)
 
 
 class _StepTimer:

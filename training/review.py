@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Sequence
 
 from core import classify
 
+from .checkpoints import RUN_CONFIG, read_split
 from .events import read_events
-from .finetune import RESULTS, RUN_CONFIG, read_split
+from .finetune import RESULTS
 from .runs import CONFUSION_PNG, CURVES_PNG, EVENTS_LOG, _NOT_SHARED, last_evaluation
 
 if TYPE_CHECKING:

@@ -158,10 +158,12 @@ def last_started(events: Sequence[Event]) -> Started | None:
 
 
 def describe_progress(events: Sequence[Event], running: bool, resumable: bool = True) -> str:
-    """One line on where a run is: steps, epoch, speed and time left, or how it ended."""
+    """One line on where a run is: steps, epoch, speed and time left, or how it ended; then the notes of its
+    (last) start, such as a resume whose random state could not be restored."""
     started = last_started(events)
     if started is None:
         return "Preparing the data and loading the model ..." if running else "Not started."
+    notes = "".join(f" ⚠ {note}" for note in started.notes)
     last_step = next((event for event in reversed(events) if isinstance(event, Step)), None)
     done = last_step.step if last_step else started.start_step
     line = f"step {done}/{started.total_steps}"
@@ -171,15 +173,15 @@ def describe_progress(events: Sequence[Event], running: bool, resumable: bool = 
     end = events[-1]
     if isinstance(end, Finished):
         accuracy = end.metrics.get("eval_accuracy")
-        return f"Finished: {line}" + (f" · validation accuracy {accuracy:.1%}" if accuracy is not None else "")
+        return f"Finished: {line}" + (f" · validation accuracy {accuracy:.1%}" if accuracy is not None else "") + notes
     if isinstance(end, Stopped):
-        return f"Stopped at {line}: the model so far is saved, and the run can be resumed."
+        return f"Stopped at {line}: the model so far is saved, and the run can be resumed.{notes}"
     if not running:
         return f"Interrupted at {line}." + (" Resume it from its last checkpoint." if resumable else
-                                              " It saved no checkpoint, so start it again.")
+                                              " It saved no checkpoint, so start it again.") + notes
     if last_step:
         line += f" · about {format_duration(last_step.seconds_left)} left"
-    return f"Training ({started.mode}, {started.device}, {started.precision}): {line}"
+    return f"Training ({started.mode}, {started.device}, {started.precision}): {line}{notes}"
 
 
 def format_duration(seconds: float) -> str:
