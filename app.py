@@ -24,6 +24,10 @@ class ServingLimits:
     queue_size: int | None  # requests waiting in line; one more gets Gradio's "queue is full, try again later"
     max_file_size: int | None  # bytes per uploaded file; a larger one is refused in the browser, before it is sent
     keep_files_s: int | None = None  # uploads and results older than this leave Gradio's cache; None: at exit
+    # Gradio keeps a copy of the page's settings for every session (each page load, each API client) until this
+    # many newer ones push it out: about 1 MB each in this app, so its default of 10,000 lets a public app grow by
+    # gigabytes. 200 recent sessions is more than a Space or a class has open at once.
+    sessions_kept: int = 200
 
     def delete_cache(self) -> tuple[int, int] | None:
         """gr.Blocks' delete_cache: look hourly (or sooner, for a short keep) for files past their time."""
@@ -154,6 +158,7 @@ def run_gradio(args: argparse.Namespace) -> None:
         # The confusion matrix is served from the run's folder; Gradio serves only the working and temp folders
         # unless told, and a --runs-dir elsewhere must work too. Only that folder, nothing above it.
         allowed_paths=[str(Path(args.runs_dir).resolve())],
+        state_session_capacity=limits.sessions_kept,
     )
 
 

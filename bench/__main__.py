@@ -1,10 +1,10 @@
-"""Command line for the benchmarks: `python -m bench classify|explain|caption|zero-shot|train [--quick] [--images N]`."""
+"""Command line for the benchmarks: `python -m bench classify|explain|caption|zero-shot|train|load [--quick] [--images N]`."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import caption, classify, explain, train, zero_shot
+from . import caption, classify, explain, load, train, zero_shot
 
 # One module per benchmark; each provides add_arguments(parser) and run(args) -> exit code.
 BENCHMARKS = {
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "caption": caption,
     "zero-shot": zero_shot,
     "train": train,
+    "load": load,
 }
 
 

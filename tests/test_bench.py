@@ -100,3 +100,12 @@ def test_the_offline_clip_tokenizer_matches_open_clip():
 def test_images_must_be_positive(capsys):
     assert main(["caption", "--images", "0"]) == 2
     assert "--images must be at least 1" in capsys.readouterr().err
+
+
+def test_load_benchmark_answers_every_request_and_refuses_the_server_folder(capsys):
+    """`python -m bench load --quick`: the real app on 127.0.0.1, every request answered, the theft refused."""
+    assert main(["load", "--quick", "--rounds", "3"]) == 0
+    report = capsys.readouterr().out
+    rounds = [line.split() for line in report.splitlines() if line[:1].isdigit()]
+    assert [row[:3] for row in rounds] == [["1", "6/6", "0"], ["2", "6/6", "0"], ["3", "6/6", "0"]], report
+    assert "memory: after round 3 the server holds" in report

@@ -16,7 +16,9 @@ from ui.caption_tab import caption_tab
 from ui.components import ImagePath
 from ui.train_tab import FOLDER_NAMES_JS, connect_visitor, train_tab, visitor_boxes
 from ui.zero_shot_tab import zero_shot_tab
-from ui.gradio_common import NO_FILES, announce_load, describe_run, output_folder, require_image, user_errors
+from ui.gradio_common import (
+    NO_FILES, announce_load, describe_run, output_folder, require_image, user_errors, write_cache_images_atomically,
+)
 from ui.texts import ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, METHOD_CHOICES, MODEL_INFO
 
 CSS = """
@@ -32,6 +34,7 @@ def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str
     `allow_server_paths` lets the Train tab read a folder on the machine the app runs on (local use only);
     `delete_cache` is gr.Blocks' (every so many seconds, remove visitors' files older than so many)."""
     choices = list(dict.fromkeys([default_model, *model_choices]))
+    write_cache_images_atomically()
     with gr.Blocks(title="ViT Studio", delete_cache=delete_cache) as demo:
         gr.Markdown("# ViT Studio\nSee what Vision Transformers do: classify a photo, see where the model looks, "
                     "caption it, and ask CLIP about it with your own labels.")

@@ -1,6 +1,7 @@
 """What every Gradio tab shares: engine errors shown as messages, the output folder, load announcements."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import gradio as gr
+from gradio import processing_utils
 
 from core.models import describe_run, is_cached, load_classifier  # noqa: F401 - describe_run is re-exported
 
@@ -63,3 +65,28 @@ def require_image(image_path: str | None) -> str:
     if not image_path:
         raise gr.Error(NO_IMAGE)
     return image_path
+
+
+# ---- Gradio's cache, written so that a file being served is never rewritten in place -------------------------
+
+
+def write_cache_images_atomically() -> None:
+    """Make Gradio write a result image under a temporary name and rename it into place.
+
+    Gradio names a cached image by the hash of its content and rewrites the file each time, in place. When
+    visitors ask for the same thing at once (a class clicking the same example photo), one request truncates the
+    file while another is still sending it, and that visitor gets a broken image (bench load: 8 of 600 explain
+    requests failed so). A rename swaps the file whole: a reader keeps the copy it opened. Every component that
+    caches a PIL image goes through processing_utils.save_pil_to_cache, so this one function covers them."""
+
+    def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        bytes_data = processing_utils.encode_pil_to_bytes(img, format)
+        path = Path(cache_dir) / processing_utils.hash_bytes(bytes_data) / f"{name}.{format}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".writing-")
+        with os.fdopen(handle, "wb") as file:
+            file.write(bytes_data)
+        os.replace(temporary, path)
+        return str(path.resolve())
+
+    processing_utils.save_pil_to_cache = save_pil_to_cache
