@@ -175,8 +175,8 @@ def start_new_run(config: FinetuneConfig, run_name: str | None = None, visitor: 
         budget = disk_budget()
         if budget is not None:
             tidy_runs(budget)
-            config = replace(config, max_data_bytes=min(config.max_data_bytes or room_for_new_run(budget),
-                                                        room_for_new_run(budget)))
+            room = room_for_new_run(budget)  # the run's unpacked data may take what is left of the quota
+            config = replace(config, max_data_bytes=min(config.max_data_bytes or room, room))
         folder = new_run_dir(private_run_name(run_name, visitor))
         claim_run(folder, visitor)
         _current = TrainingJob(replace(config, output_dir=folder), fresh_folder=True, owner=run_owner(visitor)).start()

@@ -157,3 +157,62 @@ def test_in_a_browser_a_reload_keeps_your_runs_and_another_browser_never_lists_t
     stranger.wait_for_timeout(1500)
     assert not [label for label in _listed_runs(stranger) if label.startswith(("in-the-browser-", "alice-"))]
     context.close()
+
+
+# ---- hostile inputs through the real app: images, zips, training settings, checkpoints -------------------------
+
+
+def test_a_decompression_bomb_photo_is_refused_before_decoding(app_url, tiny_vit_dir, tmp_path):
+    from test_images import forged_png_header
+
+    bomb = forged_png_header(tmp_path / "bomb.png", 30_000, 30_000)  # 900 megapixels claimed by a tiny file
+    with pytest.raises(Exception, match=r"bomb\.png' is 900 megapixels; the limit is 50 megapixels"):
+        Client(app_url, verbose=False).predict(handle_file(str(bomb)), str(tiny_vit_dir), 3, api_name="/classify")
+
+
+def test_hostile_zips_give_error_rows_and_the_rest_is_classified(app_url, tiny_vit_dir, tmp_path, photos):
+    """A 1 GiB entry, the same entry declared as 1,000 bytes, and a name flagged UTF-8 that is not."""
+    from test_hostile_zips import add_entries, break_utf8_name, png_bytes, understate_size, write_zeros_entry
+
+    photo = png_bytes(photos["chelsea"])
+    huge = add_entries(write_zeros_entry(tmp_path / "huge.zip", "ants/big.bmp", 1024**3), {"ants/a.png": photo})
+    lying = understate_size(huge, tmp_path / "lying.zip", "ants/big.bmp", 1000)
+    named = add_entries(tmp_path / "named.zip", {"bees/é.png": photo, "bees/b.png": photo, "ants/c.png": photo,
+                                                    "ants/d.png": photo})
+    (tmp_path / "badname.zip").write_bytes(break_utf8_name(named.read_bytes(), "bees/é.png", b"bees/\xff\xfe.png"))
+    client = Client(app_url, verbose=False)
+    table, _, summary = client.predict([handle_file(str(path)) for path in (huge, lying, tmp_path / "badname.zip")],
+                                       str(tiny_vit_dir), 2, api_name="/classify_batch")
+    rows = {row[0]: row for row in table["data"]}
+    assert "unpacks to more than" in rows["huge.zip/ants/big.bmp"][4]
+    assert rows["lying.zip/ants/big.bmp"][4]  # the header lied: the entry fails, without inflating
+    assert rows["huge.zip/ants/a.png"][1] and rows["lying.zip/ants/a.png"][1]
+    assert rows["badname.zip/bees/\ufffd\ufffd.png"][1] and rows["badname.zip/bees/b.png"][1]
+    assert "**6** images classified" in summary and "**2** could not be read" in summary
+    summary, counts, *_ = client.predict(handle_file(str(tmp_path / "badname.zip")), None, "", api_name="/check_data")
+    assert summary.startswith("2 classes") and [row[0] for row in counts["data"]] == ["ants", "bees"]
+
+
+def test_training_settings_past_the_bounds_are_one_sentence(app_url, shapes_zip, tiny_vit_dir, app_runs_dir):
+    before = sorted(app_runs_dir.iterdir())
+    with pytest.raises(Exception, match=r"The image size is 30000 pixels a side; at most 4096 can be trained"):
+        Client(app_url, verbose=False).predict(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), "full", 1,
+                                               1e-3, 4, 0.0, 0.1, 30000, False, 0, "auto", "huge",
+                                               api_name="/train")
+    assert sorted(app_runs_dir.iterdir()) == before
+
+
+def test_a_damaged_checkpoint_is_named_when_resumed(app_url, shapes_zip, tiny_vit_dir, app_runs_dir):
+    client = Client(app_url, verbose=False)
+    job = client.submit(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *LONG_RUN, "to-damage",
+                        api_name="/train")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any("step" in str(output[1]) for output in job.outputs()):
+        time.sleep(0.5)
+    client.predict(api_name="/stop_training")
+    list(job)
+    assert job.outputs()[-1][1].startswith("Stopped"), job.outputs()[-1][1]
+    (app_runs_dir / "to-damage" / "checkpoint" / "trainer_state.json").write_text('{"step": "many"')
+    with pytest.raises(Exception, match=r"This checkpoint is damaged: to-damage/checkpoint/trainer_state\.json; "
+                                        r"start a new run or pick another"):
+        client.predict("to-damage", api_name="/resume")
