@@ -155,9 +155,6 @@ def run_gradio(args: argparse.Namespace) -> None:
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=1).launch(
         server_name=args.host, server_port=args.port, share=args.share, css=CSS, js=JS, show_error=True,
         max_file_size=limits.max_file_size,
-        # The confusion matrix is served from the run's folder; Gradio serves only the working and temp folders
-        # unless told, and a --runs-dir elsewhere must work too. Only that folder, nothing above it.
-        allowed_paths=[str(Path(args.runs_dir).resolve())],
         state_session_capacity=limits.sessions_kept,
     )
 

@@ -334,8 +334,17 @@ def _view_outputs(view, asking: Visitor, refresh_lists: bool = True) -> tuple:
     lists = (gr.update(choices=classes, value=classes[0] if classes else None),
              gr.update(choices=classes, value=classes[-1] if classes else None),
              gr.update(choices=_run_choices(asking))) if refresh_lists else (gr.skip(), gr.skip(), gr.skip())
-    return (view.progress, view.figure, view.per_class, str(view.confusion_png) if view.confusion_png else None,
+    return (view.progress, view.figure, view.per_class, _served_copy(view.confusion_png),
             *lists)
+
+
+def _served_copy(picture: Path | None) -> str | None:
+    """A copy of a run's picture in the app's output folder, for Gradio to serve. Gradio serves only the working
+    and temp folders unless told, and it must not be told the runs folder: anyone could then fetch any run's
+    files (its split, its training images) by path, past the checks on run names."""
+    if picture is None:
+        return None
+    return str(shutil.copy(picture, output_folder() / picture.name))
 
 
 # ---- after training -----------------------------------------------------------------------------------------

@@ -75,6 +75,20 @@ def test_the_confusion_matrix_is_served_from_a_runs_folder_anywhere(alices_run, 
     assert confusion and Path(confusion).is_file()  # Gradio served it (it refused before)
 
 
+def test_no_file_of_the_runs_folder_is_served_by_path(alices_run, space_url, outside_runs_dir):
+    """Gradio serves any file under its allowed paths to anyone: the runs folder must never be one of them."""
+    import urllib.error
+    import urllib.request
+
+    _, (run_name, *_) = alices_run
+    for name in ("split.json", "confusion.png", "model.safetensors"):
+        path = outside_runs_dir / run_name / name
+        assert path.is_file()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{space_url}gradio_api/file={path}", timeout=10)
+        assert refused.value.code in (403, 404)
+
+
 def test_a_visitor_sees_and_downloads_only_their_own_runs(alices_run, space_url):
     import zipfile
 
