@@ -11,6 +11,7 @@ from training.events import Stopped
 from training.examples import write_shapes_zip
 from training.jobs import STOPPING, current_job
 
+ALICE, BOB = "browser-of-alice-0001", "browser-of-bob-000002"  # ids a browser keeps: 16 characters or more
 # base (filled in), mode, epochs, learning rate, batch, weight decay, warmup, image size, augment, seed, precision
 FULL_RUN = ["full", 200, 5e-4, 4, 0.0, 0.1, 0, False, 0, "auto"]
 
@@ -58,7 +59,7 @@ def two_visitors_runs(tiny_vit_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("VIT_STUDIO_RUNS", str(runs))
     shapes_zip = write_shapes_zip(tmp_path, per_class=8)
     head_run = ["head", 1, 1e-2, 16, 0.0, 0.0, 0, False, 0, "auto"]
-    *_, last = _start(train_tab, shapes_zip, tiny_vit_dir, "alice", "browser-a", gr.Request(session_hash="a"),
+    *_, last = _start(train_tab, shapes_zip, tiny_vit_dir, "alice", ALICE, gr.Request(session_hash="a"),
                       head_run)
     example = runs / "example"
     for _ in finetune(FinetuneConfig(train_dir=shapes_zip, output_dir=example, model_name_or_path=str(tiny_vit_dir),
@@ -69,8 +70,8 @@ def two_visitors_runs(tiny_vit_dir, tmp_path, monkeypatch):
 
 def test_each_visitor_lists_only_their_runs_and_the_examples(two_visitors_runs):
     train_tab, alice_run, _ = two_visitors_runs
-    alice_runs, _ = train_tab.refresh_lists("browser-a")
-    bob_runs, bob_bases = train_tab.refresh_lists("browser-b")
+    alice_runs, _ = train_tab.refresh_lists(ALICE, gr.Request(session_hash="a"))
+    bob_runs, bob_bases = train_tab.refresh_lists(BOB, gr.Request(session_hash="b"))
     assert sorted(name for _, name in alice_runs["choices"]) == sorted([alice_run, "example"])
     assert [name for _, name in bob_runs["choices"]] == ["example"]
     assert not any(alice_run in base for base in bob_bases["choices"])
@@ -81,21 +82,21 @@ def test_each_visitor_lists_only_their_runs_and_the_examples(two_visitors_runs):
 def test_another_visitors_run_is_refused_like_a_run_that_does_not_exist(two_visitors_runs):
     train_tab, alice_run, runs = two_visitors_runs
     bob = gr.Request(session_hash="b")
-    for call in (lambda name: train_tab.zip_current(name, "browser-b", bob),
-                 lambda name: train_tab.use_run(name, "browser-b", bob),
-                 lambda name: train_tab.show_saved_run(name, "browser-b", bob),
-                 lambda name: train_tab.cell_overlays(name, "circle", "circle", "browser-b", bob),
-                 lambda name: train_tab.compare_attention(name, "circle", "circle", "browser-b", bob),
-                 lambda name: train_tab.push_current(name, "me/x", "hf_x", True, "browser-b", bob),
-                 lambda name: next(train_tab.resume_run(name, "browser-b", bob))):
+    for call in (lambda name: train_tab.zip_current(name, BOB, bob),
+                 lambda name: train_tab.use_run(name, BOB, bob),
+                 lambda name: train_tab.show_saved_run(name, BOB, bob),
+                 lambda name: train_tab.cell_overlays(name, "circle", "circle", BOB, bob),
+                 lambda name: train_tab.compare_attention(name, "circle", "circle", BOB, bob),
+                 lambda name: train_tab.push_current(name, "me/x", "hf_x", True, BOB, bob),
+                 lambda name: next(train_tab.resume_run(name, BOB, bob))):
         for name in (alice_run, str(runs / alice_run), "no-such-run"):
             with pytest.raises(gr.Error, match="There is no run called '.+' here: pick one from the list"):
                 call(name)
     # Alice's own browser (any page of it) gets her run; everyone gets the example, but cannot resume it.
-    assert zipfile.ZipFile(train_tab.zip_current(alice_run, "browser-a", gr.Request(session_hash="a2"))).namelist()
-    assert zipfile.ZipFile(train_tab.zip_current("example", "browser-b", bob)).namelist()
+    assert zipfile.ZipFile(train_tab.zip_current(alice_run, ALICE, gr.Request(session_hash="a2"))).namelist()
+    assert zipfile.ZipFile(train_tab.zip_current("example", BOB, bob)).namelist()
     with pytest.raises(gr.Error, match="example run"):
-        next(train_tab.resume_run("example", "browser-b", bob))
+        next(train_tab.resume_run("example", BOB, bob))
 
 
 def test_run_endpoints_take_names_not_server_paths(tiny_vit_dir, tmp_path, monkeypatch):
@@ -118,3 +119,16 @@ def test_run_endpoints_take_names_not_server_paths(tiny_vit_dir, tmp_path, monke
             train_tab.zip_current(name, None, request)
         with pytest.raises(gr.Error, match="There is no run called|Pick a run in the list first"):
             train_tab.use_run(name, None, request)
+
+
+def test_a_page_whose_state_gradio_dropped_is_still_its_visitor(two_visitors_runs):
+    """Gradio keeps the state of the 200 latest sessions; a page pushed out must not lose its runs."""
+    train_tab, alice_run, _ = two_visitors_runs
+    visitor_id, kept, runs, _ = train_tab.welcome_visitor(ALICE, gr.Request(session_hash="alices-page"))
+    assert visitor_id == kept == ALICE and any(name == alice_run for _, name in runs["choices"])
+    # Later events of that page arrive without the page's state (None): the session still names Alice.
+    assert zipfile.ZipFile(train_tab.zip_current(alice_run, None, gr.Request(session_hash="alices-page"))).namelist()
+    with pytest.raises(gr.Error, match="There is no run called"):
+        train_tab.zip_current(alice_run, None, gr.Request(session_hash="someone-elses-page"))
+    new_id, *_ = train_tab.welcome_visitor(None, gr.Request(session_hash="first-visit"))
+    assert len(new_id) >= 16 and new_id not in (ALICE, BOB)

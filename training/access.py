@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -47,6 +49,43 @@ def visitor(visitor_id: str | None, shared: bool | None = None) -> Visitor:
 
 def new_visitor_id() -> str:
     return secrets.token_urlsafe(24)
+
+
+def kept_or_new_visitor_id(kept: object) -> str:
+    """The id a browser kept from an earlier visit, when it is one of ours; else a new one."""
+    return kept if isinstance(kept, str) and len(kept) >= 16 else new_visitor_id()
+
+
+class VisitorSessions:
+    """Which visitor each page session belongs to, remembered here as well as in the page's own state: Gradio
+    drops a session's state when newer sessions push it out, and a visitor must not lose their runs for that.
+    An entry is a few hundred bytes, so many more are kept than Gradio keeps sessions."""
+
+    def __init__(self, capacity: int = 20_000):
+        self._capacity = capacity
+        self._ids: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, session: str, visitor_id: str) -> None:
+        with self._lock:
+            self._ids[session] = visitor_id
+            self._ids.move_to_end(session)
+            while len(self._ids) > self._capacity:
+                self._ids.popitem(last=False)
+
+    def visitor_id(self, session: str | None) -> str | None:
+        with self._lock:
+            return self._ids.get(session) if session else None
+
+
+SESSIONS = VisitorSessions()
+
+
+def session_visitor(visitor_id: str | None, session: str | None) -> Visitor:
+    """Who is asking from a page session: the id its page loaded with (or remembered for the session), or, for an
+    API client, which loads no page, the session itself."""
+    visitor_id = visitor_id or SESSIONS.visitor_id(session) or (f"session-{session}" if session else None)
+    return visitor(visitor_id)
 
 
 def private_run_name(name: str | None, asking: Visitor) -> str | None:

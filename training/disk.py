@@ -59,7 +59,8 @@ def disk_budget() -> DiskBudget | None:
 def tidy_runs(budget: DiskBudget, root: Path | None = None, *, running: Sequence[Path] = (),
               now: float | None = None) -> Tidied:
     """Remove visitors' runs older than the budget keeps them, and trim their finished runs. Runs nobody
-    claimed (the Space owner's example runs) and the run training now are left alone."""
+    claimed (the Space owner's example runs) and the runs named in `running` are left alone. training.jobs calls
+    this under its lock, when nothing trains, so no run can start or resume meanwhile."""
     root = Path(root or runs_root())
     if not root.is_dir():
         return Tidied((), (), 0)

@@ -119,6 +119,10 @@ def start_training(config: FinetuneConfig, visitor: Visitor = LOCAL_USER) -> Tra
     check_config(config)
     with _jobs_lock:
         check_idle(visitor)
+        if config.resume and not Path(config.output_dir).is_dir():
+            # On a Space a run can be removed for its age between the Resume click and here (see start_new_run).
+            raise ValueError(f"The run '{Path(config.output_dir).name}' has just been removed (a Space keeps runs for "
+                             "a few hours); start a new run.")
         _current = TrainingJob(config, owner=run_owner(visitor)).start()
         return _current
 
@@ -178,7 +182,11 @@ def start_new_run(config: FinetuneConfig, run_name: str | None = None, visitor: 
             room = room_for_new_run(budget)  # the run's unpacked data may take what is left of the quota
             config = replace(config, max_data_bytes=min(config.max_data_bytes or room, room))
         folder = new_run_dir(private_run_name(run_name, visitor))
-        claim_run(folder, visitor)
+        try:
+            claim_run(folder, visitor)
+        except OSError as error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise ValueError(f"Could not start the run: its folder cannot be written ({error.strerror}).") from None
         _current = TrainingJob(replace(config, output_dir=folder), fresh_folder=True, owner=run_owner(visitor)).start()
         return _current
 

@@ -11,7 +11,10 @@ import pandas as pd
 from training.data import TABLE_HEADERS, check_data, chosen_source, pair_folder_names, thumbnails
 from training.events import read_events
 from training.examples import example_data_zip
-from training.access import Visitor, find_run, may_see, new_visitor_id, start_from_choices, visible_runs, visitor
+from training.access import (
+    SESSIONS, Visitor, find_run, kept_or_new_visitor_id, may_see, session_visitor, start_from_choices, visible_runs,
+    visitor,
+)
 from training.disk import disk_budget
 from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, form_config, resume_config
 from training.jobs import current_job, is_training, start_new_run, start_training, stop_current, watch
@@ -20,9 +23,11 @@ from training.runs import EVENTS_LOG, run_label, run_view, runs_root, saved_mode
 from ui.gradio_common import output_folder, user_errors
 from ui.texts import EXAMPLE_DATA_INFO, EXAMPLE_DATA_LABEL, TRAIN_INTRO, space_runs_note
 
-# Training streams sleep between redraws: they get their own slots, so a second visitor's Start is answered at once
-# (refused while another run trains) instead of waiting silently behind the first visitor's stream.
-STREAMS = dict(concurrency_id="training-streams", concurrency_limit=8)
+# Training streams sleep between redraws, so they get slots of their own: a second visitor's Start is answered at
+# once (refused while another run trains) instead of waiting behind the first visitor's stream. Starting and
+# watching are kept apart, so that pages watching a run can never hold up anyone's Start.
+STARTS = dict(concurrency_id="training-starts", concurrency_limit=4)
+WATCHERS = dict(concurrency_id="training-watchers", concurrency_limit=8)
 
 # Gradio hands a Python function only the file names of a folder upload; the browser knows each file's path
 # inside the folder (the class). This keeps those paths, in upload order, in a hidden box.
@@ -93,8 +98,8 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
                                    wrap=True)
         with gr.Column(scale=3, min_width=320):
             gr.Markdown("### 2. Settings")
-            base = gr.Dropdown(start_from_choices(_anyone()), value=BASE_CHOICES[0], allow_custom_value=True, label="Start from",
-                               info="a hub id, a local folder, an earlier run, or vit-small-scratch (offline, "
+            base = gr.Dropdown(start_from_choices(_anyone()), value=BASE_CHOICES[0], allow_custom_value=True,
+                               label="Start from", info="a hub id, a local folder, an earlier run, or vit-small-scratch (offline, "
                                     "from random weights)", elem_id="train-base")
             mode = gr.Radio([("Head only: the backbone stays frozen (fast)", "head"),
                              ("Full fine-tune: every weight learns", "full")], value="head", label="What learns",
@@ -176,10 +181,10 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
                 inputs=[mode], outputs=[epochs, learning_rate], api_visibility="undocumented")
     # visitor_id is a gr.State: it never shows in the API, and each event reads this session's value.
     start.click(start_run, inputs=[*source, *settings, visitor_id], outputs=[run_dir, *live], api_name="train",
-                **STREAMS)
+                **STARTS)
     stop.click(stop_run, inputs=[visitor_id], outputs=[progress_line], api_name="stop_training")
     watch_button.click(watch_current, inputs=[visitor_id], outputs=[run_dir, *live], api_name="watch_training",
-                       **STREAMS)
+                       **WATCHERS)
     show_cell.click(cell_overlays, inputs=[run_dir, true_class, predicted_class, visitor_id], outputs=[cell_gallery],
                     api_name="validation_cell")
     compare.click(compare_attention, inputs=[run_dir, true_class, predicted_class, visitor_id],
@@ -189,7 +194,7 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
                api_name="push_to_hub")
     refresh.click(refresh_lists, inputs=[visitor_id], outputs=[runs, base], api_visibility="undocumented")
     show_run.click(show_saved_run, inputs=[runs, visitor_id], outputs=[run_dir, *live], api_name="show_run")
-    resume.click(resume_run, inputs=[runs, visitor_id], outputs=[run_dir, *live], api_name="resume", **STREAMS)
+    resume.click(resume_run, inputs=[runs, visitor_id], outputs=[run_dir, *live], api_name="resume", **STARTS)
     use_model.click(use_run, inputs=[run_dir, visitor_id], outputs=list(model_boxes), api_name="use_run")
     return RunLists(runs, base)
 
@@ -200,23 +205,21 @@ def connect_visitor(demo: gr.Blocks, visitor_id: gr.State, browser_id: gr.Browse
               api_visibility="private")
 
 
-def welcome_visitor(browser_id: str | None):
+def welcome_visitor(browser_id: str | None, request: gr.Request):
     """The id kept in this browser (or a new one), for the session and back into the browser; then the lists."""
-    visitor_id = browser_id if isinstance(browser_id, str) and len(browser_id) >= 16 else new_visitor_id()
-    lists = refresh_lists(visitor_id)
+    visitor_id = kept_or_new_visitor_id(browser_id)
+    SESSIONS.remember(request.session_hash, visitor_id)
+    lists = refresh_lists(visitor_id, request)
     return visitor_id, visitor_id, *lists
 
 
-def refresh_lists(visitor_id: str | None, request: gr.Request = None):
+def refresh_lists(visitor_id: str | None, request: gr.Request):
     asking = _visitor(visitor_id, request)
     return gr.update(choices=_run_choices(asking)), gr.update(choices=start_from_choices(asking))
 
 
 def _visitor(visitor_id: str | None, request: gr.Request | None) -> Visitor:
-    """Who is asking: the browser's id, or for an API client (which runs no page load) its session."""
-    if not visitor_id and request is not None and request.session_hash:
-        visitor_id = f"session-{request.session_hash}"
-    return visitor(visitor_id)
+    return session_visitor(visitor_id, request.session_hash if request is not None else None)
 
 
 def _anyone() -> Visitor:
@@ -376,7 +379,10 @@ def compare_attention(run_name, true_class, predicted_class, visitor_id, request
 
 def zip_current(run_name, visitor_id, request: gr.Request):
     folder = _finished_run(run_name, visitor_id, request)
-    return str(zip_run(folder, output_folder()))
+    try:
+        return str(zip_run(folder, output_folder()))
+    except OSError as error:  # the disk is full, or the run was removed meanwhile
+        raise gr.Error(f"Could not zip the run {folder.name}: {error.strerror or error}.") from None
 
 
 def push_current(run_name, repo_id, token, private, visitor_id, request: gr.Request):
