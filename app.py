@@ -127,8 +127,13 @@ def run_gradio(args: argparse.Namespace) -> None:
     gpu_decorator = zero_gpu_decorator()
     from core.models import configure, pick_device, preload_classifier
 
+    from training.access import shared_model_folders
+
+    # On a shared app a model box loads by path only from the app's own folders; Hub ids stay open.
+    model_folders = shared_model_folders(args.model, Path(args.runs_dir)) if is_shared(args) else None
     try:
-        configure(device=args.device, precision=args.precision, trust_remote_code=args.trust_remote_code)
+        configure(device=args.device, precision=args.precision, trust_remote_code=args.trust_remote_code,
+                  model_folders=model_folders)
         pick_device()  # a bad --device fails here, with its message, not on the first click
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None

@@ -58,6 +58,10 @@ class RuntimeSettings:
     device: str = "auto"
     precision: Precision = "auto"
     trust_remote_code: bool = False
+    # The folders (with what is inside them) a model or checkpoint may be loaded from by its path; None: any, as
+    # on one's own machine. A shared app lists only its own (the default model's, the runs folder), so a model
+    # box cannot be used to load, train on or download whatever model files the server happens to hold.
+    model_folders: tuple[str, ...] | None = None
 
 
 _settings = RuntimeSettings()
@@ -264,11 +268,23 @@ def _resolve_name(name: str) -> str:
         raise ModelLoadError("No model given: type a Hugging Face model id or the path of a local folder.")
     name = name.strip()
     expanded = local_path(name)
-    if is_model_folder(expanded):
+    if may_load_from(expanded) and is_model_folder(expanded):
         return str(expanded.resolve())
     if _looks_like_path(name) or path_exists(expanded) or not _HUB_ID.fullmatch(name):
         raise ModelLoadError(not_a_model(name))
     return name
+
+
+def may_load_from(path: Path) -> bool:
+    """Whether models may be loaded from this path: anywhere on an app only this machine reaches, else only inside
+    the app's own model folders (RuntimeSettings.model_folders), links resolved first."""
+    if _settings.model_folders is None:
+        return True
+    try:
+        resolved = path.resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, too long a name, a loop of links
+        return False
+    return any(resolved.is_relative_to(Path(folder).resolve()) for folder in _settings.model_folders)
 
 
 # A Hub repo id as huggingface_hub validates it: an optional owner, a name of at most 96 characters.

@@ -22,7 +22,8 @@ from .clip_maps import image_tower_pass
 from .images import ImageInput, load_image, load_images
 # _from_pretrained is core.models' loader proper: local folder or hub cache first, the Hub only when reachable,
 # safetensors only, its errors already in one voice with the other tabs'.
-from .models import (ModelCache, ModelLoadError, _from_pretrained, local_path, log, path_exists, pick_device,
+from .models import (ModelCache, ModelLoadError, _from_pretrained, local_path, log, may_load_from, path_exists,
+                     pick_device,
                      pick_dtype)
 from .types import LabelMap, Prediction
 
@@ -316,9 +317,9 @@ def resolve_model(name: str) -> tuple[Backend, str]:
     if name.startswith(_SCHEMAS) or name.replace("/", "-") in open_clip.list_models():
         return "open_clip", name
     folder = local_path(name)
-    if _has_file(folder, "open_clip_config.json"):
+    if may_load_from(folder) and _has_file(folder, "open_clip_config.json"):
         return "open_clip", "local-dir:" + str(folder.resolve())
-    if _has_file(folder, "config.json"):
+    if may_load_from(folder) and _has_file(folder, "config.json"):
         return "transformers", str(folder.resolve())
     # Any other path gets one answer whether it exists or not, so the box cannot map the server's files.
     if path_exists(folder) or name.startswith((".", "/", "~", "\\")) or name.count("/") > 1 or "\\" in name:
@@ -348,6 +349,8 @@ def _has_file(folder: Path, name: str) -> bool:
 
 def _open_clip_folder(path: str, name: str) -> Path:
     folder = local_path(path)
+    if not may_load_from(folder):
+        raise ValueError(not_a_clip_model(name))
     if _has_file(folder, "open_clip_config.json"):
         return folder.resolve()
     if _has_file(folder, "config.json"):  # a model folder, so saying what it is tells nothing new
@@ -536,6 +539,8 @@ def readable_checkpoint(path: str) -> bool:
     on every query."""
     import stat
 
+    if not may_load_from(local_path(path)):
+        return False
     try:
         found = os.stat(path)
     except (OSError, ValueError):  # no such file, a name the system refuses (a NUL byte, too long)

@@ -124,9 +124,10 @@ def empty_model_cache():
     models.clear_cache()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_settings():
-    """Put the engine's launch-time settings back after a test that calls configure()."""
+    """Put the engine's launch-time settings back after every test: configure() is process-wide, and a Streamlit
+    page run in-process (AppTest) configures the engine from the environment a test set."""
     from core import models
 
     saved = models.settings()

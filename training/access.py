@@ -179,3 +179,13 @@ def start_from_choices(asking: Visitor, root: Path | None = None) -> list[str]:
 
     finished = [str(summary.path) for summary in visible_runs(asking, root) if summary.status == "finished"]
     return list(dict.fromkeys([*BASE_CHOICES, *finished]))
+
+
+def shared_model_folders(default_model: str, root: Path | None = None) -> tuple[str, ...]:
+    """The folders a shared app may load models from by path (core.models.configure(model_folders=...)): the
+    default model's own folder when it is one, and the runs folder. Hub ids are not paths and stay open."""
+    folders = [str(Path(root or runs_root()).resolve())]
+    default = Path(default_model).expanduser()
+    if default.is_dir():
+        folders.append(str(default.resolve()))
+    return tuple(folders)

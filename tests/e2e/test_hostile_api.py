@@ -230,3 +230,15 @@ def test_a_damaged_checkpoint_is_named_when_resumed(app_url, shapes_zip, tiny_vi
     with pytest.raises(Exception, match=r"This checkpoint is damaged: to-damage/checkpoint/trainer_state\.json; "
                                         r"start a new run or pick another"):
         client.predict("to-damage", api_name="/resume")
+
+
+def test_on_a_shared_app_a_model_box_loads_only_the_apps_own_folders(space_url, tiny_vit_dir, photo_path, shapes_zip,
+                                                                    tmp_path):
+    """A server folder holding a model is not a model box's to load (nor to train from, then download)."""
+    private = shutil.copytree(tiny_vit_dir, tmp_path / "private-model")
+    client = Client(space_url, verbose=False)
+    assert client.predict(handle_file(str(photo_path)), str(tiny_vit_dir), 3, api_name="/classify")
+    with pytest.raises(Exception, match="neither a model id on the Hub nor a model folder the app can read"):
+        client.predict(handle_file(str(photo_path)), str(private), 3, api_name="/classify")
+    with pytest.raises(Exception, match="neither a model id on the Hub nor a model folder the app can read"):
+        client.predict(handle_file(str(shapes_zip)), None, "", str(private), *HEAD_RUN, "steal", api_name="/train")

@@ -17,6 +17,7 @@ from core.examples import example_images
 from core.images import IMAGE_SUFFIXES
 from core.models import DEFAULT_CLASSIFIER, configure, is_cached, load_classifier, preload_classifier
 from core.types import Prediction
+from training.access import app_is_shared, shared_model_folders
 
 T = TypeVar("T")
 
@@ -57,7 +58,8 @@ def server_paths_allowed() -> bool:
 
 def configure_engine_from_environment() -> None:
     """Device, precision and remote code as app.py's flags chose them; `streamlit run` starts a fresh process,
-    so they arrive as VIT_STUDIO_DEVICE, VIT_STUDIO_PRECISION and VIT_STUDIO_TRUST_REMOTE_CODE."""
+    so they arrive as VIT_STUDIO_DEVICE, VIT_STUDIO_PRECISION and VIT_STUDIO_TRUST_REMOTE_CODE. On a shared app
+    (VIT_STUDIO_SHARED, or a Space) models load by path only from the app's own folders."""
     changes: dict[str, object] = {}
     if os.environ.get("VIT_STUDIO_DEVICE"):
         changes["device"] = os.environ["VIT_STUDIO_DEVICE"]
@@ -65,8 +67,9 @@ def configure_engine_from_environment() -> None:
         changes["precision"] = os.environ["VIT_STUDIO_PRECISION"]
     if os.environ.get("VIT_STUDIO_TRUST_REMOTE_CODE") == "1":
         changes["trust_remote_code"] = True
-    if changes:
-        configure(**changes)
+    # On a shared app a model box loads by path only from the app's own folders (see core.models).
+    changes["model_folders"] = shared_model_folders(default_classifier()) if app_is_shared() else None
+    configure(**changes)
 
 
 @st.cache_resource(show_spinner=False)
