@@ -277,3 +277,14 @@ def test_ctrl_c_waits_for_streamlit_to_close_instead_of_a_traceback(off_a_space,
     monkeypatch.setattr(app.subprocess, "Popen", InterruptedStreamlit)
     assert app.main(["--ui", "streamlit"]) == 0
     assert waits == [None, 10]
+
+
+def test_the_server_caps_mallocs_arenas_unless_the_user_chose(off_a_space, monkeypatch):
+    """glibc's per-thread arenas let the server's memory creep under load (bench load); the app caps them."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's arenas are a Linux matter")
+    assert app.limit_malloc_arenas({}) is True
+    assert app.limit_malloc_arenas({"MALLOC_ARENA_MAX": "8"}) is False  # the user's own number stands
+    args = app.parse_args(["--ui", "streamlit"])
+    assert app.streamlit_env(args, {})["MALLOC_ARENA_MAX"] == str(app.MALLOC_ARENAS)
+    assert app.streamlit_env(args, {"MALLOC_ARENA_MAX": "8"})["MALLOC_ARENA_MAX"] == "8"
