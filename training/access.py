@@ -173,11 +173,12 @@ def _shown_name(name: str | os.PathLike) -> str:
     return Path(str(name).strip()).name[:80] or str(name)[:80]
 
 
-def start_from_choices(asking: Visitor, root: Path | None = None) -> list[str]:
-    """What a "Start from" box offers: the suggested bases, then every finished run this visitor may see."""
+def start_from_choices(runs: Sequence[RunSummary]) -> list[str]:
+    """What a "Start from" box offers: the suggested bases, then the finished ones of `runs` (visible_runs's list,
+    made once for both of a page's lists: it reads every run's log and size)."""
     from .finetune import BASE_CHOICES
 
-    finished = [str(summary.path) for summary in visible_runs(asking, root) if summary.status == "finished"]
+    finished = [str(summary.path) for summary in runs if summary.status == "finished"]
     return list(dict.fromkeys([*BASE_CHOICES, *finished]))
 
 

@@ -2,7 +2,6 @@
 training needed."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -11,8 +10,8 @@ from pathlib import Path
 from typing import Sequence
 
 from .access import run_owner_key
-from .checkpoints import CHECKPOINT, SPLIT
-from .runs import EVENTS_LOG, folder_bytes, run_status, runs_root
+from .checkpoints import CHECKPOINT, read_split
+from .runs import EVENTS_LOG, folder_bytes, format_size, run_status, runs_root
 from .events import read_events
 
 CHECKPOINT_FOLDERS = (CHECKPOINT, f"{CHECKPOINT}.tmp", f"{CHECKPOINT}.old")  # the one in use, and a save's leftovers
@@ -87,9 +86,9 @@ def room_for_new_run(budget: DiskBudget, root: Path | None = None) -> int:
     used = folder_bytes(Path(root or runs_root()))
     if used >= budget.quota_bytes:
         hours = budget.keep_runs_s / 3600
-        raise ValueError(f"This Space's runs folder is full ({_gb(used)} of {_gb(budget.quota_bytes)}): no new run can "
-                         f"start until older runs are removed ({hours:g} hours after they last changed). Try again "
-                         "later, or run ViT Studio on your own machine.")
+        raise ValueError(f"This Space's runs folder is full ({format_size(used)} of {format_size(budget.quota_bytes)}):"
+                         f" no new run can start until older runs are removed ({hours:g} hours after they last "
+                         "changed). Try again later, or run ViT Studio on your own machine.")
     return budget.quota_bytes - used
 
 
@@ -115,9 +114,8 @@ def trim_finished_run(folder: Path) -> int:
 def _validation_images(folder: Path) -> set[Path] | None:
     """The resolved paths split.json lists for validation; None when it cannot be read (then nothing is removed)."""
     try:
-        split = json.loads((folder / SPLIT).read_text(encoding="utf-8"))
-        return {Path(path).resolve() for path, _ in split["val"]}
-    except (OSError, ValueError, KeyError, TypeError):
+        return {sample.path.resolve() for sample in read_split(folder).val}
+    except ValueError:  # missing or damaged
         return None
 
 
@@ -132,7 +130,3 @@ def _last_change(folder: Path) -> float:
         return (events_log if events_log.is_file() else folder).stat().st_mtime
     except OSError:
         return 0.0
-
-
-def _gb(size: int) -> str:
-    return f"{size / 1024**3:.1f} GB"

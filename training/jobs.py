@@ -9,9 +9,9 @@ from pathlib import Path
 
 from .access import LOCAL_USER, Visitor, claim_run, private_run_name
 from .disk import disk_budget, room_for_new_run, tidy_runs, trim_finished_run
-from .events import Event, Finished, Started, Step, Stopped
+from .events import Event, Finished, Step, Stopped
 from .finetune import FinetuneConfig, check_config, finetune
-from .runs import format_duration, new_run_dir
+from .runs import format_duration, last_started, new_run_dir
 
 NOTHING_TRAINING = "Nothing is training."
 # An owner's page that has not looked at its run for this long is gone (closed or reloaded): then anyone may stop
@@ -86,7 +86,7 @@ class TrainingJob:
         """'about 4 min 10 s left (step 30/120)', or what it is doing before its first step."""
         with self._lock:
             events = list(self._events)
-        started = next((event for event in reversed(events) if isinstance(event, Started)), None)
+        started = last_started(events)
         last_step = next((event for event in reversed(events) if isinstance(event, Step)), None)
         if started is None or last_step is None:
             return "it is still preparing its data and model"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import gradio as gr
 import pandas as pd
@@ -19,7 +20,7 @@ from training.disk import disk_budget
 from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, form_config, resume_config
 from training.jobs import current_job, is_training, start_new_run, start_training, stop_current, watch
 from training.review import cell_overlays as cell_pictures, compare_base, push_to_hub
-from training.runs import EVENTS_LOG, run_label, run_view, runs_root, saved_model_dir, zip_run
+from training.runs import EVENTS_LOG, RunSummary, run_label, run_view, runs_root, saved_model_dir, zip_run
 from ui.gradio_common import output_folder, user_errors
 from ui.texts import EXAMPLE_DATA_INFO, EXAMPLE_DATA_LABEL, TRAIN_INTRO, space_runs_note
 
@@ -66,6 +67,7 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
     """`model_boxes` (the Classify and Attention model choosers) receive a finished run on "Use this model";
     `visitor_id` is visitor_boxes()'s session id."""
     gr.Markdown(TRAIN_INTRO)
+    runs_now = visible_runs(_anyone())
     if disk_budget() is not None:
         gr.Markdown(space_runs_note(disk_budget().keep_runs_s), elem_id="train-space-note")
     with gr.Row(equal_height=False):
@@ -98,9 +100,10 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
                                    wrap=True)
         with gr.Column(scale=3, min_width=320):
             gr.Markdown("### 2. Settings")
-            base = gr.Dropdown(start_from_choices(_anyone()), value=BASE_CHOICES[0], allow_custom_value=True,
-                               label="Start from", info="a hub id, a local folder, an earlier run, or vit-small-scratch (offline, "
-                                    "from random weights)", elem_id="train-base")
+            base = gr.Dropdown(start_from_choices(runs_now), value=BASE_CHOICES[0], allow_custom_value=True,
+                               label="Start from", elem_id="train-base",
+                               info="a hub id, a local folder, an earlier run, or vit-small-scratch (offline, "
+                                    "from random weights)")
             mode = gr.Radio([("Head only: the backbone stays frozen (fast)", "head"),
                              ("Full fine-tune: every weight learns", "full")], value="head", label="What learns",
                             elem_id="train-mode")
@@ -166,7 +169,7 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
         pushed = gr.Markdown()
     gr.Markdown("### Earlier runs")
     with gr.Row():
-        runs = gr.Dropdown(_run_choices(_anyone()), label=_runs_label(), scale=3, elem_id="train-runs")
+        runs = gr.Dropdown(_run_choices(runs_now), label=_runs_label(), scale=3, elem_id="train-runs")
         refresh = gr.Button("Refresh", scale=1)
         show_run = gr.Button("Show", scale=1)
         resume = gr.Button("Resume", scale=1, elem_id="train-resume")
@@ -214,8 +217,8 @@ def welcome_visitor(browser_id: str | None, request: gr.Request):
 
 
 def refresh_lists(visitor_id: str | None, request: gr.Request):
-    asking = _visitor(visitor_id, request)
-    return gr.update(choices=_run_choices(asking)), gr.update(choices=start_from_choices(asking))
+    runs = visible_runs(_visitor(visitor_id, request))
+    return gr.update(choices=_run_choices(runs)), gr.update(choices=start_from_choices(runs))
 
 
 def _visitor(visitor_id: str | None, request: gr.Request | None) -> Visitor:
@@ -232,8 +235,8 @@ def _runs_label() -> str:
     return "Your runs and example runs" if _anyone().shared else f"Runs in {runs_root()}"
 
 
-def _run_choices(asking: Visitor) -> list[tuple[str, str]]:
-    return [(run_label(summary), summary.name) for summary in visible_runs(asking)]
+def _run_choices(runs: Sequence[RunSummary]) -> list[tuple[str, str]]:
+    return [(run_label(summary), summary.name) for summary in runs]
 
 
 # ---- data -------------------------------------------------------------------------------------------------
@@ -336,7 +339,8 @@ def _view_outputs(view, asking: Visitor, refresh_lists: bool = True) -> tuple:
     classes = list(view.classes)
     lists = (gr.update(choices=classes, value=classes[0] if classes else None),
              gr.update(choices=classes, value=classes[-1] if classes else None),
-             gr.update(choices=_run_choices(asking))) if refresh_lists else (gr.skip(), gr.skip(), gr.skip())
+             gr.update(choices=_run_choices(visible_runs(asking)))
+             ) if refresh_lists else (gr.skip(), gr.skip(), gr.skip())
     return (view.progress, view.figure, view.per_class, _served_copy(view.confusion_png),
             *lists)
 

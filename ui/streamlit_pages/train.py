@@ -111,7 +111,7 @@ def _mode_changed() -> None:
 
 def settings_form(source: Callable[[Path], DataSource]) -> None:
     """The settings, and Start / Stop."""
-    base = model_box("Start from", start_from_choices(this_visitor()), "train_base", BASE_CHOICES[0],
+    base = model_box("Start from", start_from_choices(visible_runs(this_visitor())), "train_base", BASE_CHOICES[0],
                      help="a hub id, a local folder, an earlier run, or vit-small-scratch (offline, from random "
                           "weights)")
     mode = st.radio("What learns", list(MODES), format_func=MODES.get, key="train_mode", on_change=_mode_changed)
