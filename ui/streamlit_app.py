@@ -1,19 +1,9 @@
 """The Streamlit front end (`streamlit run ui/streamlit_app.py`): one page per task, each a file in streamlit_pages/."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-# `streamlit run` puts this file's folder on sys.path, not the project root where core/ and training/ live.
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
-
-from ui.streamlit_pages.common import (  # noqa: E402
-    configure_engine_from_environment, default_classifier, start_preloading,
-)
+from ui.streamlit_pages.common import configure_engine_from_environment, default_classifier, start_preloading
 
 PAGES = (
     ("streamlit_pages/classify.py", "Classify", ":material/label:"),
