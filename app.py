@@ -3,60 +3,24 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import importlib
 import logging
 import os
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 ROOT = Path(__file__).resolve().parent
-STREAMLIT_APP = ROOT / "ui" / "streamlit_app.py"
+STREAMLIT_APP = ROOT / "ui" / "streamlit_app.py"  # beside app.py in a checkout and once installed
 log = logging.getLogger("vit_studio")
-
-
-@dataclass(frozen=True)
-class ServingLimits:
-    """How much the Gradio server takes on at once, and how long it keeps visitors' files."""
-
-    queue_size: int | None  # requests waiting in line; one more gets Gradio's "queue is full, try again later"
-    max_file_size: int | None  # bytes per uploaded file; a larger one is refused in the browser, before it is sent
-    keep_files_s: int | None = None  # uploads and results older than this leave Gradio's cache; None: at exit
-    # Gradio keeps a copy of the page's settings for every session (each page load, each API client) until this
-    # many newer ones push it out: about 1 MB each in this app, so its default of 10,000 lets a public app grow by
-    # gigabytes. 200 recent sessions is more than a Space or a class has open at once.
-    sessions_kept: int = 200
-
-    def delete_cache(self) -> tuple[int, int] | None:
-        """gr.Blocks' delete_cache: look hourly (or sooner, for a short keep) for files past their time."""
-        return None if self.keep_files_s is None else (min(3600, self.keep_files_s), self.keep_files_s)
-
-
-# On your own machine nothing is capped: the Train tab takes zips up to its own data cap (2 GB by default).
-LOCAL_LIMITS = ServingLimits(queue_size=None, max_file_size=None)
-# On a public Space, 200 MB a file: a photo is a few MB and a training zip of several hundred photos fits (the
-# ants-vs-bees set is 46 MB), while a few visitors sending 2 GB zips (kept by Gradio, then unpacked) would fill
-# the Space's disk. 20 in line: at a second or two per caption or map, the last one waits well under a minute;
-# past that a visitor is better told to come back than left waiting. Files go after 6 hours: a Space runs for
-# weeks, and every upload and result stays in Gradio's cache otherwise (examples are kept).
-SPACE_LIMITS = ServingLimits(queue_size=20, max_file_size=200 * 1024 * 1024, keep_files_s=6 * 3600)
-
-# The engine calls that do the tensor work, by the module the front end looks each one up in. ui/ binds these
-# names when it is imported, so on ZeroGPU they are wrapped before that (see run_gradio).
-GPU_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
-    "core": ("classify", "classify_files", "explain", "features", "caption", "zero_shot"),
-    "core.batch": ("caption_files",),
-    "core.caption": ("caption", "caption_attention"),
-    "core.zero_shot": ("zero_shot", "template_scores", "zero_shot_map"),
-}
 
 
 def on_space() -> bool:
     """Whether we run on a Hugging Face Space (the Space sets SPACE_ID to its owner/name)."""
-    return bool(os.environ.get("SPACE_ID"))
+    from core.settings import current_settings
+
+    return current_settings().on_space
 
 
 def is_shared(args: argparse.Namespace) -> bool:
@@ -79,7 +43,7 @@ def is_loopback(host: str) -> bool:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Imported here, not at the top, so that `python app.py deploy` does not wait for torch.
-    from core.models import DEFAULT_CLASSIFIER, PRECISIONS
+    from core.settings import DEFAULT_CLASSIFIER, PRECISIONS, current_settings
 
     space = on_space()
     parser = argparse.ArgumentParser(
@@ -97,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="allow models whose repository ships its own Python code")
     parser.add_argument("--allow-server-paths", action="store_true",
                         help="let the Train tab read a folder on this machine by its path (never on a public Space)")
-    parser.add_argument("--runs-dir", default=os.environ.get("VIT_STUDIO_RUNS", "runs"),
+    parser.add_argument("--runs-dir", default=str(current_settings().runs_dir),
                         help="where training runs are kept (default: runs/)")
     return parser.parse_args(argv)
 
@@ -123,7 +87,7 @@ def limit_malloc_arenas(environ: Mapping[str, str] = os.environ) -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["deploy"]:
-        import deploy  # assembling a Space needs neither torch nor gradio
+        from tools import deploy  # assembling a Space needs neither torch nor gradio
 
         return deploy.main(argv[1:])
     limit_malloc_arenas()
@@ -145,32 +109,33 @@ def main(argv: list[str] | None = None) -> int:
 def run_gradio(args: argparse.Namespace) -> None:
     # spaces must be imported before anything touches CUDA (pick_device below asks torch about it).
     gpu_decorator = zero_gpu_decorator()
-    from core.models import configure, pick_device, preload_classifier
+    from core import configure, preload_classifier
+    from core.models import pick_device
+    from training import shared_model_folders
 
-    from training.access import shared_model_folders
-
+    shared = is_shared(args)
     # On a shared app a model box loads by path only from the app's own folders; Hub ids stay open.
-    model_folders = shared_model_folders(args.model, Path(args.runs_dir)) if is_shared(args) else None
+    model_folders = shared_model_folders(args.model, Path(args.runs_dir)) if shared else None
     try:
         configure(device=args.device, precision=args.precision, trust_remote_code=args.trust_remote_code,
-                  model_folders=model_folders)
+                  default_model=args.model, model_folders=model_folders, runs_dir=args.runs_dir, shared=shared,
+                  allow_server_paths=args.allow_server_paths)
         pick_device()  # a bad --device fails here, with its message, not on the first click
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
-    os.environ["VIT_STUDIO_RUNS"] = args.runs_dir  # training.runs reads it, in this process and its threads
-    os.environ["VIT_STUDIO_SHARED"] = "1" if is_shared(args) else "0"  # and training.access this
     tidy_space_runs()
     # No usage statistics unless asked for (GRADIO_ANALYTICS_ENABLED=True), as with --ui streamlit: the app is
     # used in classrooms and offline, where a report to the internet is neither wanted nor reachable.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     space = on_space()
-    if space:
-        # Should a gr.Examples ever get a function to cache, run each example on first use, not all at start-up.
-        os.environ.setdefault("GRADIO_CACHE_MODE", "lazy")
     if gpu_decorator is not None:
-        log.info("ZeroGPU: %s run on a GPU", ", ".join(wrap_entry_points(gpu_decorator)))
+        from core.gpu import lend_gpu
+
+        log.info("ZeroGPU: %s run on a GPU", ", ".join(lend_gpu(gpu_decorator)))
 
     from ui.gradio_app import CSS, JS, build_demo
+
+    from ui.serving import serving_limits
 
     limits = serving_limits(space)
     demo = build_demo(default_model=args.model, allow_server_paths=args.allow_server_paths,
@@ -186,7 +151,7 @@ def run_gradio(args: argparse.Namespace) -> None:
 
 def tidy_space_runs() -> None:
     """On a Space, remove visitors' runs that outlived the disk budget while the app was down."""
-    from training.disk import disk_budget, tidy_runs
+    from training import disk_budget, tidy_runs
 
     budget = disk_budget()
     if budget is not None:
@@ -196,12 +161,8 @@ def tidy_space_runs() -> None:
                      len(tidied.trimmed))
 
 
-def serving_limits(space: bool) -> ServingLimits:
-    return SPACE_LIMITS if space else LOCAL_LIMITS
-
-
 def on_zero_gpu() -> bool:
-    """Whether this is a ZeroGPU Space: the test the spaces package itself makes."""
+    """Whether this is a ZeroGPU Space (it sets SPACES_ZERO_GPU), without importing torch: spaces must come first."""
     return os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true")
 
 
@@ -216,17 +177,6 @@ def zero_gpu_decorator() -> Callable | None:
                     "add `spaces` to requirements.txt.")
         return None
     return spaces.GPU
-
-
-def wrap_entry_points(decorate: Callable, entry_points: dict[str, tuple[str, ...]] = GPU_ENTRY_POINTS) -> list[str]:
-    """Replace each listed function in its module by decorate(function); returns 'module.name' for each."""
-    wrapped = []
-    for module_name, names in entry_points.items():
-        module = importlib.import_module(module_name)
-        for name in names:
-            setattr(module, name, decorate(getattr(module, name)))
-            wrapped.append(f"{module_name}.{name}")
-    return wrapped
 
 
 # ---- Streamlit ----------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ and every model is built on the fly into a temporary folder and loaded by the en
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 
 # Before anything imports huggingface_hub/transformers (they read these once, at import time).
@@ -126,13 +125,14 @@ def empty_model_cache():
 
 @pytest.fixture(autouse=True)
 def restore_settings():
-    """Put the engine's launch-time settings back after every test: configure() is process-wide, and a Streamlit
-    page run in-process (AppTest) configures the engine from the environment a test set."""
-    from core import models
+    """Put the launch settings back after every test: configure() is process-wide, and a Streamlit page run
+    in-process (AppTest) configures the engine from the environment a test set. Unconfigured, settings follow the
+    environment, which monkeypatch restores."""
+    from core import settings as launch
 
-    saved = models.settings()
-    yield models
-    models.configure(**dataclasses.asdict(saved))
+    saved = launch.configured()
+    yield launch
+    launch.use_settings(saved)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import app
+from ui.serving import ServingLimits, serving_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,15 +61,15 @@ def test_a_space_is_always_shared(on_a_space):
 
 
 def test_a_space_bounds_the_queue_and_the_uploads():
-    limits = app.serving_limits(space=True)
+    limits = serving_limits(on_space=True)
     assert limits.queue_size == 20
     assert limits.max_file_size == 200 * 1024 * 1024
 
 
 def test_your_own_machine_is_not_capped():
     # The Train tab's own 2 GB data cap applies there; a Gradio cap below it would refuse zips it accepts.
-    assert app.serving_limits(space=False) == app.ServingLimits(queue_size=None, max_file_size=None)
-    assert app.serving_limits(space=False).delete_cache() is None  # files stay until the app exits
+    assert serving_limits(on_space=False) == ServingLimits(queue_size=None, max_file_size=None)
+    assert serving_limits(on_space=False).delete_cache() is None  # files stay until the app exits
 
 
 def test_a_space_removes_visitors_files_after_six_hours(tiny_vit_dir):
@@ -76,9 +77,9 @@ def test_a_space_removes_visitors_files_after_six_hours(tiny_vit_dir):
 
     from ui.gradio_app import build_demo
 
-    delete_cache = app.serving_limits(space=True).delete_cache()
+    delete_cache = serving_limits(on_space=True).delete_cache()
     assert delete_cache == (3600, 6 * 3600)
-    assert app.ServingLimits(None, None, keep_files_s=60).delete_cache() == (60, 60)
+    assert ServingLimits(None, None, keep_files_s=60).delete_cache() == (60, 60)
     demo = build_demo(default_model=str(tiny_vit_dir), delete_cache=delete_cache)
     assert demo.delete_cache == delete_cache
     # What the hourly sweep does, with every file past its time: the example photos' cached copies stay.
@@ -140,61 +141,89 @@ def test_zero_gpu_uses_spaces_gpu(monkeypatch):
     assert app.zero_gpu_decorator() is gpu
 
 
-def test_wrap_entry_points_replaces_each_listed_function(monkeypatch):
-    engine = types.ModuleType("fake_engine")
-    engine.classify = lambda image: f"classified {image}"
-    engine.helper = lambda: "untouched"
-    monkeypatch.setitem(sys.modules, "fake_engine", engine)
+def test_lend_gpu_routes_each_marked_call_through_the_lender_once(monkeypatch):
+    import pickle
 
-    def on_gpu(fn):
-        return lambda *args: "gpu: " + fn(*args)
+    from core import gpu
 
-    assert app.wrap_entry_points(on_gpu, {"fake_engine": ("classify",)}) == ["fake_engine.classify"]
-    assert engine.classify("cat.jpg") == "gpu: classified cat.jpg"
-    assert engine.helper() == "untouched"
+    monkeypatch.setattr(gpu, "_entry_points", {})
+    monkeypatch.setattr(gpu, "_lent", {})
+
+    @gpu.gpu_work
+    def caption_all(images, *, on_load=None, on_run=None):
+        captions = [describe(image) for image in images]  # an entry point calling another, as batch calls do
+        if on_run is not None:
+            on_run(f"ran on {len(images)} images")
+        return captions
+
+    @gpu.gpu_work
+    def describe(image):
+        return f"a photo of {image}"
+
+    slots = []
+
+    def lender(function):
+        """What ZeroGPU's spaces.GPU does: run the call elsewhere, its arguments and result sent by pickle."""
+        def on_gpu(*args, **kwargs):
+            slots.append(function.__name__)
+            return pickle.loads(pickle.dumps(function(*pickle.loads(pickle.dumps(args)),
+                                                      **pickle.loads(pickle.dumps(kwargs)))))
+        return on_gpu
+
+    runs = []
+    assert caption_all(["a cat"], on_run=runs.append) == ["a photo of a cat"] and slots == []  # nothing lent yet
+    assert [name.rsplit(".", 1)[-1] for name in gpu.lend_gpu(lender)] == ["caption_all", "describe"]
+    # A lambda cannot be pickled: the callbacks must stay in this process, and the report still arrives.
+    captions = caption_all(["a cat", "a dog"], on_load=lambda name: None, on_run=lambda run: runs.append(run))
+    assert captions == ["a photo of a cat", "a photo of a dog"]
+    assert runs == ["ran on 1 images", "ran on 2 images"]
+    assert slots == ["caption_all"]  # the inner calls ran in the outer call's slot
+    assert describe("a cup") == "a photo of a cup" and slots == ["caption_all", "describe"]
+    gpu.stop_lending()
+    assert describe("a cup") == "a photo of a cup" and len(slots) == 2
 
 
-def test_every_gpu_entry_point_exists():
-    import importlib
+def test_the_engine_marks_its_tensor_work_for_zero_gpu():
+    import core  # noqa: F401 - importing the engine marks its entry points
+    from core.gpu import entry_points
 
-    for module_name, names in app.GPU_ENTRY_POINTS.items():
-        module = importlib.import_module(module_name)
-        for name in names:
-            assert callable(getattr(module, name)), f"{module_name}.{name}"
+    marked = set(entry_points())
+    for name in ("core.classify.classify", "core.batch.classify_files", "core.batch.caption_files",
+                 "core.attention.explain", "core.attention.features", "core.caption.caption",
+                 "core.caption.caption_attention", "core.zero_shot.zero_shot", "core.zero_shot.template_scores",
+                 "core.zero_shot.zero_shot_map"):
+        assert name in marked, f"{name} is not marked with @gpu_work"
 
 
-def test_the_ui_calls_the_wrapped_engine_on_zero_gpu(tmp_path):
-    """The real seam, in a fresh process: wrap first (as run_gradio does), then import the front end."""
+def test_the_ui_calls_the_lent_engine_on_zero_gpu(tmp_path):
+    """The real seam, in a fresh process: lend the GPU as run_gradio does, then call the engine through the names
+    the front end imported."""
     (tmp_path / "spaces.py").write_text(textwrap.dedent("""
+        CALLS = []
         def GPU(fn):
             def on_gpu(*args, **kwargs):
+                CALLS.append(fn.__name__)
                 return fn(*args, **kwargs)
-            on_gpu.on_gpu = True
             return on_gpu
     """))
     script = textwrap.dedent("""
-        import app
-        app.wrap_entry_points(app.zero_gpu_decorator())
-        import sys
-        import core, training.review, ui.caption_tab, ui.gradio_app, ui.train_tab, ui.zero_shot_tab
-        zero_shot_module = sys.modules["core.zero_shot"]  # core.zero_shot itself is the function
-        looked_up = {  # where the front end finds each engine call, at import or (core.*) at call time
-            "gradio_app": [ui.gradio_app.classify, ui.gradio_app.classify_files, ui.gradio_app.explain,
-                           ui.gradio_app.features],
-            "review": [training.review.classify, core.explain],
-            "caption_tab": [ui.caption_tab.caption, ui.caption_tab.caption_attention, ui.caption_tab.caption_files],
-            "zero_shot_tab": [ui.zero_shot_tab.zero_shot, ui.zero_shot_tab.zero_shot_map,
-                              zero_shot_module.template_scores],
-        }
-        missed = [f"{where}.{fn.__name__}" for where, fns in looked_up.items() for fn in fns
-                  if not getattr(fn, "on_gpu", False)]
-        print("missed:", missed)
+        import app, spaces
+        from core.gpu import lend_gpu
+        lend_gpu(app.zero_gpu_decorator())
+        import ui.gradio_app
+        from skimage import data
+        try:
+            ui.gradio_app.classify(data.chelsea(), "no/such-model-here")
+        except ValueError:
+            pass  # the load fails offline; the call went through the lender first
+        print("calls:", spaces.CALLS)
     """)
-    env = {**os.environ, "SPACES_ZERO_GPU": "true", "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    env = {**os.environ, "SPACES_ZERO_GPU": "true", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, text=True, capture_output=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "missed: []"
+    assert result.stdout.strip().splitlines()[-1] == "calls: ['classify']"
 
 
 # ---- Streamlit ----------------------------------------------------------------------------------------------
@@ -225,7 +254,7 @@ def test_streamlit_env_carries_the_flags(off_a_space, tmp_path):
 
 
 def test_streamlit_env_defaults_to_the_default_classifier_and_no_server_paths(off_a_space):
-    from core.models import DEFAULT_CLASSIFIER
+    from core.settings import DEFAULT_CLASSIFIER
 
     args = app.parse_args(["--ui", "streamlit"])
     # A variable left over in the shell must not open server paths: only the flag does.

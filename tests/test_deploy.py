@@ -15,7 +15,7 @@ import gradio
 import pytest
 import yaml
 
-import deploy
+from tools import deploy
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_TOKEN = "hf_not_a_real_token_0123456789"
@@ -131,7 +131,7 @@ def test_models_are_the_app_defaults(settings):
     import open_clip
 
     from core.caption import DEFAULT_CAPTIONER
-    from core.models import DEFAULT_CLASSIFIER
+    from core.settings import DEFAULT_CLASSIFIER
     from core.zero_shot import DEFAULT_MODEL, DEFAULT_PRETRAINED
 
     clip_repo = open_clip.get_pretrained_cfg(DEFAULT_MODEL, DEFAULT_PRETRAINED)["hf_hub"].strip("/")
