@@ -1,29 +1,77 @@
 """ViT Studio's engine: pure Python + torch, no UI imports. Front ends, tests and notebooks call these names."""
-from .attention import NoAttentionError, explain, features, overlay, rollout
-from .batch import classify_files
-from .caption import caption
+from .attention import HEAD_FUSIONS, METHODS, NoAttentionError, explain, features, overlay, patch_grid_image, rollout
+from .batch import caption_files, classify_files
+from .caption import DEFAULT_CAPTIONER, accepts_prompt, caption, caption_attention, prompt_support
 from .classify import classify
-from .images import ImageError, load_image
-from .models import ModelLoadError, configure
-from .zero_shot import zero_shot
-from .types import Explanation, Features, FileResult, Prediction
+from .examples import example_images
+from .images import IMAGE_SUFFIXES, ImageError, load_image
+from .models import ModelLoadError, preload_classifier
+from .settings import DEFAULT_CLASSIFIER, PRECISIONS, Settings, configure, current_settings, use_settings
+from .types import (
+    CaptionAttention, Explanation, Features, FileCaptions, FileResult, LabelMap, OnLoad, OnRun, Prediction, RunInfo,
+)
+from .zero_shot import DEFAULT_MODEL as DEFAULT_CLIP_MODEL
+from .zero_shot import DEFAULT_PRETRAINED as DEFAULT_CLIP_PRETRAINED
+from .zero_shot import (
+    check_labels, pretrained_tags, resolve_templates, takes_pretrained, template_scores, zero_shot, zero_shot_map,
+)
+
+# Submodules a front end may import from directly, beyond the names above, and why. Empty: ui/ imports from `core`.
+FRONT_END_SUBMODULES: tuple[str, ...] = ()
 
 __all__ = [
-    "caption",
-    "zero_shot",
+    # classification
     "classify",
+    "classify_files",
+    "DEFAULT_CLASSIFIER",
+    # where a ViT looks
     "explain",
     "features",
     "overlay",
+    "patch_grid_image",
     "rollout",
-    "Explanation",
-    "Features",
+    "HEAD_FUSIONS",
+    "METHODS",
     "NoAttentionError",
-    "classify_files",
+    # captions
+    "caption",
+    "caption_attention",
+    "caption_files",
+    "accepts_prompt",
+    "prompt_support",
+    "DEFAULT_CAPTIONER",
+    # zero-shot
+    "zero_shot",
+    "zero_shot_map",
+    "template_scores",
+    "check_labels",
+    "resolve_templates",
+    "pretrained_tags",
+    "takes_pretrained",
+    "DEFAULT_CLIP_MODEL",
+    "DEFAULT_CLIP_PRETRAINED",
+    # images, models, settings
     "configure",
+    "current_settings",
+    "use_settings",
+    "Settings",
+    "PRECISIONS",
+    "preload_classifier",
+    "example_images",
     "load_image",
-    "FileResult",
+    "IMAGE_SUFFIXES",
     "ImageError",
     "ModelLoadError",
+    # results and callbacks
+    "CaptionAttention",
+    "Explanation",
+    "Features",
+    "FileCaptions",
+    "FileResult",
+    "LabelMap",
     "Prediction",
+    "RunInfo",
+    "OnLoad",
+    "OnRun",
+    "FRONT_END_SUBMODULES",
 ]

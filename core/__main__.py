@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 
 from .batch import classify_files
-from .models import DEFAULT_CLASSIFIER, PRECISIONS, configure
+from .settings import DEFAULT_CLASSIFIER, PRECISIONS, configure
 
 
 def main(argv: list[str] | None = None) -> int:

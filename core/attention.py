@@ -1,8 +1,8 @@
 """Where a ViT looks: attention rollout, gradient rollout, raw per-layer/per-head maps, overlays, features."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Sequence, Union
 
 import numpy as np
@@ -11,8 +11,10 @@ from PIL import Image, ImageDraw
 
 from .classify import check_top_k, label_names, preprocess, scores_from_logits, size_kwargs, top_predictions
 from .images import ImageInput, load_image, load_images
-from .models import DEFAULT_CLASSIFIER, LoadedModel, load_explainable
-from .types import Explanation, Features
+from .gpu import gpu_work
+from .models import LoadedModel, load_explainable
+from .settings import DEFAULT_CLASSIFIER
+from .types import Explanation, Features, OnLoad, run_since
 
 HEAD_FUSIONS = ("mean", "max", "min")
 METHODS = ("rollout", "grad_rollout", "attention")
@@ -275,6 +277,7 @@ def patch_grid_image(
 # --- the model side: one forward pass, maps and predictions --------------------------------------------
 
 
+@gpu_work
 def explain(
     image: ImageInput,
     model: str = DEFAULT_CLASSIFIER,
@@ -290,11 +293,13 @@ def explain(
     cmap: str = "jet",
     device: str | None = None,
     precision: str | None = None,
+    on_load: OnLoad = None,
 ) -> Explanation:
     """One forward pass gives the predictions and the map.
 
     method: "rollout" (up to `layer`, default all), "grad_rollout" (for class `target`, default the top
     label), or "attention" (raw CLS attention of `layer`, default the last, one `head` or fused heads).
+    `on_load` hears the model's name before a load that may download; the result's `run` says what ran.
     """
     if method not in METHODS:
         raise ValueError(f"Unknown method '{method}'; choose one of {', '.join(METHODS)}.")
@@ -304,7 +309,8 @@ def explain(
     check_top_k(top_k)
     _check_drawing(alpha, cmap)  # before the forward pass, so a typo costs nothing
     picture = load_image(image)
-    loaded = load_explainable(model, device=device, precision=precision)
+    loaded = load_explainable(model, device=device, precision=precision, on_load=on_load)
+    started = time.perf_counter()
     pass_ = _forward(loaded, picture, method, target)
     num_layers = len(pass_.attentions)
     chosen_layer = layer if layer is not None else num_layers  # 1-based; 0 is out of range, not 'the last'
@@ -319,10 +325,13 @@ def explain(
     else:
         heatmap = attention_map(pass_.attentions, chosen_layer, head, head_fusion,
                                 pass_.num_prefix_tokens, pass_.grid_size)
-    predictions = tuple(top_predictions(pass_.scores, pass_.labels, top_k)) if pass_.scores is not None else ()
+    predictions = (tuple(top_predictions(pass_.scores, pass_.labels, top_k))
+                   if pass_.scores is not None and pass_.labels is not None else ())
+    drawn = overlay(picture, heatmap, alpha=alpha, cmap=cmap)
+    chosen_heads = head_maps(pass_.attentions, chosen_layer, pass_.num_prefix_tokens, pass_.grid_size)
     return Explanation(
         heatmap=heatmap,
-        overlay=overlay(picture, heatmap, alpha=alpha, cmap=cmap),
+        overlay=drawn,
         predictions=predictions,
         method=method,
         model=loaded.name,
@@ -332,8 +341,9 @@ def explain(
         num_heads=int(pass_.attentions[0].shape[0]),
         target=pass_.target_label,
         layer_maps=tuple(layer_maps),
-        head_maps=head_maps(pass_.attentions, chosen_layer, pass_.num_prefix_tokens, pass_.grid_size),
+        head_maps=chosen_heads,
         model_input=pass_.model_input,
+        run=run_since(loaded, started),
     )
 
 
@@ -342,20 +352,13 @@ class _ForwardPass:
     """What one forward (and, for gradient rollout, one backward) pass gives."""
 
     attentions: list[np.ndarray]
-    gradients: list[np.ndarray] | None
+    gradients: list[np.ndarray]  # one per layer for gradient rollout; empty otherwise
     scores: np.ndarray | None
     labels: list[str] | None
     target_label: str | None
     grid_size: tuple[int, int]
     num_prefix_tokens: int
     model_input: Image.Image
-
-
-def comparison_target(target: int | str | None, model: str, other_model: str) -> int | str | None:
-    """The class a side-by-side comparison explains on its other side: the same one when both sides run the
-    same model; otherwise None (that model's own top label), since a class name only means something to the
-    model it came from."""
-    return target if other_model == model else None
 
 
 def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int | str | None) -> _ForwardPass:
@@ -385,7 +388,7 @@ def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int
     tokens = attentions[0].shape[-1]
     return _ForwardPass(
         attentions=_as_layers(attentions),
-        gradients=_as_layers(gradients) if gradients is not None else None,
+        gradients=_as_layers(gradients) if gradients is not None else [],
         scores=scores, labels=labels, target_label=target_label,
         grid_size=grid_size, num_prefix_tokens=tokens - grid_size[0] * grid_size[1],
         model_input=model_input_image(pixel_values, loaded.processor),
@@ -449,6 +452,7 @@ def model_input_image(pixel_values: torch.Tensor, processor) -> Image.Image:
 # --- features -----------------------------------------------------------------------------------------
 
 
+@gpu_work
 def features(
     images: ImageInput | list[ImageInput],
     model: str = DEFAULT_CLASSIFIER,
@@ -456,15 +460,18 @@ def features(
     *,
     device: str | None = None,
     precision: str | None = None,
+    on_load: OnLoad = None,
 ) -> Features | list[Features]:
-    """The CLS embedding and patch embeddings after a layer (1..L, or -1 for the last; 0 = the embeddings)."""
+    """The CLS embedding and patch embeddings after a layer (1..L, or -1 for the last; 0 = the embeddings);
+    each result's `run` times its own image."""
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
         raise ValueError(f"Layer {layer!r} is not a layer number: use 0 (embeddings) to the last, or -1 for the last.")
     single = not isinstance(images, (list, tuple))
     pictures = load_images(images)
-    loaded = load_explainable(model, device=device, precision=precision)
+    loaded = load_explainable(model, device=device, precision=precision, on_load=on_load)
     results = []
     for picture in pictures:
+        started = time.perf_counter()
         pixel_values = preprocess(loaded, [picture])
         grid_h, grid_w = _grid_size(loaded, pixel_values)
         with torch.inference_mode():
@@ -482,42 +489,6 @@ def features(
                 "CLS token, so it has no CLS and patch embeddings to export. Pick a ViT-family model.")
         prefix = tokens.shape[0] - grid_h * grid_w
         results.append(Features(cls=tokens[0], patches=tokens[prefix:].reshape(grid_h, grid_w, -1),
-                                layer=index, model=loaded.name))
+                                layer=index, model=loaded.name, run=run_since(loaded, started)))
     return results[0] if single else results
 
-
-# --- pictures for the front ends ------------------------------------------------------------------------
-
-
-def layer_strip(explanation: Explanation, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:
-    """The rollout after each layer over the model's input, captioned: how the map forms."""
-    return [(overlay(explanation.model_input, heatmap, alpha, cmap), f"up to layer {index}")
-            for index, heatmap in enumerate(explanation.layer_maps, start=1)]
-
-
-def head_grid(explanation: Explanation, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:
-    """Each head's CLS attention (of the explanation's layer) over the model's input (the DINO-style view)."""
-    return [(overlay(explanation.model_input, heatmap, alpha, cmap), f"head {index}")
-            for index, heatmap in enumerate(explanation.head_maps, start=1)]
-
-
-def describe_tokens(explanation: Explanation) -> str:
-    """One sentence on how the image became tokens, for people meeting ViTs for the first time."""
-    rows, columns = explanation.grid_size
-    width, height = explanation.model_input.size
-    prefix = explanation.num_prefix_tokens
-    extra = {1: "1 CLS token", 2: "a CLS token and a distillation token"}.get(prefix, f"{prefix} extra tokens (CLS, registers)")
-    return (f"The model sees a {width}x{height} image as a {rows}x{columns} grid of {width // columns}x{height // rows}-pixel "
-            f"patches: {rows * columns} patch tokens + {extra} = {rows * columns + prefix} tokens, "
-            f"through {explanation.num_layers} layers of {explanation.num_heads} heads.")
-
-
-def save_features(extracted: Features, folder: str | Path) -> list[Path]:
-    """Write the CLS and patch embeddings as .npy files (np.load reads them back)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    cls_path = folder / f"cls_layer{extracted.layer}.npy"
-    patches_path = folder / f"patches_layer{extracted.layer}.npy"
-    np.save(cls_path, extracted.cls)
-    np.save(patches_path, extracted.patches)
-    return [cls_path, patches_path]

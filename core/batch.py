@@ -1,11 +1,12 @@
-"""Many files at once: expand zips, classify or caption what reads, report what does not, write a CSV."""
+"""Many files at once: expand zips, classify or caption what reads, report what does not."""
 from __future__ import annotations
 
-import csv
 import os
+import time
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
@@ -13,13 +14,13 @@ from .classify import check_batch_size, check_top_k, label_names, predict_probab
 from .images import ImageError, load_image
 from .zips import ZipImage, open_zip_in, zip_image_entries
 from .caption import DEFAULT_CAPTIONER, caption
-from .models import DEFAULT_CLASSIFIER, load_classifier
-from .types import FileCaptions, FileResult, Prediction
+from .gpu import gpu_work
+from .models import LoadedModel, load_classifier
+from .settings import DEFAULT_CLASSIFIER
+from .types import FileCaptions, FileResult, OnLoad, OnRun, Prediction, RunInfo, run_since
 
-CSV_COLUMNS = ("file", "top1", "score", "top_k", "error")
-CAPTION_CSV_COLUMNS = ("file", "caption", "other_captions", "error")
 
-
+@gpu_work
 def classify_files(
     files: Sequence[str | os.PathLike],
     model: str = DEFAULT_CLASSIFIER,
@@ -28,43 +29,60 @@ def classify_files(
     batch_size: int = 16,
     device: str | None = None,
     precision: str | None = None,
+    on_load: OnLoad = None,
+    on_run: OnRun = None,
 ) -> list[FileResult]:
-    """One row per image (zip entries included), in input order; a bad file gets an error row, not an exception."""
+    """One row per image (zip entries included), in input order; a bad file gets an error row, not an exception.
+    `on_run` hears what ran, timed from the model load to the last row (decoding included); it is not called
+    when no file could be read, since then no model ran."""
     check_top_k(top_k)
     check_batch_size(batch_size)
     predictions: dict[int, list[Prediction]] = {}
-    loaded = labels = None
+    loaded: LoadedModel | None = None
+    labels: list[str] = []
+    started = 0.0
     with ExitStack() as open_zips:  # zip entries are read as their batch is decoded, so the zips stay open till then
         names, sources, errors = _expand(_as_list(files), open_zips)
         for rows, images in _image_batches(names, sources, errors, batch_size, "Classifying"):
             if loaded is None:  # no model load at all when nothing could be read
-                loaded = load_classifier(model, device=device, precision=precision)
+                loaded = load_classifier(model, device=device, precision=precision, on_load=on_load)
                 labels = label_names(loaded.model.config)
+                started = time.perf_counter()
             probabilities = predict_probabilities(loaded, images, batch_size=batch_size)
             predictions.update({row: top_predictions(p, labels, top_k) for row, p in zip(rows, probabilities)})
+    if on_run is not None and loaded is not None:
+        on_run(run_since(loaded, started))
     return [
         FileResult(name=name, predictions=tuple(predictions.get(row, ())), error=errors.get(row))
         for row, name in enumerate(names)
     ]
 
 
+@gpu_work
 def caption_files(
     files: Sequence[str | os.PathLike],
     model: str = DEFAULT_CAPTIONER,
     *,
     batch_size: int = 8,
+    on_load: OnLoad = None,
+    on_run: OnRun = None,
     **caption_settings: Any,
 ) -> list[FileCaptions]:
     """One row per image (zip entries included), in input order, with core.caption's settings; a bad file gets
-    an error row, not an exception."""
+    an error row, not an exception. `on_run` hears what ran, its milliseconds the sum over the batches (not
+    called when no file could be read)."""
     check_batch_size(batch_size)
     captions: dict[int, tuple[str, ...]] = {}
+    runs: list[RunInfo] = []
     with ExitStack() as open_zips:
         names, sources, errors = _expand(_as_list(files), open_zips)
         for rows, images in _image_batches(names, sources, errors, batch_size, "Captioning"):
-            texts = caption(images, model, batch_size=batch_size, **caption_settings)
+            texts = caption(images, model, batch_size=batch_size, on_load=on_load, on_run=runs.append,
+                            **caption_settings)
             captions.update({row: (text,) if isinstance(text, str) else tuple(text)
                              for row, text in zip(rows, texts)})
+    if on_run is not None and runs:
+        on_run(replace(runs[0], milliseconds=sum(run.milliseconds for run in runs)))
     return [FileCaptions(name=name, captions=captions.get(row, ()), error=errors.get(row))
             for row, name in enumerate(names)]
 
@@ -122,53 +140,3 @@ def _expand(files: Sequence[str | os.PathLike], open_zips: ExitStack):
             sources.append(path)
     return names, sources, errors
 
-
-def format_top_k(predictions: Sequence[Prediction]) -> str:
-    return "; ".join(f"{p.label} ({p.score:.3f})" for p in predictions)
-
-
-def results_table(results: Sequence[FileResult]) -> list[list[str]]:
-    """Rows for a table widget or a CSV, in CSV_COLUMNS order."""
-    rows = []
-    for result in results:
-        top = result.predictions[0] if result.predictions else None
-        rows.append([
-            result.name,
-            top.label if top else "",
-            f"{top.score:.4f}" if top else "",
-            format_top_k(result.predictions),
-            result.error or "",
-        ])
-    return rows
-
-
-def write_csv(results: Sequence[FileResult], path: str | os.PathLike) -> Path:
-    return _write_rows(CSV_COLUMNS, results_table(results), path)
-
-
-def _write_rows(columns: Sequence[str], rows: list[list[str]], path: str | os.PathLike) -> Path:
-    path = Path(path)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    return path
-
-
-def caption_table(results: Sequence[FileCaptions]) -> list[list[str]]:
-    """Rows for a table widget or a CSV, in CAPTION_CSV_COLUMNS order."""
-    return [[result.name, result.captions[0] if result.captions else "", " | ".join(result.captions[1:]),
-             result.error or ""] for result in results]
-
-
-def write_caption_csv(results: Sequence[FileCaptions], path: str | os.PathLike) -> Path:
-    return _write_rows(CAPTION_CSV_COLUMNS, caption_table(results), path)
-
-
-def batch_summary(results: Sequence[FileResult | FileCaptions], done: str) -> str:
-    """One Markdown line under a batch table: '**3** images classified, **1** could not be read (...)'.
-    `done` is the past participle of what happened to the images that read ('classified', 'captioned')."""
-    failed = sum(not result.ok for result in results)
-    succeeded = len(results) - failed
-    line = f"**{succeeded}** image{'' if succeeded == 1 else 's'} {done}"
-    return line + (f", **{failed}** could not be read (see the error column)." if failed else ".")

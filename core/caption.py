@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import numbers
+import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import torch
@@ -14,24 +15,19 @@ from transformers import (  # imported up front: lazy resolution is not thread-s
 )
 from tqdm.auto import tqdm
 
-from .attention import cls_map, model_input_image, overlay
+from .attention import cls_map, model_input_image
 from .classify import check_batch_size
 from .images import ImageInput, load_image, load_images
+from .gpu import gpu_work
 from .models import LoadedModel, _load
-from .types import CaptionAttention
+from .types import CaptionAttention, OnLoad, OnRun, run_since
 
 DEFAULT_CAPTIONER = "nlpconnect/vit-gpt2-image-captioning"
-CAPTIONER_CHOICES: tuple[str, ...] = (
-    "nlpconnect/vit-gpt2-image-captioning",
-    "Salesforce/blip-image-captioning-base",
-    "Salesforce/blip-image-captioning-large",
-)
-
-DECODING_STRATEGIES = ("greedy", "beam search", "sampling")
 
 Caption = str | list[str]
 
 
+@gpu_work
 def caption(
     images: ImageInput | list[ImageInput],
     model: str = DEFAULT_CAPTIONER,
@@ -48,15 +44,19 @@ def caption(
     batch_size: int = 8,
     device: str | None = None,
     precision: str | None = None,
+    on_load: OnLoad = None,
+    on_run: OnRun = None,
     **generate_kwargs: Any,
 ) -> Caption | list[Caption]:
-    """A caption per image (a list of captions when num_return_sequences > 1); a list in gives a list out."""
+    """A caption per image (a list of captions when num_return_sequences > 1); a list in gives a list out.
+    `on_load` hears the model's name before a load that may download; `on_run` hears what the call ran on."""
     single = not isinstance(images, (list, tuple))
     check_generation(max_new_tokens, num_beams, do_sample, num_return_sequences, top_p, temperature)
     check_batch_size(batch_size)
     pil_images = load_images(images)
-    loaded = load_captioner(model, device=device, precision=precision)
+    loaded = load_captioner(model, device=device, precision=precision, on_load=on_load)
     check_prompt(loaded, prompt)
+    started = time.perf_counter()
     settings = generation_settings(
         max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample, top_p=top_p,
         temperature=temperature, repetition_penalty=repetition_penalty,
@@ -65,35 +65,9 @@ def caption(
     texts = generate_captions(loaded, pil_images, settings, prompt=prompt, batch_size=batch_size)
     results: list[Caption] = [group if num_return_sequences > 1 else group[0]
                               for group in _chunks(texts, num_return_sequences)]
+    if on_run is not None:
+        on_run(run_since(loaded, started))
     return results[0] if single else results
-
-
-def decoding_settings(
-    strategy: str = "beam search",
-    *,
-    num_beams: int = 3,
-    top_p: float = 0.9,
-    temperature: float = 1.0,
-    max_new_tokens: int = 20,
-    repetition_penalty: float = 1.0,
-    no_repeat_ngram_size: int = 0,
-    num_return_sequences: int = 1,
-) -> dict[str, Any]:
-    """caption() keyword arguments for a front end's controls: the strategy decides which controls count
-    (beams only for beam search, top_p and temperature only for sampling); 1.0 and 0 mean "off"."""
-    if strategy not in DECODING_STRATEGIES:
-        raise ValueError(f"Unknown decoding '{strategy}'; choose one of {', '.join(DECODING_STRATEGIES)}.")
-    settings: dict[str, Any] = dict(
-        max_new_tokens=int(max_new_tokens), num_return_sequences=int(num_return_sequences),
-        num_beams=int(num_beams) if strategy == "beam search" else 1, do_sample=strategy == "sampling",
-    )
-    if strategy == "sampling":
-        settings.update(top_p=float(top_p), temperature=float(temperature))
-    if repetition_penalty != 1.0:
-        settings["repetition_penalty"] = float(repetition_penalty)
-    if no_repeat_ngram_size:
-        settings["no_repeat_ngram_size"] = int(no_repeat_ngram_size)
-    return settings
 
 
 def prompt_support(model: str) -> bool | None:
@@ -105,6 +79,7 @@ def prompt_support(model: str) -> bool | None:
         return None
 
 
+@gpu_work
 def caption_attention(
     image: ImageInput,
     text: str | None = None,
@@ -113,6 +88,7 @@ def caption_attention(
     layer: int | None = None,
     device: str | None = None,
     precision: str | None = None,
+    on_load: OnLoad = None,
     **caption_settings: Any,
 ) -> CaptionAttention:
     """Where each word of a caption came from: the cross-attention from the decoder position that produced the
@@ -120,15 +96,18 @@ def caption_attention(
 
     `text` is any caption, the model's own or one the user typed; None captions the image first with
     `caption_settings`. The caption is fed back through the decoder in one pass (teacher forcing), which gives
-    the same attention that generate() saw step by step for its own words.
+    the same attention that generate() saw step by step for its own words. The result's `run` times the mapping
+    pass (not the captioning before it); `on_load` hears each model's name before a load that may download.
     """
     picture = load_image(image)
     if text is None:
-        text = caption(picture, model, device=device, precision=precision, **caption_settings)
-        text = text[0] if isinstance(text, list) else text
+        captions = caption(picture, model, device=device, precision=precision, on_load=on_load, **caption_settings)
+        text = captions if isinstance(captions, str) else cast(str, captions[0])  # the first of several asked for
     if not isinstance(text, str) or not text.strip():
         raise ValueError("No caption to map: caption the image first, or type a caption.")
-    loaded = load_captioner(model, device=device, precision=precision, attn_implementation="eager")
+    loaded = load_captioner(model, device=device, precision=precision, attn_implementation="eager",
+                            on_load=on_load)
+    started = time.perf_counter()
     processor: CaptionProcessor = loaded.processor
     token_ids = processor.tokenizer(text.strip(), add_special_tokens=False)["input_ids"]
     if not token_ids:
@@ -151,28 +130,17 @@ def caption_attention(
         grid_size=grid_size,
         model_input=model_input_image(pixel_values, processor.image_processor),
         model=loaded.name,
+        run=run_since(loaded, started),
     )
 
 
-def word_overlays(
-    result: CaptionAttention, image: ImageInput | None = None, alpha: float = 0.5, cmap: str = "jet",
-    max_side: int = 512,
-) -> list[tuple[Image.Image, str]]:
-    """Each word's map over the image (the model's input when none is given), captioned with the word and its
-    place; the image is shrunk to max_side first so a caption of 20 words over a large photo stays quick."""
-    picture = load_image(image) if image is not None else result.model_input
-    picture = picture.copy()
-    picture.thumbnail((max_side, max_side))
-    return [(overlay(picture, heatmap, alpha, cmap), f"{index}. {token}")
-            for index, (token, heatmap) in enumerate(zip(result.tokens, result.maps), start=1)]
-
-
 def load_captioner(
-    name: str, device: str | None = None, precision: str | None = None, attn_implementation: str = "sdpa",
+    name: str, device: str | None = None, precision: str | None = None, attn_implementation: str = "sdpa", *,
+    on_load: OnLoad = None,
 ) -> LoadedModel:
     """A ViT-GPT2 or BLIP captioner with its CaptionProcessor, from the engine's cache after the first call.
     Word maps need attn_implementation="eager" (SDPA returns no attention weights): a second cache entry."""
-    return _load(name, CaptionModel, CaptionProcessor, device, precision, attn_implementation)
+    return _load(name, CaptionModel, CaptionProcessor, device, precision, attn_implementation, on_load=on_load)
 
 
 def _decoder_start(loaded: LoadedModel) -> int:
@@ -347,17 +315,9 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[start:start + size] for start in range(0, len(items), size)]
 
 
-def accepts_prompt(model: str, device: str | None = None, precision: str | None = None) -> bool:
+def accepts_prompt(
+    model: str, device: str | None = None, precision: str | None = None, *, on_load: OnLoad = None,
+) -> bool:
     """Whether the captioner continues a text prompt (loads it, from the cache after the first call)."""
-    return load_captioner(model, device=device, precision=precision).processor.conditional
+    return load_captioner(model, device=device, precision=precision, on_load=on_load).processor.conditional
 
-
-def usable_prompt(model: str, prompt: str | None) -> tuple[str | None, bool]:
-    """The prompt to pass to caption() for this captioner, and whether a typed prompt was left out because the
-    model cannot continue one (ViT-GPT2): a front end says so, and the caption still runs without it."""
-    text = (prompt or "").strip()
-    if not text:
-        return None, False
-    if not accepts_prompt(model):
-        return None, True
-    return text, False

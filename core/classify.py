@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 from typing import Sequence
 
 import numpy as np
@@ -10,10 +11,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .images import ImageInput, load_images
-from .models import DEFAULT_CLASSIFIER, LoadedModel, load_classifier
-from .types import Prediction
+from .gpu import gpu_work
+from .models import LoadedModel, load_classifier
+from .settings import DEFAULT_CLASSIFIER
+from .types import OnLoad, OnRun, Prediction, run_since
 
 
+@gpu_work
 def classify(
     images: ImageInput | list[ImageInput],
     model: str = DEFAULT_CLASSIFIER,
@@ -22,16 +26,22 @@ def classify(
     batch_size: int = 16,
     device: str | None = None,
     precision: str | None = None,
+    on_load: OnLoad = None,
+    on_run: OnRun = None,
 ) -> list[Prediction] | list[list[Prediction]]:
-    """Top-k labels, best first. One image in gives one list; a list in gives a list of lists."""
+    """Top-k labels, best first. One image in gives one list; a list in gives a list of lists.
+    `on_load` hears the model's name before a load that may download; `on_run` hears what the call ran on."""
     single = not isinstance(images, (list, tuple))
     check_top_k(top_k)
     check_batch_size(batch_size)
     pil_images = load_images(images)
-    loaded = load_classifier(model, device=device, precision=precision)
+    loaded = load_classifier(model, device=device, precision=precision, on_load=on_load)
+    started = time.perf_counter()
     probabilities = predict_probabilities(loaded, pil_images, batch_size=batch_size)
     labels = label_names(loaded.model.config)
     results = [top_predictions(row, labels, top_k) for row in probabilities]
+    if on_run is not None:
+        on_run(run_since(loaded, started))
     return results[0] if single else results
 
 

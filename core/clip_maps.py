@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, cast
 
 import torch
 
@@ -97,8 +97,9 @@ def recording_attention(blocks: list[torch.nn.Module]) -> Iterator[list[torch.Te
     handles = []
     try:
         for block in blocks:
-            handles.append(block.attn.register_forward_pre_hook(ask_for_weights, with_kwargs=True))
-            handles.append(block.attn.register_forward_hook(keep_weights, with_kwargs=True))
+            attention = cast(torch.nn.Module, block.attn)
+            handles.append(attention.register_forward_pre_hook(ask_for_weights, with_kwargs=True))
+            handles.append(attention.register_forward_hook(keep_weights, with_kwargs=True))
         yield recorded
     finally:
         for handle in handles:

@@ -1,17 +1,18 @@
 """Example photos for the front ends: real photos that ship with scikit-image, written once to a cache folder."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PIL import Image
+
+from .settings import current_settings
 
 # (file stem, skimage.data function): photos a class can click through without uploading anything.
 EXAMPLE_PHOTOS = (("chelsea", "chelsea"), ("astronaut", "astronaut"), ("coffee", "coffee"), ("rocket", "rocket"))
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("VIT_STUDIO_CACHE", Path.home() / ".cache" / "vit-studio"))
+    return current_settings().cache_dir
 
 
 def example_images(directory: Path | None = None) -> list[Path]:

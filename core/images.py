@@ -12,6 +12,8 @@ from typing import BinaryIO, Protocol, Union, runtime_checkable
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .settings import current_settings
+
 
 @runtime_checkable
 class LoadsItself(Protocol):
@@ -24,7 +26,7 @@ class LoadsItself(Protocol):
 ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, bytearray, LoadsItself]
 
 # A setting, not a law: VIT_STUDIO_MAX_PIXELS overrides it for people with huge scans.
-MAX_PIXELS = int(os.environ.get("VIT_STUDIO_MAX_PIXELS", 50_000_000))
+MAX_PIXELS = current_settings().max_pixels
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
@@ -166,10 +168,9 @@ def _open(fp: BinaryIO | Path, label: str, max_pixels: int) -> Image.Image:
         # PIL refuses far-oversized headers itself (over ~179 MP) before we can read the size.
         claimed = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{megapixels(int(claimed.group(1)))} megapixels" if claimed else "too large"
-        raise ImageTooLargeError(
-            f"{label} is {size}; the limit is {megapixels(min(max_pixels, 2 * Image.MAX_IMAGE_PIXELS))} "
-            "megapixels. Downscale it first."
-        ) from None
+        pil_limit = Image.MAX_IMAGE_PIXELS  # PIL refuses past twice its limit, which may be below ours
+        limit = max_pixels if pil_limit is None else min(max_pixels, 2 * pil_limit)
+        raise ImageTooLargeError(f"{label} is {size}; the limit is {megapixels(limit)} megapixels. Downscale it first.") from None
     except UnidentifiedImageError:
         raise ImageError(f"{label} is not an image file that can be read (JPEG, PNG, GIF, WebP, BMP, TIFF).") from None
     except OSError as error:

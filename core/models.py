@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-import socket
 import threading
-import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Callable, Literal
-from urllib.parse import urlparse
+from typing import Any, Callable
 
 import torch
 # Imported here, once, in the importing thread: transformers resolves these names lazily, and two Gradio
@@ -20,69 +16,22 @@ import torch
 # ("cannot import name 'AutoImageProcessor'").
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
+from . import hub
+from .settings import PRECISIONS, current_settings
+from .hub import HubFailure, hub_failure
+
 log = logging.getLogger("vit_studio")
 
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-DEFAULT_CLASSIFIER = "google/vit-base-patch16-224"
-CLASSIFIER_CHOICES: tuple[str, ...] = (
-    "google/vit-base-patch16-224",
-    "facebook/deit-base-distilled-patch16-224",
-    "google/vit-large-patch16-224",
-    "facebook/deit-small-patch16-224",
-    "google/vit-base-patch16-384",
-    "microsoft/beit-base-patch16-224",
-)
-EXPLAINER_CHOICES: tuple[str, ...] = (
-    "google/vit-base-patch16-224",
-    "facebook/deit-base-distilled-patch16-224",
-    "facebook/dino-vits16",
-    "facebook/dino-vitb16",
-    "google/vit-large-patch16-224",
-)
-
-# Each ViT-B in memory costs ~350 MB (fp32); three is enough to flip between models in the UI.
-CACHE_SIZE = int(os.environ.get("VIT_STUDIO_MODEL_CACHE", 3))
 
 
 class ModelLoadError(ValueError):
     """A model that could not be loaded; the message says which one and what to do about it."""
 
 
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """Launch-time choices that apply to every model load unless a call overrides them."""
-
-    device: str = "auto"
-    precision: Precision = "auto"
-    trust_remote_code: bool = False
-    # The folders (with what is inside them) a model or checkpoint may be loaded from by its path; None: any, as
-    # on one's own machine. A shared app lists only its own (the default model's, the runs folder), so a model
-    # box cannot be used to load, train on or download whatever model files the server happens to hold.
-    model_folders: tuple[str, ...] | None = None
-
-
-_settings = RuntimeSettings()
-
-
-def configure(**changes: Any) -> RuntimeSettings:
-    """Change the launch-time settings (app.py flags); returns the new settings."""
-    global _settings
-    if "precision" in changes and changes["precision"] not in PRECISIONS:
-        raise ValueError(f"Unknown precision '{changes['precision']}'; choose one of {', '.join(PRECISIONS)}.")
-    _settings = replace(_settings, **changes)
-    return _settings
-
-
-def settings() -> RuntimeSettings:
-    return _settings
-
-
 def pick_device(requested: str | None = None) -> torch.device:
     """cuda > mps > cpu for 'auto'; an explicit name is checked so a typo fails early."""
-    name = requested or _settings.device
+    name = requested or current_settings().device
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -115,7 +64,7 @@ def cpu_has_fast_bf16() -> bool:
 
 def pick_dtype(precision: str | None, device: torch.device) -> torch.dtype:
     """Resolve 'auto' to bf16 where the hardware runs it fast, fp32 elsewhere."""
-    precision = precision or _settings.precision
+    precision = precision or current_settings().precision
     if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
     if precision != "auto":
@@ -153,11 +102,15 @@ class ModelCache:
         self._entries: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()  # guards _entries; never held during a load
 
-    def get_or_load(self, key: tuple, load: Callable[[], Any]) -> Any:
+    def get_or_load(self, key: tuple, load: Callable[[], Any], *, on_load: Callable[[], None] | None = None) -> Any:
+        """The entry for `key`, loaded by `load` on a miss. `on_load` runs once on a miss, before the wait for other
+        loads (so a caller queued behind a download hears at once that it will wait); a hit never calls it."""
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]
+        if on_load is not None:
+            on_load()
         with _LOAD_LOCK:
             with self._lock:
                 if key in self._entries:  # another thread loaded it while this one waited
@@ -187,20 +140,25 @@ class ModelCache:
         return len(self.keys())
 
 
-_cache = ModelCache(CACHE_SIZE)
+_cache = ModelCache(current_settings().model_cache_size)  # sized once, at import
 
 
 def load_classifier(
-    name: str, device: str | None = None, precision: str | None = None, attn_implementation: str = "sdpa"
+    name: str, device: str | None = None, precision: str | None = None, attn_implementation: str = "sdpa", *,
+    on_load: Callable[[str], None] | None = None,
 ) -> LoadedModel:
-    """An image-classification model and its image processor, from the cache after the first call."""
-    return _load(name, AutoModelForImageClassification, AutoImageProcessor, device, precision, attn_implementation)
+    """An image-classification model and its image processor, from the cache after the first call (`on_load`
+    hears the name just before a load that is not a cache hit)."""
+    return _load(name, AutoModelForImageClassification, AutoImageProcessor, device, precision, attn_implementation,
+                 on_load=on_load)
 
 
-def load_explainable(name: str, device: str | None = None, precision: str | None = None) -> LoadedModel:
+def load_explainable(
+    name: str, device: str | None = None, precision: str | None = None, *, on_load: Callable[[str], None] | None = None,
+) -> LoadedModel:
     """A ViT-family model with eager attention (SDPA returns no attention maps): the classifier when the
     checkpoint has a head, else the bare backbone (e.g. facebook/dino-vits16)."""
-    return _load(name, ClassifierOrBackbone, AutoImageProcessor, device, precision, "eager")
+    return _load(name, ClassifierOrBackbone, AutoImageProcessor, device, precision, "eager", on_load=on_load)
 
 
 class ClassifierOrBackbone:
@@ -222,17 +180,12 @@ class ClassifierOrBackbone:
         return auto_class.from_pretrained(name, **kwargs)
 
 
-def is_cached(name: str) -> bool:
-    """Whether some variant of this model is already in memory (so a UI need not announce a load)."""
-    resolved = _resolve_name(name)
-    return any(key[0] == resolved for key in _cache.keys())
-
-
 def clear_cache() -> None:
     _cache.clear()
 
 
-def _load(name, model_class, processor_class, device, precision, attn_implementation) -> LoadedModel:
+def _load(name, model_class, processor_class, device, precision, attn_implementation, *,
+          on_load: Callable[[str], None] | None = None) -> LoadedModel:
     resolved = _resolve_name(name)
     torch_device = pick_device(device)
     dtype = pick_dtype(precision, torch_device)
@@ -245,7 +198,7 @@ def _load(name, model_class, processor_class, device, precision, attn_implementa
         log.info("Loading %s (%s, %s) ...", resolved, torch_device, str(dtype).replace("torch.", ""))
         return _from_pretrained(resolved, model_class, processor_class, torch_device, dtype, attn_implementation)
 
-    return _cache.get_or_load(key, load)
+    return _cache.get_or_load(key, load, on_load=partial(on_load, resolved) if on_load is not None else None)
 
 
 def _folder_version(resolved: str) -> int:
@@ -277,14 +230,15 @@ def _resolve_name(name: str) -> str:
 
 def may_load_from(path: Path) -> bool:
     """Whether models may be loaded from this path: anywhere on an app only this machine reaches, else only inside
-    the app's own model folders (RuntimeSettings.model_folders), links resolved first."""
-    if _settings.model_folders is None:
+    the app's own model folders (Settings.model_folders), links resolved first."""
+    model_folders = current_settings().model_folders
+    if model_folders is None:
         return True
     try:
         resolved = path.resolve()
     except (OSError, ValueError, RuntimeError):  # a NUL byte, too long a name, a loop of links
         return False
-    return any(resolved.is_relative_to(Path(folder).resolve()) for folder in _settings.model_folders)
+    return any(resolved.is_relative_to(Path(folder).resolve()) for folder in model_folders)
 
 
 # A Hub repo id as huggingface_hub validates it: an optional owner, a name of at most 96 characters.
@@ -334,12 +288,13 @@ def _from_pretrained(name, model_class, processor_class, device, dtype, attn_imp
     except ModelLoadError as error:
         if not _missing_locally(error.__cause__):
             raise  # it is cached but unusable (no safetensors, needs remote code, ...): say that, not "offline"
-    if hub_offline():
+    if hub.offline():
         raise ModelLoadError(
-            f"Could not fetch model '{name}': HF_HUB_OFFLINE=1 is set and it is not in the local cache. "
+            f"Could not fetch model '{name}': offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE) and it is "
+            "not in the local cache. "
             "Download it once while online, or type the path of a local folder written by save_pretrained."
         )
-    if not hub_reachable():
+    if not hub.reachable():
         raise ModelLoadError(
             f"Could not fetch model '{name}': the Hugging Face Hub cannot be reached from here (offline?). "
             "Download it once while online, or type the path of a local folder written by save_pretrained."
@@ -349,7 +304,7 @@ def _from_pretrained(name, model_class, processor_class, device, dtype, attn_imp
 
 
 def _load_files(name, model_class, processor_class, device, dtype, attn_implementation, local_only) -> LoadedModel:
-    common = dict(trust_remote_code=_settings.trust_remote_code, local_files_only=local_only)
+    common = dict(trust_remote_code=current_settings().trust_remote_code, local_files_only=local_only)
     try:
         try:
             model = model_class.from_pretrained(
@@ -384,33 +339,7 @@ def _load_files(name, model_class, processor_class, device, dtype, attn_implemen
 
 def _missing_locally(error: BaseException | None) -> bool:
     """Whether a local-files-only load failed because the files are not in the cache (rather than unusable)."""
-    text = str(error)
-    return isinstance(error, OSError) and ("couldn't find them in the cached files" in text
-                                           or "local_files_only" in text or "offline mode" in text)
-
-
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() not in ("0", "", "false", "no", "off")
-
-
-_reachability: dict[str, tuple[float, bool]] = {}
-
-
-def hub_reachable(timeout_s: float = 3.0, remember_s: float = 30.0) -> bool:
-    """A quick TCP check, so an offline laptop gets its answer at once, not after the Hub client's retries."""
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    parsed = urlparse(endpoint)
-    host, port = parsed.hostname or "huggingface.co", parsed.port or (80 if parsed.scheme == "http" else 443)
-    checked_at, reachable = _reachability.get(endpoint, (0.0, False))
-    if time.monotonic() - checked_at < remember_s:
-        return reachable
-    try:
-        socket.create_connection((host, port), timeout=timeout_s).close()
-        reachable = True
-    except OSError:
-        reachable = False
-    _reachability[endpoint] = (time.monotonic(), reachable)
-    return reachable
+    return hub_failure(error) is HubFailure.NOT_CACHED
 
 
 def _explain_load_failure(name: str, error: Exception) -> str:
@@ -423,14 +352,18 @@ def _explain_load_failure(name: str, error: Exception) -> str:
             return (f"The folder '{name}' has no model.safetensors. ViT Studio loads safetensors only "
                     "(pickled .bin files can run code); re-save it with save_pretrained(safe_serialization=True).")
         return f"The folder '{name}' does not hold a model this tab can use: {_first_line(error)}"
-    if "safetensors" in text and "does not appear to have" in text:
+    failure = hub_failure(error)
+    if failure is HubFailure.GATED:
+        return (f"'{name}' is gated on the Hugging Face Hub: accept its terms on its page, log in with "
+                "hf auth login, or type the path of a local folder written by save_pretrained.")
+    if failure is HubFailure.NO_SUCH_REPO:
+        return (f"There is no model '{name}' on the Hugging Face Hub (or it is private). Check the id, "
+                "or type the path of a local folder written by save_pretrained.")
+    if "safetensors" in text and (failure is HubFailure.NO_SUCH_FILE or "does not appear to have" in text):
         return (f"'{name}' has no safetensors weights on the Hub. ViT Studio loads safetensors only "
                 "(pickled .bin files can run code); pick another model or convert this one.")
     if "Unrecognized configuration class" in text:
         return f"'{name}' is not a model this tab can use: {_first_line(error)}"
-    if "RepositoryNotFound" in text or "not a valid model identifier" in text or "404" in text:
-        return (f"There is no model '{name}' on the Hugging Face Hub (or it is private). Check the id, "
-                "or type the path of a local folder written by save_pretrained.")
     return f"Could not load model '{name}': {_first_line(error)}"
 
 
@@ -458,8 +391,3 @@ def fetch_pretrained(
         return _from_pretrained(_resolve_name(name), model_class, processor_class, pick_device(device), dtype,
                                 attn_implementation)
 
-
-def describe_run(name: str, device: torch.device, dtype: torch.dtype, elapsed_ms: float) -> str:
-    """One status line for a front end: which model ran where, in which precision, how long it took."""
-    precision = str(dtype).replace("torch.", "")
-    return f"`{name}` on {device.type}, {precision}, {elapsed_ms:.0f} ms"

@@ -1,12 +1,45 @@
 """Small frozen result types that the engine returns and the front ends display."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What an engine call ran on: the model (as resolved), the device, the dtype, and how long the computation took."""
+
+    model: str  # the resolved name: a hub id or an absolute folder path
+    device: str  # "cpu", "cuda:0", "mps"
+    dtype: str  # "float32", "bfloat16", "float16"
+    milliseconds: float  # the computation alone; loading the model is not counted
+
+
+# Engine calls take these as keyword-only options. on_load hears the model's name just before a model that is not in
+# memory is loaded (it may download); on_run hears, once the computation is done, what it ran on.
+OnLoad = Optional[Callable[[str], None]]
+OnRun = Optional[Callable[[RunInfo], None]]
+
+
+def run_since(loaded: Any, started: float) -> RunInfo:
+    """The RunInfo of a computation on `loaded` (anything with name, device and dtype, as the engine's loaders
+    return) that began at time.perf_counter() `started`."""
+    return RunInfo(model=loaded.name, device=device_name(loaded.device), dtype=str(loaded.dtype).removeprefix("torch."),
+                   milliseconds=(time.perf_counter() - started) * 1000)
+
+
+def device_name(device: Any) -> str:
+    """A torch device as text, with the GPU's number: torch.device("cuda") means the current one."""
+    if device.type == "cuda" and device.index is None:
+        import torch
+
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
 
 
 @dataclass(frozen=True)
@@ -60,6 +93,7 @@ class Explanation:
     layer_maps: tuple["np.ndarray", ...]  # rollout after each layer, first to last
     head_maps: "np.ndarray"  # (heads, grid_h, grid_w): CLS attention of each head of the chosen layer
     model_input: "Image.Image"  # the resized pixels the model saw
+    run: RunInfo
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +104,7 @@ class Features:
     patches: "np.ndarray"  # (grid_h, grid_w, hidden)
     layer: int
     model: str
+    run: RunInfo
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,6 +117,7 @@ class CaptionAttention:
     grid_size: tuple[int, int]
     model_input: "Image.Image"  # the resized pixels the encoder saw
     model: str
+    run: RunInfo
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,3 +130,4 @@ class LabelMap:
     predictions: tuple[Prediction, ...]  # every label, best first, scores summing to 1
     grid_size: tuple[int, int]
     model: str
+    run: RunInfo

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
@@ -19,31 +20,26 @@ from transformers import AutoConfig, AutoProcessor, CLIPModel
 
 from .attention import _check_drawing, grad_rollout, overlay
 from .clip_maps import image_tower_pass
+from .hub import HubFailure, hub_failure
 from .images import ImageInput, load_image, load_images
 # _from_pretrained is core.models' loader proper: local folder or hub cache first, the Hub only when reachable,
 # safetensors only, its errors already in one voice with the other tabs'.
+from .gpu import gpu_work
 from .models import (ModelCache, ModelLoadError, _from_pretrained, local_path, log, may_load_from, path_exists,
                      pick_device,
                      pick_dtype)
-from .types import LabelMap, Prediction
+from .settings import current_settings
+from .types import LabelMap, OnLoad, OnRun, Prediction, run_since
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 DEFAULT_HF_CLIP = "openai/clip-vit-base-patch32"
-# (model, pretrained tag) pairs a UI can offer; None marks the transformers backend, which takes no tag.
-ZERO_SHOT_CHOICES: tuple[tuple[str, str | None], ...] = (
-    ("ViT-B-32", "laion2b_s34b_b79k"),
-    ("ViT-B-16", "laion2b_s34b_b88k"),
-    ("ViT-L-14", "openai"),
-    ("ViT-B-32", "openai"),
-    (DEFAULT_HF_CLIP, None),
-)
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
 MAX_LABELS = 1000
 TEMPLATE_SETS = ("openai", "simple")
 
 # A CLIP ViT-B/32 costs ~600 MB in fp32; two lets a user compare models without reloading.
-MODEL_CACHE_SIZE = int(os.environ.get("VIT_STUDIO_CLIP_CACHE", 2))
+MODEL_CACHE_SIZE = current_settings().clip_cache_size  # read once, at import
 # Each entry is (templates, labels, dim) floats: 80 templates x 1000 labels x 512 is 160 MB at worst,
 # a few labels x one template is a few KB, which is the common case.
 TEXT_CACHE_SIZE = 32
@@ -88,6 +84,7 @@ _text_lock = threading.Lock()
 _text_stats = {"hits": 0, "misses": 0}
 
 
+@gpu_work
 def zero_shot(
     images: ImageInput | list[ImageInput],
     labels: str | Sequence[str],
@@ -98,20 +95,27 @@ def zero_shot(
     batch_size: int = 16,
     device: str | None = None,
     precision: str | None = None,
+    on_load: OnLoad = None,
+    on_run: OnRun = None,
 ) -> list[Prediction] | list[list[Prediction]]:
     """Every label scored for each image, best first, scores summing to 1. One image in gives one list;
-    a list in gives a list of lists."""
+    a list in gives a list of lists. `on_load` hears the model's name before a load that may download;
+    `on_run` hears what the call ran on."""
     single = not isinstance(images, (list, tuple))
     label_list = check_labels(labels)
     template_list = resolve_templates(templates)
     pil_images = load_images(images)
-    loaded = load_clip(model, pretrained, device=device, precision=precision)
+    loaded = load_clip(model, pretrained, device=device, precision=precision, on_load=on_load)
+    started = time.perf_counter()
     text = ensemble(text_embeddings(loaded, label_list, template_list))
     probabilities = label_probabilities(loaded, encode_images(loaded, pil_images, batch_size), text)
     results = [ranked(row, label_list) for row in probabilities]
+    if on_run is not None:
+        on_run(run_since(loaded, started))
     return results[0] if single else results
 
 
+@gpu_work
 def template_scores(
     image: ImageInput,
     labels: str | Sequence[str],
@@ -121,20 +125,27 @@ def template_scores(
     *,
     device: str | None = None,
     precision: str | None = None,
+    on_load: OnLoad = None,
+    on_run: OnRun = None,
 ) -> dict[str, list[Prediction]]:
     """For one image, the labels' scores under each template on its own (template -> best-first list),
     to show which prompts sway an ensemble."""
     label_list = check_labels(labels)
     template_list = resolve_templates(templates)
-    loaded = load_clip(model, pretrained, device=device, precision=precision)
+    loaded = load_clip(model, pretrained, device=device, precision=precision, on_load=on_load)
+    started = time.perf_counter()
     per_template = text_embeddings(loaded, label_list, template_list)
     image_embedding = encode_images(loaded, load_images(image), batch_size=1)
-    return {
+    scores = {
         template: ranked(label_probabilities(loaded, image_embedding, per_template[index])[0], label_list)
         for index, template in enumerate(template_list)
     }
+    if on_run is not None:
+        on_run(run_since(loaded, started))
+    return scores
 
 
+@gpu_work
 def zero_shot_map(
     image: ImageInput,
     label: str,
@@ -148,6 +159,7 @@ def zero_shot_map(
     device: str | None = None,
     precision: str | None = None,
     from_layer: int = 1,
+    on_load: OnLoad = None,
 ) -> LabelMap:
     """Where `label` is in the image: gradient-weighted attention rollout on CLIP's image transformer for that
     label's logit against all `labels` (Chefer et al. 2021, their CLIP notebook). `from_layer` (1-based) starts
@@ -157,14 +169,15 @@ def zero_shot_map(
     matched fp32 ones (Pearson r >= 0.9996 over 12 image/label pairs, largest cell difference 0.008 of the
     peak, on random-weight ViT-B/32-sized open_clip and transformers CLIPs, the first with CLIP's trained logit
     scale of 100). Trained weights could not be measured offline. A bf16 backward was no faster than fp32 on
-    an AVX512-BF16 CPU, so the gain there is memory, not speed.
+    an AVX512-BF16 CPU, so the gain there is memory, not speed. The result's `run` says what ran and how long.
     """
     label_list = check_labels(labels)
     target = check_target_label(label, label_list)
     template_list = resolve_templates(templates)
     _check_drawing(alpha, cmap)  # before the forward and backward passes, so a typo costs nothing
     picture = load_image(image)
-    loaded = load_clip(model, pretrained, device=device, precision=precision, attention="eager")
+    loaded = load_clip(model, pretrained, device=device, precision=precision, attention="eager", on_load=on_load)
+    started = time.perf_counter()
     text = ensemble(text_embeddings(loaded, label_list, template_list))
     pixels = torch.stack([loaded.preprocess(picture)]).to(loaded.device, loaded.dtype)
     # The weights are frozen, so the graph the gradients need starts at the input.
@@ -176,13 +189,15 @@ def zero_shot_map(
     start = check_from_layer(from_layer, len(tower.probabilities)) - 1
     heatmap = grad_rollout(tower.probabilities[start:], gradients[start:], num_prefix_tokens=1,
                            grid_size=tower.grid_size)
+    drawn = overlay(picture, heatmap, alpha=alpha, cmap=cmap)
     return LabelMap(
         label=target,
         heatmap=heatmap,
-        overlay=overlay(picture, heatmap, alpha=alpha, cmap=cmap),
+        overlay=drawn,
         predictions=tuple(ranked(logits.detach().softmax(dim=-1)[0].cpu(), label_list)),
         grid_size=tower.grid_size,
         model=loaded.name,
+        run=run_since(loaded, started),
     )
 
 
@@ -225,10 +240,9 @@ def check_labels(labels: str | Sequence[str]) -> list[str]:
                          "between.")
     if len(label_list) > MAX_LABELS:
         raise ValueError(f"{len(label_list)} labels given; at most {MAX_LABELS} are allowed.")
-    seen: set[str] = set()
-    duplicates = [label for label in label_list if label in seen or seen.add(label)]
+    duplicates = [label for label, count in Counter(label_list).items() if count > 1]  # in order of first use
     if duplicates:
-        names = ", ".join(f"'{label}'" for label in dict.fromkeys(duplicates))
+        names = ", ".join(f"'{label}'" for label in duplicates)
         raise ValueError(f"Duplicate labels: {names}. Give each label once.")
     return label_list
 
@@ -361,22 +375,25 @@ def _open_clip_folder(path: str, name: str) -> Path:
 
 def load_clip(
     name: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETRAINED,
-    device: str | None = None, precision: str | None = None, *, attention: str = "sdpa",
+    device: str | None = None, precision: str | None = None, *, attention: str = "sdpa", on_load: OnLoad = None,
 ) -> LoadedClip:
     """A CLIP model, its transform and tokenizer, from the cache after the first call. `attention` matters to
-    the transformers backend only: label maps need "eager" (SDPA returns no attention probabilities)."""
+    the transformers backend only: label maps need "eager" (SDPA returns no attention probabilities).
+    `on_load` hears the resolved name just before a load that is not a cache hit (it may download)."""
     backend, resolved = resolve_model(name)
+    announce = partial(on_load, resolved) if on_load is not None else None
     torch_device = pick_device(device)
     dtype = pick_dtype(precision, torch_device)
     if backend == "transformers":
         # The text cache key leaves out the attention kernel: SDPA and eager give the same text embeddings.
         key = (resolved, "", str(torch_device), str(dtype))
         return _models.get_or_load(key + (attention,),
-                                   lambda: _create_transformers(resolved, key, torch_device, dtype, attention))
+                                   lambda: _create_transformers(resolved, key, torch_device, dtype, attention),
+                                   on_load=announce)
     # 'hf-hub:'/'local-dir:' names carry their weights; open_clip ignores (and warns about) a tag with them.
     tag = None if resolved.startswith(_SCHEMAS) else pretrained
     key = (resolved, weights_source(resolved, tag), str(torch_device), str(dtype))
-    return _models.get_or_load(key, lambda: _create(resolved, tag, key, torch_device, dtype))
+    return _models.get_or_load(key, lambda: _create(resolved, tag, key, torch_device, dtype), on_load=announce)
 
 
 def _create(name: str, pretrained: str | None, key: tuple, device: torch.device, dtype: torch.dtype) -> LoadedClip:
@@ -500,11 +517,6 @@ def _transformers_tokens(tokenizer, max_length: int, texts: list[str]):
     return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 
 
-def check_model_name(name: str) -> None:
-    """Raises a ValueError for a name no backend can run (kept for callers that only validate)."""
-    resolve_model(name)
-
-
 def weights_source(name: str, pretrained: str | None) -> str:
     """What identifies the weights in the cache key: the tag, or a file's absolute path and mtime (so a
     checkpoint rewritten by a fine-tuning run is loaded afresh).
@@ -578,14 +590,16 @@ def _checkpoint_format_ok(path: str, mtime_ns: int, size: int) -> bool:
 
 
 def load_error_message(name: str, pretrained: str | None, error: Exception) -> str:
-    text = str(error)
-    unreachable = "download" in text.lower() or "offline" in text.lower() or isinstance(error, OSError)
-    if name.startswith("hf-hub:") and (unreachable or "HF Hub" in text):
+    failure = hub_failure(error)
+    # Weights that open_clip fetches by URL rather than from the Hub fail with urllib's errors, which are OSErrors.
+    unreachable = failure is HubFailure.NOT_CACHED or (failure is None and isinstance(error, OSError))
+    if name.startswith("hf-hub:") and (unreachable or failure is not None):
         return (f"Could not fetch '{name}' from the Hugging Face Hub (no internet, or not downloaded yet); "
                 "use a 'local-dir:' folder or a local checkpoint file instead.")
     if pretrained and not os.path.isfile(pretrained) and unreachable:
         return (f"Could not fetch the '{pretrained}' weights for {name} (no internet, or not downloaded yet); "
                 "pass the path of a local checkpoint file as pretrained instead.")
+    text = str(error)
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     if not pretrained:
         return f"Could not load open_clip model '{name}': {first}"
@@ -672,43 +686,3 @@ def ranked(probabilities: torch.Tensor, labels: Sequence[str]) -> list[Predictio
     order = torch.argsort(probabilities, descending=True, stable=True).tolist()
     return [Prediction(label=labels[index], score=float(probabilities[index])) for index in order]
 
-
-# ---- front-end inputs --------------------------------------------------------------------------------------
-
-TEMPLATE_TABLE_LABELS = 8  # columns of a per-template table: the overall top labels
-
-
-def chosen_templates(mode: str, template: str) -> str:
-    """What zero_shot's `templates` gets from a front end's choice: 'single' means the edited template, any
-    other mode names a template set ('openai', 'simple')."""
-    return template if mode == "single" else mode
-
-
-def pretrained_weights(model: str, pretrained: str | None) -> str | None:
-    """The pretrained weights to load; an open_clip name without them would score with random weights, so
-    that is refused with the tags to pick from."""
-    if pretrained or not takes_pretrained(model):
-        return pretrained or None
-    examples = ", ".join(pretrained_tags(model)[:3]) or "a checkpoint file"
-    raise ValueError(f"Pick the pretrained weights for {model} (e.g. {examples}): without them CLIP's scores "
-                     "would be noise.")
-
-
-def template_table(
-    image: ImageInput,
-    labels: str | Sequence[str],
-    model: str,
-    pretrained: str | None,
-    templates: str | Sequence[str] | None,
-    predictions: Sequence[Prediction],
-    top: int = TEMPLATE_TABLE_LABELS,
-) -> tuple[list[str], list[list]]:
-    """(columns, rows) of a table with one row per template: the probability it alone gives each of the
-    overall best `top` labels (`predictions` is zero_shot's ranking for the same question)."""
-    shown = [p.label for p in predictions[:top]]
-    per_template = template_scores(image, labels, model=model, pretrained=pretrained, templates=templates)
-    rows = []
-    for text, ranking in per_template.items():
-        scores = {p.label: p.score for p in ranking}
-        rows.append([text, *(round(scores[label], 4) for label in shown)])
-    return ["template", *shown], rows

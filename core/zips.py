@@ -12,20 +12,25 @@ import zlib
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, cast
 
 from PIL import Image
 
 from .images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, ImageTooLargeError, decode_stream, is_hidden, megapixels
+from .settings import Settings, current_settings
 
-# Zip limits guard against zip bombs and accidental uploads of a whole photo library.
-MAX_ZIP_FILES = 10_000
-MAX_ZIP_BYTES = 2 * 1024**3
+# One set of limits for every zip the app reads, in the batch tabs and as training data; training applies the same
+# numbers to folders and uploads. They guard against zip bombs and accidental uploads of a whole photo library, and
+# zip_limits() lets VIT_STUDIO_MAX_DATA_FILES and VIT_STUDIO_MAX_DATA_BYTES raise or lower them.
+MAX_ZIP_FILES = Settings.max_data_files
+MAX_ZIP_BYTES = Settings.max_data_bytes
 # The most one image entry of a zip may unpack to. The biggest file a legitimate image at the pixel limit makes is
 # an uncompressed 16-bit RGBA (or CMYK) TIFF: 8 bytes a pixel, the widest pixel PIL decodes (PPM, BMP and 16-bit PNG
 # need at most that too). 64 MiB on top leaves room for EXIF, ICC profiles, XMP and embedded previews. Anything
 # bigger is no image we would decode, so it is refused before (or while) it unpacks, however small its header says.
 MAX_ZIP_ENTRY_BYTES = 8 * MAX_PIXELS + 64 * 1024**2
+FILES_VARIABLE = "VIT_STUDIO_MAX_DATA_FILES"
+BYTES_VARIABLE = "VIT_STUDIO_MAX_DATA_BYTES"
 # Reads from a zip entry stay this small: zipfile's read() with no size asks the decompressor for up to 2 GB at once.
 ZIP_READ_BYTES = 1024 * 1024
 # LZMA turns each read of compressed bytes (zipfile reads at least 4 KiB) into at most ~30 MB; read it in 4 KiB.
@@ -36,6 +41,32 @@ _IN_MEMORY_ENTRY_BYTES = 32 * 1024**2
 
 class ZipEntryTooLargeError(ImageTooLargeError):
     """A zip entry that unpacks to more than an image may (MAX_ZIP_ENTRY_BYTES), whatever its header declares."""
+
+
+class ZipRefusedError(ImageError):
+    """A zip refused as a whole, before (or while) it unpacks: an unsafe entry name, or more files or bytes than
+    its ZipLimits allow. Nothing of it should be kept."""
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """What one zip may hold: files, bytes unpacked all together (declared, and counted as they are read: declared
+    sizes can lie), and bytes one entry may unpack to."""
+
+    max_files: int = MAX_ZIP_FILES
+    max_bytes: int = MAX_ZIP_BYTES
+    max_entry_bytes: int = MAX_ZIP_ENTRY_BYTES
+
+
+def zip_limits(max_files: int | None = None, max_bytes: int | None = None) -> ZipLimits:
+    """The limits in force: the values given, else the settings' (VIT_STUDIO_MAX_DATA_FILES and
+    VIT_STUDIO_MAX_DATA_BYTES), read at call time, so a server's settings (and tests) change them without a
+    restart."""
+    launch = current_settings()
+    return ZipLimits(
+        max_files=max_files if max_files is not None else launch.max_data_files,
+        max_bytes=max_bytes if max_bytes is not None else launch.max_data_bytes,
+    )
 
 
 @dataclass(frozen=True)
@@ -56,24 +87,26 @@ class ZipImage:
             if unpacked.tell() == 0:
                 raise ImageError(f"{label} is empty (0 bytes): it holds no image.")
             unpacked.seek(0)
-            return decode_stream(unpacked, label, max_pixels=max_pixels)
+            return decode_stream(cast(BinaryIO, unpacked), label, max_pixels=max_pixels)
 
 
 def read_zip_images(
     zip_source: str | os.PathLike | bytes,
-    max_files: int = MAX_ZIP_FILES,
-    max_total_bytes: int = MAX_ZIP_BYTES,
+    max_files: int | None = None,
+    max_total_bytes: int | None = None,
 ) -> list[tuple[str, bytes]]:
-    """The image entries of a small zip as (name, bytes), after checking it is safe to unpack.
+    """The image entries of a small zip as (name, bytes), after checking it is safe to unpack (zip_limits(), unless
+    limits are given).
 
     Everything is read into memory: for many or large files, open_zip and zip_image_entries give entries to
     read one at a time (core.batch does). Raises ImageError for the zip or for its first bad entry.
     """
     label = "the uploaded zip" if isinstance(zip_source, (bytes, bytearray)) else Path(zip_source).name
+    limits = zip_limits(max_files, max_total_bytes)
     with ExitStack() as stack:
         archive = open_zip_in(stack, zip_source, label)
         images = []
-        for info in zip_image_entries(archive, label, max_files=max_files, max_total_bytes=max_total_bytes):
+        for info in zip_image_entries(archive, label, limits=limits):
             chunks: list[bytes] = []
             _unpack_entry(archive, info, f"{label}: the entry '{info.filename}'", chunks.append)
             images.append((info.filename, b"".join(chunks)))
@@ -102,28 +135,75 @@ def open_zip_in(stack: ExitStack, source: str | os.PathLike | bytes, label: str)
         raise ImageError(f"{label} is not a readable zip file ({error}).") from None
 
 
-def zip_image_entries(
-    archive: zipfile.ZipFile, label: str, *, max_files: int = MAX_ZIP_FILES, max_total_bytes: int = MAX_ZIP_BYTES
-) -> list[zipfile.ZipInfo]:
-    """The entries of an open zip that are images by name, after checking the zip is safe to unpack: counts and
-    declared sizes within the limits (zipfile never unpacks more than an entry declares), no unsafe names.
-
-    Hidden files and macOS resource forks are skipped; entries that are not images by suffix too.
-    """
-    entries = [info for info in archive.infolist() if not info.is_dir()]
-    if len(entries) > max_files:
-        raise ImageError(f"{label} holds {len(entries)} files; the limit is {max_files}.")
-    total = sum(info.file_size for info in entries)
-    if total > max_total_bytes:
-        raise ImageError(f"{label} unpacks to {total / 1e9:.1f} GB; the limit is {max_total_bytes / 1e9:.1f} GB.")
-    images = []
-    for info in entries:
+def zip_entries(archive: zipfile.ZipFile, label: str, limits: ZipLimits | None = None) -> list[zipfile.ZipInfo]:
+    """Every file entry of an open zip (folders left out), after checking the whole zip is safe to unpack: no entry
+    name that could land outside its folder, and the count and declared sizes within `limits` (zip_limits() when
+    None). A refusal raises ZipRefusedError naming `label`, before a byte is unpacked."""
+    limits = limits or zip_limits()
+    for info in archive.infolist():
         _check_zip_entry_name(info.filename, label)
-        if not is_hidden(info.filename) and Path(info.filename).suffix.lower() in IMAGE_SUFFIXES:
-            images.append(info)
+    entries = [info for info in archive.infolist() if not info.is_dir()]
+    _check_declared_totals(entries, label, limits)
+    return entries
+
+
+def zip_image_entries(
+    archive: zipfile.ZipFile, label: str, *, limits: ZipLimits | None = None
+) -> list[zipfile.ZipInfo]:
+    """zip_entries, less those that are not images by name: hidden files, macOS resource forks and entries whose
+    suffix is not an image's. A zip with no image left raises ImageError."""
+    images = [info for info in zip_entries(archive, label, limits)
+              if not is_hidden(info.filename) and Path(info.filename).suffix.lower() in IMAGE_SUFFIXES]
     if not images:
         raise ImageError(f"{label} holds no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
     return images
+
+
+def _check_declared_totals(entries: list[zipfile.ZipInfo], label: str, limits: ZipLimits) -> None:
+    """Refuse zip bombs from the central directory, before a byte is unpacked."""
+    if len(entries) > limits.max_files:
+        raise ZipRefusedError(_too_many_files_message(label, len(entries), limits))
+    declared = sum(info.file_size for info in entries)
+    if declared > limits.max_bytes:
+        raise ZipRefusedError(_too_many_bytes_message(label, declared, limits, verb="unpacks to"))
+
+
+def _too_many_files_message(label: str, count: int, limits: ZipLimits) -> str:
+    return (f"{label} holds {count:,} files; the limit is {limits.max_files:,}. Use fewer images, or raise "
+            f"{FILES_VARIABLE}.")
+
+
+def _too_many_bytes_message(label: str, size: int, limits: ZipLimits, verb: str) -> str:
+    return (f"{label} {verb} {_size(size)}; the limit is {_size(limits.max_bytes)}. Use fewer or smaller images, "
+            f"or raise {BYTES_VARIABLE}.")
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e9:.2f} GB" if size >= 10_000_000 else f"{size:,} bytes"
+
+
+class ZipReader:
+    """The entries of one open zip read under one ZipLimits: each in bounded reads of at most max_entry_bytes, and
+    all of them together at most max_bytes, counted as they unpack (a ZipRefusedError past it)."""
+
+    def __init__(self, archive: zipfile.ZipFile, label: str, limits: ZipLimits | None = None):
+        self.archive = archive
+        self.label = label
+        self.limits = limits or zip_limits()
+        self.unpacked_bytes = 0
+
+    def entries(self) -> list[zipfile.ZipInfo]:
+        """zip_entries: every file entry, the zip checked as a whole first."""
+        return zip_entries(self.archive, self.label, self.limits)
+
+    def chunks(self, info: zipfile.ZipInfo, *, label: str) -> Iterator[bytes]:
+        """One entry's bytes (zip_entry_chunks, `label` naming the entry), counted against the zip's total."""
+        for chunk in zip_entry_chunks(self.archive, info, label=label, max_bytes=self.limits.max_entry_bytes):
+            self.unpacked_bytes += len(chunk)
+            if self.unpacked_bytes > self.limits.max_bytes:
+                raise ZipRefusedError(_too_many_bytes_message(self.label, self.unpacked_bytes, self.limits,
+                                                              verb="unpacked to more than"))
+            yield chunk
 
 
 def zip_entry_chunks(
@@ -204,7 +284,10 @@ def is_unsafe_zip_name(entry_name: str) -> bool:
 
 def _check_zip_entry_name(entry_name: str, label: str) -> None:
     if is_unsafe_zip_name(entry_name):
-        raise ImageError(f"{label} has an unsafe entry '{entry_name}' (absolute path or '..'); refusing it.")
+        raise ZipRefusedError(
+            f"{label} has an unsafe entry '{entry_name}' (an absolute path, a drive letter or '..' that would unpack "
+            "outside its folder); nothing was unpacked. Zip the folder again from inside it."
+        )
 
 
 # --- zips whose names are marked UTF-8 but are not ---------------------------------------------------------
@@ -319,7 +402,7 @@ class _FlagClearingFile(io.RawIOBase):
 
     def __init__(self, raw: BinaryIO, positions: list[int]):
         super().__init__()
-        self._raw = raw
+        self._raw = cast(io.BufferedIOBase, raw)  # open(..., "rb") or a BytesIO: both read into a buffer
         self._positions = sorted(positions)
 
     def clear_flag_at(self, position: int) -> None:

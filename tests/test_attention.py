@@ -887,7 +887,7 @@ def test_features_of_a_convolutional_network_say_why_there_are_none(tiny_resnet_
 
 
 def test_head_grid_captions_count_heads_from_one_like_attention_map(tiny_vit_dir, chelsea):
-    from core.attention import head_grid
+    from ui.shared.attention import head_grid
 
     result = explain(chelsea, model=str(tiny_vit_dir), method="attention", head=2, discard_ratio=0.0)
     captions = [caption for _, caption in head_grid(result)]
@@ -896,8 +896,22 @@ def test_head_grid_captions_count_heads_from_one_like_attention_map(tiny_vit_dir
 
 
 def test_a_comparison_keeps_the_class_only_for_the_same_model():
-    from core.attention import comparison_target
+    from ui.shared.attention import comparison_target
 
     assert comparison_target("tabby cat", "google/vit-base-patch16-224", "google/vit-base-patch16-224") == "tabby cat"
     assert comparison_target("tabby cat", "google/vit-base-patch16-224", "facebook/deit-small-patch16-224") is None
     assert comparison_target(None, "a", "a") is None
+
+
+def test_explain_and_features_carry_what_they_ran_on(tiny_vit_dir, photos, empty_model_cache):
+    loads: list[str] = []
+    result = explain(photos["chelsea"], model=str(tiny_vit_dir), precision="fp32", device="cpu", on_load=loads.append)
+    assert loads == [str(tiny_vit_dir.resolve())]
+    assert result.run.model == result.model == str(tiny_vit_dir.resolve())
+    assert (result.run.device, result.run.dtype) == ("cpu", "float32") and result.run.milliseconds >= 0
+    # features() loads the same eager model: a hit, so nothing is announced; each image has its own run
+    extracted = features([photos["chelsea"], photos["coffee"]], model=str(tiny_vit_dir), precision="fp32",
+                         device="cpu", on_load=loads.append)
+    assert len(loads) == 1
+    assert [item.run.model for item in extracted] == [result.model] * 2
+    assert all(item.run.dtype == "float32" and item.run.milliseconds >= 0 for item in extracted)

@@ -277,7 +277,8 @@ def test_caption_files_rows_match_caption(tmp_path, tiny_vit_gpt2_dir, photos, p
 
     from PIL import Image
 
-    from core.batch import CAPTION_CSV_COLUMNS, caption_files, write_caption_csv
+    from core.batch import caption_files
+    from ui.shared.batch import CAPTION_CSV_COLUMNS, write_caption_csv
 
     (tmp_path / "broken.jpg").write_text("never a JPEG")
     buffer = io.BytesIO()
@@ -322,7 +323,7 @@ def test_caption_files_bad_settings_and_no_files(tiny_vit_gpt2_dir, photo_files)
     ("sampling", dict(num_beams=1, do_sample=True, top_p=0.8, temperature=0.7)),
 ])
 def test_decoding_settings_keep_only_what_the_strategy_uses(strategy, expected):
-    from core.caption import decoding_settings
+    from ui.shared.caption import decoding_settings
 
     settings = decoding_settings(strategy, num_beams=4, top_p=0.8, temperature=0.7, max_new_tokens=12)
     assert settings == dict(max_new_tokens=12, num_return_sequences=1, **expected)
@@ -342,10 +343,34 @@ def test_prompt_support_from_config(tiny_vit_gpt2_dir, tiny_blip_dir, tmp_path):
 
 
 def test_word_overlays_caption_each_word(tiny_vit_gpt2_dir, photos):
-    from core.caption import caption_attention, word_overlays
+    from core.caption import caption_attention
+    from ui.shared.caption import word_overlays
 
     result = caption_attention(photos["astronaut"], "an astronaut in a white suit", model=str(tiny_vit_gpt2_dir))
     tiles = word_overlays(result, photos["astronaut"], max_side=128)
     assert [label for _, label in tiles] == [f"{i}. {token}" for i, token in enumerate(result.tokens, start=1)]
     assert all(max(tile.size) == 128 for tile, _ in tiles)
     assert word_overlays(result)[0][0].size == result.model_input.size
+
+
+def test_captions_report_what_they_ran_on(tiny_vit_gpt2_dir, photos, photo_files, empty_model_cache):
+    from core.batch import caption_files
+    from core.caption import caption_attention
+
+    loads, runs = [], []
+    caption(photos["chelsea"], model=str(tiny_vit_gpt2_dir), max_new_tokens=4, precision="fp32",
+            on_load=loads.append, on_run=runs.append)
+    [run] = runs
+    assert loads == [str(tiny_vit_gpt2_dir.resolve())] and run.model == loads[0]
+    assert (run.device, run.dtype) == ("cpu", "float32") and run.milliseconds >= 0
+    # word maps need eager attention, a second cache entry: announced once, then a hit
+    mapped = caption_attention(photos["chelsea"], "a cat", model=str(tiny_vit_gpt2_dir), precision="fp32",
+                               on_load=loads.append)
+    caption_attention(photos["chelsea"], "a cat", model=str(tiny_vit_gpt2_dir), precision="fp32", on_load=loads.append)
+    assert loads == [mapped.model] * 2 and mapped.run.model == mapped.model and mapped.run.milliseconds >= 0
+
+    runs.clear()
+    caption_files([photo_files["chelsea"], photo_files["coffee"], photo_files["rocket"]], model=str(tiny_vit_gpt2_dir),
+                  batch_size=2, max_new_tokens=4, precision="fp32", on_load=loads.append, on_run=runs.append)
+    [batch_run] = runs  # one report for the whole batch, however many batches
+    assert batch_run.model == mapped.model and batch_run.milliseconds >= 0 and len(loads) == 2

@@ -14,8 +14,8 @@ from PIL import Image
 
 from core import FileResult, ImageError, Prediction, classify, classify_files
 from core import batch as batch_module
-from core.batch import CSV_COLUMNS, write_csv
 from core.classify import scores_from_logits
+from ui.shared.batch import CSV_COLUMNS, write_csv
 
 FP32_TOLERANCE = 1e-5
 BF16_TOLERANCE = 0.02
@@ -387,3 +387,52 @@ def test_a_damaged_zip_entry_is_named_in_the_batch_row(tiny_vit_dir, photo_path,
     assert results[0].ok
     assert results[1].name == "damaged.zip/cats/one.png"
     assert "'damaged.zip/cats/one.png' cannot be unpacked" in results[1].error
+
+
+# ---- what ran: RunInfo -------------------------------------------------------------------------------------------
+
+
+def test_classify_reports_what_it_ran_on_once(tiny_vit_dir, chelsea, empty_model_cache):
+    runs, loads = [], []
+    predictions = classify(chelsea, model=str(tiny_vit_dir), precision="fp32", device="cpu", on_load=loads.append,
+                           on_run=runs.append)
+    assert predictions and loads == [str(tiny_vit_dir.resolve())]
+    [run] = runs
+    assert run.model == str(tiny_vit_dir.resolve()) and run.device == "cpu" and run.dtype == "float32"
+    assert run.milliseconds >= 0
+    classify(chelsea, model=str(tiny_vit_dir), precision="bf16", device="cpu", on_run=runs.append)
+    assert runs[-1].dtype == "bfloat16" and len(runs) == 2
+    classify(chelsea, model=str(tiny_vit_dir), precision="fp32", device="cpu", on_load=loads.append)
+    assert len(loads) == 1  # in memory already: nothing to announce
+
+
+def test_classify_files_reports_one_run_and_none_when_nothing_could_be_read(tiny_vit_dir, photo_files, tmp_path):
+    runs = []
+    results = classify_files([photo_files["chelsea"], photo_files["coffee"]], model=str(tiny_vit_dir),
+                             precision="fp32", batch_size=1, on_run=runs.append)
+    assert all(result.ok for result in results)
+    [run] = runs
+    assert run.model == str(tiny_vit_dir.resolve()) and run.dtype == "float32" and run.milliseconds >= 0
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    classify_files([broken], model=str(tiny_vit_dir), on_run=runs.append)
+    assert len(runs) == 1  # no file read, no model ran
+
+
+def test_milliseconds_time_the_computation_and_not_the_load(tiny_vit_dir, chelsea, empty_model_cache, monkeypatch):
+    import time
+
+    from core import models
+
+    original = models._from_pretrained
+
+    def slow_load(*args, **kwargs):
+        time.sleep(0.5)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(models, "_from_pretrained", slow_load)
+    runs = []
+    started = time.perf_counter()
+    classify(chelsea, model=str(tiny_vit_dir), precision="fp32", on_run=runs.append)
+    total_ms = (time.perf_counter() - started) * 1000
+    assert total_ms >= 500 and runs[0].milliseconds < total_ms - 400

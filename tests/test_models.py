@@ -6,11 +6,13 @@ import socket
 from pathlib import Path
 
 import pytest
+
+from core import hub
 import torch
 
-from core import ModelLoadError, configure
+from core import ModelLoadError, configure, current_settings
 from core import models
-from core.models import is_cached, load_classifier, pick_device, pick_dtype
+from core.models import load_classifier, pick_device, pick_dtype
 
 CPU = torch.device("cpu")
 
@@ -96,8 +98,9 @@ def test_uncached_hub_id_while_offline_says_what_to_do(monkeypatch):
 def test_uncached_hub_id_with_the_hub_unreachable_says_so_quickly(monkeypatch):
     # Online mode, but the Hub endpoint is a closed port on this machine: refused at once, no real network.
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_local_port()}")
-    monkeypatch.setattr(models, "_reachability", {})
+    monkeypatch.setattr(hub, "_reachability", {})
     name = "vit-studio-tests/never-downloaded-vit"
     with pytest.raises(ModelLoadError) as caught:
         load_classifier(name)
@@ -119,7 +122,7 @@ def test_folder_with_only_pickled_weights_is_refused_for_safetensors(tiny_vit_di
         load_classifier(str(folder))
     message = str(caught.value)
     assert str(folder) in message and "safetensors" in message
-    assert not is_cached(str(folder))
+    assert not in_memory(str(folder))
 
 
 def test_text_config_folder_is_refused_as_not_an_image_classifier(tmp_path):
@@ -134,12 +137,51 @@ def test_text_config_folder_is_refused_as_not_an_image_classifier(tmp_path):
 # --- the cache ----------------------------------------------------------------------------------------------
 
 
+def in_memory(folder: str) -> bool:
+    """Whether some variant of the model in this folder is in the engine's cache (keys start with the resolved path)."""
+    resolved = str(Path(folder).resolve())
+    return any(key[0] == resolved for key in models._cache.keys())
+
+
 def test_second_load_returns_the_same_object(tiny_vit_dir, empty_model_cache):
-    assert not is_cached(str(tiny_vit_dir))
+    assert not in_memory(str(tiny_vit_dir))
     first = load_classifier(str(tiny_vit_dir), precision="fp32")
-    assert is_cached(str(tiny_vit_dir))
+    assert in_memory(str(tiny_vit_dir))
     assert load_classifier(str(tiny_vit_dir), precision="fp32") is first
     assert load_classifier(str(tiny_vit_dir), precision="bf16") is not first  # another variant, another entry
+
+
+def test_on_load_hears_the_resolved_name_once_on_a_miss_and_never_on_a_hit(tiny_vit_dir, empty_model_cache,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tiny_vit_dir.parent)
+    heard: list[str] = []
+    first = load_classifier(f"./{tiny_vit_dir.name}", precision="fp32", on_load=heard.append)
+    assert heard == [str(tiny_vit_dir.resolve())]  # the resolved name, not the relative one typed
+    assert load_classifier(str(tiny_vit_dir), precision="fp32", on_load=heard.append) is first
+    assert len(heard) == 1  # a hit says nothing
+    load_classifier(str(tiny_vit_dir), precision="bf16", on_load=heard.append)  # another variant: a real load
+    assert heard == [str(tiny_vit_dir.resolve())] * 2
+
+
+def test_on_load_is_heard_before_the_load_runs_and_also_for_a_load_that_fails(tmp_path, empty_model_cache):
+    cache = models.ModelCache(2)
+    events: list[str] = []
+
+    def load() -> str:
+        events.append("load")
+        return "model"
+
+    assert cache.get_or_load(("a",), load, on_load=lambda: events.append("on_load")) == "model"
+    assert cache.get_or_load(("a",), load, on_load=lambda: events.append("on_load")) == "model"
+    assert events == ["on_load", "load"]
+
+    folder = tmp_path / "not-loadable"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")  # a model folder by its config.json, but no model in it
+    heard: list[str] = []
+    with pytest.raises(ModelLoadError):
+        load_classifier(str(folder), on_load=heard.append)
+    assert heard == [str(folder.resolve())]
 
 
 def test_cache_evicts_the_least_recently_used_beyond_cache_size(tiny_vit_dir, tiny_deit_dir, monkeypatch, empty_model_cache):
@@ -151,7 +193,7 @@ def test_cache_evicts_the_least_recently_used_beyond_cache_size(tiny_vit_dir, ti
     load_classifier(str(tiny_vit_dir), precision="bf16")  # a third entry pushes out the oldest: deit
 
     assert len(models._cache) == 2
-    assert not is_cached(str(tiny_deit_dir))
+    assert not in_memory(str(tiny_deit_dir))
     assert load_classifier(str(tiny_vit_dir), precision="fp32") is vit
     assert load_classifier(str(tiny_deit_dir), precision="fp32") is not deit  # loaded afresh
 
@@ -159,7 +201,7 @@ def test_cache_evicts_the_least_recently_used_beyond_cache_size(tiny_vit_dir, ti
 def test_clear_cache_forgets_every_model(tiny_vit_dir, empty_model_cache):
     first = load_classifier(str(tiny_vit_dir), precision="fp32")
     models.clear_cache()
-    assert not is_cached(str(tiny_vit_dir))
+    assert not in_memory(str(tiny_vit_dir))
     assert load_classifier(str(tiny_vit_dir), precision="fp32") is not first
 
 
@@ -189,14 +231,14 @@ def test_configured_precision_is_the_default_for_loads(tiny_vit_dir, restore_set
 
 @pytest.mark.parametrize("precision", ["fp8", "float32", "BF16"])
 def test_unknown_precision_is_a_value_error(tiny_vit_dir, restore_settings, precision):
-    before = models.settings()
+    before = current_settings()
     with pytest.raises(ValueError, match="Unknown precision"):
         load_classifier(str(tiny_vit_dir), precision=precision)
     with pytest.raises(ValueError, match="Unknown precision"):
         pick_dtype(precision, CPU)
     with pytest.raises(ValueError, match="Unknown precision"):
         configure(precision=precision)
-    assert models.settings() == before  # a refused configure changes nothing
+    assert current_settings() == before  # a refused configure changes nothing
 
 
 def test_auto_device_is_cpu_without_an_accelerator():

@@ -386,7 +386,8 @@ def test_backend_from_the_name(tiny_hf_clip_dir, tiny_open_clip_dir, tmp_path):
 def test_pretrained_tags_and_choices(tiny_hf_clip_dir, tiny_open_clip_dir):
     import open_clip
 
-    from core.zero_shot import ZERO_SHOT_CHOICES, pretrained_tags, takes_pretrained, uses_transformers
+    from core.zero_shot import pretrained_tags, takes_pretrained, uses_transformers
+    from ui.shared.widgets import ZERO_SHOT_CHOICES
 
     assert takes_pretrained("ViT-B-32") and takes_pretrained("ViT-B/32")
     assert not any(takes_pretrained(name) for name in (
@@ -623,3 +624,27 @@ def test_map_while_another_thread_scores(fresh_cache, tiny_open_clip_dir, photos
     assert not other_errors and other_results and all(result == expected for result in other_results)
     for heatmap in maps:
         np.testing.assert_allclose(heatmap, alone, atol=1e-6)
+
+
+def test_zero_shot_and_its_map_report_what_they_ran_on(fresh_cache, tiny_open_clip_dir, tiny_hf_clip_dir, chelsea):
+    from core.zero_shot import template_scores, zero_shot, zero_shot_map
+
+    model = f"local-dir:{tiny_open_clip_dir}"
+    loads, runs = [], []
+    zero_shot(chelsea, LABELS, model=model, precision="fp32", device="cpu", on_load=loads.append, on_run=runs.append)
+    template_scores(chelsea, LABELS, model=model, precision="fp32", device="cpu", on_load=loads.append,
+                    on_run=runs.append)
+    label_map = zero_shot_map(chelsea, "a cat", LABELS, model=model, precision="fp32", device="cpu",
+                              on_load=loads.append)
+    assert loads == [f"local-dir:{tiny_open_clip_dir.resolve()}"]  # one open_clip model serves all three
+    assert [run.model for run in runs] == loads * 2 and label_map.run.model == label_map.model == loads[0]
+    assert all((run.device, run.dtype) == ("cpu", "float32") and run.milliseconds >= 0
+               for run in [*runs, label_map.run])
+
+    # transformers CLIP: maps need eager attention, another cache entry, so a second announced load
+    zero_shot(chelsea, LABELS, model=str(tiny_hf_clip_dir), precision="bf16", device="cpu", on_load=loads.append,
+              on_run=runs.append)
+    hf_map = zero_shot_map(chelsea, "a cat", LABELS, model=str(tiny_hf_clip_dir), precision="bf16", device="cpu",
+                           on_load=loads.append)
+    assert loads[1:] == [str(tiny_hf_clip_dir.resolve())] * 2
+    assert runs[-1].dtype == hf_map.run.dtype == "bfloat16"
