@@ -288,10 +288,42 @@ def test_resume_without_a_checkpoint_says_so(shapes_dir, scratch_config, tmp_pat
         resume_config(tmp_path / "empty-run")
 
 
+def ended(job, within_s: float = 60):
+    """The job's last state once it has ended; the test fails, saying so, when it still runs after within_s."""
+    state = job.wait(timeout_s=within_s)
+    assert not state.running, f"the run {job.output_dir.name} was still training after {within_s} s"
+    return state
+
+
+def first_step(job, within_s: float = 60) -> None:
+    """Wait until the job has taken a training step; the test fails, saying so, when none came within_s."""
+    deadline = time.monotonic() + within_s
+    while not any(isinstance(event, Step) for event in job.state().events):
+        assert job.running, f"the run ended before its first step: {job.state().error}"
+        assert time.monotonic() < deadline, f"the run took no training step within {within_s} s"
+        job.wait(timeout_s=0.05)
+
+
+class PageClock:
+    """training.jobs's clock, moved by hand: whether an owner's page counts as gone must not depend on how long a
+    loaded machine takes between two lines of a test."""
+
+    def __init__(self):
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
+
+
 def test_one_training_at_a_time(shapes_dir, scratch_config, tmp_path):
     from training.jobs import start_training, watch
 
-    job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=2))
+    # Long enough that it is still training whatever the machine's speed, until it is stopped.
+    job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200))
     with pytest.raises(ValueError, match="A training is already running \\(a\\)"):
         start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "b"))
     job.stop()
@@ -299,7 +331,7 @@ def test_one_training_at_a_time(shapes_dir, scratch_config, tmp_path):
     assert not states[-1].running and states[-1].ended_well and isinstance(states[-1].events[-1], Stopped)
     # Bad data surfaces as the job's error, not as a hang or a traceback.
     (tmp_path / "nothing").mkdir()
-    failed = start_training(shapes_config(tmp_path / "nothing", scratch_config, tmp_path / "c")).wait(60)
+    failed = ended(start_training(shapes_config(tmp_path / "nothing", scratch_config, tmp_path / "c")))
     assert failed.error and "no images" in failed.error.lower()
 
 
@@ -308,7 +340,7 @@ def test_on_a_shared_app_only_the_visitor_who_started_a_run_can_stop_it_while_op
         shared_by, shapes_dir, scratch_config, tmp_path, monkeypatch):
     from training import jobs
     from training.access import visitor
-    from training.jobs import NOTHING_TRAINING, STOPPING, run_owner, start_training, stop_current
+    from training.jobs import OWNER_AWAY_S, run_owner, start_training, stop_current
 
     for name in ("SPACE_ID", "VIT_STUDIO_SHARED"):
         monkeypatch.delenv(name, raising=False)
@@ -316,32 +348,33 @@ def test_on_a_shared_app_only_the_visitor_who_started_a_run_can_stop_it_while_op
     # A Space, or a classroom server (app.py sets VIT_STUDIO_SHARED for --host 0.0.0.0 and --share).
     monkeypatch.setenv(shared_by, "someone/vit-studio" if shared_by == "SPACE_ID" else "1")
     alice, bob = visitor("visitor-a"), visitor("visitor-b")
-    monkeypatch.setattr(jobs, "OWNER_AWAY_S", 0.5)
+    clock = PageClock()
+    monkeypatch.setattr(jobs, "time", clock)
     job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200), visitor=alice)
     for _ in range(4):  # the owner's page redraws for longer than OWNER_AWAY_S: it is still there
         job.watched_by(alice)
         job.watched_by(bob)  # another page watching changes nothing
+        clock.now += 0.8 * OWNER_AWAY_S
         with pytest.raises(ValueError, match="started by another visitor, whose page is still open"):
             stop_current(visitor=bob)
-        time.sleep(0.2)
     assert job.running
-    time.sleep(0.6)  # the owner's page is gone: anyone may stop the run now
-    assert stop_current(visitor=bob) == STOPPING
-    assert isinstance(job.wait(60).events[-1], Stopped)
-    assert stop_current(visitor=bob) == NOTHING_TRAINING
+    clock.now += 0.4 * OWNER_AWAY_S  # the owner's page is gone: anyone may stop the run now
+    assert stop_current(visitor=bob) is True
+    assert isinstance(ended(job).events[-1], Stopped)
+    assert stop_current(visitor=bob) is False  # nothing is training
 
 
 def test_the_owner_stops_at_once(shapes_dir, scratch_config, tmp_path, monkeypatch):
     from training.access import visitor
-    from training.jobs import STOPPING, start_training, stop_current
+    from training.jobs import start_training, stop_current
 
     monkeypatch.setenv("SPACE_ID", "someone/vit-studio")
     job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200),
                          visitor=visitor("visitor-a"))
     with pytest.raises(ValueError, match="another visitor"):
         stop_current()
-    assert stop_current(visitor=visitor("visitor-a")) == STOPPING
-    assert isinstance(job.wait(60).events[-1], Stopped)
+    assert stop_current(visitor=visitor("visitor-a")) is True
+    assert isinstance(ended(job).events[-1], Stopped)
 
 
 def test_a_second_start_is_told_at_once_whose_run_trains_and_when_it_ends(shapes_dir, scratch_config, tmp_path,
@@ -354,17 +387,16 @@ def test_a_second_start_is_told_at_once_whose_run_trains_and_when_it_ends(shapes
     alice, bob = visitor("visitor-a"), visitor("visitor-b")
     job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200), visitor=alice)
     try:
-        deadline = time.monotonic() + 60
-        while not any(type(event).__name__ == "Step" for event in job.state().events) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with pytest.raises(ValueError, match=r"Another visitor's run is training now, and about .+ left \(step \d+/\d+\)"):
+        first_step(job)
+        busy = r"Another visitor's run is training now, and about .+ left \(step \d+/\d+\)"
+        with pytest.raises(ValueError, match=busy):
             start_new_run(shapes_config(shapes_dir, scratch_config, tmp_path / "b"), "mine", visitor=bob)
         with pytest.raises(ValueError, match=r"A training is already running \(a\), and about"):
             start_new_run(shapes_config(shapes_dir, scratch_config, tmp_path / "b"), "mine", visitor=alice)
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing left behind
     finally:
         stop_current(visitor=alice)
-        job.wait(60)
+        ended(job)
 
 
 # ---- after the run -----------------------------------------------------------------------------------------
@@ -387,7 +419,7 @@ def test_validation_predictions_fill_the_confusion_matrix(shapes_run):
 
 
 def test_model_card_has_the_metrics_and_the_matrix(shapes_run):
-    from training.review import model_card
+    from training.model_card import model_card
 
     output_dir, events = shapes_run
     card = model_card(output_dir)

@@ -18,9 +18,8 @@ import torch
 
 from training.events import Finished, Started, Step, Stopped, from_json, read_events, to_json
 from training.examples import write_shapes
-from training.finetune import (MAX_BATCH_PIXELS, MAX_IMAGE_SIZE, FinetuneConfig, check_config, finetune, form_config,
-                               resume_config)
-from training.runs import describe_progress
+from training.finetune import MAX_BATCH_PIXELS, MAX_IMAGE_SIZE, FinetuneConfig, check_config, finetune, resume_config
+from ui.shared.training import describe_progress, form_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DAMAGED = "This checkpoint is damaged: {}; start a new run or pick another."
@@ -67,6 +66,26 @@ def test_the_train_forms_numbers_get_a_sentence(field, value):
     with pytest.raises(ValueError, match=f"The {field}"):
         check_config(form_config("data", "vit-small-scratch", "full", 3, 5e-5, numbers["batch size"], 0.0, 0.0,
                                  numbers["image size"], True, numbers["seed"], "auto"))
+
+
+def test_a_train_form_reads_into_the_engines_config():
+    """The forms' numbers arrive as floats (Gradio) or ints (Streamlit); 0 as the image size means the model's own,
+    and the scratch preset in "Start from" trains from a config rather than loading a model."""
+    config = form_config("shapes.zip", "vit-small-scratch", "head", 10.0, 1e-3, 16.0, None, 0.1, 0.0, True, 42.0,
+                         "bf16")
+    assert (config.num_train_epochs, config.per_device_train_batch_size, config.seed) == (10, 16, 42)
+    assert all(type(value) is int for value in (config.num_train_epochs, config.per_device_train_batch_size,
+                                                config.seed))
+    assert config.image_size is None and config.weight_decay == 0.0 and config.precision == "bf16"
+    assert (config.model_name_or_path, config.config_name) == (None, "vit-small-scratch")
+    from_model = form_config("shapes.zip", " google/vit-base-patch16-224 ", "full", 3, 5e-5, 8, 0.01, 0.0, 384, False,
+                             7, "auto")
+    assert (from_model.model_name_or_path, from_model.config_name, from_model.image_size) == (
+        "google/vit-base-patch16-224", None, 384)
+    check_config(config)
+    check_config(from_model)
+    with pytest.raises(ValueError, match="The epochs must be a whole number, not 2.5"):
+        form_config("shapes.zip", "vit-small-scratch", "head", 2.5, 1e-3, 16, 0, 0, 0, True, 42, "auto")
 
 
 def test_cli_image_size_30000_is_one_line_and_no_traceback(tmp_path):

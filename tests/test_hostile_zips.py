@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from test_streamlit import app, click, errors, runs_dir, table, upload  # noqa: F401 - app, runs_dir: fixtures
 
 from core.batch import classify_files
 from core.images import ImageError
 from core.zips import MAX_ZIP_ENTRY_BYTES, open_zip, read_zip_images
 from training.data import DataError, check_data
-
-from test_streamlit import app, click, errors, runs_dir, table, upload  # noqa: F401 - app, runs_dir: fixtures
 
 BIG_ENTRY_BYTES = 1024**3  # twice the per-image limit, half the per-zip one: only the per-image limit can stop it
 MEMORY_BUDGET = 300 * 1024**2  # what a hostile zip may add to the peak; before the fixes it added over 1 GB
@@ -168,6 +167,38 @@ def test_data_check_of_nothing_but_a_huge_entry_says_why_and_leaves_nothing(bomb
     with pytest.raises(DataError, match=rf"No images found .*{BIG}: too large"):
         check_data(bombs["alone"], tmp_path / "work")
     assert list((tmp_path / "work").iterdir()) == []
+
+
+# --- one reader, one set of limits, for the batch tabs and the training data ----------------------------------
+
+
+@pytest.mark.parametrize("variable, value, refusal", [
+    ("VIT_STUDIO_MAX_DATA_FILES", "3", "holds 4 files; the limit is 3"),
+    ("VIT_STUDIO_MAX_DATA_BYTES", "1000", "unpacks to"),
+])
+def test_batch_classify_and_the_data_check_refuse_a_zip_by_the_same_limit(variable, value, refusal, tmp_path,
+                                                                           small_images, warm_model, monkeypatch):
+    archive = add_entries(tmp_path / "four.zip", small_images)
+    monkeypatch.setenv(variable, value)
+    results = classify_files([archive], model=warm_model, top_k=1)
+    assert [result.name for result in results] == ["four.zip"] and refusal in results[0].error
+    assert variable in results[0].error  # the message says which setting raises the limit
+    with pytest.raises(DataError) as caught:
+        check_data(archive, tmp_path / "work")
+    assert str(caught.value) == results[0].error
+    assert list((tmp_path / "work").iterdir()) == []
+    monkeypatch.delenv(variable)
+    assert all(result.ok for result in classify_files([archive], model=warm_model, top_k=1))
+    assert check_data(archive, tmp_path / "work").classes == ("ants", "bees")
+
+
+def test_an_unsafe_name_gets_one_refusal_from_both_readers(tmp_path, small_images, warm_model):
+    archive = add_entries(tmp_path / "evil.zip", {**small_images, "../evil.png": small_images[SMALL[0]]})
+    results = classify_files([archive], model=warm_model, top_k=1)
+    with pytest.raises(DataError) as caught:
+        check_data(archive, tmp_path / "work")
+    assert [result.name for result in results] == ["evil.zip"] and results[0].error == str(caught.value)
+    assert "unsafe entry '../evil.png'" in results[0].error and not (tmp_path / "evil.png").exists()
 
 
 # --- hole 5: names flagged UTF-8 that are not ----------------------------------------------------------------

@@ -10,7 +10,8 @@ from training.access import claim_run, visitor
 from training.disk import DiskBudget, room_for_new_run, tidy_runs, trim_finished_run
 from training.examples import write_shapes_zip
 from training.finetune import FinetuneConfig, finetune
-from training.runs import folder_bytes, list_runs, run_label
+from training.runs import folder_bytes, list_runs
+from ui.shared.training import run_label
 
 HOUR = 3600.0
 
@@ -96,6 +97,7 @@ def test_on_a_space_a_run_whose_data_outgrows_the_room_left_is_refused(tiny_vit_
     job = start_new_run(FinetuneConfig(train_dir=shapes_zip, output_dir="ignored", model_name_or_path=str(tiny_vit_dir),
                                        mode="head", num_train_epochs=1), "big", visitor=visitor("visitor-a"))
     state = job.wait(60)
+    assert not state.running, "the refused run was still preparing its data after 60 s"
     assert state.error and "the limit is" in state.error
     assert [path.name for path in (tmp_path / "runs").iterdir()] == ["ballast.bin"]  # no folder left behind
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
+from core import zips as zips_module
 from core.images import load_image
 from core.zips import is_unsafe_zip_name
-from training import data as data_module
 from training.data import (
     DataError,
     ImageClassificationData,
@@ -25,6 +25,7 @@ from training.data import (
     image_transforms,
     prepare_data,
 )
+from ui.shared.training_data import chosen_source, count_rows, report_summary
 
 HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera"
 needs_hymenoptera = pytest.mark.skipif(
@@ -103,7 +104,7 @@ def test_hymenoptera_folder_counts_are_what_os_walk_finds():
         assert report.train_counts[index] == found["train", name] - skipped["train", name]
         assert report.val_counts[index] == found["val", name] - skipped["val", name]
     assert len(prepared.train) == sum(report.train_counts) and len(prepared.val) == sum(report.val_counts)
-    assert report.table() == [
+    assert count_rows(report) == [
         [name, train, val, train + val]
         for name, train, val in zip(report.classes, report.train_counts, report.val_counts)
     ]
@@ -207,7 +208,7 @@ def test_zip_declaring_more_bytes_than_the_limit_is_refused_before_unpacking(tmp
 
 
 def test_zip_byte_limit_holds_while_unpacking_even_if_declared_sizes_passed(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_module, "_check_declared_totals", lambda *args: None)
+    monkeypatch.setattr(zips_module, "_check_declared_totals", lambda *args: None)
     zeros = bytes(60_000)
     archive = make_zip(tmp_path / "bomb.zip", {"ants/a.png": zeros, "bees/b.png": zeros})
     with pytest.raises(DataError, match="unpacked to more than"):
@@ -337,7 +338,9 @@ def test_hidden_non_image_and_damaged_files_are_skipped_with_reasons(tmp_path, s
     assert reasons["bees/text.jpg"].startswith("damaged image:")
     assert reasons["stray.jpg"] == "not in a class folder"
     assert len(reasons) == 8
-    assert [train + val for _, train, val, _ in report.table()] == [4, 4]
+    assert [train + val for _, train, val, _ in count_rows(report)] == [4, 4]
+    assert report_summary(report) == (f"2 classes, {sum(report.train_counts)} training and {sum(report.val_counts)} "
+                                      f"validation images ({report.split}); 8 file(s) skipped.")
 
 
 def test_image_over_the_pixel_limit_is_skipped_as_too_large(tmp_path, small_photo, monkeypatch):
@@ -496,16 +499,6 @@ def test_relative_name_pairs_with_unsafe_names_are_refused(tmp_path, small_photo
         prepare_data([("ants/1.jpg", path), ("../bees/2.jpg", path)], tmp_path / "work")
 
 
-def test_upload_whose_folder_names_were_lost_asks_for_a_zip(tmp_path, small_photo):
-    """gradio 6 keeps a directory upload as <cache>/<sha256>/<file name>: the class folders are gone."""
-    files = []
-    for index in range(4):
-        digest = f"{index:064x}"
-        files.extend(write_images(tmp_path / "gradio" / digest, 1, small_photo, prefix=f"p{index}"))
-    with pytest.raises(DataError, match="Upload a .zip"):
-        prepare_data([str(path) for path in files], tmp_path / "work")
-
-
 def test_list_holding_one_zip_is_read_as_the_zip(tmp_path, small_photo):
     payload = jpeg_bytes(small_photo)
     archive = make_zip(tmp_path / "photos.zip", three_each("a", "b", payload=payload))
@@ -573,21 +566,7 @@ def test_dataset_reads_a_sample_list_built_by_hand(tmp_path, small_photo):
     assert item["pixel_values"].shape == (3, 32, 48) and item["labels"] == 3
 
 
-def test_folder_names_pair_only_when_every_name_matches(tmp_path):
-    from training.data import pair_folder_names
-
-    files = [tmp_path / "h1" / "a.jpg", tmp_path / "h2" / "b.jpg"]
-    assert pair_folder_names('["pets/cat/a.jpg", "pets/dog/b.jpg"]', files) == [
-        ("pets/cat/a.jpg", files[0]), ("pets/dog/b.jpg", files[1])]
-    # A stale list (another folder), a short list, or no list: the bare files, never a wrong class.
-    assert pair_folder_names('["pets/cat/x.jpg", "pets/dog/b.jpg"]', files) == files
-    assert pair_folder_names('["pets/cat/a.jpg"]', files) == files
-    assert pair_folder_names("", files) == files and pair_folder_names("not json", files) == files
-
-
 def test_the_users_own_images_come_before_the_example_data_set(tmp_path):
-    from training.data import chosen_source
-
     example = tmp_path / "shapes.zip"
     pairs = [("pets/cat/a.jpg", tmp_path / "a.jpg")]
     assert chosen_source(tmp_path / "mine.zip", pairs, "/data", example) == tmp_path / "mine.zip"

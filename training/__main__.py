@@ -9,7 +9,7 @@ import os
 import sys
 
 from .events import Evaluated, Finished, Saved, Started, Step, Stopped
-from .finetune import DEFAULT_BASE, MODES, PRECISIONS, SCRATCH_PRESETS, FinetuneConfig, finetune
+from .finetune import DEFAULT_BASE, MODES, SCRATCH_PRESETS, TRAINING_PRECISIONS, FinetuneConfig, finetune
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train_val_split", type=float, default=0.15,
                         help="validation share when the data has no val/ folder")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    parser.add_argument("--precision", choices=TRAINING_PRECISIONS, default="auto")
     parser.add_argument("--no_augmentation", action="store_true",
                         help="no random crops and flips (for data where they change the label)")
     # The example scripts take a checkpoint path here; this script keeps one checkpoint, in output_dir, so a

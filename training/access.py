@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from core.settings import current_settings
+
 from .checkpoints import RUN_CONFIG
 from .runs import EVENTS_LOG, RunSummary, list_runs, runs_root
 
@@ -37,9 +39,9 @@ LOCAL_USER = Visitor(id=None, shared=False)
 
 
 def app_is_shared() -> bool:
-    """Whether people other than the machine's user can reach the app: app.py says so in VIT_STUDIO_SHARED, and a
-    Hugging Face Space (SPACE_ID) always is."""
-    return os.environ.get("VIT_STUDIO_SHARED") == "1" or bool(os.environ.get("SPACE_ID"))
+    """Whether people other than the machine's user can reach the app: app.py's flags say so (or VIT_STUDIO_SHARED),
+    and a Hugging Face Space always is."""
+    return current_settings().shared
 
 
 def visitor(visitor_id: str | None, shared: bool | None = None) -> Visitor:
@@ -171,15 +173,6 @@ def _run_folder(name: str, root: Path) -> Path | None:
 def _shown_name(name: str | os.PathLike) -> str:
     """The last part of what was typed, short: enough to recognise, nothing more of a path echoed back."""
     return Path(str(name).strip()).name[:80] or str(name)[:80]
-
-
-def start_from_choices(runs: Sequence[RunSummary]) -> list[str]:
-    """What a "Start from" box offers: the suggested bases, then the finished ones of `runs` (visible_runs's list,
-    made once for both of a page's lists: it reads every run's log and size)."""
-    from .finetune import BASE_CHOICES
-
-    finished = [str(summary.path) for summary in runs if summary.status == "finished"]
-    return list(dict.fromkeys([*BASE_CHOICES, *finished]))
 
 
 def shared_model_folders(default_model: str, root: Path | None = None) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ class TrainingState:
     def after_step(self, loss: float) -> "TrainingState":
         return replace(self, step=self.step + 1, loss_sum=self.loss_sum + loss)
 
-    def metrics(self, runtime_s: float, epochs: int, images_seen: int) -> dict[str, float]:
+    def metrics(self, runtime_s: float, epochs: int, images_seen: int) -> dict[str, float | None]:
         """The example scripts' all_results.json keys; runtime and speed cover this session (after a resume,
         the part since the resume)."""
         return {"epoch": float(epochs), "train_loss": self.loss_sum / max(self.step, 1),
@@ -91,7 +91,9 @@ def read_split(output_dir: str | Path) -> PreparedData:
     classes = tuple(split["classes"])
     train = tuple(Sample(Path(path), label) for path, label in split["train"])
     val = tuple(Sample(Path(path), label) for path, label in split["val"])
-    counts = lambda samples: tuple(sum(sample.label == index for sample in samples) for index in range(len(classes)))
+    def counts(samples: tuple[Sample, ...]) -> tuple[int, ...]:
+        return tuple(sum(sample.label == index for sample in samples) for index in range(len(classes)))
+
     report = DataReport(classes=classes, train_counts=counts(train), val_counts=counts(val), skipped=(),
                         warnings=(), split="as the run split it", examples=())
     return PreparedData(root=Path(split["root"]), classes=classes, train=train, val=val, report=report)

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import errno
-import json
 import math
 import os
 import random
-import re
 import shutil
 import stat
 import tempfile
@@ -23,7 +21,16 @@ import torch
 from torch.utils.data import Dataset
 
 from core.images import IMAGE_SUFFIXES, ImageError, ImageTooLargeError, is_hidden, load_image, verify_image_file
-from core.zips import MAX_ZIP_ENTRY_BYTES, ZipEntryTooLargeError, is_unsafe_zip_name, open_zip, zip_entry_chunks
+from core.zips import (
+    MAX_ZIP_BYTES,
+    ZipEntryTooLargeError,
+    ZipLimits,
+    ZipReader,
+    ZipRefusedError,
+    is_unsafe_zip_name,
+    open_zip,
+    zip_limits,
+)
 
 PathLike = Union[str, os.PathLike]
 # A list source holds plain paths (the class is the parent folder's name) or (relative name, path) pairs.
@@ -32,17 +39,13 @@ DataSource = Union[PathLike, Sequence[Union[PathLike, tuple[str, PathLike]]]]
 TRAIN_FOLDER = "train"
 VAL_FOLDERS = ("val", "validation", "valid")  # in order of preference when several are present
 
-DEFAULT_MAX_DATA_BYTES = 2 * 1024**3
-DEFAULT_MAX_DATA_FILES = 50_000
+# The data's caps are core.zips's, one set for zips, folders and uploads (zip_limits reads their variables).
+DEFAULT_MAX_DATA_BYTES = MAX_ZIP_BYTES
 
 IMBALANCE_RATIO = 3.0
 SMALL_CLASS_IMAGES = 10  # below this a class is learnt poorly, whatever the model
 SMALL_VAL_IMAGES = 10  # below this validation accuracy moves in steps of 10% or more
 EXAMPLES_PER_CLASS = 4
-TABLE_HEADERS = ("class", "train", "val", "total")
-
-# Gradio keeps an upload as <cache>/<sha256 of its content>/<file name>: the folder the file came from is lost.
-_UPLOAD_HASH_FOLDER = re.compile(r"^[0-9a-f]{40,64}$")
 
 
 class DataError(ValueError):
@@ -71,21 +74,6 @@ class DataReport:
     split: str
     examples: tuple[tuple[Path, ...], ...]  # up to EXAMPLES_PER_CLASS image paths per class, for thumbnails
 
-    def table(self) -> list[list]:
-        """Rows [class, train, val, total] (headers in TABLE_HEADERS), for a UI table."""
-        return [
-            [name, train, val, train + val]
-            for name, train, val in zip(self.classes, self.train_counts, self.val_counts)
-        ]
-
-    def summary(self) -> str:
-        """One line for a status box: classes, images per side, files left out."""
-        skipped = f"; {len(self.skipped)} file(s) skipped" if self.skipped else ""
-        return (
-            f"{len(self.classes)} classes, {sum(self.train_counts)} training and {sum(self.val_counts)} "
-            f"validation images ({self.split}){skipped}."
-        )
-
 
 @dataclass(frozen=True)
 class PreparedData:
@@ -102,12 +90,6 @@ class PreparedData:
     @property
     def label2id(self) -> dict[str, int]:
         return {name: index for index, name in enumerate(self.classes)}
-
-
-@dataclass(frozen=True)
-class _Limits:
-    max_files: int
-    max_bytes: int
 
 
 @dataclass(frozen=True)
@@ -150,7 +132,7 @@ def prepare_data(
 
 
 def _prepare_folder(
-    source_root: Path, skipped: list[Skipped], val_fraction: float, seed: int, limits: _Limits
+    source_root: Path, skipped: list[Skipped], val_fraction: float, seed: int, limits: ZipLimits
 ) -> PreparedData:
     data_root = _find_data_root(source_root)
     candidates, walk_skipped = _walk_images(source_root, data_root, limits)
@@ -204,27 +186,17 @@ def _check_val_fraction(val_fraction: float) -> None:
         )
 
 
-def _limits(max_files: int | None, max_bytes: int | None) -> _Limits:
-    # Read at call time, so a server's settings (and tests) can change them without a restart.
-    files = max_files if max_files is not None else _env_int("VIT_STUDIO_MAX_DATA_FILES", DEFAULT_MAX_DATA_FILES)
-    size = max_bytes if max_bytes is not None else _env_int("VIT_STUDIO_MAX_DATA_BYTES", DEFAULT_MAX_DATA_BYTES)
-    return _Limits(max_files=files, max_bytes=size)
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
+def _limits(max_files: int | None, max_bytes: int | None) -> ZipLimits:
     try:
-        return int(value.replace("_", ""))
-    except ValueError:
-        raise DataError(f"{name}={value!r} is not a whole number: set it to e.g. {default}.") from None
+        return zip_limits(max_files, max_bytes)
+    except ValueError as error:  # a variable that is not a whole number
+        raise DataError(str(error)) from None
 
 
 # --- getting the source onto disk as one folder -------------------------------------------------------------
 
 
-def _materialise(source: DataSource, work_dir: PathLike | None, limits: _Limits) -> tuple[Path, list[Skipped], bool]:
+def _materialise(source: DataSource, work_dir: PathLike | None, limits: ZipLimits) -> tuple[Path, list[Skipped], bool]:
     """The folder that holds the source's files, what was left out getting them there, and whether the
     folder was made here (and so may be removed again)."""
     if isinstance(source, (list, tuple)):
@@ -251,8 +223,8 @@ def _materialise(source: DataSource, work_dir: PathLike | None, limits: _Limits)
 
 
 def _filled_folder(
-    fill: Callable[[Any, Path, _Limits], tuple[Path, list[Skipped]]], source: Any, work_dir: PathLike | None,
-    limits: _Limits,
+    fill: Callable[[Any, Path, ZipLimits], tuple[Path, list[Skipped]]], source: Any, work_dir: PathLike | None,
+    limits: ZipLimits,
 ) -> tuple[Path, list[Skipped]]:
     """A new folder under work_dir filled by `fill` from source; removed again whatever stops the filling (a
     refused zip, a damaged one, a full disk), so a source that fails leaves nothing behind."""
@@ -276,56 +248,35 @@ def _new_folder(work_dir: PathLike | None) -> Path:
     return Path(tempfile.mkdtemp(prefix="data-", dir=work_dir))
 
 
-def _extract_zip(zip_path: Path, target: Path, limits: _Limits) -> tuple[Path, list[Skipped]]:
-    """Unpack the image entries of a zip into target after checking names and declared sizes."""
+def _extract_zip(zip_path: Path, target: Path, limits: ZipLimits) -> tuple[Path, list[Skipped]]:
+    """Unpack the image entries of a zip into target through core.zips's reader, which checks names and sizes."""
     with ExitStack() as stack:
         try:
             archive = stack.enter_context(open_zip(zip_path))
         except (zipfile.BadZipFile, OSError) as error:
             raise DataError(f"{zip_path.name} is not a readable zip file ({error}): zip the folder again.") from None
-        entries = [info for info in archive.infolist() if not info.is_dir()]
-        _check_entry_names(archive.infolist(), zip_path.name)
-        _check_declared_totals(entries, zip_path.name, limits)
-        return target, _unpack_entries(archive, entries, target, zip_path.name, limits)
+        reader = ZipReader(archive, zip_path.name, limits)
+        try:
+            return target, _unpack_entries(reader, reader.entries(), target)
+        except ZipRefusedError as error:  # an unsafe name, or too many files or bytes: nothing of it is kept
+            raise DataError(str(error)) from None
 
 
-def _check_entry_names(entries: Iterable[zipfile.ZipInfo], label: str) -> None:
-    for info in entries:
-        if is_unsafe_zip_name(info.filename):
-            raise DataError(
-                f"{label} has an unsafe entry '{info.filename}' (an absolute path, a drive letter or '..' that "
-                "would unpack outside its folder); nothing was unpacked. Zip the folder again from inside it."
-            )
-
-
-def _check_declared_totals(entries: Sequence[zipfile.ZipInfo], label: str, limits: _Limits) -> None:
-    """Refuse zip bombs from the central directory, before a byte is written."""
-    if len(entries) > limits.max_files:
-        raise DataError(_too_many_files_message(label, len(entries), limits))
-    declared = sum(info.file_size for info in entries)
-    if declared > limits.max_bytes:
-        raise DataError(_too_many_bytes_message(label, declared, limits, verb="unpacks to"))
-
-
-def _unpack_entries(
-    archive: zipfile.ZipFile, entries: Sequence[zipfile.ZipInfo], target: Path, label: str, limits: _Limits
-) -> list[Skipped]:
+def _unpack_entries(reader: ZipReader, entries: Sequence[zipfile.ZipInfo], target: Path) -> list[Skipped]:
+    """Write each image entry under target by its name; what cannot be written becomes a Skipped row."""
     skipped: list[Skipped] = []
-    written_bytes = 0
-    written_files = 0
     for info in entries:
         name = info.filename.replace("\\", "/")  # PowerShell's Compress-Archive writes backslashes
         reason = _name_skip_reason(name) or ("symlink" if _is_symlink_entry(info) else None)
         if reason:
             skipped.append(_skipped_for(name, reason))
             continue
-        written_files += 1
-        if written_files > limits.max_files:
-            raise DataError(_too_many_files_message(label, written_files, limits))
         destination = target / name
         try:
             destination.parent.mkdir(parents=True, exist_ok=True)
-            written_bytes = _copy_counting(archive, info, destination, written_bytes, label, limits)
+            with destination.open("wb") as out:
+                for chunk in reader.chunks(info, label="the file"):
+                    out.write(chunk)
         except ZipEntryTooLargeError as error:
             destination.unlink(missing_ok=True)
             skipped.append(Skipped(name, f"too large: {error}"))
@@ -335,28 +286,17 @@ def _unpack_entries(
         except (zipfile.BadZipFile, zlib.error, EOFError) as error:
             destination.unlink(missing_ok=True)
             skipped.append(Skipped(name, f"damaged zip entry: {error}"))
+        except ZipRefusedError:
+            raise  # past the zip's total: the whole zip is refused
         except (ImageError, RuntimeError, NotImplementedError) as error:
             destination.unlink(missing_ok=True)  # encrypted, bzip2, or a compression method zipfile cannot read
             skipped.append(Skipped(name, f"cannot be unpacked: {error}"))
         except OSError as error:
             if error.errno == errno.ENOSPC:
-                raise DataError(f"The disk is full unpacking {label}: free some space, or use fewer images.") from None
+                raise DataError(f"The disk is full unpacking {reader.label}: free some space, or use fewer "
+                                "images.") from None
             skipped.append(Skipped(name, f"cannot be unpacked: {error.strerror or error}"))
     return skipped
-
-
-def _copy_counting(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, destination: Path, written_bytes: int, label: str, limits: _Limits
-) -> int:
-    """Copy one entry to disk in bounded reads, counting real bytes against the limits (all files, and one image:
-    MAX_ZIP_ENTRY_BYTES, which raises ZipEntryTooLargeError): declared sizes can lie."""
-    with destination.open("wb") as out:
-        for chunk in zip_entry_chunks(archive, info, label="the file", max_bytes=MAX_ZIP_ENTRY_BYTES):
-            written_bytes += len(chunk)
-            if written_bytes > limits.max_bytes:
-                raise DataError(_too_many_bytes_message(label, written_bytes, limits, verb="unpacked to more than"))
-            out.write(chunk)
-    return written_bytes
 
 
 def _is_symlink_entry(info: zipfile.ZipInfo) -> bool:
@@ -364,7 +304,7 @@ def _is_symlink_entry(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
 
-def _link_files(items: list, target: Path, limits: _Limits) -> tuple[Path, list[Skipped]]:
+def _link_files(items: list, target: Path, limits: ZipLimits) -> tuple[Path, list[Skipped]]:
     """Lay uploaded files out as the folder tree they came from, so a list reads like a folder."""
     if not items:
         raise DataError(
@@ -373,7 +313,6 @@ def _link_files(items: list, target: Path, limits: _Limits) -> tuple[Path, list[
     if len(items) > limits.max_files:
         raise DataError(_too_many_files_message("The upload", len(items), limits))
     named = [_relative_name(item) for item in items]
-    _check_folder_names_survived(named)
     unsafe = next((name for name, _ in named if is_unsafe_zip_name(name)), None)
     if unsafe is not None:
         raise DataError(f"The file name '{unsafe}' points outside its folder (a drive letter or '..'): rename it.")
@@ -409,15 +348,6 @@ def _relative_name(item: Any) -> tuple[str, Path]:
     raise DataError(f"Cannot read a {type(item).__name__} as a file: give paths or (relative name, path) pairs.")
 
 
-def _check_folder_names_survived(named: Sequence[tuple[str, Path]]) -> None:
-    folders = {name.split("/")[0] for name, _ in named if "/" in name}
-    if folders and all(_UPLOAD_HASH_FOLDER.match(folder) for folder in folders):
-        raise DataError(
-            "The upload lost its folder names (the browser sends only file names), so the classes are unknown. "
-            "Upload a .zip of the folder instead."
-        )
-
-
 def _link_or_copy(source: Path, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -426,14 +356,14 @@ def _link_or_copy(source: Path, destination: Path) -> None:
         shutil.copyfile(source, destination)
 
 
-def _too_many_files_message(label: str, count: int, limits: _Limits) -> str:
+def _too_many_files_message(label: str, count: int, limits: ZipLimits) -> str:
     return (
         f"{label} has too many files (at least {count:,}); the limit is {limits.max_files:,}. "
         "Use fewer images, or raise VIT_STUDIO_MAX_DATA_FILES."
     )
 
 
-def _too_many_bytes_message(label: str, size: int, limits: _Limits, verb: str = "holds") -> str:
+def _too_many_bytes_message(label: str, size: int, limits: ZipLimits, verb: str = "holds") -> str:
     return (
         f"{label} {verb} {_gigabytes(size)}; the limit is {_gigabytes(limits.max_bytes)}. "
         "Use fewer or smaller images, or raise VIT_STUDIO_MAX_DATA_BYTES."
@@ -490,7 +420,7 @@ def _visible_children(folder: Path) -> list[Path]:
     return sorted(child for child in folder.iterdir() if not is_hidden(child.name))
 
 
-def _walk_images(source_root: Path, data_root: Path, limits: _Limits) -> tuple[list[_Candidate], list[Skipped]]:
+def _walk_images(source_root: Path, data_root: Path, limits: ZipLimits) -> tuple[list[_Candidate], list[Skipped]]:
     """Every image-named file under data_root, named relative to source_root; the rest with a reason."""
     candidates: list[_Candidate] = []
     skipped: list[Skipped] = []
@@ -838,46 +768,3 @@ def _to_tensor() -> Callable:
     from torchvision.transforms import v2
 
     return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
-
-
-def chosen_source(zip_file: PathLike | None, folder_items: Sequence | None, server_path: str | None,
-                  example: PathLike | None = None) -> DataSource:
-    """What a front end's data inputs give training: the zip when one was uploaded, else the folder upload
-    (paths, or (name inside the folder, path) pairs), else a path on the machine running the app, else the
-    example data set when it was asked for (the user's own images always come first)."""
-    if zip_file:
-        return zip_file
-    if folder_items:
-        return list(folder_items)
-    if server_path and str(server_path).strip():
-        return str(server_path).strip()
-    if example:
-        return example
-    raise DataError("Give the images first: a zip of class folders, or a folder with one sub-folder per class.")
-
-
-def pair_folder_names(names_json: str | None, files: Sequence[PathLike]) -> list:
-    """A folder upload's files paired with their paths inside the folder (which hold the class), as a browser
-    reports them in a JSON list: only when there is one name per file and each ends with its file's own name.
-    Otherwise the bare files, and prepare_data says the class folders were lost: a wrong pairing would
-    silently give images the wrong class."""
-    try:
-        names = json.loads(names_json) if names_json else []
-    except ValueError:
-        names = []
-    pairs = list(zip(names, files)) if isinstance(names, list) and len(names) == len(files) else []
-    if pairs and all(isinstance(name, str) and Path(name).name == Path(file).name for name, file in pairs):
-        return pairs
-    return list(files)
-
-
-def thumbnails(report: DataReport, side: int = 160) -> list[tuple[Any, str]]:
-    """The report's example images as small in-memory pictures with their class, so the folder a check
-    unpacked can be deleted at once (a check of a 2 GB zip must not keep 2 GB on disk)."""
-    pictures = []
-    for name, paths in zip(report.classes, report.examples):
-        for path in paths:
-            picture = load_image(path)
-            picture.thumbnail((side, side))
-            pictures.append((picture, name))
-    return pictures

@@ -2,17 +2,18 @@
 training needed."""
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from core.settings import current_settings
+
 from .access import run_owner_key
 from .checkpoints import CHECKPOINT, read_split
-from .runs import EVENTS_LOG, folder_bytes, format_size, run_status, runs_root
 from .events import read_events
+from .runs import EVENTS_LOG, folder_bytes, format_size, run_status, runs_root
 
 CHECKPOINT_FOLDERS = (CHECKPOINT, f"{CHECKPOINT}.tmp", f"{CHECKPOINT}.old")  # the one in use, and a save's leftovers
 
@@ -34,25 +35,18 @@ class Tidied:
     freed_bytes: int
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 def space_budget() -> DiskBudget:
     """A Space runs for weeks on a disk of tens of GB shared by every visitor. Runs go after the same 6 hours as
-    visitors' uploads (app.SPACE_LIMITS); 10 GB holds a dozen ViT-B runs with their data. Both can be changed with
+    visitors' uploads (ui.serving.SPACE_LIMITS); 10 GB holds a dozen ViT-B runs with their data. Both can be changed with
     VIT_STUDIO_KEEP_RUNS_HOURS and VIT_STUDIO_RUNS_QUOTA_GB."""
-    return DiskBudget(keep_runs_s=_env_float("VIT_STUDIO_KEEP_RUNS_HOURS", 6.0) * 3600,
-                      quota_bytes=int(_env_float("VIT_STUDIO_RUNS_QUOTA_GB", 10.0) * 1024**3))
+    launch = current_settings()
+    return DiskBudget(keep_runs_s=launch.keep_runs_hours * 3600, quota_bytes=int(launch.runs_quota_gb * 1024**3))
 
 
 def disk_budget() -> DiskBudget | None:
     """The budget on a Hugging Face Space; None on one's own machine, where the user's runs stay until they
     remove them."""
-    return space_budget() if os.environ.get("SPACE_ID") else None
+    return space_budget() if current_settings().on_space else None
 
 
 def tidy_runs(budget: DiskBudget, root: Path | None = None, *, running: Sequence[Path] = (),

@@ -50,7 +50,7 @@ class Saved:
 @dataclass(frozen=True)
 class Finished:
     output_dir: str
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)  # None: not measured
 
 
 @dataclass(frozen=True)

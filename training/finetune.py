@@ -15,12 +15,32 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, ViTConfig, \
-    ViTImageProcessor, get_scheduler
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    ViTConfig,
+    ViTImageProcessor,
+    get_scheduler,
+)
 
 from core.models import cpu_has_fast_bf16, fetch_pretrained
-from .checkpoints import ACCELERATE_STATE, CHECKPOINT, RUN_CONFIG, SPLIT, TRAINER_STATE, TrainingState, \
-    check_checkpoint, damaged, damaged_states, random_state_note, read_saved_settings, read_split, read_trainer_state
+
+from .checkpoints import (
+    ACCELERATE_STATE,
+    CHECKPOINT,
+    RUN_CONFIG,
+    SPLIT,
+    TRAINER_STATE,
+    TrainingState,
+    check_checkpoint,
+    damaged,
+    damaged_states,
+    random_state_note,
+    read_saved_settings,
+    read_split,
+    read_trainer_state,
+)
 from .data import DataError, ImageClassificationData, PreparedData, Sample, image_transforms, prepare_data
 from .events import Evaluated, Event, Finished, Saved, Started, Step, Stopped, read_events, to_json
 from .runs import EVENTS_LOG, write_figures
@@ -29,7 +49,8 @@ log = logging.getLogger("vit_studio.training")
 
 DEFAULT_BASE = "google/vit-base-patch16-224-in21k"
 MODES = ("full", "head")
-PRECISIONS = ("auto", "bf16", "fp32")
+# What mixed precision a training run may use (core.models.PRECISIONS, for inference, also offers fp16).
+TRAINING_PRECISIONS = ("auto", "bf16", "fp32")
 RESULTS = "all_results.json"
 MAX_GRAD_NORM = 1.0
 
@@ -47,21 +68,6 @@ MAX_DATALOADER_WORKERS = 128
 SCRATCH_PRESETS: dict[str, dict[str, Any]] = {
     "vit-small-scratch": dict(image_size=64, patch_size=8, hidden_size=192, num_hidden_layers=6,
                               num_attention_heads=3, intermediate_size=768),
-}
-
-
-# Good starting points offered by the front ends; any id, local folder or earlier run works too.
-BASE_CHOICES: tuple[str, ...] = (
-    "google/vit-base-patch16-224-in21k",
-    "google/vit-base-patch16-224",
-    "facebook/deit-small-patch16-224",
-    "facebook/deit-tiny-patch16-224",
-    "vit-small-scratch",
-)
-# A frozen backbone leaves a linear layer to learn: a larger step and more (cheap) epochs suit it.
-MODE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "head": dict(learning_rate=1e-3, num_train_epochs=10),
-    "full": dict(learning_rate=5e-5, num_train_epochs=3),
 }
 
 
@@ -130,8 +136,8 @@ def check_config(config: FinetuneConfig) -> None:
     if config.mode not in MODES:
         raise ValueError(f"Unknown mode '{config.mode}': use 'full' (fine-tune every weight) or 'head' "
                          "(train only the classifier on a frozen backbone).")
-    if config.precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision '{config.precision}': use one of {', '.join(PRECISIONS)}.")
+    if config.precision not in TRAINING_PRECISIONS:
+        raise ValueError(f"Unknown precision '{config.precision}': use one of {', '.join(TRAINING_PRECISIONS)}.")
     _check_number(config.learning_rate, "learning rate", lambda v: v > 0, "greater than 0 (e.g. 5e-5)")
     _check_whole(config.num_train_epochs, "epochs")
     _check_whole(config.per_device_train_batch_size, "batch size")
@@ -254,7 +260,7 @@ def _build_model(config: FinetuneConfig, classes: Sequence[str], checkpoint: Pat
             return AutoModelForImageClassification.from_pretrained(name, ignore_mismatched_sizes=True, **labels,
                                                                    **kwargs)
 
-    loaded = fetch_pretrained(config.model_name_or_path, Relabelled, AutoImageProcessor)
+    loaded = fetch_pretrained(config.model_name_or_path or "", Relabelled, AutoImageProcessor)  # checked: set
     return loaded.model, loaded.processor
 
 
@@ -267,7 +273,7 @@ def _from_scratch(config: FinetuneConfig, labels: dict):
         model_config = ViTConfig(**preset, **labels)
     else:
         try:
-            model_config = AutoConfig.from_pretrained(config.config_name, **labels)
+            model_config = AutoConfig.from_pretrained(str(config.config_name), **labels)
         except (OSError, ValueError) as error:
             raise ValueError(f"Could not read the config '{config.config_name}': use one of "
                              f"{', '.join(SCRATCH_PRESETS)}, a folder with config.json, or a hub id.") from error
@@ -409,7 +415,7 @@ def _run(config: FinetuneConfig, data: PreparedData, output_dir: Path, resuming:
     train_transform, eval_transform = image_transforms(processor, config.image_size, config.augment)
     if config.mode == "head" and accelerator.num_processes > 1:
         # The cached features and their batches live in one process; a linear head needs no more than that.
-        raise ValueError("Head-only training runs in one process: start it without `accelerate launch`, or use "
+        raise ValueError("Head-only training runs in one process: start it without accelerate launch, or use "
                          "--mode full across several devices.")
     trainer = _HeadTrainer if config.mode == "head" else _FullTrainer
     yield from trainer(config, data, output_dir, accelerator, model, processor, train_transform, eval_transform,
@@ -560,7 +566,7 @@ class _FullTrainer:
         accelerator = self.accelerator
         accelerator.wait_for_everyone()
         checkpoint = self.output_dir / CHECKPOINT
-        with _replaced_atomically(checkpoint, accelerator.is_main_process) as folder:
+        with _ReplacedAtomically(checkpoint, accelerator.is_main_process) as folder:
             # Every process writes its own random state into the folder: it must exist first, and all of them
             # must be done before the main process swaps it in.
             accelerator.wait_for_everyone()
@@ -642,7 +648,8 @@ class _HeadTrainer(_FullTrainer):
     def eval_batches(self):
         size = self.config.per_device_eval_batch_size
         device = self.accelerator.device
-        return [{"features": self.eval_features[i:i + size].to(device), "labels": self.eval_labels[i:i + size].to(device)}
+        return [{"features": self.eval_features[i:i + size].to(device),
+                 "labels": self.eval_labels[i:i + size].to(device)}
                 for i in range(0, len(self.eval_labels), size)]
 
     def logits(self, batch) -> torch.Tensor:
@@ -692,7 +699,8 @@ def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
 
 def _parameter_groups(named_parameters, weight_decay: float) -> list[dict]:
     """Weight decay on weights only: biases and normalisation scales are left alone (as in the examples)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, parameter in named_parameters:
         if not parameter.requires_grad:
             continue
@@ -740,7 +748,7 @@ class _StepTimer:
         return max(self.steps_left, 0) * sum(duration for duration, _ in self.durations) / len(self.durations)
 
 
-class _replaced_atomically:
+class _ReplacedAtomically:
     """Write a folder under a temporary name, then swap it in: a crash leaves the old one or the new one."""
 
     def __init__(self, target: Path, main_process: bool = True):
@@ -774,31 +782,3 @@ def _publish_files(source: Path, destination: Path, skip: set[str]) -> None:
         temporary = destination / (path.name + ".tmp")
         shutil.copy2(path, temporary)
         os.replace(temporary, destination / path.name)
-
-
-# ---- front-end forms ----------------------------------------------------------------------------------------
-
-
-def form_config(
-    source: Any, base: str, mode: str, epochs: float | None, learning_rate: float | None, batch_size: float | None,
-    weight_decay: float | None, warmup_ratio: float, image_size: float | None, augment: bool, seed: float | None,
-    precision: str,
-) -> FinetuneConfig:
-    """A FinetuneConfig from a front end's settings form (numbers may arrive as floats or None; image size 0
-    means the model's own). output_dir is a placeholder: training.jobs.start_new_run makes the run folder."""
-    return FinetuneConfig(
-        train_dir=source, output_dir=Path("."), mode=mode, num_train_epochs=_form_whole(epochs, "epochs"),
-        learning_rate=float(learning_rate or 0), per_device_train_batch_size=_form_whole(batch_size, "batch size"),
-        weight_decay=float(weight_decay or 0), warmup_ratio=float(warmup_ratio or 0),
-        image_size=_form_whole(image_size or 0, "image size") or None, augment=bool(augment),
-        seed=_form_whole(seed or 0, "seed"), precision=precision,
-        **base_settings(base),
-    )
-
-
-def _form_whole(value: float | None, name: str) -> int:
-    # Not finite first: int() of an infinity raises OverflowError, of a NaN a raw ValueError.
-    if value is None or not math.isfinite(float(value)) or float(value) != int(value):
-        raise ValueError(f"The {name} must be a whole number, not {value!r}.")
-    return int(value)
-

@@ -13,11 +13,9 @@ from .events import Event, Finished, Step, Stopped
 from .finetune import FinetuneConfig, check_config, finetune
 from .runs import format_duration, last_started, new_run_dir
 
-NOTHING_TRAINING = "Nothing is training."
 # An owner's page that has not looked at its run for this long is gone (closed or reloaded): then anyone may stop
 # the run, so that a run nobody watches cannot hold the one training slot for hours.
 OWNER_AWAY_S = 60.0
-STOPPING = "Stopping after the current step; the model so far will be saved ..."
 
 
 @dataclass(frozen=True)
@@ -145,14 +143,14 @@ def run_owner(asking: Visitor) -> str | None:
     return asking.id if asking.shared else None
 
 
-def stop_current(visitor: Visitor = LOCAL_USER) -> str:
-    """Ask the run in progress to end after its current step; returns what to tell the user. A ValueError says
-    why not when the run belongs to another visitor."""
+def stop_current(visitor: Visitor = LOCAL_USER) -> bool:
+    """Ask the run in progress to end after its current step: True when one was asked, False when nothing trains.
+    A ValueError says why not when the run belongs to another visitor."""
     job = _current
     if job is None or not job.running:
-        return NOTHING_TRAINING
+        return False
     job.stop(by=visitor)
-    return STOPPING
+    return True
 
 
 def current_job() -> TrainingJob | None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from core.settings import current_settings
+
 from .events import Evaluated, Event, Finished, Started, Step, Stopped, read_events
 
 EVENTS_LOG = "events.jsonl"
@@ -19,7 +21,7 @@ CONFUSION_PNG = "confusion.png"
 
 def runs_root() -> Path:
     """Where runs live: runs/ beside the app, or VIT_STUDIO_RUNS."""
-    return Path(os.environ.get("VIT_STUDIO_RUNS", "runs"))
+    return current_settings().runs_dir
 
 
 @dataclass(frozen=True)
@@ -157,34 +159,8 @@ def last_started(events: Sequence[Event]) -> Started | None:
     return next((event for event in reversed(events) if isinstance(event, Started)), None)
 
 
-def describe_progress(events: Sequence[Event], running: bool, resumable: bool = True) -> str:
-    """One line on where a run is: steps, epoch, speed and time left, or how it ended; then the notes of its
-    (last) start, such as a resume whose random state could not be restored."""
-    started = last_started(events)
-    if started is None:
-        return "Preparing the data and loading the model ..." if running else "Not started."
-    notes = "".join(f" ⚠ {note}" for note in started.notes)
-    last_step = next((event for event in reversed(events) if isinstance(event, Step)), None)
-    done = last_step.step if last_step else started.start_step
-    line = f"step {done}/{started.total_steps}"
-    if last_step:
-        line += (f" · epoch {last_step.epoch}/{started.epochs} · loss {last_step.loss:.3f} · "
-                 f"{last_step.images_per_s:.1f} images/s")
-    end = events[-1]
-    if isinstance(end, Finished):
-        accuracy = end.metrics.get("eval_accuracy")
-        return f"Finished: {line}" + (f" · validation accuracy {accuracy:.1%}" if accuracy is not None else "") + notes
-    if isinstance(end, Stopped):
-        return f"Stopped at {line}: the model so far is saved, and the run can be resumed.{notes}"
-    if not running:
-        return f"Interrupted at {line}." + (" Resume it from its last checkpoint." if resumable else
-                                              " It saved no checkpoint, so start it again.") + notes
-    if last_step:
-        line += f" · about {format_duration(last_step.seconds_left)} left"
-    return f"Training ({started.mode}, {started.device}, {started.precision}): {line}{notes}"
-
-
 def format_duration(seconds: float) -> str:
+    """'42 s', '4 min 10 s', '2 h 05 min': how long a run has left, in the engine's messages and on a page."""
     seconds = max(int(round(seconds)), 0)
     if seconds < 60:
         return f"{seconds} s"
@@ -193,12 +169,6 @@ def format_duration(seconds: float) -> str:
         return f"{minutes} min {seconds:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
-
-
-def per_class_rows(evaluation: Evaluated, classes: Sequence[str]) -> list[list]:
-    """[class, accuracy, correct, validation images] per class, for a results table."""
-    return [[name, round(accuracy, 4), evaluation.confusion[index][index], sum(evaluation.confusion[index])]
-            for index, (name, accuracy) in enumerate(zip(classes, evaluation.per_class))]
 
 
 # ---- figures ------------------------------------------------------------------------------------------------
@@ -220,7 +190,7 @@ def curves_figure(run_curves: Curves):
     accuracy_axis.set_ylim(0, 1)
     accuracy_axis.set_ylabel("accuracy")
     handles = loss_axis.get_legend_handles_labels()[0] + accuracy_axis.get_legend_handles_labels()[0]
-    loss_axis.legend(handles, [handle.get_label() for handle in handles], loc="center right", fontsize="small")
+    loss_axis.legend(handles, [str(handle.get_label()) for handle in handles], loc="center right", fontsize="small")
     return figure
 
 
@@ -244,7 +214,7 @@ def confusion_figure(evaluation: Evaluated, classes: Sequence[str]):
         threshold = matrix.max() / 2 if matrix.size else 0
         for row in range(matrix.shape[0]):
             for column in range(matrix.shape[1]):
-                axis.text(column, row, int(matrix[row, column]), ha="center", va="center", fontsize="small",
+                axis.text(column, row, str(int(matrix[row, column])), ha="center", va="center", fontsize="small",
                           color="white" if matrix[row, column] > threshold else "black")
     return figure
 
@@ -281,48 +251,6 @@ def zip_run(folder: Path, destination: Path | None = None) -> Path:
                                         base_dir=folder.name))
 
 
-# ---- what a front end shows of one run ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class RunView:
-    """One run as a front end draws it, while it trains or afterwards."""
-
-    progress: str  # describe_progress's line
-    figure: object | None  # curves_figure (a matplotlib Figure) once a step is logged
-    classes: tuple[str, ...]
-    per_class: list[list]  # per_class_rows after the last evaluation
-    confusion_png: Path | None  # the confusion matrix picture, once the run has ended and written it
-
-
-def run_view(events: Sequence[Event], running: bool, folder: Path) -> RunView:
-    """Progress, curves, per-class results and the confusion picture of a run from its events."""
-    run_curves = curves(events)
-    started, evaluation = last_started(events), last_evaluation(events)
-    classes = tuple(started.classes) if started else ()
-    confusion_png = Path(folder) / CONFUSION_PNG
-    return RunView(
-        progress=describe_progress(events, running, (Path(folder) / "checkpoint").is_dir()),
-        figure=curves_figure(run_curves) if run_curves.train_steps else None,
-        classes=classes,
-        per_class=per_class_rows(evaluation, classes) if evaluation else [],
-        # Written when the run ends; during a resumed run the old picture would describe an earlier model.
-        confusion_png=confusion_png if not running and confusion_png.is_file() else None,
-    )
-
-
-def run_label(summary: RunSummary) -> str:
-    """'name (status, step 12/40, val acc 85%, 54 MB)' for a list of runs."""
-    accuracy = f", val acc {summary.eval_accuracy:.0%}" if summary.eval_accuracy is not None else ""
-    return (f"{summary.name} ({summary.status}, step {summary.steps_done}/{summary.total_steps}{accuracy}, "
-            f"{format_size(summary.size_bytes)})")
-
-
-def saved_model_dir(run_path: str | Path | None) -> Path:
-    """The run folder, checked to hold a saved model (what Use, Zip, Push and the confusion cells need)."""
-    if not run_path:
-        raise ValueError("Train a model or pick a run under Earlier runs first.")
-    folder = Path(run_path)
-    if not (folder / "config.json").is_file():
-        raise ValueError(f"The run '{folder.name}' has no saved model yet (it stopped before its first save).")
-    return folder
+def has_saved_model(folder: Path) -> bool:
+    """Whether a run folder holds a saved model yet (a run stopped before its first save has none)."""
+    return (Path(folder) / "config.json").is_file()
