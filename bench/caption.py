@@ -13,8 +13,8 @@ from PIL import Image
 
 from . import common
 from .common import (
-    aligned, dtype_name, interference_note, machine_cpu_seconds, machine_description, others_share,
-    own_cpu_seconds, progress, spread, time_rotating, verdict,
+    aligned, interference_note, machine_cpu_seconds, machine_description, others_share, own_cpu_seconds, progress,
+    ran_on, spread, time_rotating, verdict,
 )
 
 # The issue's target: core at >= 2x the baseline's throughput on the same list of photos.
@@ -159,7 +159,6 @@ def generation_settings() -> dict[str, int]:
 def benchmark(model_dir: str, images: list[Image.Image], repeats: int) -> Result:
     """Every contender in one process, interleaved round by round so machine noise hits them alike."""
     import core
-    from core.caption import load_captioner
     from core.models import clear_cache
 
     recipe = ModelCardRecipe(model_dir)
@@ -177,14 +176,14 @@ def benchmark(model_dir: str, images: list[Image.Image], repeats: int) -> Result
             contenders[name](images[:1])
         progress(f"{repeats} round(s) of {len(images)} photos x {len(CONTENDERS)} contenders ...")
         seconds = time_rotating([[partial(contenders[name], images) for name in CONTENDERS]], repeats)
-        core_dtype = load_captioner(model_dir).dtype
+        core_dtype = ran_on(partial(core_caption, images[:1]))
         progress("fidelity: bf16 vs fp32 captions ...")
         fidelity = measure_fidelity(model_dir, images, recipe)
         others = others_share(machine_before, machine_cpu_seconds(), own_cpu_seconds() - own_before)
     finally:
         clear_cache()  # the temporary model folder is about to go
     return Result(
-        core_dtype=dtype_name(core_dtype),
+        core_dtype=core_dtype,
         throughput={name: [len(images) / s for s in samples] for name, samples in zip(CONTENDERS, seconds)},
         fidelity=fidelity,
         others_cpu_share=others,

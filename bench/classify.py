@@ -12,8 +12,8 @@ from PIL import Image
 
 from . import common
 from .common import (
-    NUM_LABELS, Call, aligned, dtype_name, interference_note, machine_cpu_seconds,
-    machine_description, others_share, own_cpu_seconds, progress, seconds_for, spread, verdict,
+    NUM_LABELS, Call, aligned, dtype_name, interference_note, machine_cpu_seconds, machine_description, others_share,
+    own_cpu_seconds, progress, ran_on, seconds_for, spread, verdict,
 )
 
 # The issue's targets: core at >= 4x the pipeline's batch-16 throughput and < 0.5x its batch-1 latency.
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 def benchmark(model_dir: str, images: list[Image.Image], repeats: int) -> Result:
     """Everything timed in one process, pipeline and core interleaved so machine noise hits both alike."""
     import core
-    from core.models import clear_cache, load_classifier
+    from core.models import clear_cache
     from transformers import pipeline
 
     pipe = pipeline("image-classification", model=model_dir)
@@ -73,7 +73,7 @@ def benchmark(model_dir: str, images: list[Image.Image], repeats: int) -> Result
         batch_seconds = time_pairs([(pipe_batch, core_batch)], repeats)
         progress(f"batch 1: {repeats} rounds of {len(images)} single-image calls each ...")
         single_seconds = time_pairs(singles, repeats)
-        core_dtype = load_classifier(model_dir).dtype
+        core_dtype = ran_on(partial(core.classify, images[0], model=model_dir))
         progress("fidelity: bf16 vs fp32 ...")
         fidelity = measure_fidelity(model_dir, images)
         others = others_share(machine_before, machine_cpu_seconds(), own_cpu_seconds() - own_before)
@@ -81,7 +81,7 @@ def benchmark(model_dir: str, images: list[Image.Image], repeats: int) -> Result
         clear_cache()  # the temporary model folder is about to go
     return Result(
         pipeline_dtype=dtype_name(pipe.model.dtype),
-        core_dtype=dtype_name(core_dtype),
+        core_dtype=core_dtype,
         pipeline_throughput=[len(images) / s for s in batch_seconds[0]],
         core_throughput=[len(images) / s for s in batch_seconds[1]],
         pipeline_latency_ms=[1000 * s for s in single_seconds[0]],

@@ -136,8 +136,17 @@ def others_share(before: tuple[float, float] | None, after: tuple[float, float] 
     return max(0.0, (after[0] - before[0] - own) / (after[1] - before[1]))
 
 
-def dtype_name(dtype: torch.dtype) -> str:
-    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, str(dtype))
+def dtype_name(dtype: torch.dtype | str) -> str:
+    """'fp32', 'bf16', 'fp16' for a torch dtype or a RunInfo's dtype ('float32', ...)."""
+    name = str(dtype).removeprefix("torch.")
+    return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(name, name)
+
+
+def ran_on(call: Callable[..., object]) -> str:
+    """The dtype one engine call ran in, from its own report (on_run), as dtype_name gives it."""
+    runs: list = []
+    call(on_run=runs.append)
+    return dtype_name(runs[-1].dtype)
 
 
 def cpu_info() -> tuple[str, set[str]]:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from . import common
 from .common import (
-    NUM_LABELS, Call, aligned, dtype_name, interference_note, machine_cpu_seconds,
+    NUM_LABELS, aligned, dtype_name, interference_note, machine_cpu_seconds,
     machine_description, others_share, own_cpu_seconds, progress, spread, time_rotating, verdict,
 )
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 def benchmark(model_dir: str, images: list[Image.Image], repeats: int) -> Result:
     """All four contenders in one process, interleaved image by image so machine noise hits them alike."""
     import core
-    from core.models import clear_cache, load_explainable
+    from core.models import clear_cache
 
     two_pass = TwoPass(model_dir)
     contenders = {
@@ -83,14 +83,14 @@ def benchmark(model_dir: str, images: list[Image.Image], repeats: int) -> Result
             call()
         progress(f"batch 1: {repeats} rounds of {len(images)} images x {len(CONTENDERS)} contenders ...")
         seconds = time_rotating(rows, repeats)
-        core_dtype = load_explainable(model_dir).dtype
+        core_dtype = dtype_name(core.explain(images[0], model=model_dir).run.dtype)
         progress("fidelity: rollout maps, core.explain vs fp32 two-pass ...")
         fidelity = measure_fidelity(model_dir, images, two_pass)
         others = others_share(machine_before, machine_cpu_seconds(), own_cpu_seconds() - own_before)
     finally:
         clear_cache()  # the temporary model folder is about to go
     return Result(
-        core_dtype=dtype_name(core_dtype),
+        core_dtype=core_dtype,
         two_pass_dtype=dtype_name(two_pass.model.dtype),
         latency_ms={name: [1000 * s for s in samples] for name, samples in zip(CONTENDERS, seconds)},
         fidelity=fidelity,

@@ -24,8 +24,15 @@ if TYPE_CHECKING:  # training imports transformers and accelerate: only when a b
     from training.data import PreparedData, Sample
 
 from .common import (
-    aligned, interference_note, machine_cpu_seconds, machine_description, others_share, own_cpu_seconds, progress,
-    spread, verdict,
+    aligned,
+    interference_note,
+    machine_cpu_seconds,
+    machine_description,
+    others_share,
+    own_cpu_seconds,
+    progress,
+    spread,
+    verdict,
 )
 
 # The issue's targets: full fine-tuning at >= 1.5x the Trainer's images/s, and head-only training for
@@ -469,7 +476,8 @@ def gated_steps(gate: StepGate, precision: str):
 def head_run(model_dir: str, data: PreparedData, seed: int, output_dir: Path) -> HeadRun:
     """training.finetune in head mode with the front ends' head defaults (HEAD_EPOCHS epochs), timed by its events."""
     from training.events import Evaluated, Finished, Saved, Started, Step
-    from training.finetune import MODE_DEFAULTS, FinetuneConfig, finetune
+    from training.finetune import FinetuneConfig, finetune
+    from ui.shared.train_widgets import MODE_DEFAULTS
 
     settings = {**MODE_DEFAULTS["head"], "num_train_epochs": HEAD_EPOCHS,
                 "per_device_train_batch_size": min(HEAD_BATCH, len(data.train))}

@@ -18,7 +18,7 @@ from PIL import Image
 from . import common
 from .common import (
     aligned, dtype_name, interference_note, machine_cpu_seconds, machine_description, others_share,
-    own_cpu_seconds, progress, seconds_for, spread, time_rotating, verdict,
+    own_cpu_seconds, progress, ran_on, seconds_for, spread, time_rotating, verdict,
 )
 
 # The targets: core at >= 2x the pipeline's throughput on the same photos and labels, and a repeated
@@ -200,14 +200,14 @@ def benchmark(folder: str, images: list[Image.Image], repeats: int) -> Result:
         before = engine.text_cache_info()
         first_s, repeat_s = time_query_pairs(core_call, images[0], fresh_labels, repeats)
         after = engine.text_cache_info()
-        core_dtype = engine.load_clip(MODEL, checkpoint).dtype
+        core_dtype = ran_on(partial(core_call, images[:1], labels))
         progress("fidelity: bf16 vs fp32 probabilities ...")
         fidelity = measure_fidelity(core_call, recipe, images, labels)
         others = others_share(machine_before, machine_cpu_seconds(), own_cpu_seconds() - own_before)
     finally:
         engine.clear_cache()  # the temporary checkpoint is about to go
     return Result(
-        core_dtype=dtype_name(core_dtype),
+        core_dtype=core_dtype,
         pipeline_dtype=dtype_name(pipe.model.dtype),
         throughput={name: [len(images) / s for s in samples] for name, samples in zip(CONTENDERS, seconds)},
         first_query_ms=[1000 * s for s in first_s],

@@ -9,7 +9,8 @@ import pytest
 
 from training.events import Stopped
 from training.examples import write_shapes_zip
-from training.jobs import STOPPING, current_job
+from training.jobs import current_job
+from ui.shared.training import STOPPING
 
 ALICE, BOB = "browser-of-alice-0001", "browser-of-bob-000002"  # ids a browser keeps: 16 characters or more
 # base (filled in), mode, epochs, learning rate, batch, weight decay, warmup, image size, augment, seed, precision
@@ -132,3 +133,31 @@ def test_a_page_whose_state_gradio_dropped_is_still_its_visitor(two_visitors_run
         train_tab.zip_current(alice_run, None, gr.Request(session_hash="someone-elses-page"))
     new_id, *_ = train_tab.welcome_visitor(None, gr.Request(session_hash="first-visit"))
     assert len(new_id) >= 16 and new_id not in (ALICE, BOB)
+
+
+# ---- folder uploads: Gradio keeps the files, the browser keeps their folders ---------------------------------
+
+
+def test_folder_names_pair_only_when_every_name_matches(tmp_path):
+    from ui.train_tab import pair_folder_names
+
+    files = [tmp_path / "h1" / "a.jpg", tmp_path / "h2" / "b.jpg"]
+    assert pair_folder_names('["pets/cat/a.jpg", "pets/dog/b.jpg"]', files) == [
+        ("pets/cat/a.jpg", files[0]), ("pets/dog/b.jpg", files[1])]
+    # A stale list (another folder), a short list, or no list: the bare files, never a wrong class.
+    assert pair_folder_names('["pets/cat/x.jpg", "pets/dog/b.jpg"]', files) == files
+    assert pair_folder_names('["pets/cat/a.jpg"]', files) == files
+    assert pair_folder_names("", files) == files and pair_folder_names("not json", files) == files
+
+
+def test_upload_whose_folder_names_were_lost_asks_for_a_zip(tmp_path):
+    """gradio 6 keeps a directory upload as <cache>/<sha256>/<file name>: the class folders are gone."""
+    from ui.train_tab import data_source
+
+    files = [tmp_path / "gradio" / f"{index:064x}" / f"p{index}.jpg" for index in range(4)]
+    with pytest.raises(gr.Error, match="Upload a .zip"):
+        data_source(None, [str(path) for path in files], "", "")
+    # With the browser's names the same files keep their classes.
+    names = '["pets/cat/p0.jpg", "pets/cat/p1.jpg", "pets/dog/p2.jpg", "pets/dog/p3.jpg"]'
+    assert [name for name, _ in data_source(None, [str(path) for path in files], names, "")][:2] == [
+        "pets/cat/p0.jpg", "pets/cat/p1.jpg"]

@@ -6,6 +6,7 @@ page shows, compares it with the engine called directly, and checks that no exce
 """
 from __future__ import annotations
 
+import time
 import zipfile
 from pathlib import Path
 
@@ -13,9 +14,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import classify, explain
-from core.caption import caption, decoding_settings
+from core.caption import caption
 from core.zero_shot import named_templates, zero_shot
-from ui.texts import ZERO_SHOT_EXAMPLE_LABELS
+from ui.shared.caption import decoding_settings
+from ui.shared.texts import ZERO_SHOT_EXAMPLE_LABELS
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "streamlit_app.py")
 PAGE = "streamlit_pages/{}.py"
@@ -303,10 +305,15 @@ def test_train_stop_then_resume_from_earlier_runs(app, tiny_vit_dir, shapes_zip,
     at.number_input(key="train_epochs").set_value(200)  # long enough to be stopped mid-way
     at.text_input(key="train_run_name").set_value("to-resume")
     click(at, "train_start")
+    deadline = time.monotonic() + 60
     while not any(isinstance(event, Step) for event in current_job().state().events):
+        assert current_job().running, f"the run ended before its first step: {current_job().state().error}"
+        assert time.monotonic() < deadline, "the run took no training step within 60 s"
         current_job().wait(timeout_s=0.2)
     click(at, "train_stop")
-    assert isinstance(current_job().wait(timeout_s=60).events[-1], Stopped)
+    stopped = current_job().wait(timeout_s=60)
+    assert not stopped.running, "the run was still training 60 s after Stop"
+    assert isinstance(stopped.events[-1], Stopped)
     at.run()
     assert any(markdown.value.startswith("Stopped at step") for markdown in at.markdown)
     run_dir = str(runs_dir / "to-resume")
@@ -315,6 +322,7 @@ def test_train_stop_then_resume_from_earlier_runs(app, tiny_vit_dir, shapes_zip,
     click(at, "train_resume")
     current_job().stop()  # the resumed run goes on from its checkpoint; stopping it again is enough here
     state = current_job().wait(timeout_s=60)
+    assert not state.running, "the resumed run was still training 60 s after it was stopped"
     assert state.error is None and str(state.output_dir) == run_dir
     assert isinstance(state.events[0], Started) and state.events[0].start_step > 0
     at.run()

@@ -1,19 +1,24 @@
 """The Caption tab: captions with decoding controls, each word's cross-attention map, and many files to a CSV."""
 from __future__ import annotations
 
-import time
-
 import gradio as gr
 
-from core.batch import CAPTION_CSV_COLUMNS, batch_summary, caption_files, caption_table, write_caption_csv
-from core.caption import (
-    CAPTIONER_CHOICES, DECODING_STRATEGIES, DEFAULT_CAPTIONER, caption, caption_attention, decoding_settings,
-    load_captioner, prompt_support, usable_prompt, word_overlays,
+from core import (
+    DEFAULT_CAPTIONER, OnLoad, RunInfo, caption, caption_attention, caption_files, example_images, prompt_support,
 )
-from core.examples import example_images
 from ui.components import ImagePath
-from ui.gradio_common import NO_FILES, announce_load, describe_run, output_folder, require_image, user_errors
-from ui.texts import CAPTION_INTRO, CAPTION_MODEL_INFO, COLORMAPS, EMPTY_CAPTION, PROMPT_INFO
+from ui.gradio_common import load_progress, output_folder, require_image, slider, user_errors
+from ui.shared.batch import CAPTION_CSV_COLUMNS, batch_summary, caption_table, write_caption_csv
+from ui.shared.caption import decoding_settings, numbered, shown_captions, usable_prompt, word_overlays
+from ui.shared.status import last_run_line
+from ui.shared.texts import (
+    CAPTION_INTRO, CAPTION_MODEL_INFO, CAPTION_TO_MAP, COLORMAPS, FILES_LABEL, NO_FILES, PROMPT_INFO, PROMPT_LABEL,
+    PROMPT_LEFT_OUT, PROMPT_PLACEHOLDER, WORD_MAPS_TITLE,
+)
+from ui.shared.widgets import (
+    BEAMS, CAPTIONER_CHOICES, CAPTIONS, DECODER_LAYER, DECODING_STRATEGIES, DEFAULT_DECODING, MAX_NEW_TOKENS,
+    NO_REPEAT_NGRAM, OPACITY, REPETITION_PENALTY, TEMPERATURE, TOP_P,
+)
 
 
 def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
@@ -22,20 +27,19 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
         model = gr.Dropdown(list(dict.fromkeys([default_model, *CAPTIONER_CHOICES])), value=default_model,
                             allow_custom_value=True, label="Captioner", info=CAPTION_MODEL_INFO, scale=3,
                             min_width=300, elem_id="caption-model")
-        prompt = gr.Textbox(label="Prompt (BLIP only)", placeholder="a photograph of", scale=2, min_width=240,
+        prompt = gr.Textbox(label=PROMPT_LABEL, placeholder=PROMPT_PLACEHOLDER, scale=2, min_width=240,
                             **_prompt_box(default_model), elem_id="caption-prompt")
     with gr.Accordion("Decoding", open=False):
         with gr.Row():
-            strategy = gr.Radio(list(DECODING_STRATEGIES), value="beam search", label="Decoding", min_width=260)
-            num_beams = gr.Slider(1, 8, value=3, step=1, label="Beams (beam search)")
-            num_captions = gr.Slider(1, 5, value=1, step=1, label="Captions to return",
-                              info="up to the number of beams, unless sampling")
+            strategy = gr.Radio(list(DECODING_STRATEGIES), value=DEFAULT_DECODING, label="Decoding", min_width=260)
+            num_beams = slider(BEAMS)
+            num_captions = slider(CAPTIONS)
         with gr.Row():
-            max_new_tokens = gr.Slider(1, 64, value=20, step=1, label="Max new tokens")
-            top_p = gr.Slider(0.05, 1, value=0.9, step=0.05, label="top-p (sampling)")
-            temperature = gr.Slider(0.1, 2, value=1.0, step=0.05, label="Temperature (sampling)")
-            repetition_penalty = gr.Slider(1, 2, value=1.0, step=0.05, label="Repetition penalty (1 = off)")
-            no_repeat = gr.Slider(0, 5, value=0, step=1, label="No repeated n-grams of size (0 = off)")
+            max_new_tokens = slider(MAX_NEW_TOKENS)
+            top_p = slider(TOP_P)
+            temperature = slider(TEMPERATURE)
+            repetition_penalty = slider(REPETITION_PENALTY)
+            no_repeat = slider(NO_REPEAT_NGRAM)
     decoding = [strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty, no_repeat]
     with gr.Tabs():
         with gr.Tab("One image"):
@@ -49,18 +53,18 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
                     captions = gr.Markdown(elem_id="captions", label="captions")
                     status = gr.Markdown(elem_id="caption-status", label="run")
                     with gr.Group():
-                        to_map = gr.Dropdown([], value=None, allow_custom_value=True, label="Caption to map",
+                        to_map = gr.Dropdown([], value=None, allow_custom_value=True, label=CAPTION_TO_MAP,
                                              info="one of the captions, or type your own and press Map",
                                              elem_id="caption-to-map")
                         with gr.Row():
-                            layer = gr.Slider(0, 12, value=0, step=1, label="Decoder layer (0 = mean of all)")
+                            layer = slider(DECODER_LAYER)
                             cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap")
-                            alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="Opacity")
+                            alpha = slider(OPACITY)
                     map_words = gr.Button("Map the words")
-            words = gr.Gallery(label="Where each word came from (the decoder's cross-attention; click to enlarge)",
+            words = gr.Gallery(label=f"{WORD_MAPS_TITLE} (the decoder's cross-attention; click to enlarge)",
                                columns=6, height=300, elem_id="word-maps")
         with gr.Tab("Many images"):
-            files = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Images or zips of images",
+            files = gr.File(file_count="multiple", file_types=["image", ".zip"], label=FILES_LABEL,
                             elem_id="caption-files")
             run_batch = gr.Button("Caption all", variant="primary")
             summary = gr.Markdown(label="summary")
@@ -89,25 +93,23 @@ def caption_one(image_path, model, prompt, strategy, num_beams, num_captions, ma
                 repetition_penalty, no_repeat, progress=gr.Progress(track_tqdm=True)):
     """The captions (a numbered list when several), a status line, and the captions offered for mapping."""
     require_image(image_path)
+    runs: list[RunInfo] = []
     with user_errors():
         settings = _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty,
                              no_repeat)
-        announce_load(model, progress, loader=load_captioner)
-        started = time.perf_counter()
-        texts = caption(image_path, model=model, prompt=_usable_prompt(model, prompt), **settings)
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        on_load = load_progress(progress)
+        texts = caption(image_path, model=model, prompt=_usable_prompt(model, prompt, on_load), on_load=on_load,
+                        on_run=runs.append, **settings)
     texts = [texts] if isinstance(texts, str) else texts
-    loaded = load_captioner(model)
-    return _show_captions(texts), describe_run(loaded.name, loaded.device, loaded.dtype, elapsed_ms), \
-        gr.update(choices=texts, value=texts[0])
+    return _show_captions(texts), last_run_line(runs), gr.update(choices=texts, value=texts[0])
 
 
 def map_caption_words(image_path, text, model, layer, cmap, alpha, progress=gr.Progress(track_tqdm=True)):
     """Each word of the caption over the photo, in caption order."""
     require_image(image_path)
     with user_errors():
-        announce_load(model, progress, loader=lambda name: load_captioner(name, attn_implementation="eager"))
-        result = caption_attention(image_path, text or "", model=model, layer=int(layer) or None)
+        result = caption_attention(image_path, text or "", model=model, layer=int(layer) or None,
+                                   on_load=load_progress(progress))
         return word_overlays(result, image_path, alpha=float(alpha), cmap=cmap)
 
 
@@ -126,8 +128,9 @@ def caption_many(paths, model, prompt, strategy, num_beams, num_captions, max_ne
     with user_errors():
         settings = _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty,
                              no_repeat)
-        announce_load(model, progress, loader=load_captioner)
-        results = caption_files(paths, model=model, prompt=_usable_prompt(model, prompt), **settings)
+        on_load = load_progress(progress)
+        results = caption_files(paths, model=model, prompt=_usable_prompt(model, prompt, on_load), on_load=on_load,
+                                **settings)
     csv_path = write_caption_csv(results, output_folder() / "captions.csv")
     return caption_table(results), str(csv_path), batch_summary(results, "captioned")
 
@@ -140,16 +143,16 @@ def _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperat
     )
 
 
-def _usable_prompt(model: str, prompt: str | None) -> str | None:
+def _usable_prompt(model: str, prompt: str | None, on_load: OnLoad) -> str | None:
     """The prompt, or None with a notice when this captioner cannot continue one (the caption still runs)."""
-    text, left_out = usable_prompt(model, prompt)
+    text, left_out = usable_prompt(model, prompt, on_load=on_load)
     if left_out:
-        gr.Warning(f"{PROMPT_INFO[False]} The prompt was left out.")
+        gr.Warning(PROMPT_LEFT_OUT)
     return text
 
 
 def _show_captions(texts: list[str]) -> str:
-    shown = [text or EMPTY_CAPTION for text in texts]
+    shown = shown_captions(texts)
     if len(shown) == 1:
         return f"### {shown[0]}"
-    return "\n".join(f"{index}. {text}" for index, text in enumerate(shown, start=1))
+    return numbered(shown)

@@ -1,25 +1,30 @@
 """The Gradio front end: build_demo() arranges the tabs; every computation is a call into core/."""
 from __future__ import annotations
 
-import time
-
 import gradio as gr
 
-from core import classify, classify_files, explain, features
-from core.attention import (
-    HEAD_FUSIONS, comparison_target, describe_tokens, head_grid, layer_strip, patch_grid_image, save_features,
+from core import (
+    DEFAULT_CLASSIFIER, HEAD_FUSIONS, Explanation, RunInfo, classify, classify_files, example_images, explain, features,
+    patch_grid_image,
 )
-from core.batch import CSV_COLUMNS, batch_summary, results_table, write_csv
-from core.examples import example_images
-from core.models import CLASSIFIER_CHOICES, DEFAULT_CLASSIFIER, EXPLAINER_CHOICES, load_classifier, load_explainable
 from ui.caption_tab import caption_tab
 from ui.components import ImagePath
 from ui.train_tab import FOLDER_NAMES_JS, connect_visitor, train_tab, visitor_boxes
 from ui.zero_shot_tab import zero_shot_tab
 from ui.gradio_common import (
-    NO_FILES, announce_load, describe_run, output_folder, require_image, user_errors, write_cache_images_atomically,
+    load_progress, output_folder, require_image, slider, user_errors, write_cache_images_atomically,
 )
-from ui.texts import ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, METHOD_CHOICES, MODEL_INFO
+from ui.shared.attention import comparison_target, describe_tokens, head_grid, layer_strip, save_features
+from ui.shared.batch import CSV_COLUMNS, batch_summary, results_table, write_csv
+from ui.shared.status import last_run_line
+from ui.shared.texts import (
+    ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, EMPTY_MAP, EXPLAINER_INFO, FEATURES_NOTE, FEATURES_TITLE, FILES_LABEL,
+    HEAD_GRID_TITLE, LAYER_STRIP_TITLE, METHOD_CHOICES, MODEL_INFO, NO_FILES, NO_HEAD, SIDE_BY_SIDE_NOTE,
+    SIDE_BY_SIDE_TITLE, TARGET_INFO, TARGET_LABEL, VIT_SEES_TITLE,
+)
+from ui.shared.widgets import (
+    CLASSIFIER_CHOICES, DISCARD_RATIO, EXPLAINER_CHOICES, HEAD, LAYER, LAYER_RIGHT, OPACITY, TOP_K,
+)
 
 CSS = """
 #status {min-height: 1.5em; opacity: 0.8}
@@ -59,10 +64,10 @@ def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
     gr.Markdown(CLASSIFY_INTRO)
     with gr.Row():
         model = gr.Dropdown(
-            choices, value=default_model, allow_custom_value=True, label="Model", info=MODEL_INFO, scale=3, min_width=300,
-            elem_id="classify-model",
+            choices, value=default_model, allow_custom_value=True, label="Model", info=MODEL_INFO, scale=3,
+            min_width=300, elem_id="classify-model",
         )
-        top_k = gr.Slider(1, 20, value=5, step=1, label="How many labels (top-k)", scale=1, min_width=200)
+        top_k = slider(TOP_K, scale=1, min_width=200)
     with gr.Tabs():
         with gr.Tab("One image"):
             with gr.Row(equal_height=False):
@@ -78,9 +83,8 @@ def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
                     status = gr.Markdown(elem_id="status", label="run")
             run.click(classify_one, inputs=[image, model, top_k], outputs=[labels, status], api_name="classify")
         with gr.Tab("Many images"):
-            files = gr.File(
-                file_count="multiple", file_types=["image", ".zip"], label="Images or zips of images", elem_id="batch-files"
-            )
+            files = gr.File(file_count="multiple", file_types=["image", ".zip"], label=FILES_LABEL,
+                            elem_id="batch-files")
             run_batch = gr.Button("Classify all", variant="primary")
             summary = gr.Markdown(label="summary")
             table = gr.Dataframe(
@@ -99,21 +103,17 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
     gr.Markdown(ATTENTION_INTRO)
     with gr.Row():
         model = gr.Dropdown(choices, value=default_model, allow_custom_value=True, label="Model", scale=3,
-                            min_width=300, info="Any ViT-family id or local folder; DINO backbones work too.",
-                            elem_id="attention-model")
+                            min_width=300, info=EXPLAINER_INFO, elem_id="attention-model")
         method = gr.Radio(METHOD_CHOICES, value="rollout", label="Method", scale=2)
     with gr.Row():
         head_fusion = gr.Radio(list(HEAD_FUSIONS), value="mean", label="Head fusion", min_width=200)
-        discard = gr.Slider(0, 0.99, value=0.9, step=0.01, label="Discard ratio (rollout)",
-                            info="drop the weakest attention weights in each layer")
-        layer = gr.Slider(0, 24, value=0, step=1, label="Layer (0 = all / last)",
-                          info="rollout up to this layer; raw attention of this layer")
-        head = gr.Slider(0, 16, value=0, step=1, label="Head (0 = all heads fused)", info="raw attention only")
+        discard = slider(DISCARD_RATIO)
+        layer = slider(LAYER)
+        head = slider(HEAD)
     with gr.Row():
-        target = gr.Dropdown([], value=None, allow_custom_value=True, label="Class to explain (gradient rollout)",
-                             info="empty = the top label", scale=2)
+        target = gr.Dropdown([], value=None, allow_custom_value=True, label=TARGET_LABEL, info=TARGET_INFO, scale=2)
         cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap", scale=1)
-        alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="Opacity", scale=1)
+        alpha = slider(OPACITY, scale=1)
     with gr.Row(equal_height=False):
         with gr.Column():
             image = ImagePath(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
@@ -124,30 +124,32 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
             overlay_image = gr.Image(label="Where the model looks", type="pil", format="png",
                                      buttons=["download"], elem_id="attention-overlay", height=320)
             labels = gr.Label(label="Predictions", num_top_classes=5, elem_id="attention-labels")
-    with gr.Accordion("How ViT sees this image", open=True):
+    with gr.Accordion(VIT_SEES_TITLE, open=True):
         with gr.Row(equal_height=False):
             grid_image = gr.Image(label="Patch grid", type="pil", height=224, scale=1)
             with gr.Column(scale=2):
                 tokens = gr.Markdown(elem_id="attention-tokens", label="tokens")
-                strip = gr.Gallery(label="Rollout, layer by layer", columns=6, height=220, elem_id="layer-strip")
-        heads = gr.Gallery(label="Every head of the layer (CLS attention)", columns=6, height=260, elem_id="head-grid")
-    with gr.Accordion("Side by side", open=False):
-        gr.Markdown("The same photo through a second model, method or layer (the settings above are the left side).")
+                strip = gr.Gallery(label=LAYER_STRIP_TITLE, columns=6, height=220, elem_id="layer-strip")
+        heads = gr.Gallery(label=HEAD_GRID_TITLE, columns=6, height=260, elem_id="head-grid")
+    with gr.Accordion(SIDE_BY_SIDE_TITLE, open=False):
+        gr.Markdown(SIDE_BY_SIDE_NOTE)
         with gr.Row():
             model_b = gr.Dropdown(choices, value=choices[min(1, len(choices) - 1)], allow_custom_value=True,
                                   label="Model (right)", scale=3, min_width=300, elem_id="model-b")
             method_b = gr.Radio(METHOD_CHOICES, value="rollout", label="Method (right)", scale=2, elem_id="method-b")
-            layer_b = gr.Slider(0, 24, value=0, step=1, label="Layer (right, 0 = all / last)", scale=1)
+            layer_b = slider(LAYER_RIGHT, scale=1)
         compare = gr.Button("Compare", variant="primary")
         with gr.Row(equal_height=False):
             with gr.Column():
-                left_image = gr.Image(label="Left", type="pil", format="png", buttons=["download"], elem_id="left-overlay")
+                left_image = gr.Image(label="Left", type="pil", format="png", buttons=["download"],
+                                      elem_id="left-overlay")
                 left_labels = gr.Label(label="Left predictions", num_top_classes=3, elem_id="left-labels")
             with gr.Column():
-                right_image = gr.Image(label="Right", type="pil", format="png", buttons=["download"], elem_id="right-overlay")
+                right_image = gr.Image(label="Right", type="pil", format="png", buttons=["download"],
+                                       elem_id="right-overlay")
                 right_labels = gr.Label(label="Right predictions", num_top_classes=3, elem_id="right-labels")
-    with gr.Accordion("Features (the ViT as a feature extractor)", open=False):
-        gr.Markdown("The CLS embedding and the patch embeddings after the chosen layer (0 above = the last), as .npy.")
+    with gr.Accordion(FEATURES_TITLE, open=False):
+        gr.Markdown(FEATURES_NOTE)
         extract = gr.Button("Extract features")
         feature_files = gr.File(label="Features (.npy)", file_count="multiple")
 
@@ -168,8 +170,7 @@ def explain_one(image_path, model, method, head_fusion, discard, layer, head, ta
     """The overlay, predictions, patch grid, token sentence, layer strip, head grid, and the class choices."""
     explanation = _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha, progress)
     if not explanation.heatmap.any():
-        gr.Warning("The map is empty: the discard ratio removed every path from the patches to the CLS token. "
-                   "Lower the discard ratio.")
+        gr.Warning(EMPTY_MAP)
     class_choices = [p.label for p in explanation.predictions]
     return (
         explanation.overlay,
@@ -194,37 +195,35 @@ def explain_side_by_side(image_path, model, method, head_fusion, discard, layer,
 def extract_features(image_path, model, layer, progress=gr.Progress(track_tqdm=True)):
     require_image(image_path)
     with user_errors():
-        announce_load(model, progress, loader=load_explainable)
-        extracted = features(image_path, model=model, layer=int(layer) or -1)
+        extracted = features(image_path, model=model, layer=int(layer) or -1, on_load=load_progress(progress))
     return [str(path) for path in save_features(extracted, output_folder())]
 
 
-def _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha, progress):
+def _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha,
+             progress) -> Explanation:
     require_image(image_path)
     with user_errors():
-        announce_load(model, progress, loader=load_explainable)
         return explain(
             image_path, model=model, method=method, head_fusion=head_fusion, discard_ratio=float(discard),
             layer=int(layer) or None, head=int(head) or None, target=target or None,
-            alpha=float(alpha), cmap=cmap,
+            alpha=float(alpha), cmap=cmap, on_load=load_progress(progress),
         )
 
 
-def _label_value(explanation) -> dict[str, float] | str:
+def _label_value(explanation: Explanation) -> dict[str, float] | str:
     if not explanation.predictions:
-        return "no classifier head (a backbone): maps only"
+        return NO_HEAD
     return {p.label: p.score for p in explanation.predictions}
 
 
 def classify_one(image_path: str | None, model: str, top_k: float, progress=gr.Progress(track_tqdm=True)):
     """Top labels as {label: score} for gr.Label, plus a line saying what ran."""
     require_image(image_path)
+    runs: list[RunInfo] = []
     with user_errors():
-        announce_load(model, progress)
-        started = time.perf_counter()
-        predictions = classify(image_path, model=model, top_k=int(top_k))
-        elapsed_ms = (time.perf_counter() - started) * 1000
-    return {p.label: p.score for p in predictions}, _describe_run(model, elapsed_ms)
+        predictions = classify(image_path, model=model, top_k=int(top_k), on_load=load_progress(progress),
+                               on_run=runs.append)
+    return {p.label: p.score for p in predictions}, last_run_line(runs)
 
 
 def classify_many(paths: list[str] | None, model: str, top_k: float, progress=gr.Progress(track_tqdm=True)):
@@ -232,12 +231,6 @@ def classify_many(paths: list[str] | None, model: str, top_k: float, progress=gr
     if not paths:
         raise gr.Error(NO_FILES)
     with user_errors():
-        announce_load(model, progress)
-        results = classify_files(paths, model=model, top_k=int(top_k))
+        results = classify_files(paths, model=model, top_k=int(top_k), on_load=load_progress(progress))
     csv_path = write_csv(results, output_folder() / "predictions.csv")
     return results_table(results), str(csv_path), batch_summary(results, "classified")
-
-
-def _describe_run(model: str, elapsed_ms: float) -> str:
-    loaded = load_classifier(model)
-    return describe_run(loaded.name, loaded.device, loaded.dtype, elapsed_ms)

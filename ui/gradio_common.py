@@ -1,4 +1,4 @@
-"""What every Gradio tab shares: engine errors shown as messages, the output folder, load announcements."""
+"""What every Gradio tab shares: engine errors shown as messages, the output folder, load announcements, sliders."""
 from __future__ import annotations
 
 import os
@@ -12,10 +12,8 @@ from typing import Callable
 import gradio as gr
 from gradio import processing_utils
 
-from core.models import describe_run, is_cached, load_classifier  # noqa: F401 - describe_run is re-exported
-
-NO_IMAGE = "Upload, paste or take a photo first (or click an example)."
-NO_FILES = "Upload some images or a zip of images first."
+from ui.shared.texts import NO_IMAGE, loading_text
+from ui.shared.widgets import Slider
 
 # Files the app hands out (CSVs, .npy features, run zips) go in one folder that is removed when the app exits.
 # Gradio copies each file it serves into its own cache as the answer goes out, so a copy here is needed for
@@ -53,12 +51,15 @@ def user_errors():
         raise gr.Error(str(error)) from error
 
 
-def announce_load(model: str, progress: gr.Progress, loader: Callable = load_classifier,
-                  cached: Callable[[str], bool] = is_cached) -> None:
-    """Say a model is loading (the first use may download it) before the call that loads it."""
-    if not cached(model):
-        progress(0, desc=f"Loading {model} (the first use may download it)")
-    loader(model)
+def load_progress(progress: gr.Progress) -> Callable[[str], None]:
+    """An on_load for engine calls: the progress bar says a model is loading (only when the engine loads one)."""
+    return lambda name: progress(0, desc=loading_text(name))
+
+
+def slider(spec: Slider, *, scale: int | None = None, min_width: int = 160) -> gr.Slider:
+    """A gr.Slider from the shared spec, with Gradio's own layout options."""
+    return gr.Slider(spec.minimum, spec.maximum, value=spec.default, step=spec.step, label=spec.label,
+                     info=spec.info or None, scale=scale, min_width=min_width)
 
 
 def require_image(image_path: str | None) -> str:

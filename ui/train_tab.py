@@ -1,6 +1,8 @@
 """The Train tab: check a folder of images, fine-tune on it with live curves, then look at what it learnt."""
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,20 +11,59 @@ from typing import Sequence
 import gradio as gr
 import pandas as pd
 
-from training.data import TABLE_HEADERS, check_data, chosen_source, pair_folder_names, thumbnails
-from training.events import read_events
-from training.examples import example_data_zip
-from training.access import (
-    SESSIONS, Visitor, find_run, kept_or_new_visitor_id, may_see, session_visitor, start_from_choices, visible_runs,
+from training import (
+    EVENTS_LOG,
+    SESSIONS,
+    TRAINING_PRECISIONS,
+    DataError,
+    RunSummary,
+    Visitor,
+    check_data,
+    compare_base,
+    current_job,
+    disk_budget,
+    example_data_zip,
+    find_run,
+    is_training,
+    kept_or_new_visitor_id,
+    may_see,
+    push_to_hub,
+    read_events,
+    resume_config,
+    runs_root,
+    session_visitor,
+    start_new_run,
+    start_training,
+    stop_current,
+    visible_runs,
     visitor,
+    watch,
+    zip_run,
 )
-from training.disk import disk_budget
-from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, form_config, resume_config
-from training.jobs import current_job, is_training, start_new_run, start_training, stop_current, watch
-from training.review import cell_overlays as cell_pictures, compare_base, push_to_hub
-from training.runs import EVENTS_LOG, RunSummary, run_label, run_view, runs_root, saved_model_dir, zip_run
+from training import cell_overlays as cell_pictures
 from ui.gradio_common import output_folder, user_errors
-from ui.texts import EXAMPLE_DATA_INFO, EXAMPLE_DATA_LABEL, TRAIN_INTRO, space_runs_note
+from ui.shared import train_widgets as widgets
+from ui.shared.texts import (
+    COMPARE_NOTE,
+    EXAMPLE_DATA_INFO,
+    EXAMPLE_DATA_LABEL,
+    PICK_A_RUN_TO_RESUME,
+    TRAIN_INTRO,
+    empty_cell,
+    pushed,
+    run_in_use,
+    space_runs_note,
+)
+from ui.shared.training import (
+    form_config,
+    run_label,
+    run_view,
+    runs_list_label,
+    saved_model_dir,
+    start_from_choices,
+    stop_message,
+)
+from ui.shared.training_data import COUNT_HEADERS, chosen_source, count_rows, report_summary, skipped_rows, thumbnails
 
 # Training streams sleep between redraws, so they get slots of their own: a second visitor's Start is answered at
 # once (refused while another run trains) instead of waiting behind the first visitor's stream. Starting and
@@ -45,6 +86,8 @@ FOLDER_NAMES_JS = """
   }, true);
 }
 """
+# Gradio keeps an upload as <cache>/<sha256 of its content>/<file name>: the folder the file came from is lost.
+_UPLOAD_HASH_FOLDER = re.compile(r"^[0-9a-f]{40,64}$")
 
 
 @dataclass(frozen=True)
@@ -75,58 +118,57 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
             gr.Markdown("### 1. Your images")
             with gr.Tabs():
                 with gr.Tab("Zip"):
-                    zip_file = gr.File(file_types=[".zip"], label="A zip of class folders (optional train/ and val/)",
-                                       elem_id="train-zip")
+                    zip_file = gr.File(file_types=[".zip"], label=widgets.ZIP_LABEL, elem_id="train-zip")
                     gr.Examples([[str(example_data_zip())]], inputs=[zip_file],
                                 label=f"{EXAMPLE_DATA_LABEL} ({EXAMPLE_DATA_INFO})", elem_id="train-example")
                 with gr.Tab("Folder"):
-                    folder_files = gr.File(file_count="directory", label="A folder with one sub-folder per class",
-                                           elem_id="train-folder")
+                    folder_files = gr.File(file_count="directory", label=widgets.FOLDER_LABEL, elem_id="train-folder")
                     folder_names = gr.Textbox(elem_id="train-folder-names", elem_classes=["hidden-box"],
                                               show_label=False, container=False)
                 if allow_server_paths:
-                    with gr.Tab("Path on this machine"):
-                        server_path = gr.Textbox(label="Folder or zip on the machine running the app",
-                                                 placeholder="/data/my-photos", elem_id="train-path")
+                    with gr.Tab(widgets.SERVER_PATH_TAB):
+                        server_path = gr.Textbox(label=widgets.SERVER_PATH_LABEL,
+                                                 placeholder=widgets.SERVER_PATH_PLACEHOLDER, elem_id="train-path")
             if not allow_server_paths:
                 server_path = gr.State("")  # never a path from a visitor: the app may be public
-            check = gr.Button("Check data")
+            check = gr.Button(widgets.CHECK_BUTTON)
             data_summary = gr.Markdown(elem_id="train-data-summary")
-            counts = gr.Dataframe(headers=list(TABLE_HEADERS), interactive=False, label="Images per class",
+            counts = gr.Dataframe(headers=list(COUNT_HEADERS), interactive=False, label=widgets.COUNTS_LABEL,
                                   elem_id="train-counts")
             counts_chart = gr.BarPlot(x="class", y="images", color="split", label="Images per class", height=220)
             thumbnails = gr.Gallery(label="A few of each class", columns=6, height=200, elem_id="train-thumbnails")
-            skipped = gr.Dataframe(headers=["file", "why it was skipped"], interactive=False, label="Skipped files",
-                                   wrap=True)
+            skipped = gr.Dataframe(headers=list(widgets.SKIPPED_HEADERS), interactive=False,
+                                   label=widgets.SKIPPED_LABEL, wrap=True)
         with gr.Column(scale=3, min_width=320):
             gr.Markdown("### 2. Settings")
-            base = gr.Dropdown(start_from_choices(runs_now), value=BASE_CHOICES[0], allow_custom_value=True,
-                               label="Start from", elem_id="train-base",
-                               info="a hub id, a local folder, an earlier run, or vit-small-scratch (offline, "
-                                    "from random weights)")
-            mode = gr.Radio([("Head only: the backbone stays frozen (fast)", "head"),
-                             ("Full fine-tune: every weight learns", "full")], value="head", label="What learns",
+            base = gr.Dropdown(start_from_choices(runs_now), value=widgets.BASE_CHOICES[0], allow_custom_value=True,
+                               label=widgets.BASE_LABEL, elem_id="train-base", info=widgets.BASE_INFO)
+            mode = gr.Radio(list(widgets.MODE_CHOICES), value=widgets.DEFAULT_MODE, label=widgets.MODE_LABEL,
                             elem_id="train-mode")
             with gr.Row():
-                epochs = gr.Number(MODE_DEFAULTS["head"]["num_train_epochs"], precision=0, minimum=1,
-                                   label="Epochs", elem_id="train-epochs")
-                learning_rate = gr.Number(MODE_DEFAULTS["head"]["learning_rate"], label="Learning rate",
+                epochs = gr.Number(widgets.EPOCHS.default, precision=0, minimum=widgets.EPOCHS.minimum,
+                                   label=widgets.EPOCHS_LABEL, elem_id="train-epochs")
+                learning_rate = gr.Number(widgets.LEARNING_RATE.default, label=widgets.LEARNING_RATE_LABEL,
                                           elem_id="train-lr")
-                batch_size = gr.Number(16, precision=0, minimum=1, label="Batch size", elem_id="train-batch")
+                batch_size = gr.Number(widgets.BATCH_SIZE.default, precision=0, minimum=widgets.BATCH_SIZE.minimum,
+                                       label=widgets.BATCH_SIZE_LABEL, elem_id="train-batch")
             with gr.Row():
-                weight_decay = gr.Number(0.0, minimum=0, label="Weight decay")
-                warmup_ratio = gr.Slider(0, 0.5, value=0.1, step=0.05, label="Warmup (share of steps)")
-                image_size = gr.Number(0, precision=0, minimum=0, label="Image size (0 = the model's)")
+                weight_decay = gr.Number(widgets.WEIGHT_DECAY.default, minimum=widgets.WEIGHT_DECAY.minimum,
+                                         label=widgets.WEIGHT_DECAY_LABEL)
+                warmup_ratio = gr.Slider(widgets.WARMUP.minimum, widgets.WARMUP.maximum, value=widgets.WARMUP.default,
+                                         step=widgets.WARMUP.step, label=widgets.WARMUP_LABEL)
+                image_size = gr.Number(widgets.IMAGE_SIZE.default, precision=0, minimum=widgets.IMAGE_SIZE.minimum,
+                                       label=widgets.IMAGE_SIZE_LABEL)
             with gr.Row():
-                augment = gr.Checkbox(True, label="Random crops and flips", info="full fine-tune only; off when "
-                                      "a flip changes the class")
-                seed = gr.Number(42, precision=0, label="Seed")
-                precision = gr.Radio(list(PRECISIONS), value="auto", label="Precision")
-            run_name = gr.Textbox(label="Run name", placeholder="e.g. ants-vs-bees (empty: a timestamp)",
+                augment = gr.Checkbox(True, label=widgets.AUGMENT_LABEL, info=widgets.AUGMENT_INFO)
+                seed = gr.Number(widgets.SEED.default, precision=0, label=widgets.SEED_LABEL)
+                precision = gr.Radio(list(TRAINING_PRECISIONS), value=widgets.DEFAULT_PRECISION,
+                                     label=widgets.PRECISION_LABEL)
+            run_name = gr.Textbox(label=widgets.RUN_NAME_LABEL, placeholder=widgets.RUN_NAME_PLACEHOLDER,
                                   elem_id="train-run-name")
             with gr.Row():
-                start = gr.Button("Start training", variant="primary", elem_id="train-start")
-                stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+                start = gr.Button(widgets.START_BUTTON, variant="primary", elem_id="train-start")
+                stop = gr.Button(widgets.STOP_BUTTON, variant="stop", elem_id="train-stop")
                 watch_button = gr.Button("Watch the current run")
     gr.Markdown("### 3. Training")
     with gr.Row():
@@ -138,34 +180,32 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
     curves_plot = gr.Plot(label="Loss and validation accuracy", elem_id="train-curves")
     gr.Markdown("### 4. What it learnt")
     with gr.Row(equal_height=False):
-        per_class = gr.Dataframe(headers=["class", "accuracy", "correct", "validation images"], interactive=False,
-                                 label="Accuracy per class", elem_id="train-per-class")
-        confusion = gr.Image(label="Confusion matrix (rows: true class)", type="filepath", height=320,
+        per_class = gr.Dataframe(headers=list(widgets.PER_CLASS_HEADERS), interactive=False,
+                                 label=widgets.PER_CLASS_LABEL, elem_id="train-per-class")
+        confusion = gr.Image(label=widgets.CONFUSION_CAPTION, type="filepath", height=320,
                              elem_id="train-confusion")
     with gr.Row():
-        true_class = gr.Dropdown([], label="True class", elem_id="train-true")
-        predicted_class = gr.Dropdown([], label="Predicted as", elem_id="train-predicted")
-        show_cell = gr.Button("Show these validation images", elem_id="train-show-cell")
+        true_class = gr.Dropdown([], label=widgets.TRUE_CLASS_LABEL, elem_id="train-true")
+        predicted_class = gr.Dropdown([], label=widgets.PREDICTED_LABEL, elem_id="train-predicted")
+        show_cell = gr.Button(widgets.SHOW_CELL_BUTTON, elem_id="train-show-cell")
     cell_gallery = gr.Gallery(label="Those images, with where the trained model looks", columns=6, height=260,
                               elem_id="train-cell")
-    with gr.Accordion("Base model and trained model side by side", open=False):
-        gr.Markdown("Attention rollout of both models on the first image of the chosen cell. After head-only "
-                    "training the two are the same: the backbone, where attention lives, did not change.")
+    with gr.Accordion(widgets.COMPARE_SECTION, open=False):
+        gr.Markdown(COMPARE_NOTE)
         compare = gr.Button("Compare attention on the first image above")
         with gr.Row():
             base_view = gr.Image(label="Base model", type="pil", height=300)
             trained_view = gr.Image(label="Trained model", type="pil", height=300)
     with gr.Row():
-        use_model = gr.Button("Use this model in Classify and Attention", variant="primary", elem_id="train-use")
+        use_model = gr.Button(widgets.USE_BUTTON, variant="primary", elem_id="train-use")
         make_zip = gr.Button("Zip the run")
         run_zip = gr.File(label="The run (.zip)")
-    with gr.Accordion("Push to the Hugging Face Hub", open=False):
+    with gr.Accordion(widgets.PUSH_SECTION, open=False):
         with gr.Row():
-            repo_id = gr.Textbox(label="Repository", placeholder="your-name/ants-vs-bees")
-            token = gr.Textbox(label="Access token (write)", type="password",
-                               info="used for this upload only: never saved or logged")
-            private = gr.Checkbox(True, label="Private")
-        push = gr.Button("Push")
+            repo_id = gr.Textbox(label=widgets.REPO_LABEL, placeholder=widgets.REPO_PLACEHOLDER)
+            token = gr.Textbox(label=widgets.TOKEN_LABEL, type="password", info=widgets.TOKEN_INFO)
+            private = gr.Checkbox(True, label=widgets.PRIVATE_LABEL)
+        push = gr.Button(widgets.PUSH_BUTTON)
         pushed = gr.Markdown()
     gr.Markdown("### Earlier runs")
     with gr.Row():
@@ -180,7 +220,8 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
     live = [progress_line, curves_plot, per_class, confusion, true_class, predicted_class, runs]
     check.click(check_source, inputs=source, outputs=[data_summary, counts, counts_chart, thumbnails, skipped],
                 api_name="check_data")
-    mode.change(lambda chosen: [MODE_DEFAULTS[chosen]["num_train_epochs"], MODE_DEFAULTS[chosen]["learning_rate"]],
+    mode.change(lambda chosen: [widgets.MODE_DEFAULTS[chosen]["num_train_epochs"],
+                                widgets.MODE_DEFAULTS[chosen]["learning_rate"]],
                 inputs=[mode], outputs=[epochs, learning_rate], api_visibility="undocumented")
     # visitor_id is a gr.State: it never shows in the API, and each event reads this session's value.
     start.click(start_run, inputs=[*source, *settings, visitor_id], outputs=[run_dir, *live], api_name="train",
@@ -232,7 +273,7 @@ def _anyone() -> Visitor:
 
 
 def _runs_label() -> str:
-    return "Your runs and example runs" if _anyone().shared else f"Runs in {runs_root()}"
+    return runs_list_label(_anyone().shared, runs_root())
 
 
 def _run_choices(runs: Sequence[RunSummary]) -> list[tuple[str, str]]:
@@ -243,12 +284,44 @@ def _run_choices(runs: Sequence[RunSummary]) -> list[tuple[str, str]]:
 
 
 def data_source(zip_file, folder_files, folder_names, server_path):
-    """What the user gave, as training.data takes it: a zip, (name inside the folder, file) pairs, or a path."""
-    folder_items = None
-    if folder_files:
-        folder_items = pair_folder_names(folder_names, folder_files)
+    """What the user gave, as training takes it: a zip, (name inside the folder, file) pairs, or a path."""
     with user_errors():
+        folder_items = folder_upload(folder_names, folder_files) if folder_files else None
         return chosen_source(zip_file, folder_items, server_path)
+
+
+def folder_upload(names_json: str | None, files: Sequence) -> list:
+    """A folder upload as training takes it: (name inside the folder, file) pairs when the browser's names could
+    be paired, else the bare files, unless Gradio's cache layout shows the class folders were lost."""
+    items = pair_folder_names(names_json, files)
+    check_folder_names_survived(items)
+    return items
+
+
+def pair_folder_names(names_json: str | None, files: Sequence) -> list:
+    """A folder upload's files paired with their paths inside the folder (which hold the class), as a browser
+    reports them in a JSON list: only when there is one name per file and each ends with its file's own name.
+    Otherwise the bare files, and check_folder_names_survived says the class folders were lost: a wrong pairing
+    would silently give images the wrong class."""
+    try:
+        names = json.loads(names_json) if names_json else []
+    except ValueError:
+        names = []
+    pairs = list(zip(names, files)) if isinstance(names, list) and len(names) == len(files) else []
+    if pairs and all(isinstance(name, str) and Path(name).name == Path(file).name for name, file in pairs):
+        return pairs
+    return list(files)
+
+
+def check_folder_names_survived(items: Sequence) -> None:
+    """Refuse bare files that all sit in Gradio's content-hash folders: their class folders are unknown, and
+    training would take each hash for a class."""
+    folders = {Path(item).parent.name for item in items if not isinstance(item, (tuple, list))}
+    if folders and all(_UPLOAD_HASH_FOLDER.match(folder) for folder in folders):
+        raise DataError(
+            "The upload lost its folder names (the browser sends only file names), so the classes are unknown. "
+            "Upload a .zip of the folder instead."
+        )
 
 
 def check_source(zip_file, folder_files, folder_names, server_path):
@@ -261,11 +334,11 @@ def check_source(zip_file, folder_files, folder_names, server_path):
         pictures = thumbnails(report)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)  # a check keeps no copy of the upload
-    summary = report.summary() + "".join(f"\n\n⚠️ {warning}" for warning in report.warnings)
+    summary = report_summary(report) + "".join(f"\n\n⚠️ {warning}" for warning in report.warnings)
     chart = pd.DataFrame([(name, split, count) for name, train, val in
                           zip(report.classes, report.train_counts, report.val_counts)
                           for split, count in (("train", train), ("val", val))], columns=["class", "split", "images"])
-    return summary, report.table(), chart, pictures, [[item.name, item.reason] for item in report.skipped]
+    return summary, count_rows(report), chart, pictures, skipped_rows(report)
 
 
 # ---- training -----------------------------------------------------------------------------------------------
@@ -287,7 +360,7 @@ def start_run(zip_file, folder_files, folder_names, server_path, base, mode, epo
 def resume_run(run_name, visitor_id, request: gr.Request):
     asking = _visitor(visitor_id, request)
     if not run_name:
-        raise gr.Error("Pick a stopped or interrupted run in the list first.")
+        raise gr.Error(PICK_A_RUN_TO_RESUME)
     with user_errors():
         job = start_training(resume_config(find_run(run_name, asking, change=True)), visitor=asking)
     yield from _stream(job, asking)
@@ -323,7 +396,7 @@ def _stream(job, asking: Visitor):
 
 def stop_run(visitor_id, request: gr.Request):
     with user_errors():
-        return stop_current(visitor=_visitor(visitor_id, request))
+        return stop_message(stop_current(visitor=_visitor(visitor_id, request)))
 
 
 def show_saved_run(run_name, visitor_id, request: gr.Request):
@@ -370,7 +443,7 @@ def cell_overlays(run_name, true_class, predicted_class, visitor_id, request: gr
     with user_errors():
         pictures = cell_pictures(folder, true_class, predicted_class)
     if not pictures:
-        gr.Info(f"No validation image of '{true_class}' was predicted as '{predicted_class}'.")
+        gr.Info(empty_cell(true_class, predicted_class))
     return pictures
 
 
@@ -393,10 +466,10 @@ def push_current(run_name, repo_id, token, private, visitor_id, request: gr.Requ
     folder = _finished_run(run_name, visitor_id, request)
     with user_errors():
         url = push_to_hub(folder, repo_id, token, private=bool(private))
-    return f"Pushed: [{url}]({url})"
+    return pushed(url)
 
 
 def use_run(run_name, visitor_id, request: gr.Request):
     folder = _finished_run(run_name, visitor_id, request)
-    gr.Info(f"Classify and Attention now use {folder.name}.")
+    gr.Info(run_in_use(folder.name))
     return gr.update(value=str(folder.resolve())), gr.update(value=str(folder.resolve()))

@@ -1,65 +1,66 @@
 """The Zero-shot tab: CLIP ranks the user's own labels for a photo, per template on request, and maps one label."""
 from __future__ import annotations
 
-import time
-
 import gradio as gr
 import pandas as pd
 
-from core.examples import example_images
-from core.zero_shot import (
-    DEFAULT_MODEL, DEFAULT_PRETRAINED, ZERO_SHOT_CHOICES, check_labels, chosen_templates, load_clip, pretrained_tags,
-    pretrained_weights, resolve_templates, takes_pretrained, template_table, zero_shot, zero_shot_map,
+from core import (
+    DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, RunInfo, check_labels, example_images, pretrained_tags,
+    resolve_templates, takes_pretrained, zero_shot, zero_shot_map,
 )
 from ui.components import ImagePath
-from ui.gradio_common import announce_load, describe_run, require_image, user_errors
-from ui.texts import (
-    CLIP_MODEL_INFO, COLORMAPS, PRETRAINED_INFO, TEMPLATE_CHOICES, ZERO_SHOT_EXAMPLE_LABELS, ZERO_SHOT_INTRO,
+from ui.gradio_common import load_progress, require_image, slider, user_errors
+from ui.shared.status import last_run_line
+from ui.shared.texts import (
+    CLIP_MODEL_INFO, COLORMAPS, DEFAULT_TEMPLATE, LABEL_MAP_CAPTION, LABEL_MAP_TITLE, LABELS_INFO, PER_TEMPLATE_LABEL,
+    PER_TEMPLATE_TITLE, PRETRAINED_INFO, TEMPLATE_CHOICES, TEMPLATE_LABEL, ZERO_SHOT_EXAMPLE_LABELS, ZERO_SHOT_INTRO,
+    mapping_text,
 )
+from ui.shared.widgets import CLIP_MODEL_CHOICES, OPACITY
+from ui.shared.zero_shot import chart_columns, chosen_templates, pretrained_weights, template_table
 
 EXAMPLE_LABELS = ZERO_SHOT_EXAMPLE_LABELS
-BAR_CHART_LABELS = 25  # more bars than this are unreadable; the full ranking is in the API output
 
 
 def zero_shot_tab() -> None:
     gr.Markdown(ZERO_SHOT_INTRO)
     with gr.Row():
-        model = gr.Dropdown(list(dict.fromkeys(name for name, _ in ZERO_SHOT_CHOICES)), value=DEFAULT_MODEL,
+        model = gr.Dropdown(list(CLIP_MODEL_CHOICES), value=DEFAULT_CLIP_MODEL,
                             allow_custom_value=True, label="CLIP model", info=CLIP_MODEL_INFO, scale=3,
                             min_width=300, elem_id="clip-model")
-        pretrained = gr.Dropdown(pretrained_tags(DEFAULT_MODEL), value=DEFAULT_PRETRAINED, allow_custom_value=True,
+        pretrained = gr.Dropdown(pretrained_tags(DEFAULT_CLIP_MODEL), value=DEFAULT_CLIP_PRETRAINED,
+                                 allow_custom_value=True,
                                  label="Pretrained weights", info=PRETRAINED_INFO[True], scale=2, min_width=240,
                                  elem_id="clip-pretrained")
     with gr.Row():
         labels = gr.Textbox(value=EXAMPLE_LABELS, lines=3, max_lines=12, label="Labels",
-                            info="comma- or newline-separated, 2 to 1,000", scale=3, elem_id="clip-labels")
+                            info=LABELS_INFO, scale=3, elem_id="clip-labels")
         with gr.Column(scale=2, min_width=240):
             template_mode = gr.Radio(TEMPLATE_CHOICES, value="single", label="Prompt templates")
-            template = gr.Textbox(value="a photo of a {}.", label="Template ({} is the label)", max_lines=1)
+            template = gr.Textbox(value=DEFAULT_TEMPLATE, label=TEMPLATE_LABEL, max_lines=1)
     with gr.Row(equal_height=False):
         with gr.Column():
             image = ImagePath(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
                               label="Photo (upload, paste or webcam)", height=320, elem_id="clip-photo")
             with gr.Row():
                 run = gr.Button("Ask CLIP", variant="primary", scale=2)
-                per_template = gr.Checkbox(value=False, label="Score under each template", scale=1)
+                per_template = gr.Checkbox(value=False, label=PER_TEMPLATE_LABEL, scale=1)
             gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
         with gr.Column():
             top = gr.Label(label="Best labels", num_top_classes=5, elem_id="clip-top")
             chart = gr.BarPlot(x="label", y="probability", sort="-y", y_lim=[0, 1], x_label_angle=-30,
                                label="Every label's probability", height=260, elem_id="clip-chart")
             status = gr.Markdown(elem_id="clip-status", label="run")
-    table = gr.Dataframe(label="Each template on its own (probability of the overall best labels)",
-                         interactive=False, visible=False, elem_id="clip-templates")
-    with gr.Accordion("Where is the label in the photo?", open=True):
+    table = gr.Dataframe(label=PER_TEMPLATE_TITLE, interactive=False, visible=False, elem_id="clip-templates")
+    with gr.Accordion(LABEL_MAP_TITLE, open=True):
         with gr.Row():
             # Custom values allowed so that a label edited away after asking gets the engine's message.
             target = gr.Dropdown([], value=None, allow_custom_value=True, label="Label to map",
                                  info="empty = the best label", scale=2, elem_id="clip-target")
             cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap", scale=1)
-            alpha = gr.Slider(0, 1, value=0.5, step=0.05, label="Opacity", scale=1)
+            alpha = slider(OPACITY, scale=1)
             show_map = gr.Button("Map the label", scale=1)
-        label_map = gr.Image(label="Gradient-weighted attention rollout for the label", type="pil", format="png",
+        label_map = gr.Image(label=LABEL_MAP_CAPTION, type="pil", format="png",
                              buttons=["download"], height=360, elem_id="clip-map")
 
     question = [labels, model, pretrained, template_mode, template]
@@ -85,24 +86,20 @@ def ask_clip(image_path, labels, model, pretrained, template_mode, template, per
     the labels offered for mapping."""
     require_image(image_path)
     templates = chosen_templates(template_mode, template)
+    runs: list[RunInfo] = []
     with user_errors():
         check_labels(labels)  # a typo in the labels should not wait for a model download
         resolve_templates(templates)
         weights = pretrained_weights(model, pretrained)
-        announce_load(model, progress, loader=lambda name: load_clip(name, weights), cached=lambda _: False)
-        started = time.perf_counter()
-        predictions = zero_shot(image_path, labels, model=model, pretrained=weights, templates=templates)
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        predictions = zero_shot(image_path, labels, model=model, pretrained=weights, templates=templates,
+                                on_load=load_progress(progress), on_run=runs.append)
         table = _template_frame(image_path, labels, model, weights, templates, predictions) if per_template else None
-    loaded = load_clip(model, weights)
-    bars = pd.DataFrame({"label": [p.label for p in predictions[:BAR_CHART_LABELS]],
-                         "probability": [p.score for p in predictions[:BAR_CHART_LABELS]]})
     ordered = [p.label for p in predictions]
     return (
         {p.label: p.score for p in predictions},
-        bars,
+        pd.DataFrame(chart_columns(predictions)),
         gr.update(value=table, visible=table is not None),
-        describe_run(loaded.name, loaded.device, loaded.dtype, elapsed_ms),
+        last_run_line(runs),
         gr.update(choices=ordered, value=ordered[0]),
     )
 
@@ -117,10 +114,12 @@ def map_label(image_path, label, labels, model, pretrained, template_mode, templ
     """The chosen label's map over the photo (the best label when none is chosen)."""
     require_image(image_path)
     templates = chosen_templates(template_mode, template)
+    on_load = load_progress(progress)
     with user_errors():
         weights = pretrained_weights(model, pretrained)
-        label = label or zero_shot(image_path, labels, model=model, pretrained=weights, templates=templates)[0].label
-        progress(0, desc=f"Mapping '{label}'")
+        label = label or zero_shot(image_path, labels, model=model, pretrained=weights, templates=templates,
+                                   on_load=on_load)[0].label
+        progress(0, desc=mapping_text(label))
         result = zero_shot_map(image_path, label, labels, model=model, pretrained=weights, templates=templates,
-                               alpha=float(alpha), cmap=cmap)
+                               alpha=float(alpha), cmap=cmap, on_load=on_load)
     return result.overlay

@@ -156,6 +156,16 @@ def test_train_example_data_set_without_uploading(page, app_url, artifacts_dir):
     assert page.errors == []
 
 
+# True once the page's scroll width has stayed the same for three polls in a row (300 ms at 100 ms polling).
+SETTLED_WIDTH = """() => {
+    const width = document.documentElement.scrollWidth;
+    const seen = window.__settledWidth || (window.__settledWidth = {width: -1, same: 0});
+    seen.same = width === seen.width ? seen.same + 1 : 0;
+    seen.width = width;
+    return seen.same >= 3;
+}"""
+
+
 def open_tab(page, name: str) -> None:
     """Click a top-level tab; on a narrow screen the later tabs sit behind the "More tabs" menu."""
     page.get_by_role("button", name="Classify").first.wait_for(timeout=30_000)
@@ -174,7 +184,8 @@ def test_each_tab_fits_a_phone(phone_page, app_url, artifacts_dir, tab):
     page.goto(app_url)
     open_tab(page, tab)
     page.get_by_role("link", name=PAPER_LINKS[tab]).locator("visible=true").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(500)
+    # The tab's layout settles as its components render: wait (bounded) until the page width stops changing.
+    page.wait_for_function(SETTLED_WIDTH, polling=100, timeout=10_000)
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     page.screenshot(path=str(artifacts_dir / f"narrow-{tab.lower()}.png"), full_page=True)
     assert overflow <= 1, f"the {tab} tab is {overflow} px wider than a 390 px phone"

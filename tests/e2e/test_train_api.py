@@ -94,6 +94,6 @@ def test_push_without_a_network_is_a_message(client, api_run, app_runs_dir):
 
 
 def test_stop_with_nothing_training_says_so(client, api_run):
-    from training.jobs import NOTHING_TRAINING
+    from ui.shared.training import NOTHING_TRAINING
 
     assert client.predict(api_name="/stop_training") == NOTHING_TRAINING

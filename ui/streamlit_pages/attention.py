@@ -6,26 +6,24 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core import explain, features
-from core.attention import (
-    HEAD_FUSIONS, comparison_target, describe_tokens, head_grid, layer_strip, patch_grid_image, save_features,
-)
-from core.models import EXPLAINER_CHOICES, load_explainable
-from core.types import Explanation
+from core import HEAD_FUSIONS, Explanation, explain, features, patch_grid_image
 from ui.streamlit_pages.common import (
-    ATTENTION_MODEL_KEY, NO_IMAGE, Photo, default_classifier, load_announced, model_box, photo_input, png_bytes,
-    predictions_table, shown_errors, work_folder,
+    ATTENTION_MODEL_KEY, Photo, default_classifier, load_notice, model_box, photo_input, png_bytes,
+    predictions_table, shown_errors, slider, work_folder,
 )
-from ui.texts import ATTENTION_INTRO, COLORMAPS, METHOD_CHOICES
+from ui.shared.attention import comparison_target, describe_tokens, head_grid, layer_strip, save_features
+from ui.shared.texts import (
+    ATTENTION_INTRO, COLORMAPS, EMPTY_MAP, EXPLAINER_INFO, FEATURES_NOTE, FEATURES_TITLE, HEAD_GRID_TITLE,
+    LAYER_STRIP_TITLE, METHOD_CHOICES, NO_HEAD, NO_IMAGE, SIDE_BY_SIDE_NOTE, SIDE_BY_SIDE_TITLE, TARGET_INFO,
+    TARGET_LABEL, VIT_SEES_TITLE,
+)
+from ui.shared.widgets import DISCARD_RATIO, EXPLAINER_CHOICES, HEAD, LAYER, LAYER_RIGHT, OPACITY
 
 EXPLAINED = "attention_result"
 EXPLAINED_MODEL = "attention_result_model"  # the model box's text when it ran (Explanation.model is resolved)
 COMPARED = "attention_compared"
 FEATURE_FILES = "attention_features"
 METHOD_NAMES = {value: label for label, value in METHOD_CHOICES}
-NO_HEAD = "No classifier head (a backbone): maps only."
-EMPTY_MAP = ("The map is empty: the discard ratio removed every path from the patches to the CLS token. "
-             "Lower the discard ratio.")
 TILE_WIDTH = 120
 
 
@@ -45,35 +43,30 @@ class MapSettings:
 
 
 def explained(photo: Photo, settings: MapSettings) -> Explanation:
-    load_announced(settings.model, loader=load_explainable)
-    with st.spinner("Explaining ..."):
+    with load_notice() as on_load, st.spinner("Explaining ..."):
         return explain(photo.data, model=settings.model, method=settings.method, head_fusion=settings.head_fusion,
                        discard_ratio=settings.discard_ratio, layer=settings.layer or None,
                        head=settings.head or None, target=settings.target or None, alpha=settings.alpha,
-                       cmap=settings.cmap)
+                       cmap=settings.cmap, on_load=on_load)
 
 
 def settings_controls() -> MapSettings:
     model_column, method_column = st.columns([3, 2])
     with model_column:
-        model = model_box("Model", EXPLAINER_CHOICES, ATTENTION_MODEL_KEY, default_classifier(),
-                          help="Any ViT-family id or local folder; DINO backbones work too.")
+        model = model_box("Model", EXPLAINER_CHOICES, ATTENTION_MODEL_KEY, default_classifier(), help=EXPLAINER_INFO)
     with method_column:
         method = st.radio("Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, horizontal=True,
                           key="attention_method")
     fusion_column, discard_column, layer_column, head_column = st.columns(4)
     head_fusion = fusion_column.radio("Head fusion", HEAD_FUSIONS, horizontal=True, key="attention_fusion")
-    discard = discard_column.slider("Discard ratio (rollout)", 0.0, 0.99, 0.9, 0.01, key="attention_discard",
-                                    help="drop the weakest attention weights in each layer")
-    layer = layer_column.slider("Layer (0 = all / last)", 0, 24, 0, key="attention_layer",
-                                help="rollout up to this layer; raw attention of this layer")
-    head = head_column.slider("Head (0 = all heads fused)", 0, 16, 0, key="attention_head",
-                              help="raw attention only")
+    discard = slider(DISCARD_RATIO, "attention_discard", discard_column)
+    layer = slider(LAYER, "attention_layer", layer_column)
+    head = slider(HEAD, "attention_head", head_column)
     target_column, cmap_column, alpha_column = st.columns([2, 1, 1])
     with target_column:
         target = class_box(model)
     cmap = cmap_column.selectbox("Colormap", COLORMAPS, key="attention_cmap")
-    alpha = alpha_column.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="attention_alpha")
+    alpha = slider(OPACITY, "attention_alpha", alpha_column)
     return MapSettings(model, method, head_fusion, discard, layer, head, target, cmap, alpha)
 
 
@@ -83,8 +76,8 @@ def class_box(model: str) -> str | None:
     last: Explanation | None = st.session_state.get(EXPLAINED)
     same_model = last is not None and st.session_state.get(EXPLAINED_MODEL) == model
     labels = [p.label for p in last.predictions] if same_model else []
-    return st.selectbox("Class to explain (gradient rollout)", labels, index=None, accept_new_options=True,
-                        placeholder="empty = the top label", key=f"attention_target:{model}")
+    return st.selectbox(TARGET_LABEL, labels, index=None, accept_new_options=True, placeholder=TARGET_INFO,
+                        key=f"attention_target:{model}")
 
 
 def show_explanation(explanation: Explanation, cmap: str) -> None:
@@ -103,30 +96,30 @@ def show_explanation(explanation: Explanation, cmap: str) -> None:
             st.caption(f"Gradient rollout for: {explanation.target}")
     if not explanation.heatmap.any():
         st.warning(EMPTY_MAP)
-    with st.expander("How ViT sees this image", expanded=True):
+    with st.expander(VIT_SEES_TITLE, expanded=True):
         grid_column, strip_column = st.columns([1, 2])
         grid_column.image(patch_grid_image(explanation.model_input, explanation.grid_size), caption="Patch grid",
                           width=224)
         with strip_column:
             st.markdown(describe_tokens(explanation))
-            st.markdown("**Rollout, layer by layer**")
+            st.markdown(f"**{LAYER_STRIP_TITLE}**")
             tiles = layer_strip(explanation, cmap=cmap)
             st.image([image for image, _ in tiles], caption=[text for _, text in tiles], width=TILE_WIDTH)
-        st.markdown("**Every head of the layer (CLS attention)**")
+        st.markdown(f"**{HEAD_GRID_TITLE}**")
         tiles = head_grid(explanation, cmap=cmap)
         st.image([image for image, _ in tiles], caption=[text for _, text in tiles], width=TILE_WIDTH)
 
 
 def side_by_side(photo: Photo | None, left: MapSettings) -> None:
-    with st.expander("Side by side"):
-        st.markdown("The same photo through a second model, method or layer (the settings above are the left side).")
+    with st.expander(SIDE_BY_SIDE_TITLE):
+        st.markdown(SIDE_BY_SIDE_NOTE)
         model_column, method_column, layer_column = st.columns([3, 2, 1])
         with model_column:
             model = model_box("Model (right)", EXPLAINER_CHOICES, "attention_model_b",
                               EXPLAINER_CHOICES[0] if EXPLAINER_CHOICES[0] != left.model else EXPLAINER_CHOICES[1])
         method = method_column.radio("Method (right)", list(METHOD_NAMES), format_func=METHOD_NAMES.get,
                                      key="attention_method_b")
-        layer = layer_column.slider("Layer (right, 0 = all / last)", 0, 24, 0, key="attention_layer_b")
+        layer = slider(LAYER_RIGHT, "attention_layer_b", layer_column)
         if st.button("Compare", type="primary", key="attention_compare"):
             if photo is None:
                 st.error(NO_IMAGE)
@@ -150,16 +143,17 @@ def side_by_side(photo: Photo | None, left: MapSettings) -> None:
 
 
 def feature_export(photo: Photo | None, settings: MapSettings) -> None:
-    with st.expander("Features (the ViT as a feature extractor)"):
-        st.markdown("The CLS embedding and the patch embeddings after the chosen layer (0 above = the last), as .npy.")
+    with st.expander(FEATURES_TITLE):
+        st.markdown(FEATURES_NOTE)
         if st.button("Extract features", key="attention_extract"):
             if photo is None:
                 st.error(NO_IMAGE)
             else:
                 def extract() -> list:
-                    load_announced(settings.model, loader=load_explainable)
-                    return save_features(features(photo.data, model=settings.model, layer=settings.layer or -1),
-                                         work_folder())
+                    with load_notice() as on_load:
+                        extracted = features(photo.data, model=settings.model, layer=settings.layer or -1,
+                                             on_load=on_load)
+                    return save_features(extracted, work_folder())
                 paths = shown_errors(extract)
                 if paths is not None:
                     st.session_state[FEATURE_FILES] = paths

@@ -1,7 +1,6 @@
 """The Caption page: captions with decoding controls, where each word came from, and many files to a CSV."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,18 +8,22 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.batch import CAPTION_CSV_COLUMNS, batch_summary, caption_files, caption_table, write_caption_csv
-from core.caption import (
-    CAPTIONER_CHOICES, DECODING_STRATEGIES, DEFAULT_CAPTIONER, caption, caption_attention, decoding_settings,
-    load_captioner, prompt_support, usable_prompt, word_overlays,
-)
-from core.models import describe_run
-from core.types import FileCaptions
+from core import DEFAULT_CAPTIONER, FileCaptions, OnLoad, RunInfo, caption, caption_attention, caption_files, \
+    prompt_support
 from ui.streamlit_pages.common import (
-    NO_FILES, NO_IMAGE, Photo, csv_download, load_announced, model_box, photo_input, saved_uploads, shown_errors,
-    work_folder,
+    Photo, csv_download, load_notice, model_box, photo_input, saved_uploads, shown_errors, slider, work_folder,
 )
-from ui.texts import CAPTION_INTRO, CAPTION_MODEL_INFO, COLORMAPS, EMPTY_CAPTION, PROMPT_INFO
+from ui.shared.batch import CAPTION_CSV_COLUMNS, batch_summary, caption_table, write_caption_csv
+from ui.shared.caption import decoding_settings, numbered, shown_captions, usable_prompt, word_overlays
+from ui.shared.status import last_run_line
+from ui.shared.texts import (
+    CAPTION_INTRO, CAPTION_MODEL_INFO, CAPTION_TO_MAP, COLORMAPS, FILES_LABEL, NO_FILES, NO_IMAGE, PROMPT_INFO,
+    PROMPT_LABEL, PROMPT_LEFT_OUT, PROMPT_PLACEHOLDER, WORD_MAPS_TITLE,
+)
+from ui.shared.widgets import (
+    BEAMS, CAPTIONER_CHOICES, CAPTIONS, DECODER_LAYER, DECODING_STRATEGIES, DEFAULT_DECODING, MAX_NEW_TOKENS,
+    NO_REPEAT_NGRAM, OPACITY, REPETITION_PENALTY, TEMPERATURE, TOP_P,
+)
 
 CAPTIONED = "caption_result"
 WORD_MAPS = "caption_word_maps"
@@ -45,73 +48,69 @@ class CaptionedFiles:
 
 
 def decoding_controls() -> dict[str, Any]:
-    """caption()'s keyword arguments from the Decoding controls (core.caption.decoding_settings decides which
+    """caption()'s keyword arguments from the Decoding controls (ui.shared.caption.decoding_settings decides which
     controls count for the chosen strategy)."""
     with st.expander("Decoding"):
         strategy_column, beams_column, count_column = st.columns([2, 1, 1])
-        strategy = strategy_column.radio("Decoding", DECODING_STRATEGIES, index=1, horizontal=True,
+        strategy = strategy_column.radio("Decoding", DECODING_STRATEGIES,
+                                         index=DECODING_STRATEGIES.index(DEFAULT_DECODING), horizontal=True,
                                          key="caption_strategy")
-        num_beams = beams_column.slider("Beams (beam search)", 1, 8, 3, key="caption_beams")
-        num_captions = count_column.slider("Captions to return", 1, 5, 1, key="caption_count",
-                                           help="up to the number of beams, unless sampling")
+        num_beams = slider(BEAMS, "caption_beams", beams_column)
+        num_captions = slider(CAPTIONS, "caption_count", count_column)
         tokens_column, top_p_column, temperature_column, penalty_column, ngram_column = st.columns(5)
-        max_new_tokens = tokens_column.slider("Max new tokens", 1, 64, 20, key="caption_max_tokens")
-        top_p = top_p_column.slider("top-p (sampling)", 0.05, 1.0, 0.9, 0.05, key="caption_top_p")
-        temperature = temperature_column.slider("Temperature (sampling)", 0.1, 2.0, 1.0, 0.05,
-                                                key="caption_temperature")
-        repetition_penalty = penalty_column.slider("Repetition penalty (1 = off)", 1.0, 2.0, 1.0, 0.05,
-                                                   key="caption_penalty")
-        no_repeat = ngram_column.slider("No repeated n-grams of size (0 = off)", 0, 5, 0, key="caption_no_repeat")
+        max_new_tokens = slider(MAX_NEW_TOKENS, "caption_max_tokens", tokens_column)
+        top_p = slider(TOP_P, "caption_top_p", top_p_column)
+        temperature = slider(TEMPERATURE, "caption_temperature", temperature_column)
+        repetition_penalty = slider(REPETITION_PENALTY, "caption_penalty", penalty_column)
+        no_repeat = slider(NO_REPEAT_NGRAM, "caption_no_repeat", ngram_column)
     return shown_errors(lambda: decoding_settings(
         strategy, num_beams=num_beams, num_return_sequences=num_captions, max_new_tokens=max_new_tokens,
         top_p=top_p, temperature=temperature, repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat,
     )) or {}
 
 
-def prompt_to_use(model: str, prompt: str) -> str | None:
+def prompt_to_use(model: str, prompt: str, on_load: OnLoad) -> str | None:
     """The prompt when this captioner continues one; otherwise None, with a notice (the caption still runs)."""
-    text, left_out = usable_prompt(model, prompt)
+    text, left_out = usable_prompt(model, prompt, on_load=on_load)
     if left_out:
-        st.warning(f"{PROMPT_INFO[False]} The prompt was left out.")
+        st.warning(PROMPT_LEFT_OUT)
     return text
 
 
 def captioned(photo: Photo, model: str, prompt: str, settings: dict[str, Any]) -> Captioned:
-    load_announced(model, loader=load_captioner)
-    chosen_prompt = prompt_to_use(model, prompt)
-    started = time.perf_counter()
-    with st.spinner("Captioning ..."):
-        texts = caption(photo.data, model=model, prompt=chosen_prompt, **settings)
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    loaded = load_captioner(model)
-    return Captioned(photo, [texts] if isinstance(texts, str) else list(texts),
-                     describe_run(loaded.name, loaded.device, loaded.dtype, elapsed_ms))
+    runs: list[RunInfo] = []
+    with load_notice() as on_load:
+        chosen_prompt = prompt_to_use(model, prompt, on_load)
+        with st.spinner("Captioning ..."):
+            texts = caption(photo.data, model=model, prompt=chosen_prompt, on_load=on_load, on_run=runs.append,
+                            **settings)
+    return Captioned(photo, [texts] if isinstance(texts, str) else list(texts), last_run_line(runs))
 
 
 def mapped_words(photo: Photo, text: str, model: str, layer: int, cmap: str, alpha: float) -> list:
-    load_announced(model, loader=lambda name: load_captioner(name, attn_implementation="eager"))
-    result = caption_attention(photo.data, text or "", model=model, layer=layer or None)
+    with load_notice() as on_load:
+        result = caption_attention(photo.data, text or "", model=model, layer=layer or None, on_load=on_load)
     return word_overlays(result, photo.data, alpha=alpha, cmap=cmap)
 
 
 def show_captions(texts: list[str]) -> None:
-    shown = [text or EMPTY_CAPTION for text in texts]
+    shown = shown_captions(texts)
     if len(shown) == 1:
         st.subheader(shown[0])
     else:
-        st.markdown("\n".join(f"{index}. {text}" for index, text in enumerate(shown, start=1)))
+        st.markdown(numbered(shown))
 
 
 def word_map_controls(model: str, shown: Captioned | None) -> None:
     """Pick a caption (or type one) and see each word's cross-attention over the photo."""
     captions = shown.captions if shown is not None else []
-    to_map = st.selectbox("Caption to map", captions, index=0 if captions else None, accept_new_options=True,
+    to_map = st.selectbox(CAPTION_TO_MAP, captions, index=0 if captions else None, accept_new_options=True,
                           placeholder="one of the captions, or type your own",
                           key=f"caption_to_map:{st.session_state.get(ROUND, 0)}")
     layer_column, cmap_column, alpha_column = st.columns(3)
-    layer = layer_column.slider("Decoder layer (0 = mean of all)", 0, 12, 0, key="caption_layer")
+    layer = slider(DECODER_LAYER, "caption_layer", layer_column)
     cmap = cmap_column.selectbox("Colormap", COLORMAPS, key="caption_cmap")
-    alpha = alpha_column.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="caption_alpha")
+    alpha = slider(OPACITY, "caption_alpha", alpha_column)
     if st.button("Map the words", key="caption_map"):
         if shown is None:
             st.error(NO_IMAGE)
@@ -139,7 +138,7 @@ def one_image(model: str, prompt: str, settings: dict[str, Any]) -> None:
                     st.session_state[WORD_MAPS] = shown_errors(lambda: mapped_words(
                         photo, first, model, st.session_state.get("caption_layer", 0),
                         st.session_state.get("caption_cmap", COLORMAPS[0]),
-                        st.session_state.get("caption_alpha", 0.5))) if first else []
+                        st.session_state.get("caption_alpha", OPACITY.default))) if first else []
     with result_column:
         shown: Captioned | None = st.session_state.get(CAPTIONED)
         if shown is None:
@@ -150,21 +149,21 @@ def one_image(model: str, prompt: str, settings: dict[str, Any]) -> None:
         word_map_controls(model, shown)
     tiles = st.session_state.get(WORD_MAPS) or []
     if tiles:
-        st.markdown("**Where each word came from** (the decoder's cross-attention)")
+        st.markdown(f"**{WORD_MAPS_TITLE}** (the decoder's cross-attention)")
         st.image([image for image, _ in tiles], caption=[text for _, text in tiles], width=TILE_WIDTH)
 
 
 def captioned_uploads(files: list, model: str, prompt: str, settings: dict[str, Any]) -> CaptionedFiles:
     paths = [path for _, path in saved_uploads(files)]
-    load_announced(model, loader=load_captioner)
-    chosen_prompt = prompt_to_use(model, prompt)
-    with st.spinner(f"Captioning {len(paths)} file(s) ..."):
-        results = caption_files(paths, model=model, prompt=chosen_prompt, **settings)
+    with load_notice() as on_load:
+        chosen_prompt = prompt_to_use(model, prompt, on_load)
+        with st.spinner(f"Captioning {len(paths)} file(s) ..."):
+            results = caption_files(paths, model=model, prompt=chosen_prompt, on_load=on_load, **settings)
     return CaptionedFiles(results, write_caption_csv(results, work_folder() / "captions.csv"))
 
 
 def many_images(model: str, prompt: str, settings: dict[str, Any]) -> None:
-    files = st.file_uploader("Images or zips of images", accept_multiple_files=True, key="caption_files")
+    files = st.file_uploader(FILES_LABEL, accept_multiple_files=True, key="caption_files")
     if st.button("Caption all", type="primary", key="caption_batch_run"):
         st.session_state.pop(MANY_RESULT, None)  # the last table must not stand under this click's error
         if not files:
@@ -191,7 +190,7 @@ def render() -> None:
     with prompt_column:
         # Switched off, saying why, when the model is known to take no text (known from its config on disk).
         support = prompt_support(model)
-        prompt = st.text_input("Prompt (BLIP only)", placeholder="a photograph of", key="caption_prompt",
+        prompt = st.text_input(PROMPT_LABEL, placeholder=PROMPT_PLACEHOLDER, key="caption_prompt",
                                disabled=support is False, help=PROMPT_INFO[support])
         if support is False:
             st.caption(PROMPT_INFO[False])

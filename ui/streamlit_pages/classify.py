@@ -1,22 +1,21 @@
 """The Classify page: one photo's top labels with a status line, or many images and zips to a table and a CSV."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from core import classify, classify_files
-from core.batch import CSV_COLUMNS, batch_summary, results_table, write_csv
-from core.models import CLASSIFIER_CHOICES, describe_run, load_classifier
-from core.types import FileResult, Prediction
+from core import FileResult, Prediction, RunInfo, classify, classify_files
 from ui.streamlit_pages.common import (
-    CLASSIFY_MODEL_KEY, NO_FILES, NO_IMAGE, Photo, csv_download, default_classifier, load_announced, model_box,
-    photo_input, predictions_table, saved_uploads, shown_errors, work_folder,
+    CLASSIFY_MODEL_KEY, Photo, csv_download, default_classifier, load_notice, model_box, photo_input,
+    predictions_table, saved_uploads, shown_errors, slider, work_folder,
 )
-from ui.texts import CLASSIFY_INTRO, MODEL_INFO
+from ui.shared.batch import CSV_COLUMNS, batch_summary, results_table, write_csv
+from ui.shared.status import last_run_line
+from ui.shared.texts import CLASSIFY_INTRO, FILES_LABEL, MODEL_INFO, NO_FILES, NO_IMAGE
+from ui.shared.widgets import CLASSIFIER_CHOICES, TOP_K
 
 ONE_RESULT = "classify_result"
 MANY_RESULT = "classify_batch_result"
@@ -35,19 +34,16 @@ class ClassifiedFiles:
 
 
 def classify_photo(photo: Photo, model: str, top_k: int) -> Classified:
-    load_announced(model)
-    started = time.perf_counter()
-    predictions = classify(photo.data, model=model, top_k=top_k)
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    loaded = load_classifier(model)
-    return Classified(predictions, describe_run(loaded.name, loaded.device, loaded.dtype, elapsed_ms))
+    runs: list[RunInfo] = []
+    with load_notice() as on_load:
+        predictions = classify(photo.data, model=model, top_k=top_k, on_load=on_load, on_run=runs.append)
+    return Classified(predictions, last_run_line(runs))
 
 
 def classify_uploads(files: list, model: str, top_k: int) -> ClassifiedFiles:
     paths = [path for _, path in saved_uploads(files)]
-    load_announced(model)
-    with st.spinner(f"Classifying {len(paths)} file(s) ..."):
-        results = classify_files(paths, model=model, top_k=top_k)
+    with load_notice() as on_load, st.spinner(f"Classifying {len(paths)} file(s) ..."):
+        results = classify_files(paths, model=model, top_k=top_k, on_load=on_load)
     return ClassifiedFiles(results, write_csv(results, work_folder() / "predictions.csv"))
 
 
@@ -73,7 +69,7 @@ def one_image(model: str, top_k: int) -> None:
 
 
 def many_images(model: str, top_k: int) -> None:
-    files = st.file_uploader("Images or zips of images", accept_multiple_files=True, key="classify_files")
+    files = st.file_uploader(FILES_LABEL, accept_multiple_files=True, key="classify_files")
     if st.button("Classify all", type="primary", key="classify_batch_run"):
         st.session_state.pop(MANY_RESULT, None)  # the last table must not stand under this click's error
         if not files:
@@ -98,7 +94,7 @@ def render() -> None:
     with model_column:
         model = model_box("Model", CLASSIFIER_CHOICES, CLASSIFY_MODEL_KEY, default_classifier(), help=MODEL_INFO)
     with top_k_column:
-        top_k = st.slider("How many labels (top-k)", 1, 20, 5, key="classify_top_k")
+        top_k = slider(TOP_K, key="classify_top_k")
     one_tab, many_tab = st.tabs(["One image", "Many images"])
     with one_tab:
         one_image(model, top_k)

@@ -1,23 +1,23 @@
-"""What every Streamlit page shares: settings from the environment, engine errors as messages, uploads on disk."""
+"""What every Streamlit page shares: settings from the environment, engine errors as messages, load notices,
+uploads on disk, sliders."""
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from core.examples import example_images
-from core.images import IMAGE_SUFFIXES
-from core.models import DEFAULT_CLASSIFIER, configure, is_cached, load_classifier, preload_classifier
-from core.types import Prediction
-from training.access import app_is_shared, shared_model_folders
+from core import IMAGE_SUFFIXES, Prediction, configure, current_settings, example_images, preload_classifier, use_settings
+from training import shared_model_folders
+from ui.shared.texts import loading_text
+from ui.shared.widgets import Slider
 
 T = TypeVar("T")
 
@@ -26,8 +26,6 @@ CLASSIFY_MODEL_KEY = "classify_model"
 ATTENTION_MODEL_KEY = "attention_model"
 
 IMAGE_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
-NO_IMAGE = "Upload or take a photo first (or pick an example)."
-NO_FILES = "Upload some images or a zip of images first."
 NO_EXAMPLE = "(none)"
 
 # Files the app writes for the engine (uploads it needs as paths) and for downloads live under one folder
@@ -44,32 +42,23 @@ class Photo:
     data: bytes
 
 
-# ---- settings from the environment (app.py sets them before `streamlit run`) --------------------------------
+# ---- settings (app.py passes its flags to `streamlit run` as VIT_STUDIO_* variables) ------------------------
 
 
 def default_classifier() -> str:
-    return os.environ.get("VIT_STUDIO_MODEL", "").strip() or DEFAULT_CLASSIFIER
+    return current_settings().default_model
 
 
 def server_paths_allowed() -> bool:
     """A path box reads any file the server can: only on one's own machine, never on a public Space."""
-    return os.environ.get("VIT_STUDIO_ALLOW_SERVER_PATHS") == "1" and not os.environ.get("SPACE_ID")
+    return current_settings().allow_server_paths
 
 
 def configure_engine_from_environment() -> None:
-    """Device, precision and remote code as app.py's flags chose them; `streamlit run` starts a fresh process,
-    so they arrive as VIT_STUDIO_DEVICE, VIT_STUDIO_PRECISION and VIT_STUDIO_TRUST_REMOTE_CODE. On a shared app
-    (VIT_STUDIO_SHARED, or a Space) models load by path only from the app's own folders."""
-    changes: dict[str, object] = {}
-    if os.environ.get("VIT_STUDIO_DEVICE"):
-        changes["device"] = os.environ["VIT_STUDIO_DEVICE"]
-    if os.environ.get("VIT_STUDIO_PRECISION"):
-        changes["precision"] = os.environ["VIT_STUDIO_PRECISION"]
-    if os.environ.get("VIT_STUDIO_TRUST_REMOTE_CODE") == "1":
-        changes["trust_remote_code"] = True
-    # On a shared app a model box loads by path only from the app's own folders (see core.models).
-    changes["model_folders"] = shared_model_folders(default_classifier()) if app_is_shared() else None
-    configure(**changes)
+    """Device, precision and remote code come from the environment (`streamlit run` starts a process of its own);
+    on a shared app (VIT_STUDIO_SHARED, or a Space) models load by path only from the app's own folders."""
+    launch = use_settings(None)  # read afresh on each run of the page: this process's flags are its environment
+    configure(model_folders=shared_model_folders(launch.default_model) if launch.shared else None)
 
 
 @st.cache_resource(show_spinner=False)
@@ -94,14 +83,15 @@ def shown_errors(call: Callable[[], T]) -> T | None:
         return None
 
 
-def load_announced(model: str, loader: Callable[[str], object] = load_classifier,
-                   cached: Callable[[str], bool] = is_cached) -> None:
-    """Load a model, saying so while it loads when it is not in memory yet (the first use may download it)."""
-    if cached(model):
-        loader(model)
-        return
-    with st.spinner(f"Loading {model} (the first use may download it) ..."):
-        loader(model)
+@contextmanager
+def load_notice() -> Iterator[Callable[[str], None]]:
+    """An on_load for the engine calls inside the block: a notice that a model is loading (the first use may
+    download it) appears only when the engine really loads one, and goes when the block ends."""
+    notice = st.empty()
+    try:
+        yield lambda name: notice.info(loading_text(name))
+    finally:
+        notice.empty()
 
 
 # ---- files ------------------------------------------------------------------------------------------------
@@ -143,6 +133,12 @@ def model_box(label: str, choices: Sequence[str], key: str, default: str, help: 
         st.session_state[key] = default
     options = list(dict.fromkeys([default, *choices, st.session_state[key]]))
     return st.selectbox(label, options, key=key, accept_new_options=True, help=help, persist_state="session")
+
+
+def slider(spec: Slider, key: str, container: Any = st) -> Any:
+    """A st.slider from the shared spec, drawn in `container` (a column, or the page)."""
+    return container.slider(spec.label, spec.minimum, spec.maximum, spec.default, spec.step, key=key,
+                            help=spec.info or None)
 
 
 def photo_input(key: str) -> Photo | None:

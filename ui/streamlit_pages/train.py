@@ -9,22 +9,66 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from training.data import (
-    DEFAULT_MAX_DATA_BYTES, TABLE_HEADERS, DataReport, DataSource, check_data, chosen_source, thumbnails,
+from training import (
+    DEFAULT_MAX_DATA_BYTES,
+    EVENTS_LOG,
+    TRAINING_PRECISIONS,
+    DataReport,
+    DataSource,
+    JobState,
+    TrainingJob,
+    Visitor,
+    cell_overlays,
+    check_data,
+    compare_base,
+    current_job,
+    disk_budget,
+    example_data_zip,
+    find_run,
+    is_training,
+    push_to_hub,
+    read_events,
+    resume_config,
+    runs_root,
+    start_new_run,
+    start_training,
+    stop_current,
+    visible_runs,
+    visitor,
+    zip_run,
 )
-from training.events import read_events
-from training.examples import example_data_zip
-from training.access import Visitor, find_run, start_from_choices, visible_runs, visitor
-from training.disk import disk_budget
-from training.finetune import BASE_CHOICES, MODE_DEFAULTS, PRECISIONS, form_config, resume_config
-from training.jobs import JobState, TrainingJob, current_job, is_training, start_new_run, start_training, stop_current
-from training.review import cell_overlays, compare_base, push_to_hub
-from training.runs import EVENTS_LOG, RunView, run_label, run_view, runs_root, saved_model_dir, zip_run
+from ui.shared import train_widgets as widgets
+from ui.shared.texts import (
+    COMPARE_NOTE,
+    EXAMPLE_DATA_INFO,
+    EXAMPLE_DATA_LABEL,
+    PICK_A_RUN_TO_RESUME,
+    TRAIN_INTRO,
+    empty_cell,
+    pushed,
+    run_in_use,
+    space_runs_note,
+)
+from ui.shared.training import (
+    RunView,
+    form_config,
+    run_label,
+    run_view,
+    runs_list_label,
+    saved_model_dir,
+    start_from_choices,
+    stop_message,
+)
+from ui.shared.training_data import COUNT_HEADERS, chosen_source, count_rows, report_summary, skipped_rows, thumbnails
 from ui.streamlit_pages.common import (
-    ATTENTION_MODEL_KEY, CLASSIFY_MODEL_KEY, model_box, saved_uploads, server_paths_allowed, shown_errors,
+    ATTENTION_MODEL_KEY,
+    CLASSIFY_MODEL_KEY,
+    model_box,
+    saved_uploads,
+    server_paths_allowed,
+    shown_errors,
     work_folder,
 )
-from ui.texts import EXAMPLE_DATA_INFO, EXAMPLE_DATA_LABEL, TRAIN_INTRO, space_runs_note
 
 RUN_ON_SHOW = "train_run_dir"  # the run every view below reads: training now, or picked under Earlier runs
 REPORT = "train_report"
@@ -32,11 +76,10 @@ CELL = "train_cell"
 COMPARED = "train_compared"
 SESSION = "train_session"
 REFRESH_S = 1.0  # how often the live view redraws while a run trains
-MODES = {"head": "Head only: the backbone stays frozen (fast)", "full": "Full fine-tune: every weight learns"}
+MODES = {value: label for label, value in widgets.MODE_CHOICES}
 # Streamlit keeps an upload in memory; past the engine's own data cap it would be refused anyway.
 MAX_ZIP_MB = DEFAULT_MAX_DATA_BYTES // 2**20
 TILE_WIDTH = 150
-PER_CLASS_COLUMNS = ["class", "accuracy", "correct", "validation images"]
 
 
 # ---- 1. the images --------------------------------------------------------------------------------------------
@@ -47,19 +90,19 @@ def data_inputs() -> Callable[[Path], DataSource]:
     path) pairs, or a server path), writing uploads into the folder it is given: only when Check or Start
     calls it."""
     # A path box reads the server's own files: only when the app was started to allow it (local use only).
-    path_tab_name = ["Path on this machine"] if server_paths_allowed() else []
+    path_tab_name = [widgets.SERVER_PATH_TAB] if server_paths_allowed() else []
     zip_tab, folder_tab, *path_tab = st.tabs(["Zip", "Folder", *path_tab_name])
     with zip_tab:
-        zip_upload = st.file_uploader("A zip of class folders (optional train/ and val/)", type=["zip"],
+        zip_upload = st.file_uploader(widgets.ZIP_LABEL, type=["zip"],
                                       key="train_zip", max_upload_size=MAX_ZIP_MB)
     with folder_tab:
-        folder_upload = st.file_uploader("A folder with one sub-folder per class", accept_multiple_files="directory",
+        folder_upload = st.file_uploader(widgets.FOLDER_LABEL, accept_multiple_files="directory",
                                          key="train_folder")
     server_path = ""
     if path_tab:
         with path_tab[0]:
-            server_path = st.text_input("Folder or zip on the machine running the app", key="train_path",
-                                        placeholder="/data/my-photos")
+            server_path = st.text_input(widgets.SERVER_PATH_LABEL, key="train_path",
+                                        placeholder=widgets.SERVER_PATH_PLACEHOLDER)
 
     use_example = st.checkbox(EXAMPLE_DATA_LABEL, value=True, key="train_example",
                               help=f"{EXAMPLE_DATA_INFO}; used only when no images of your own are given above")
@@ -84,19 +127,19 @@ def checked(source: Callable[[Path], DataSource]) -> tuple[DataReport, list]:
 
 
 def show_report(report: DataReport, pictures: list) -> None:
-    st.markdown(report.summary())
+    st.markdown(report_summary(report))
     for warning in report.warnings:
         st.warning(warning)
-    st.dataframe(pd.DataFrame(report.table(), columns=list(TABLE_HEADERS)), hide_index=True, key="train_counts")
+    st.dataframe(pd.DataFrame(count_rows(report), columns=list(COUNT_HEADERS)), hide_index=True, key="train_counts")
     st.bar_chart(pd.DataFrame({"train": report.train_counts, "val": report.val_counts}, index=list(report.classes)),
                  height=300, x_label="class", y_label="images")
     st.markdown("**A few of each class**")
     if pictures:
         st.image([picture for picture, _ in pictures], caption=[name for _, name in pictures], width=96)
     if report.skipped:
-        st.markdown("**Skipped files**")
-        st.dataframe(pd.DataFrame([[item.name, item.reason] for item in report.skipped],
-                                  columns=["file", "why it was skipped"]), hide_index=True, key="train_skipped")
+        st.markdown(f"**{widgets.SKIPPED_LABEL}**")
+        st.dataframe(pd.DataFrame(skipped_rows(report), columns=list(widgets.SKIPPED_HEADERS)), hide_index=True,
+                     key="train_skipped")
 
 
 # ---- 2. settings -----------------------------------------------------------------------------------------------
@@ -104,38 +147,49 @@ def show_report(report: DataReport, pictures: list) -> None:
 
 def _mode_changed() -> None:
     # Head-only and full training want different steps and epoch counts; a new mode starts from its own.
-    defaults = MODE_DEFAULTS[st.session_state["train_mode"]]
+    defaults = widgets.MODE_DEFAULTS[st.session_state["train_mode"]]
     st.session_state["train_epochs"] = defaults["num_train_epochs"]
     st.session_state["train_lr"] = defaults["learning_rate"]
 
 
 def settings_form(source: Callable[[Path], DataSource]) -> None:
     """The settings, and Start / Stop."""
-    base = model_box("Start from", start_from_choices(visible_runs(this_visitor())), "train_base", BASE_CHOICES[0],
-                     help="a hub id, a local folder, an earlier run, or vit-small-scratch (offline, from random "
-                          "weights)")
-    mode = st.radio("What learns", list(MODES), format_func=MODES.get, key="train_mode", on_change=_mode_changed)
+    base = model_box(widgets.BASE_LABEL, start_from_choices(visible_runs(this_visitor())), "train_base",
+                     widgets.BASE_CHOICES[0], help=widgets.BASE_INFO)
+    mode = st.radio(widgets.MODE_LABEL, list(MODES), format_func=MODES.get, key="train_mode",
+                    on_change=_mode_changed)
     # Set through session state (not value=) because a change of mode rewrites them.
-    st.session_state.setdefault("train_epochs", MODE_DEFAULTS[mode]["num_train_epochs"])
-    st.session_state.setdefault("train_lr", MODE_DEFAULTS[mode]["learning_rate"])
+    st.session_state.setdefault("train_epochs", int(widgets.MODE_DEFAULTS[mode]["num_train_epochs"]))
+    st.session_state.setdefault("train_lr", widgets.MODE_DEFAULTS[mode]["learning_rate"])
     epochs_column, lr_column, batch_column = st.columns(3)
-    epochs = epochs_column.number_input("Epochs", min_value=1, step=1, key="train_epochs")
-    learning_rate = lr_column.number_input("Learning rate", format="%g", step=1e-4, key="train_lr")
-    batch_size = batch_column.number_input("Batch size", min_value=1, value=16, step=1, key="train_batch")
+    epochs = epochs_column.number_input(widgets.EPOCHS_LABEL, min_value=int(widgets.EPOCHS.minimum),
+                                        step=int(widgets.EPOCHS.step), key="train_epochs")
+    learning_rate = lr_column.number_input(widgets.LEARNING_RATE_LABEL, format="%g", step=widgets.LEARNING_RATE.step,
+                                           key="train_lr")
+    batch_size = batch_column.number_input(widgets.BATCH_SIZE_LABEL, min_value=int(widgets.BATCH_SIZE.minimum),
+                                           value=int(widgets.BATCH_SIZE.default), step=int(widgets.BATCH_SIZE.step),
+                                           key="train_batch")
     decay_column, warmup_column, size_column = st.columns(3)
-    weight_decay = decay_column.number_input("Weight decay", min_value=0.0, value=0.0, format="%g",
+    weight_decay = decay_column.number_input(widgets.WEIGHT_DECAY_LABEL, min_value=float(widgets.WEIGHT_DECAY.minimum),
+                                             value=float(widgets.WEIGHT_DECAY.default), format="%g",
                                              key="train_weight_decay")
-    warmup_ratio = warmup_column.slider("Warmup (share of steps)", 0.0, 0.5, 0.1, 0.05, key="train_warmup")
-    image_size = size_column.number_input("Image size (0 = the model's)", min_value=0, value=0, step=1,
+    warmup_ratio = warmup_column.slider(widgets.WARMUP_LABEL, float(widgets.WARMUP.minimum),
+                                        float(widgets.WARMUP.maximum), float(widgets.WARMUP.default),
+                                        float(widgets.WARMUP.step), key="train_warmup")
+    image_size = size_column.number_input(widgets.IMAGE_SIZE_LABEL, min_value=int(widgets.IMAGE_SIZE.minimum),
+                                          value=int(widgets.IMAGE_SIZE.default), step=int(widgets.IMAGE_SIZE.step),
                                           key="train_image_size")
     augment_column, seed_column, precision_column = st.columns(3)
-    augment = augment_column.checkbox("Random crops and flips", True, key="train_augment",
-                                      help="full fine-tune only; off when a flip changes the class")
-    seed = seed_column.number_input("Seed", value=42, step=1, key="train_seed")
-    precision = precision_column.radio("Precision", PRECISIONS, horizontal=True, key="train_precision")
-    run_name = st.text_input("Run name", placeholder="e.g. ants-vs-bees (empty: a timestamp)", key="train_run_name")
+    augment = augment_column.checkbox(widgets.AUGMENT_LABEL, True, key="train_augment", help=widgets.AUGMENT_INFO)
+    seed = seed_column.number_input(widgets.SEED_LABEL, value=int(widgets.SEED.default), step=int(widgets.SEED.step),
+                                    key="train_seed")
+    precision = precision_column.radio(widgets.PRECISION_LABEL, TRAINING_PRECISIONS, horizontal=True,
+                                       index=TRAINING_PRECISIONS.index(widgets.DEFAULT_PRECISION),
+                                       key="train_precision")
+    run_name = st.text_input(widgets.RUN_NAME_LABEL, placeholder=widgets.RUN_NAME_PLACEHOLDER,
+                             key="train_run_name")
     start_column, stop_column = st.columns(2)
-    if start_column.button("Start training", type="primary", key="train_start"):
+    if start_column.button(widgets.START_BUTTON, type="primary", key="train_start"):
         def start() -> TrainingJob:
             upload_folder = work_folder()
             try:
@@ -149,8 +203,8 @@ def settings_form(source: Callable[[Path], DataSource]) -> None:
         if job is not None:
             st.session_state[RUN_ON_SHOW] = str(job.output_dir)
             _forget_results()
-    if stop_column.button("Stop", key="train_stop"):
-        told = shown_errors(lambda: stop_current(visitor=this_visitor()))
+    if stop_column.button(widgets.STOP_BUTTON, key="train_stop"):
+        told = shown_errors(lambda: stop_message(stop_current(visitor=this_visitor())))
         if told is not None:
             st.info(told)
 
@@ -202,9 +256,10 @@ def live_section(run_dir: Path) -> bool:
         if view.figure is not None:
             curves_column.pyplot(view.figure, width="stretch")
         if view.per_class:
-            per_class_column.markdown("**Accuracy per class** (last validation)")
+            per_class_column.markdown(f"**{widgets.PER_CLASS_LABEL}** (last validation)")
             per_class_column.dataframe(
-                pd.DataFrame(view.per_class, columns=PER_CLASS_COLUMNS), hide_index=True, key="train_per_class",
+                pd.DataFrame(view.per_class, columns=list(widgets.PER_CLASS_HEADERS)), hide_index=True,
+                key="train_per_class",
                 column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
         if was_running and not is_training(run_dir):
             st.rerun()
@@ -223,30 +278,29 @@ def results_section(run_dir: Path, view: RunView) -> None:
         return
     st.subheader("4. What it learnt")
     if view.confusion_png is not None:
-        st.image(str(view.confusion_png), caption="Confusion matrix (rows: true class)", width=420)
+        st.image(str(view.confusion_png), caption=widgets.CONFUSION_CAPTION, width=420)
     cell_section(run_dir, list(view.classes))
     share_section(run_dir)
 
 
 def cell_section(run_dir: Path, classes: list[str]) -> None:
     true_column, predicted_column, button_column = st.columns([2, 2, 1], vertical_alignment="bottom")
-    true_class = true_column.selectbox("True class", classes, key=f"train_true:{run_dir}")
-    predicted = predicted_column.selectbox("Predicted as", classes, index=len(classes) - 1,
+    true_class = true_column.selectbox(widgets.TRUE_CLASS_LABEL, classes, key=f"train_true:{run_dir}")
+    predicted = predicted_column.selectbox(widgets.PREDICTED_LABEL, classes, index=len(classes) - 1,
                                            key=f"train_predicted:{run_dir}")
-    if button_column.button("Show these validation images", key="train_show_cell"):
+    if button_column.button(widgets.SHOW_CELL_BUTTON, key="train_show_cell"):
         pictures = shown_errors(lambda: _cell_pictures(run_dir, true_class, predicted))
         if pictures is not None:
             st.session_state[CELL] = (true_class, predicted, pictures)
             if not pictures:
-                st.info(f"No validation image of '{true_class}' was predicted as '{predicted}'.")
+                st.info(empty_cell(true_class, predicted))
     if CELL in st.session_state:
         shown_true, shown_predicted, pictures = st.session_state[CELL]
         if pictures:
             st.markdown(f"**{shown_true} predicted as {shown_predicted}**, with where the trained model looks")
             st.image([image for image, _ in pictures], caption=[text for _, text in pictures], width=TILE_WIDTH)
-    with st.expander("Base model and trained model side by side"):
-        st.markdown("Attention rollout of both models on the first image of the chosen cell. After head-only "
-                    "training the two are the same: the backbone, where attention lives, did not change.")
+    with st.expander(widgets.COMPARE_SECTION):
+        st.markdown(COMPARE_NOTE)
         if st.button("Compare attention on the first image of the cell", key="train_compare"):
             pair = shown_errors(lambda: compare_base(saved_model_dir(run_dir), true_class, predicted))
             if pair is not None:
@@ -264,26 +318,26 @@ def _cell_pictures(run_dir: Path, true_class: str, predicted: str) -> list:
 
 def share_section(run_dir: Path) -> None:
     use_column, zip_column = st.columns(2)
-    if use_column.button("Use this model in Classify and Attention", type="primary", key="train_use"):
+    if use_column.button(widgets.USE_BUTTON, type="primary", key="train_use"):
         folder = shown_errors(lambda: saved_model_dir(run_dir))
         if folder is not None:
             st.session_state[CLASSIFY_MODEL_KEY] = st.session_state[ATTENTION_MODEL_KEY] = str(folder.resolve())
-            st.success(f"Classify and Attention now use {folder.name}.")
+            st.success(run_in_use(folder.name))
     if (run_dir / "config.json").is_file():
         # The zip is made when the button is pressed, not on every rerun of the page.
         zip_column.download_button("Download the run (.zip)", lambda: zip_run(run_dir, work_folder()).read_bytes(),
                                    file_name=f"{run_dir.name}.zip", mime="application/zip", key="train_zip_download",
                                    on_click="ignore")
-    with st.expander("Push to the Hugging Face Hub"):
+    with st.expander(widgets.PUSH_SECTION):
         repo_column, token_column, private_column = st.columns([2, 2, 1], vertical_alignment="bottom")
-        repo_id = repo_column.text_input("Repository", placeholder="your-name/ants-vs-bees", key="train_repo")
-        token = token_column.text_input("Access token (write)", type="password", key="train_token",
-                                        help="used for this upload only: never saved or logged")
-        private = private_column.checkbox("Private", True, key="train_private")
-        if st.button("Push", key="train_push"):
+        repo_id = repo_column.text_input(widgets.REPO_LABEL, placeholder=widgets.REPO_PLACEHOLDER, key="train_repo")
+        token = token_column.text_input(widgets.TOKEN_LABEL, type="password", key="train_token",
+                                        help=widgets.TOKEN_INFO)
+        private = private_column.checkbox(widgets.PRIVATE_LABEL, True, key="train_private")
+        if st.button(widgets.PUSH_BUTTON, key="train_push"):
             url = shown_errors(lambda: push_to_hub(saved_model_dir(run_dir), repo_id, token, private=private))
             if url is not None:
-                st.success(f"Pushed: [{url}]({url})")
+                st.success(pushed(url))
 
 
 # ---- earlier runs -----------------------------------------------------------------------------------------------
@@ -294,7 +348,7 @@ def earlier_runs() -> None:
     asking = this_visitor()
     runs = {summary.name: run_label(summary) for summary in visible_runs(asking)}
     picked_column, show_column, resume_column = st.columns([6, 1, 1], vertical_alignment="bottom")
-    label = "Your runs and example runs" if asking.shared else f"Runs in {runs_root()}"
+    label = runs_list_label(asking.shared, runs_root())
     picked = picked_column.selectbox(label, list(runs), format_func=runs.get, index=None,
                                      placeholder="no run picked" if runs else "no runs yet", key="train_runs")
     if show_column.button("Show", key="train_show_run"):
@@ -305,7 +359,7 @@ def earlier_runs() -> None:
             st.rerun()
     if resume_column.button("Resume", key="train_resume"):
         if picked is None:
-            st.error("Pick a stopped or interrupted run in the list first.")
+            st.error(PICK_A_RUN_TO_RESUME)
         else:
             job = shown_errors(lambda: start_training(resume_config(find_run(picked, asking, change=True)),
                                                       visitor=asking))
@@ -327,7 +381,7 @@ def render() -> None:
     with data_column:
         st.subheader("1. Your images")
         source = data_inputs()
-        if st.button("Check data", key="train_check"):
+        if st.button(widgets.CHECK_BUTTON, key="train_check"):
             st.session_state.pop(REPORT, None)  # the last report must not stand under this check's error
             report = shown_errors(lambda: checked(source))
             if report is not None:

@@ -1,24 +1,27 @@
 """The Zero-shot page: CLIP ranks the user's own labels for a photo, per template on request, and maps one label."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from core.types import Prediction
-from core.zero_shot import (
-    DEFAULT_MODEL, DEFAULT_PRETRAINED, ZERO_SHOT_CHOICES, check_labels, chosen_templates, load_clip, pretrained_tags,
-    pretrained_weights, resolve_templates, takes_pretrained, template_table, zero_shot, zero_shot_map,
+from core import (
+    DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, Prediction, RunInfo, check_labels, pretrained_tags, resolve_templates,
+    takes_pretrained, zero_shot, zero_shot_map,
 )
-from core.models import describe_run
-from ui.streamlit_pages.common import NO_IMAGE, Photo, load_announced, model_box, photo_input, png_bytes, \
-    predictions_table, shown_errors
-from ui.texts import (
-    CLIP_MODEL_INFO, COLORMAPS, PRETRAINED_INFO, TEMPLATE_CHOICES, ZERO_SHOT_EXAMPLE_LABELS, ZERO_SHOT_INTRO,
+from ui.streamlit_pages.common import (
+    Photo, load_notice, model_box, photo_input, png_bytes, predictions_table, shown_errors, slider,
 )
+from ui.shared.status import last_run_line
+from ui.shared.texts import (
+    CLIP_MODEL_INFO, COLORMAPS, DEFAULT_TEMPLATE, LABEL_MAP_TITLE, LABELS_INFO, NO_IMAGE, PER_TEMPLATE_LABEL,
+    PER_TEMPLATE_TITLE, PRETRAINED_INFO, TEMPLATE_CHOICES, TEMPLATE_LABEL, ZERO_SHOT_EXAMPLE_LABELS, ZERO_SHOT_INTRO,
+    mapping_text,
+)
+from ui.shared.widgets import CLIP_MODEL_CHOICES, OPACITY
+from ui.shared.zero_shot import chart_columns, chosen_templates, pretrained_weights, template_table
 
 ANSWER = "zero_shot_result"
 LABEL_MAP = "zero_shot_map"
@@ -26,7 +29,6 @@ LABEL_MAP = "zero_shot_map"
 # old choice otherwise, and a new ranking should arrive with its best label chosen.
 ROUND = "zero_shot_round"
 TOP_LABELS = 5
-BAR_CHART_LABELS = 25  # more bars than this are unreadable; the table of every label has the rest
 TEMPLATE_NAMES = {value: label for label, value in TEMPLATE_CHOICES}
 
 
@@ -36,7 +38,7 @@ class Question:
 
     labels: str
     model: str
-    pretrained: str | None  # as typed; core.zero_shot.pretrained_weights checks it
+    pretrained: str | None  # as typed; ui.shared.zero_shot.pretrained_weights checks it
     templates: str  # a template, or the name of a template set
 
 
@@ -52,17 +54,17 @@ class Answer:
 def question_controls() -> Question:
     model_column, pretrained_column = st.columns([3, 2])
     with model_column:
-        model = model_box("CLIP model", [name for name, _ in ZERO_SHOT_CHOICES], "zero_shot_model", DEFAULT_MODEL,
+        model = model_box("CLIP model", CLIP_MODEL_CHOICES, "zero_shot_model", DEFAULT_CLIP_MODEL,
                           help=CLIP_MODEL_INFO)
     with pretrained_column:
         pretrained = pretrained_box(model)
     labels_column, templates_column = st.columns([3, 2])
     labels = labels_column.text_area("Labels", ZERO_SHOT_EXAMPLE_LABELS, height=110, key="zero_shot_labels",
-                                     help="comma- or newline-separated, 2 to 1,000")
+                                     help=LABELS_INFO)
     with templates_column:
         mode = st.radio("Prompt templates", list(TEMPLATE_NAMES), format_func=TEMPLATE_NAMES.get,
                         key="zero_shot_template_mode")
-        template = st.text_input("Template ({} is the label)", "a photo of a {}.", key="zero_shot_template",
+        template = st.text_input(TEMPLATE_LABEL, DEFAULT_TEMPLATE, key="zero_shot_template",
                                  disabled=mode != "single")
     return Question(labels, model, pretrained, chosen_templates(mode, template))
 
@@ -75,7 +77,7 @@ def pretrained_box(model: str) -> str | None:
                      help=PRETRAINED_INFO[False])
         return None
     tags = pretrained_tags(model)
-    first = DEFAULT_PRETRAINED if DEFAULT_PRETRAINED in tags else (tags[0] if tags else None)
+    first = DEFAULT_CLIP_PRETRAINED if DEFAULT_CLIP_PRETRAINED in tags else (tags[0] if tags else None)
     return st.selectbox("Pretrained weights", tags, index=tags.index(first) if first else None,
                         accept_new_options=True, key=f"zero_shot_weights:{model}", help=PRETRAINED_INFO[True])
 
@@ -84,44 +86,40 @@ def answered(photo: Photo, question: Question, per_template: bool) -> Answer:
     check_labels(question.labels)  # a typo in the labels should not wait for a model download
     resolve_templates(question.templates)
     weights = pretrained_weights(question.model, question.pretrained)
-    load_announced(question.model, loader=lambda name: load_clip(name, weights), cached=lambda _: False)
-    started = time.perf_counter()
-    predictions = zero_shot(photo.data, question.labels, model=question.model, pretrained=weights,
-                            templates=question.templates)
-    elapsed_ms = (time.perf_counter() - started) * 1000
+    runs: list[RunInfo] = []
+    with load_notice() as on_load:
+        predictions = zero_shot(photo.data, question.labels, model=question.model, pretrained=weights,
+                                templates=question.templates, on_load=on_load, on_run=runs.append)
     table = template_table(photo.data, question.labels, question.model, weights, question.templates,
                            predictions) if per_template else None
-    loaded = load_clip(question.model, weights)
-    return Answer(question, photo, predictions, table, describe_run(loaded.name, loaded.device, loaded.dtype,
-                                                                    elapsed_ms))
+    return Answer(question, photo, predictions, table, last_run_line(runs))
 
 
 def label_map(answer: Answer, label: str, cmap: str, alpha: float) -> Image.Image:
     question = answer.question
     weights = pretrained_weights(question.model, question.pretrained)
-    with st.spinner(f"Mapping '{label}' ..."):
+    with load_notice() as on_load, st.spinner(mapping_text(label)):
         return zero_shot_map(answer.photo.data, label, question.labels, model=question.model, pretrained=weights,
-                             templates=question.templates, alpha=alpha, cmap=cmap).overlay
+                             templates=question.templates, alpha=alpha, cmap=cmap, on_load=on_load).overlay
 
 
 def show_answer(answer: Answer) -> None:
     st.subheader("Best labels")
     predictions_table(answer.predictions[:TOP_LABELS], key="zero_shot_top")
-    shown = answer.predictions[:BAR_CHART_LABELS]
-    st.bar_chart(pd.DataFrame({"label": [p.label for p in shown], "probability": [p.score for p in shown]}),
-                 x="label", y="probability", sort="-probability", height=260)
+    st.bar_chart(pd.DataFrame(chart_columns(answer.predictions)), x="label", y="probability", sort="-probability",
+                 height=260)
     st.caption(answer.status)
 
 
 def map_controls(answer: Answer | None) -> None:
-    with st.expander("Where is the label in the photo?", expanded=True):
+    with st.expander(LABEL_MAP_TITLE, expanded=True):
         labels = [p.label for p in answer.predictions] if answer is not None else []
         label_column, cmap_column, alpha_column = st.columns([2, 1, 1])
         label = label_column.selectbox("Label to map", labels, index=0 if labels else None,
                                        key=f"zero_shot_target:{st.session_state.get(ROUND, 0)}",
                                        accept_new_options=True, placeholder="ask CLIP first")
         cmap = cmap_column.selectbox("Colormap", COLORMAPS, key="zero_shot_cmap")
-        alpha = alpha_column.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="zero_shot_alpha")
+        alpha = slider(OPACITY, "zero_shot_alpha", alpha_column)
         if st.button("Map the label", key="zero_shot_map_run"):
             if answer is None:
                 st.error(NO_IMAGE)
@@ -143,7 +141,7 @@ def render() -> None:
     photo_column, result_column = st.columns(2, gap="large")
     with photo_column:
         photo = photo_input("zero_shot")
-        per_template = st.checkbox("Score under each template", key="zero_shot_per_template")
+        per_template = st.checkbox(PER_TEMPLATE_LABEL, key="zero_shot_per_template")
         if st.button("Ask CLIP", type="primary", key="zero_shot_run"):
             if photo is None:
                 st.error(NO_IMAGE)
@@ -155,7 +153,7 @@ def render() -> None:
                     # The best label is mapped after every question, as the Gradio tab does.
                     best = answer.predictions[0].label
                     overlay = shown_errors(lambda: label_map(answer, best, st.session_state.get(
-                        "zero_shot_cmap", COLORMAPS[0]), st.session_state.get("zero_shot_alpha", 0.5)))
+                        "zero_shot_cmap", COLORMAPS[0]), st.session_state.get("zero_shot_alpha", OPACITY.default)))
                     if overlay is not None:
                         st.session_state[LABEL_MAP] = (best, overlay)
     answer: Answer | None = st.session_state.get(ANSWER)
@@ -166,7 +164,7 @@ def render() -> None:
             show_answer(answer)
     if answer is not None and answer.per_template is not None:
         columns, rows = answer.per_template
-        st.markdown("**Each template on its own** (probability of the overall best labels)")
+        st.markdown(f"**{PER_TEMPLATE_TITLE}**")
         st.dataframe(pd.DataFrame(rows, columns=columns), hide_index=True, key="zero_shot_templates",
                      width="stretch")
     map_controls(answer)

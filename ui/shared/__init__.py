@@ -1,0 +1,1 @@
+"""What both front ends show, in words, tables and pictures: built from the engine's data, with no gradio or streamlit import."""

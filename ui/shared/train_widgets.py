@@ -1,0 +1,90 @@
+"""The Train settings as both front ends draw them: each widget's range, default, label and help, defined once."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NumberBox:
+    """A number box: its bounds (None: unbounded on that side), first value and step (None: the widget's own). The
+    bounded, labelled kind is ui.shared.widgets.Slider."""
+
+    minimum: float | None
+    maximum: float | None
+    default: float
+    step: float | None = None
+
+
+# Good starting points offered in the "Start from" box; any id, local folder or earlier run works too.
+BASE_CHOICES: tuple[str, ...] = (
+    "google/vit-base-patch16-224-in21k",
+    "google/vit-base-patch16-224",
+    "facebook/deit-small-patch16-224",
+    "facebook/deit-tiny-patch16-224",
+    "vit-small-scratch",
+)
+BASE_LABEL = "Start from"
+BASE_INFO = "a hub id, a local folder, an earlier run, or vit-small-scratch (offline, from random weights)"
+
+MODE_LABEL = "What learns"
+MODE_CHOICES: tuple[tuple[str, str], ...] = (  # (label, value), head first: the fast way to a first result
+    ("Head only: the backbone stays frozen (fast)", "head"),
+    ("Full fine-tune: every weight learns", "full"),
+)
+DEFAULT_MODE = "head"
+# A frozen backbone leaves a linear layer to learn: a larger step and more (cheap) epochs suit it.
+MODE_DEFAULTS: dict[str, dict[str, float]] = {
+    "head": dict(learning_rate=1e-3, num_train_epochs=10),
+    "full": dict(learning_rate=5e-5, num_train_epochs=3),
+}
+
+EPOCHS_LABEL = "Epochs"
+EPOCHS = NumberBox(minimum=1, maximum=None, default=MODE_DEFAULTS[DEFAULT_MODE]["num_train_epochs"], step=1)
+LEARNING_RATE_LABEL = "Learning rate"
+LEARNING_RATE = NumberBox(minimum=None, maximum=None, default=MODE_DEFAULTS[DEFAULT_MODE]["learning_rate"], step=1e-4)
+BATCH_SIZE_LABEL = "Batch size"
+BATCH_SIZE = NumberBox(minimum=1, maximum=None, default=16, step=1)
+WEIGHT_DECAY_LABEL = "Weight decay"
+WEIGHT_DECAY = NumberBox(minimum=0.0, maximum=None, default=0.0)
+WARMUP_LABEL = "Warmup (share of steps)"
+WARMUP = NumberBox(minimum=0.0, maximum=0.5, default=0.1, step=0.05)
+IMAGE_SIZE_LABEL = "Image size (0 = the model's)"
+IMAGE_SIZE = NumberBox(minimum=0, maximum=None, default=0, step=1)  # 0: the model's own size
+SEED_LABEL = "Seed"
+SEED = NumberBox(minimum=None, maximum=None, default=42, step=1)
+AUGMENT_LABEL = "Random crops and flips"
+AUGMENT_INFO = "full fine-tune only; off when a flip changes the class"
+PRECISION_LABEL = "Precision"
+DEFAULT_PRECISION = "auto"
+RUN_NAME_LABEL = "Run name"
+RUN_NAME_PLACEHOLDER = "e.g. ants-vs-bees (empty: a timestamp)"
+
+ZIP_LABEL = "A zip of class folders (optional train/ and val/)"
+FOLDER_LABEL = "A folder with one sub-folder per class"
+SERVER_PATH_TAB = "Path on this machine"
+SERVER_PATH_LABEL = "Folder or zip on the machine running the app"
+SERVER_PATH_PLACEHOLDER = "/data/my-photos"
+
+SKIPPED_HEADERS = ("file", "why it was skipped")
+PER_CLASS_HEADERS = ("class", "accuracy", "correct", "validation images")
+
+REPO_LABEL = "Repository"
+REPO_PLACEHOLDER = "your-name/ants-vs-bees"
+TOKEN_LABEL = "Access token (write)"
+TOKEN_INFO = "used for this upload only: never saved or logged"
+
+CHECK_BUTTON = "Check data"
+START_BUTTON = "Start training"
+STOP_BUTTON = "Stop"
+COUNTS_LABEL = "Images per class"
+SKIPPED_LABEL = "Skipped files"
+PER_CLASS_LABEL = "Accuracy per class"
+CONFUSION_CAPTION = "Confusion matrix (rows: true class)"
+TRUE_CLASS_LABEL = "True class"
+PREDICTED_LABEL = "Predicted as"
+SHOW_CELL_BUTTON = "Show these validation images"
+COMPARE_SECTION = "Base model and trained model side by side"
+USE_BUTTON = "Use this model in Classify and Attention"
+PUSH_SECTION = "Push to the Hugging Face Hub"
+PRIVATE_LABEL = "Private"
+PUSH_BUTTON = "Push"
