@@ -1,4 +1,5 @@
 """Entry point: `python app.py` starts ViT Studio (Gradio, or --ui streamlit); `python app.py deploy` makes a Space."""
+
 from __future__ import annotations
 
 import argparse
@@ -47,22 +48,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     space = on_space()
     parser = argparse.ArgumentParser(
-        description="ViT Studio: see what Vision Transformers do. `python app.py deploy --help` puts it on a Space.")
+        description="ViT Studio: see what Vision Transformers do. `python app.py deploy --help` puts it on a Space."
+    )
     parser.add_argument("--ui", choices=("gradio", "streamlit"), default="gradio", help="which front end to start")
-    parser.add_argument("--host", default="0.0.0.0" if space else "127.0.0.1",
-                        help="address to listen on (0.0.0.0 to reach it from other machines)")
+    parser.add_argument(
+        "--host",
+        default="0.0.0.0" if space else "127.0.0.1",
+        help="address to listen on (0.0.0.0 to reach it from other machines)",
+    )
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--share", action="store_true", help="also serve on a temporary public gradio.live link")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto = bf16 where the hardware is fast at it (AMX / AVX512-BF16 CPUs, CUDA), else fp32")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto = bf16 where the hardware is fast at it (AMX / AVX512-BF16 CPUs, CUDA), else fp32",
+    )
     parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
     parser.add_argument("--model", default=DEFAULT_CLASSIFIER, help="default classifier: hub id or local folder")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow models whose repository ships its own Python code")
-    parser.add_argument("--allow-server-paths", action="store_true",
-                        help="let the Train tab read a folder on this machine by its path (never on a public Space)")
-    parser.add_argument("--runs-dir", default=str(current_settings().runs_dir),
-                        help="where training runs are kept (default: runs/)")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="allow models whose repository ships its own Python code"
+    )
+    parser.add_argument(
+        "--allow-server-paths",
+        action="store_true",
+        help="let the Train tab read a folder on this machine by its path (never on a public Space)",
+    )
+    parser.add_argument(
+        "--runs-dir", default=str(current_settings().runs_dir), help="where training runs are kept (default: runs/)"
+    )
     return parser.parse_args(argv)
 
 
@@ -95,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own health checks are not news
     if args.allow_server_paths and on_space():
-        raise SystemExit("error: --allow-server-paths would let any visitor read this Space's files; it is "
-                         "for running the app on your own machine.")
+        raise SystemExit(
+            "error: --allow-server-paths would let any visitor read this Space's files; it is "
+            "for running the app on your own machine."
+        )
     if args.ui == "streamlit":
         return run_streamlit(args)
     run_gradio(args)
@@ -117,9 +133,16 @@ def run_gradio(args: argparse.Namespace) -> None:
     # On a shared app a model box loads by path only from the app's own folders; Hub ids stay open.
     model_folders = shared_model_folders(args.model, Path(args.runs_dir)) if shared else None
     try:
-        configure(device=args.device, precision=args.precision, trust_remote_code=args.trust_remote_code,
-                  default_model=args.model, model_folders=model_folders, runs_dir=args.runs_dir, shared=shared,
-                  allow_server_paths=args.allow_server_paths)
+        configure(
+            device=args.device,
+            precision=args.precision,
+            trust_remote_code=args.trust_remote_code,
+            default_model=args.model,
+            model_folders=model_folders,
+            runs_dir=args.runs_dir,
+            shared=shared,
+            allow_server_paths=args.allow_server_paths,
+        )
         pick_device()  # a bad --device fails here, with its message, not on the first click
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
@@ -134,16 +157,21 @@ def run_gradio(args: argparse.Namespace) -> None:
         log.info("ZeroGPU: %s run on a GPU", ", ".join(lend_gpu(gpu_decorator)))
 
     from ui.gradio_app import CSS, JS, build_demo
-
     from ui.serving import serving_limits
 
     limits = serving_limits(space)
-    demo = build_demo(default_model=args.model, allow_server_paths=args.allow_server_paths,
-                      delete_cache=limits.delete_cache())
+    demo = build_demo(
+        default_model=args.model, allow_server_paths=args.allow_server_paths, delete_cache=limits.delete_cache()
+    )
     # Load the default model while the page opens, so the first click does not wait for it.
     threading.Thread(target=preload_classifier, args=(args.model,), daemon=True).start()
     demo.queue(max_size=limits.queue_size, default_concurrency_limit=1).launch(
-        server_name=args.host, server_port=args.port, share=args.share, css=CSS, js=JS, show_error=True,
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        css=CSS,
+        js=JS,
+        show_error=True,
         max_file_size=limits.max_file_size,
         state_session_capacity=limits.sessions_kept,
     )
@@ -157,8 +185,9 @@ def tidy_space_runs() -> None:
     if budget is not None:
         tidied = tidy_runs(budget)
         if tidied.removed or tidied.trimmed:
-            log.info("Runs folder: removed %d old runs, trimmed %d finished ones", len(tidied.removed),
-                     len(tidied.trimmed))
+            log.info(
+                "Runs folder: removed %d old runs, trimmed %d finished ones", len(tidied.removed), len(tidied.trimmed)
+            )
 
 
 def on_zero_gpu() -> bool:
@@ -173,8 +202,10 @@ def zero_gpu_decorator() -> Callable | None:
     try:
         import spaces
     except ImportError:
-        log.warning("This is a ZeroGPU Space but the spaces package is missing, so everything runs on the CPU: "
-                    "add `spaces` to requirements.txt.")
+        log.warning(
+            "This is a ZeroGPU Space but the spaces package is missing, so everything runs on the CPU: "
+            "add `spaces` to requirements.txt."
+        )
         return None
     return spaces.GPU
 
@@ -185,11 +216,15 @@ def zero_gpu_decorator() -> Callable | None:
 def run_streamlit(args: argparse.Namespace) -> int:
     """Run the Streamlit front end as a child process until it ends; Ctrl-C stops both without a traceback."""
     if args.share:
-        raise SystemExit("error: --share is a Gradio feature; with --ui streamlit, use --host 0.0.0.0 to reach "
-                         "the app from other machines.")
+        raise SystemExit(
+            "error: --share is a Gradio feature; with --ui streamlit, use --host 0.0.0.0 to reach "
+            "the app from other machines."
+        )
     if not STREAMLIT_APP.is_file():
-        raise SystemExit(f"error: {STREAMLIT_APP.relative_to(ROOT)} is missing, so there is no Streamlit front end "
-                         "to start; run without --ui for the Gradio one.")
+        raise SystemExit(
+            f"error: {STREAMLIT_APP.relative_to(ROOT)} is missing, so there is no Streamlit front end "
+            "to start; run without --ui for the Gradio one."
+        )
     process = subprocess.Popen(streamlit_command(args), env=streamlit_env(args, os.environ))
     try:
         return process.wait()
@@ -208,8 +243,21 @@ def streamlit_command(args: argparse.Namespace, environ: Mapping[str, str] = os.
     # "Deploy" button meant for the app's developer; no usage statistics unless asked for
     # (STREAMLIT_BROWSER_GATHER_USAGE_STATS=true): the page fetches their settings from the internet, which
     # fails offline with errors in the browser's console.
-    command = [sys.executable, "-m", "streamlit", "run", str(STREAMLIT_APP), "--server.port", str(args.port),
-               "--server.address", args.host, "--server.headless", "true", "--client.toolbarMode", "viewer"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(STREAMLIT_APP),
+        "--server.port",
+        str(args.port),
+        "--server.address",
+        args.host,
+        "--server.headless",
+        "true",
+        "--client.toolbarMode",
+        "viewer",
+    ]
     if "STREAMLIT_BROWSER_GATHER_USAGE_STATS" not in environ:
         command += ["--browser.gatherUsageStats", "false"]
     return command
@@ -218,12 +266,19 @@ def streamlit_command(args: argparse.Namespace, environ: Mapping[str, str] = os.
 def streamlit_env(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
     """The environment the Streamlit app reads its settings from: the flags, as VIT_STUDIO_* variables."""
     env = dict(environ)
-    env.update(VIT_STUDIO_MODEL=args.model, VIT_STUDIO_RUNS=args.runs_dir, VIT_STUDIO_DEVICE=args.device,
-               VIT_STUDIO_PRECISION=args.precision, VIT_STUDIO_SHARED="1" if is_shared(args) else "0")
+    env.update(
+        VIT_STUDIO_MODEL=args.model,
+        VIT_STUDIO_RUNS=args.runs_dir,
+        VIT_STUDIO_DEVICE=args.device,
+        VIT_STUDIO_PRECISION=args.precision,
+        VIT_STUDIO_SHARED="1" if is_shared(args) else "0",
+    )
     env.setdefault("MALLOC_ARENA_MAX", str(MALLOC_ARENAS))  # a fresh process reads it at start (see MALLOC_ARENAS)
     # Only the flags turn these on: an exported variable left over from another run must not.
-    for name, enabled in (("VIT_STUDIO_ALLOW_SERVER_PATHS", args.allow_server_paths),
-                          ("VIT_STUDIO_TRUST_REMOTE_CODE", args.trust_remote_code)):
+    for name, enabled in (
+        ("VIT_STUDIO_ALLOW_SERVER_PATHS", args.allow_server_paths),
+        ("VIT_STUDIO_TRUST_REMOTE_CODE", args.trust_remote_code),
+    ):
         if enabled:
             env[name] = "1"
         else:

@@ -1,4 +1,6 @@
-"""Command line for the benchmarks: `python -m bench classify|explain|caption|zero-shot|train|load [--quick] [--images N]`."""
+"""Command line for the benchmarks: `python -m bench NAME [--quick] [--images N]`, NAME one of classify, explain,
+caption, zero-shot, train, load."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """core.caption vs the ViT-GPT2 model-card recipe: captioning speed at equal generation length and bf16 fidelity."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,17 @@ from PIL import Image
 
 from . import common
 from .common import (
-    aligned, interference_note, machine_cpu_seconds, machine_description, others_share, own_cpu_seconds, progress,
-    ran_on, spread, time_rotating, verdict,
+    aligned,
+    interference_note,
+    machine_cpu_seconds,
+    machine_description,
+    others_share,
+    own_cpu_seconds,
+    progress,
+    ran_on,
+    spread,
+    time_rotating,
+    verdict,
 )
 
 # The issue's target: core at >= 2x the baseline's throughput on the same list of photos.
@@ -89,7 +99,11 @@ def build_random_vit_gpt2(folder: Path, seed: int) -> None:
     """nlpconnect/vit-gpt2-image-captioning's shapes (ViT-B/16 224 encoder, GPT-2 124M decoder with cross-attention,
     50257-token LM head), random weights, an image processor and an offline GPT-2 style tokenizer."""
     from transformers import (
-        GPT2Config, ViTConfig, ViTImageProcessor, VisionEncoderDecoderConfig, VisionEncoderDecoderModel,
+        GPT2Config,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
     )
 
     tokenizer = offline_gpt2_tokenizer()
@@ -114,10 +128,12 @@ def offline_gpt2_tokenizer():
     from transformers import GPT2TokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CORPUS, vocab_size=TOKENIZER_VOCAB_SIZE, min_frequency=1,
-                            special_tokens=["<|endoftext|>"], show_progress=False)
-    return GPT2TokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                             pad_token="<|endoftext|>")
+    bpe.train_from_iterator(
+        CORPUS, vocab_size=TOKENIZER_VOCAB_SIZE, min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False
+    )
+    return GPT2TokenizerFast(
+        tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
 
 
 class ModelCardRecipe:
@@ -128,7 +144,7 @@ class ModelCardRecipe:
     """
 
     def __init__(self, model_dir: str) -> None:
-        from transformers import AutoTokenizer, ViTImageProcessor, VisionEncoderDecoderModel
+        from transformers import AutoTokenizer, VisionEncoderDecoderModel, ViTImageProcessor
 
         self.model = VisionEncoderDecoderModel.from_pretrained(model_dir).eval()
         self.processor = ViTImageProcessor.from_pretrained(model_dir)
@@ -148,7 +164,9 @@ class ModelCardRecipe:
         return self.last_captions
 
     def in_batches(self, images: Sequence[Image.Image]) -> list[str]:
-        return [text for start in range(0, len(images), BATCH_SIZE) for text in self(images[start:start + BATCH_SIZE])]
+        return [
+            text for start in range(0, len(images), BATCH_SIZE) for text in self(images[start : start + BATCH_SIZE])
+        ]
 
 
 def generation_settings() -> dict[str, int]:
@@ -209,8 +227,9 @@ def measure_fidelity(model_dir: str, images: Sequence[Image.Image], recipe: Mode
         logits_cosine_mean=cosines.mean().item(),
         logits_cosine_min=cosines.min().item(),
         argmax_agreement=argmax_same.float().mean().item(),
-        ended_early=sum(int((ids == recipe.tokenizer.eos_token_id).any(dim=-1).sum())
-                        for ids in (reference_ids, reduced_ids)),
+        ended_early=sum(
+            int((ids == recipe.tokenizer.eos_token_id).any(dim=-1).sum()) for ids in (reference_ids, reduced_ids)
+        ),
         recipe_identical=sum(a == b for a, b in zip(core_texts, recipe.last_captions)),
         count=len(images),
     )
@@ -224,13 +243,16 @@ def generated_ids(model_dir: str, images: Sequence[Image.Image], precision: str)
     rows = []
     with torch.inference_mode():
         for start in range(0, len(images), BATCH_SIZE):
-            pixel_values = caption_inputs(loaded, images[start:start + BATCH_SIZE], prompt=None)["pixel_values"]
+            pixel_values = caption_inputs(loaded, images[start : start + BATCH_SIZE], prompt=None)["pixel_values"]
             rows.append(loaded.model.generate(pixel_values=pixel_values, **generation_settings())[:, 1:])
     return torch.cat(rows)
 
 
 def teacher_forced_logits(
-    model_dir: str, images: Sequence[Image.Image], precision: str, token_ids: torch.Tensor,
+    model_dir: str,
+    images: Sequence[Image.Image],
+    precision: str,
+    token_ids: torch.Tensor,
 ) -> torch.Tensor:
     """(images, tokens, vocab) fp32 logits for predicting each of `token_ids` from the ones before it."""
     from core.caption import caption_inputs, load_captioner
@@ -240,8 +262,8 @@ def teacher_forced_logits(
     rows = []
     with torch.inference_mode():
         for start in range(0, len(images), BATCH_SIZE):
-            pixel_values = caption_inputs(loaded, images[start:start + BATCH_SIZE], prompt=None)["pixel_values"]
-            targets = token_ids[start:start + BATCH_SIZE]
+            pixel_values = caption_inputs(loaded, images[start : start + BATCH_SIZE], prompt=None)["pixel_values"]
+            targets = token_ids[start : start + BATCH_SIZE]
             # Input = start token + every target but the last, so position i predicts target i.
             inputs = torch.cat([torch.full((len(targets), 1), start_token), targets[:, :-1]], dim=-1)
             logits = loaded.model(pixel_values=pixel_values, decoder_input_ids=inputs.to(loaded.device)).logits
@@ -262,34 +284,45 @@ def format_report(result: Result, count: int, repeats: int) -> str:
     ]
     ratios = [
         ("ratio", "value", "target"),
-        ("core / recipe throughput", f"{ratio:.3g}x",
-         verdict(ratio >= TARGET_THROUGHPUT_RATIO, f">= {TARGET_THROUGHPUT_RATIO:g}x")),
+        (
+            "core / recipe throughput",
+            f"{ratio:.3g}x",
+            verdict(ratio >= TARGET_THROUGHPUT_RATIO, f">= {TARGET_THROUGHPUT_RATIO:g}x"),
+        ),
     ]
     fid = result.fidelity
-    lengths = ("every caption ran" if fid.ended_early == 0 else f"{fid.ended_early} captions did NOT run") + \
-        f" the full {NEW_TOKENS} new tokens"
-    return "\n".join([
-        "",
-        f"ViT-GPT2 (ViT-B/16 + GPT-2 124M, vocab {GPT2_VOCAB_SIZE}, random weights), {count} photos, "
-        f"beams {NUM_BEAMS}, exactly {NEW_TOKENS} new tokens, medians of {repeats} interleaved rounds",
-        f"machine: {machine_description()}",
-        interference_note(result.others_cpu_share),
-        "",
-        *aligned([timings[0], *[(*row[:4], f"{per_s['core'] / per_s[name]:.3g}x") for row, name
-                                in zip(timings[1:], CONTENDERS)]]),
-        "",
-        *aligned(ratios),
-        "",
-        f"generation length: {lengths} (min_new_tokens = max_new_tokens = {NEW_TOKENS} on both sides)",
-        f"fidelity over {fid.count} photos, core {core} vs core fp32: {fid.identical_captions}/{fid.count} captions "
-        f"identical, {fid.token_agreement:.0%} of tokens agree, first difference at token {fid.first_divergence:.1f} "
-        "on average",
-        f"  teacher-forced on the fp32 captions: logits cosine mean {fid.logits_cosine_mean:.5f}, "
-        f"min {fid.logits_cosine_min:.5f}; next-token argmax agrees {fid.argmax_agreement:.0%}",
-        f"  the engine's fp32 model vs the recipe: {fid.recipe_identical}/{fid.count} captions identical",
-        "  (random weights give near-flat logits over 50257 tokens, so bf16 rounding flips near-ties and beam search",
-        "  then follows another path; a trained model's peaked logits leave far fewer ties)",
-    ])
+    lengths = (
+        "every caption ran" if fid.ended_early == 0 else f"{fid.ended_early} captions did NOT run"
+    ) + f" the full {NEW_TOKENS} new tokens"
+    return "\n".join(
+        [
+            "",
+            f"ViT-GPT2 (ViT-B/16 + GPT-2 124M, vocab {GPT2_VOCAB_SIZE}, random weights), {count} photos, "
+            f"beams {NUM_BEAMS}, exactly {NEW_TOKENS} new tokens, medians of {repeats} interleaved rounds",
+            f"machine: {machine_description()}",
+            interference_note(result.others_cpu_share),
+            "",
+            *aligned(
+                [
+                    timings[0],
+                    *[(*row[:4], f"{per_s['core'] / per_s[name]:.3g}x") for row, name in zip(timings[1:], CONTENDERS)],
+                ]
+            ),
+            "",
+            *aligned(ratios),
+            "",
+            f"generation length: {lengths} (min_new_tokens = max_new_tokens = {NEW_TOKENS} on both sides)",
+            f"fidelity over {fid.count} photos, core {core} vs core fp32: "
+            f"{fid.identical_captions}/{fid.count} captions identical, {fid.token_agreement:.0%} of tokens agree, "
+            f"first difference at token {fid.first_divergence:.1f} on average",
+            f"  teacher-forced on the fp32 captions: logits cosine mean {fid.logits_cosine_mean:.5f}, "
+            f"min {fid.logits_cosine_min:.5f}; next-token argmax agrees {fid.argmax_agreement:.0%}",
+            f"  the engine's fp32 model vs the recipe: {fid.recipe_identical}/{fid.count} captions identical",
+            "  (random weights give near-flat logits over 50257 tokens, so bf16 rounding flips near-ties and beam "
+            "search",
+            "  then follows another path; a trained model's peaked logits leave far fewer ties)",
+        ]
+    )
 
 
 def figures(per_s: dict[str, float], result: Result, name: str) -> tuple[str, str, str]:

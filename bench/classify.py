@@ -1,4 +1,5 @@
 """core.classify vs transformers' image-classification pipeline: ViT-B/16 speed and bf16 fidelity."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,20 @@ from PIL import Image
 
 from . import common
 from .common import (
-    NUM_LABELS, Call, aligned, dtype_name, interference_note, machine_cpu_seconds, machine_description, others_share,
-    own_cpu_seconds, progress, ran_on, seconds_for, spread, verdict,
+    NUM_LABELS,
+    Call,
+    aligned,
+    dtype_name,
+    interference_note,
+    machine_cpu_seconds,
+    machine_description,
+    others_share,
+    own_cpu_seconds,
+    progress,
+    ran_on,
+    seconds_for,
+    spread,
+    verdict,
 )
 
 # The issue's targets: core at >= 4x the pipeline's batch-16 throughput and < 0.5x its batch-1 latency.
@@ -56,9 +69,10 @@ def run(args: argparse.Namespace) -> int:
 
 def benchmark(model_dir: str, images: list[Image.Image], repeats: int) -> Result:
     """Everything timed in one process, pipeline and core interleaved so machine noise hits both alike."""
+    from transformers import pipeline
+
     import core
     from core.models import clear_cache
-    from transformers import pipeline
 
     pipe = pipeline("image-classification", model=model_dir)
     pipe_batch = partial(pipe, images, batch_size=BATCH_SIZE)
@@ -97,7 +111,7 @@ def time_pairs(pairs: Sequence[tuple[Call, Call]], repeats: int) -> tuple[list[f
     flip = False
     for _ in range(repeats):
         for pair in pairs:
-            for side in ((1, 0) if flip else (0, 1)):
+            for side in (1, 0) if flip else (0, 1):
                 times[side].append(seconds_for(pair[side]))
             flip = not flip
     return times
@@ -127,7 +141,7 @@ def logits_for(model_dir: str, images: Sequence[Image.Image], precision: str) ->
     rows = []
     with torch.inference_mode():
         for start in range(0, len(images), BATCH_SIZE):
-            pixel_values = preprocess(loaded, images[start:start + BATCH_SIZE])
+            pixel_values = preprocess(loaded, images[start : start + BATCH_SIZE])
             rows.append(loaded.model(pixel_values=pixel_values).logits.float())
     return torch.cat(rows)
 
@@ -138,26 +152,37 @@ def format_report(result: Result, count: int, repeats: int) -> str:
     tp_ratio, ms_ratio = core_tp / pipe_tp, core_ms / pipe_ms
     rows = [
         ("", f"pipeline {result.pipeline_dtype}", f"core {result.core_dtype}", "core/pipeline", "target"),
-        (f"batch {BATCH_SIZE} throughput, images/s", f"{pipe_tp:.1f}", f"{core_tp:.1f}", f"{tp_ratio:.3g}x",
-         verdict(tp_ratio >= TARGET_THROUGHPUT_RATIO, f">= {TARGET_THROUGHPUT_RATIO:g}x")),
-        ("batch 1 latency, ms/image", f"{pipe_ms:.0f}", f"{core_ms:.0f}", f"{ms_ratio:.3g}x",
-         verdict(ms_ratio < TARGET_LATENCY_RATIO, f"< {TARGET_LATENCY_RATIO:g}x")),
+        (
+            f"batch {BATCH_SIZE} throughput, images/s",
+            f"{pipe_tp:.1f}",
+            f"{core_tp:.1f}",
+            f"{tp_ratio:.3g}x",
+            verdict(tp_ratio >= TARGET_THROUGHPUT_RATIO, f">= {TARGET_THROUGHPUT_RATIO:g}x"),
+        ),
+        (
+            "batch 1 latency, ms/image",
+            f"{pipe_ms:.0f}",
+            f"{core_ms:.0f}",
+            f"{ms_ratio:.3g}x",
+            verdict(ms_ratio < TARGET_LATENCY_RATIO, f"< {TARGET_LATENCY_RATIO:g}x"),
+        ),
     ]
     fid = result.fidelity
-    return "\n".join([
-        "",
-        f"ViT-B/16 (random weights, {NUM_LABELS} labels), {count} photos, medians of {repeats} interleaved repeats",
-        f"machine: {machine_description()}",
-        interference_note(result.others_cpu_share),
-        "",
-        *aligned(rows),
-        "",
-        f"spread (min-max): throughput pipeline {spread(result.pipeline_throughput)}, "
-        f"core {spread(result.core_throughput)} images/s; "
-        f"latency pipeline {spread(result.pipeline_latency_ms)}, core {spread(result.core_latency_ms)} ms",
-        f"fidelity, bf16 vs fp32 logits over {fid.count} images: cosine mean {fid.cosine_mean:.5f}, "
-        f"min {fid.cosine_min:.5f}; top-1 agree {fid.top1_agree}/{fid.count}; top-5 overlap {fid.top5_overlap:.2f}/5",
-        "  (random weights give near-flat outputs, so rank agreement understates what a trained model shows)",
-    ])
-
-
+    return "\n".join(
+        [
+            "",
+            f"ViT-B/16 (random weights, {NUM_LABELS} labels), {count} photos, medians of {repeats} interleaved repeats",
+            f"machine: {machine_description()}",
+            interference_note(result.others_cpu_share),
+            "",
+            *aligned(rows),
+            "",
+            f"spread (min-max): throughput pipeline {spread(result.pipeline_throughput)}, "
+            f"core {spread(result.core_throughput)} images/s; "
+            f"latency pipeline {spread(result.pipeline_latency_ms)}, core {spread(result.core_latency_ms)} ms",
+            f"fidelity, bf16 vs fp32 logits over {fid.count} images: cosine mean {fid.cosine_mean:.5f}, "
+            f"min {fid.cosine_min:.5f}; top-1 agree {fid.top1_agree}/{fid.count}; "
+            f"top-5 overlap {fid.top5_overlap:.2f}/5",
+            "  (random weights give near-flat outputs, so rank agreement understates what a trained model shows)",
+        ]
+    )

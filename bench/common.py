@@ -1,4 +1,5 @@
 """What every benchmark shares: the random ViT-B/16, the photos, timing, machine notes and table drawing."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,17 +20,29 @@ Call = Callable[[], object]
 
 # skimage photos that ship with the package (the rest need a download); greyscale ones become RGB.
 PHOTOS = (
-    "chelsea", "astronaut", "coffee", "rocket", "camera", "cat", "immunohistochemistry",
-    "hubble_deep_field", "retina", "coins", "moon", "brick", "grass", "gravel",
+    "chelsea",
+    "astronaut",
+    "coffee",
+    "rocket",
+    "camera",
+    "cat",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "coins",
+    "moon",
+    "brick",
+    "grass",
+    "gravel",
 )
-
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_images: int = 32) -> None:
     """The flags every benchmark on random weights takes."""
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
-    parser.add_argument("--images", type=int, default=default_images, metavar="N",
-                        help=f"number of photos (default {default_images})")
+    parser.add_argument(
+        "--images", type=int, default=default_images, metavar="N", help=f"number of photos (default {default_images})"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for the random weights")
 
 
@@ -40,8 +53,11 @@ def run_on_random_vit(args: argparse.Namespace, benchmark: Callable, format_repo
 
 
 def run_on_random_model(
-    args: argparse.Namespace, build: Callable[[Path, int], object], benchmark: Callable,
-    format_report: Callable, repeats: int,
+    args: argparse.Namespace,
+    build: Callable[[Path, int], object],
+    benchmark: Callable,
+    format_report: Callable,
+    repeats: int,
 ) -> int:
     """`build(folder, seed)` random models into a temporary folder, time `benchmark(folder, images, repeats)`
     on the photos, print `format_report(result, image count, repeats)`."""
@@ -57,6 +73,7 @@ def run_on_random_model(
         result = benchmark(folder, images, repeats)
     print(format_report(result, len(images), repeats))
     return 0
+
 
 def build_random_vit(folder: Path, seed: int) -> None:
     """ViT-B/16 as in google/vit-base-patch16-224 (same shapes, so same cost), random weights, no download."""
@@ -201,7 +218,9 @@ def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     last = len(widths) - 1
     return [
-        "  ".join(cell.ljust(width) if column in (0, last) else cell.rjust(width)
-                  for column, (cell, width) in enumerate(zip(row, widths))).rstrip()
+        "  ".join(
+            cell.ljust(width) if column in (0, last) else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths))
+        ).rstrip()
         for row in rows
     ]

@@ -1,4 +1,5 @@
 """core.explain vs core.classify and vs the usual two-pass rollout recipe: ViT-B/16 speed and bf16 map fidelity."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,18 @@ from PIL import Image
 
 from . import common
 from .common import (
-    NUM_LABELS, aligned, dtype_name, interference_note, machine_cpu_seconds,
-    machine_description, others_share, own_cpu_seconds, progress, spread, time_rotating, verdict,
+    NUM_LABELS,
+    aligned,
+    dtype_name,
+    interference_note,
+    machine_cpu_seconds,
+    machine_description,
+    others_share,
+    own_cpu_seconds,
+    progress,
+    spread,
+    time_rotating,
+    verdict,
 )
 
 # The issue's targets: a map costs little more than a plain classify, and well under the usual two passes.
@@ -160,8 +171,12 @@ def measure_fidelity(model_dir: str, images: Sequence[Image.Image], two_pass: Tw
     import core
 
     def core_maps(precision: str | None, discard_ratio: float) -> list[np.ndarray]:
-        return [core.explain(image, model=model_dir, method="rollout", discard_ratio=discard_ratio,
-                             precision=precision).heatmap for image in images]
+        return [
+            core.explain(
+                image, model=model_dir, method="rollout", discard_ratio=discard_ratio, precision=precision
+            ).heatmap
+            for image in images
+        ]
 
     reference = [two_pass.rollout_map(image) for image in images]
     reference_no_discard = [two_pass.rollout_map(image, discard_ratio=0.0) for image in images]
@@ -195,10 +210,16 @@ def format_report(result: Result, count: int, repeats: int) -> str:
     ]
     ratios = [
         ("ratio", "value", "target"),
-        ("explain / classify", f"{explain_ratio:.3g}x",
-         verdict(explain_ratio <= TARGET_EXPLAIN_OVER_CLASSIFY, f"<= {TARGET_EXPLAIN_OVER_CLASSIFY:g}x")),
-        ("two-pass / explain", f"{two_pass_ratio:.3g}x",
-         verdict(two_pass_ratio >= TARGET_TWO_PASS_OVER_EXPLAIN, f">= {TARGET_TWO_PASS_OVER_EXPLAIN:g}x")),
+        (
+            "explain / classify",
+            f"{explain_ratio:.3g}x",
+            verdict(explain_ratio <= TARGET_EXPLAIN_OVER_CLASSIFY, f"<= {TARGET_EXPLAIN_OVER_CLASSIFY:g}x"),
+        ),
+        (
+            "two-pass / explain",
+            f"{two_pass_ratio:.3g}x",
+            verdict(two_pass_ratio >= TARGET_TWO_PASS_OVER_EXPLAIN, f">= {TARGET_TWO_PASS_OVER_EXPLAIN:g}x"),
+        ),
     ]
     fid = result.fidelity
     fidelity = [
@@ -207,22 +228,24 @@ def format_report(result: Result, count: int, repeats: int) -> str:
         (f"core.explain fp32, discard_ratio {DISCARD_RATIO:g} (control)", *agreement_cells(fid.control)),
         (f"core.explain {core}, discard_ratio 0", *agreement_cells(fid.no_discard)),
     ]
-    return "\n".join([
-        "",
-        f"ViT-B/16 (random weights, {NUM_LABELS} labels), {count} photos, rollout discard_ratio={DISCARD_RATIO:g}, "
-        f"medians of {repeats} interleaved repeats",
-        f"machine: {machine_description()}",
-        interference_note(result.others_cpu_share),
-        "",
-        *aligned(timings),
-        "",
-        *aligned(ratios),
-        "",
-        f"fidelity over {fid.count} images, each map scaled to max 1:",
-        *aligned(fidelity),
-        "  (the control runs the same maths in fp32, so any gap above it is precision; the discard step",
-        "  is a hard cut through near-uniform random-weight attention, where rounding moves entries across it)",
-    ])
+    return "\n".join(
+        [
+            "",
+            f"ViT-B/16 (random weights, {NUM_LABELS} labels), {count} photos, rollout discard_ratio={DISCARD_RATIO:g}, "
+            f"medians of {repeats} interleaved repeats",
+            f"machine: {machine_description()}",
+            interference_note(result.others_cpu_share),
+            "",
+            *aligned(timings),
+            "",
+            *aligned(ratios),
+            "",
+            f"fidelity over {fid.count} images, each map scaled to max 1:",
+            *aligned(fidelity),
+            "  (the control runs the same maths in fp32, so any gap above it is precision; the discard step",
+            "  is a hard cut through near-uniform random-weight attention, where rounding moves entries across it)",
+        ]
+    )
 
 
 def agreement_cells(agreement_: Agreement) -> tuple[str, str, str]:

@@ -1,5 +1,6 @@
 """Load: N clients x M requests through gradio_client against `python app.py` on 127.0.0.1, in rounds; errors,
 latency and the server's memory after each round (a leak shows as memory that keeps growing)."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 GROWTH_AIM_MB = 50.0
 # Same architecture family as the app's default classifier, with random weights and no download.
 MODEL_SHAPES = {
-    "tiny": dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                 intermediate_size=64),
+    "tiny": dict(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    ),
     "small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
     "base": dict(),
 }
@@ -61,12 +63,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", type=int, default=20, help="clients at once (default 20)")
     parser.add_argument("--requests", type=int, default=10, help="requests per client per round (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
-    parser.add_argument("--model", choices=sorted(MODEL_SHAPES), default="small",
-                        help="random-weight ViT the app serves: tiny, small (ViT-S/16, default) or base (ViT-B/16)")
-    parser.add_argument("--new-visitors", action="store_true",
-                        help="fresh clients (new sessions) every round, instead of the same clients all rounds")
-    parser.add_argument("--round-timeout", type=float, default=900.0, metavar="S",
-                        help="a round still running after this many seconds is cut short (default 900)")
+    parser.add_argument(
+        "--model",
+        choices=sorted(MODEL_SHAPES),
+        default="small",
+        help="random-weight ViT the app serves: tiny, small (ViT-S/16, default) or base (ViT-B/16)",
+    )
+    parser.add_argument(
+        "--new-visitors",
+        action="store_true",
+        help="fresh clients (new sessions) every round, instead of the same clients all rounds",
+    )
+    parser.add_argument(
+        "--round-timeout",
+        type=float,
+        default=900.0,
+        metavar="S",
+        help="a round still running after this many seconds is cut short (default 900)",
+    )
     parser.add_argument("--quick", action="store_true", help="2 clients x 3 requests on the tiny model")
 
 
@@ -99,8 +113,9 @@ def build_model(folder: Path, shape: str) -> Path:
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
     labels = {index: f"class_{index}" for index in range(10)}
-    config = ViTConfig(num_labels=len(labels), id2label=labels, label2id={v: k for k, v in labels.items()},
-                       **MODEL_SHAPES[shape])
+    config = ViTConfig(
+        num_labels=len(labels), id2label=labels, label2id={v: k for k, v in labels.items()}, **MODEL_SHAPES[shape]
+    )
     ViTForImageClassification(config).save_pretrained(folder)
     ViTImageProcessor(size={"height": config.image_size, "width": config.image_size}).save_pretrained(folder)
     return folder
@@ -146,13 +161,31 @@ class running_app:
 
     def __enter__(self) -> tuple[str, int]:
         port = _free_port()
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "VIT_STUDIO_CACHE": str(self.work / "cache"),
-               "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "VIT_STUDIO_CACHE": str(self.work / "cache"),
+            "PYTHONUNBUFFERED": "1",
+        }
         self.log = (self.work / "app.log").open("w")
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--model", str(self.model_dir), "--port", str(port),
-             "--host", "127.0.0.1", "--runs-dir", str(self.work / "runs")],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                str(ROOT / "app.py"),
+                "--model",
+                str(self.model_dir),
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+                "--runs-dir",
+                str(self.work / "runs"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         url = f"http://127.0.0.1:{port}/"
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
@@ -197,8 +230,19 @@ def requests_for(client, inputs: Inputs) -> list[tuple[str, Callable[[], object]
         return client.predict(handle_file(str(inputs.photo)), str(inputs.model), 5, api_name="/classify")
 
     def explain():
-        return client.predict(handle_file(str(inputs.photo)), str(inputs.model), "rollout", "mean", 0.9, 0, 0, None,
-                              "jet", 0.5, api_name="/explain")
+        return client.predict(
+            handle_file(str(inputs.photo)),
+            str(inputs.model),
+            "rollout",
+            "mean",
+            0.9,
+            0,
+            0,
+            None,
+            "jet",
+            0.5,
+            api_name="/explain",
+        )
 
     def batch():
         return client.predict([handle_file(str(inputs.batch_zip))], str(inputs.model), 3, api_name="/classify_batch")
@@ -267,15 +311,26 @@ def run_round(pid: int, inputs: Inputs, clients: list, requests: int, timeout_s:
 def format_report(rounds: list[Round], args: argparse.Namespace) -> str:
     rows = [["round", "answered", "errors", "p50 ms", "p95 ms", "seconds", "server RSS MB before -> after"]]
     for number, result in enumerate(rounds, 1):
-        rows.append([str(number), f"{len(result.answers) - len(result.errors)}/{len(result.answers)}",
-                     str(len(result.errors)), f"{result.latency_ms(0.5):.0f}", f"{result.latency_ms(0.95):.0f}",
-                     f"{result.seconds:.1f}", f"{result.rss_before_mb:.0f} -> {result.rss_after_mb:.0f}"])
+        rows.append(
+            [
+                str(number),
+                f"{len(result.answers) - len(result.errors)}/{len(result.answers)}",
+                str(len(result.errors)),
+                f"{result.latency_ms(0.5):.0f}",
+                f"{result.latency_ms(0.95):.0f}",
+                f"{result.seconds:.1f}",
+                f"{result.rss_before_mb:.0f} -> {result.rss_after_mb:.0f}",
+            ]
+        )
     visitors = "new clients every round" if args.new_visitors else "the same clients every round"
-    lines = [f"python -m bench load: {args.clients} clients x {args.requests} requests x {len(rounds)} rounds through "
-             f"gradio_client against python app.py on 127.0.0.1 ({args.model} ViT, random weights; {visitors})",
-             machine_description(),
-             "requests cycle through classify, explain (rollout), a batch zip with a damaged entry, and /zip_run "
-             "of a server folder (answered when refused)", ""]
+    lines = [
+        f"python -m bench load: {args.clients} clients x {args.requests} requests x {len(rounds)} rounds through "
+        f"gradio_client against python app.py on 127.0.0.1 ({args.model} ViT, random weights; {visitors})",
+        machine_description(),
+        "requests cycle through classify, explain (rollout), a batch zip with a damaged entry, and /zip_run "
+        "of a server folder (answered when refused)",
+        "",
+    ]
     lines += aligned(rows[:4] + rows[-1:] if len(rows) > 5 else rows)
     errors = [answer for result in rounds for answer in result.errors]
     for kind in sorted({answer.kind for answer in errors}):
@@ -284,11 +339,15 @@ def format_report(rounds: list[Round], args: argparse.Namespace) -> str:
     if len(rounds) >= 3:
         growth = rounds[-1].rss_after_mb - rounds[0].rss_after_mb
         lines.append("server RSS MB after each round: " + ", ".join(f"{result.rss_after_mb:.0f}" for result in rounds))
-        lines.append(f"memory: after round {len(rounds)} the server holds {growth:+.0f} MB against round 1 "
-                     f"({verdict(abs(growth) <= GROWTH_AIM_MB, f'aim: within {GROWTH_AIM_MB:.0f} MB')})")
+        lines.append(
+            f"memory: after round {len(rounds)} the server holds {growth:+.0f} MB against round 1 "
+            f"({verdict(abs(growth) <= GROWTH_AIM_MB, f'aim: within {GROWTH_AIM_MB:.0f} MB')})"
+        )
     answered = [answer for result in rounds for answer in result.answers if not answer.error]
     for kind in dict.fromkeys(answer.kind for answer in answered):
         times = sorted(answer.seconds for answer in answered if answer.kind == kind)
-        lines.append(f"  {kind}: median {1000 * statistics.median(times):.0f} ms, "
-                     f"p95 {1000 * times[min(len(times) - 1, int(0.95 * len(times)))]:.0f} ms")
+        lines.append(
+            f"  {kind}: median {1000 * statistics.median(times):.0f} ms, "
+            f"p95 {1000 * times[min(len(times) - 1, int(0.95 * len(times)))]:.0f} ms"
+        )
     return "\n".join(lines)

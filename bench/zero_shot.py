@@ -1,5 +1,6 @@
 """core.zero_shot vs transformers' zero-shot-image-classification pipeline and open_clip's README recipe: CLIP ViT-B/32
 speed, the text-embedding cache's gain on a repeated query, and bf16 fidelity."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,19 @@ from PIL import Image
 
 from . import common
 from .common import (
-    aligned, dtype_name, interference_note, machine_cpu_seconds, machine_description, others_share,
-    own_cpu_seconds, progress, ran_on, seconds_for, spread, time_rotating, verdict,
+    aligned,
+    dtype_name,
+    interference_note,
+    machine_cpu_seconds,
+    machine_description,
+    others_share,
+    own_cpu_seconds,
+    progress,
+    ran_on,
+    seconds_for,
+    spread,
+    time_rotating,
+    verdict,
 )
 
 # The issue's targets: core at >= 2x the pipeline's throughput on the same photos and labels, and a repeated
@@ -34,10 +46,17 @@ CHECKPOINT = "vit-b-32-random.pt"
 HF_FOLDER = "hf-clip-vit-b-32"
 # transformers' CLIP in ViT-B/32's shapes (CLIPConfig's defaults, spelled out so a change of defaults cannot change
 # the benchmark); the smoke test swaps these and MODEL for tiny ones to run the whole benchmark in seconds.
-HF_TEXT_SHAPE = dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
-                     vocab_size=49408, max_position_embeddings=77)
-HF_VISION_SHAPE = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                       image_size=224, patch_size=32)
+HF_TEXT_SHAPE = dict(
+    hidden_size=512,
+    intermediate_size=2048,
+    num_hidden_layers=12,
+    num_attention_heads=8,
+    vocab_size=49408,
+    max_position_embeddings=77,
+)
+HF_VISION_SHAPE = dict(
+    hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224, patch_size=32
+)
 HF_PROJECTION_DIM = 512
 DEFAULT_IMAGES = 16
 
@@ -96,8 +115,9 @@ def build_random_clips(folder: Path, seed: int) -> None:
     config = CLIPConfig(text_config=HF_TEXT_SHAPE, vision_config=HF_VISION_SHAPE, projection_dim=HF_PROJECTION_DIM)
     side = {"shortest_edge": config.vision_config.image_size}
     crop = {"height": config.vision_config.image_size, "width": config.vision_config.image_size}
-    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size=side, crop_size=crop),
-                              tokenizer=offline_clip_tokenizer())
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(size=side, crop_size=crop), tokenizer=offline_clip_tokenizer()
+    )
     CLIPModel(config).save_pretrained(folder / HF_FOLDER)
     processor.save_pretrained(folder / HF_FOLDER)
 
@@ -109,11 +129,16 @@ def offline_clip_tokenizer():
     from transformers import CLIPTokenizer
 
     # open_clip reads the same file the same way: a header line, then 49152 - 256 - 2 merges.
-    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
     merges = [tuple(line.split()) for line in lines]
     symbols = list(bytes_to_unicode().values())
-    tokens = [*symbols, *(symbol + "</w>" for symbol in symbols), *("".join(merge) for merge in merges),
-              "<|startoftext|>", "<|endoftext|>"]
+    tokens = [
+        *symbols,
+        *(symbol + "</w>" for symbol in symbols),
+        *("".join(merge) for merge in merges),
+        "<|startoftext|>",
+        "<|endoftext|>",
+    ]
     return CLIPTokenizer(vocab={token: index for index, token in enumerate(tokens)}, merges=merges)
 
 
@@ -160,10 +185,14 @@ class ReadmeRecipe:
         with torch.no_grad():
             text_features = self.model.encode_text(self.tokenizer([TEMPLATE.format(label) for label in labels]))
             text_features /= text_features.norm(dim=-1, keepdim=True)
-            image_features = torch.cat([
-                self.model.encode_image(torch.stack([self.preprocess(image) for image in images[start:start + BATCH_SIZE]]))
-                for start in range(0, len(images), BATCH_SIZE)
-            ])
+            image_features = torch.cat(
+                [
+                    self.model.encode_image(
+                        torch.stack([self.preprocess(image) for image in images[start : start + BATCH_SIZE]])
+                    )
+                    for start in range(0, len(images), BATCH_SIZE)
+                ]
+            )
             image_features /= image_features.norm(dim=-1, keepdim=True)
             return (self.model.logit_scale.exp() * image_features @ text_features.T).softmax(dim=-1)
 
@@ -185,8 +214,9 @@ def benchmark(folder: str, images: list[Image.Image], repeats: int) -> Result:
         "recipe": partial(recipe, labels=labels),
         "core_first": lambda photos: core_call(photos, fresh_labels()),
         "core": partial(core_call, labels=labels),
-        "pipeline_batch": partial(pipe, candidate_labels=labels, hypothesis_template=TEMPLATE,
-                                  batch_size=PIPELINE_BATCH_SIZE),
+        "pipeline_batch": partial(
+            pipe, candidate_labels=labels, hypothesis_template=TEMPLATE, batch_size=PIPELINE_BATCH_SIZE
+        ),
     }
     engine.clear_cache()
     machine_before, own_before = machine_cpu_seconds(), own_cpu_seconds()
@@ -223,7 +253,10 @@ def benchmark(folder: str, images: list[Image.Image], repeats: int) -> Result:
 
 
 def time_query_pairs(
-    core_call: Callable, image: Image.Image, fresh_labels: FreshLabels, pairs: int,
+    core_call: Callable,
+    image: Image.Image,
+    fresh_labels: FreshLabels,
+    pairs: int,
 ) -> tuple[list[float], list[float]]:
     """Seconds for a one-photo query with labels never seen, then for the same query again, `pairs` times."""
     first, repeat = [], []
@@ -234,8 +267,9 @@ def time_query_pairs(
     return first, repeat
 
 
-def measure_fidelity(core_call: Callable, recipe: ReadmeRecipe, images: Sequence[Image.Image],
-                     labels: Sequence[str]) -> Fidelity:
+def measure_fidelity(
+    core_call: Callable, recipe: ReadmeRecipe, images: Sequence[Image.Image], labels: Sequence[str]
+) -> Fidelity:
     """Probabilities per (photo, label) in label order: core at its default precision and in fp32, and the recipe."""
     reduced = probability_table(core_call(list(images), labels), labels)
     reference = probability_table(core_call(list(images), labels, precision="fp32"), labels)
@@ -277,43 +311,63 @@ def format_report(result: Result, count: int, repeats: int) -> str:
         "pipeline_batch": f"    pipeline, {pipe}, batch_size={PIPELINE_BATCH_SIZE} (information)",
     }
     timings = [("", "images/s", "min-max", "ms/image", "(c)/this", "(d)/this")] + [
-        (label, f"{per_s[name]:.2f}", spread(result.throughput[name]), f"{1000 / per_s[name]:.0f}",
-         f"{per_s['core_first'] / per_s[name]:.3g}x", f"{per_s['core'] / per_s[name]:.3g}x")
+        (
+            label,
+            f"{per_s[name]:.2f}",
+            spread(result.throughput[name]),
+            f"{1000 / per_s[name]:.0f}",
+            f"{per_s['core_first'] / per_s[name]:.3g}x",
+            f"{per_s['core'] / per_s[name]:.3g}x",
+        )
         for name, label in names.items()
     ]
     ratios = [
         ("ratio", "value", "target"),
-        ("core / pipeline throughput, labels new (c)/(a)", f"{first_ratio:.3g}x",
-         verdict(first_ratio >= TARGET_THROUGHPUT_RATIO, f">= {TARGET_THROUGHPUT_RATIO:g}x")),
-        ("core / pipeline throughput, labels cached (d)/(a)", f"{repeat_ratio:.3g}x",
-         verdict(repeat_ratio >= TARGET_THROUGHPUT_RATIO, f">= {TARGET_THROUGHPUT_RATIO:g}x")),
-        (f"one-photo query, first / repeated ({first_ms:.0f} / {repeat_ms:.1f} ms)", f"{speedup:.3g}x",
-         verdict(speedup >= TARGET_REPEAT_SPEEDUP, f">= {TARGET_REPEAT_SPEEDUP:g}x")),
+        (
+            "core / pipeline throughput, labels new (c)/(a)",
+            f"{first_ratio:.3g}x",
+            verdict(first_ratio >= TARGET_THROUGHPUT_RATIO, f">= {TARGET_THROUGHPUT_RATIO:g}x"),
+        ),
+        (
+            "core / pipeline throughput, labels cached (d)/(a)",
+            f"{repeat_ratio:.3g}x",
+            verdict(repeat_ratio >= TARGET_THROUGHPUT_RATIO, f">= {TARGET_THROUGHPUT_RATIO:g}x"),
+        ),
+        (
+            f"one-photo query, first / repeated ({first_ms:.0f} / {repeat_ms:.1f} ms)",
+            f"{speedup:.3g}x",
+            verdict(speedup >= TARGET_REPEAT_SPEEDUP, f">= {TARGET_REPEAT_SPEEDUP:g}x"),
+        ),
     ]
     fid = result.fidelity
-    return "\n".join([
-        "",
-        f"CLIP ViT-B/32 (random weights), {count} photos x {NUM_LABELS} labels, template '{TEMPLATE}', "
-        f"medians of {repeats} interleaved rounds",
-        f"machine: {machine_description()}",
-        interference_note(result.others_cpu_share),
-        "",
-        *aligned(timings),
-        "",
-        *aligned(ratios),
-        "",
-        f"one-photo queries: first {spread(result.first_query_ms)} ms, repeated {spread(result.repeat_query_ms)} ms; "
-        f"engine text cache: {result.text_cache_misses} misses, {result.text_cache_hits} hits "
-        f"(expected {len(result.first_query_ms)} of each)",
-        f"text work: the pipeline pads prompts to the longest ({result.pipeline_prompt_tokens} tokens) and encodes the labels "
-        f"once per batch of photos (batch_size={PIPELINE_BATCH_SIZE}:",
-        f"  {PIPELINE_BATCH_SIZE}x less often); the open_clip recipe pads every prompt to "
-        f"{result.open_clip_prompt_tokens} tokens, core cuts them after the longest ({result.core_prompt_tokens})",
-        f"fidelity over {fid.count} photos x {NUM_LABELS} labels (mean fp32 top-1 probability {fid.top1_probability:.4f};"
-        f" flat is {1 / NUM_LABELS:.4f}):",
-        f"  core {core} vs core fp32: max |diff| {fid.max_abs_diff:.2g}; top-1 agree {fid.top1_agree}/{fid.count}; "
-        f"top-5 overlap {fid.top5_overlap:.2f}/5",
-        f"  core fp32 vs the README recipe: max |diff| {fid.recipe_max_abs_diff:.2g}; "
-        f"top-1 agree {fid.recipe_top1_agree}/{fid.count}",
-        "  (random weights give near-flat probabilities, so rank agreement understates what a trained model shows)",
-    ])
+    return "\n".join(
+        [
+            "",
+            f"CLIP ViT-B/32 (random weights), {count} photos x {NUM_LABELS} labels, template '{TEMPLATE}', "
+            f"medians of {repeats} interleaved rounds",
+            f"machine: {machine_description()}",
+            interference_note(result.others_cpu_share),
+            "",
+            *aligned(timings),
+            "",
+            *aligned(ratios),
+            "",
+            f"one-photo queries: first {spread(result.first_query_ms)} ms, "
+            f"repeated {spread(result.repeat_query_ms)} ms; "
+            f"engine text cache: {result.text_cache_misses} misses, {result.text_cache_hits} hits "
+            f"(expected {len(result.first_query_ms)} of each)",
+            f"text work: the pipeline pads prompts to the longest ({result.pipeline_prompt_tokens} tokens) "
+            "and encodes the labels "
+            f"once per batch of photos (batch_size={PIPELINE_BATCH_SIZE}:",
+            f"  {PIPELINE_BATCH_SIZE}x less often); the open_clip recipe pads every prompt to "
+            f"{result.open_clip_prompt_tokens} tokens, core cuts them after the longest ({result.core_prompt_tokens})",
+            f"fidelity over {fid.count} photos x {NUM_LABELS} labels "
+            f"(mean fp32 top-1 probability {fid.top1_probability:.4f};"
+            f" flat is {1 / NUM_LABELS:.4f}):",
+            f"  core {core} vs core fp32: max |diff| {fid.max_abs_diff:.2g}; top-1 agree {fid.top1_agree}/{fid.count}; "
+            f"top-5 overlap {fid.top5_overlap:.2f}/5",
+            f"  core fp32 vs the README recipe: max |diff| {fid.recipe_max_abs_diff:.2g}; "
+            f"top-1 agree {fid.recipe_top1_agree}/{fid.count}",
+            "  (random weights give near-flat probabilities, so rank agreement understates what a trained model shows)",
+        ]
+    )

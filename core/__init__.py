@@ -1,4 +1,5 @@
 """ViT Studio's engine: pure Python + torch, no UI imports. Front ends, tests and notebooks call these names."""
+
 from .attention import HEAD_FUSIONS, METHODS, NoAttentionError, explain, features, overlay, patch_grid_image, rollout
 from .batch import caption_files, classify_files
 from .caption import DEFAULT_CAPTIONER, accepts_prompt, caption, caption_attention, prompt_support
@@ -8,12 +9,27 @@ from .images import IMAGE_SUFFIXES, ImageError, load_image
 from .models import ModelLoadError, preload_classifier
 from .settings import DEFAULT_CLASSIFIER, PRECISIONS, Settings, configure, current_settings, use_settings
 from .types import (
-    CaptionAttention, Explanation, Features, FileCaptions, FileResult, LabelMap, OnLoad, OnRun, Prediction, RunInfo,
+    CaptionAttention,
+    Explanation,
+    Features,
+    FileCaptions,
+    FileResult,
+    LabelMap,
+    OnLoad,
+    OnRun,
+    Prediction,
+    RunInfo,
 )
 from .zero_shot import DEFAULT_MODEL as DEFAULT_CLIP_MODEL
 from .zero_shot import DEFAULT_PRETRAINED as DEFAULT_CLIP_PRETRAINED
 from .zero_shot import (
-    check_labels, pretrained_tags, resolve_templates, takes_pretrained, template_scores, zero_shot, zero_shot_map,
+    check_labels,
+    pretrained_tags,
+    resolve_templates,
+    takes_pretrained,
+    template_scores,
+    zero_shot,
+    zero_shot_map,
 )
 
 # Submodules a front end may import from directly, beyond the names above, and why. Empty: ui/ imports from `core`.

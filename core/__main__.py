@@ -1,4 +1,5 @@
 """Command line for scripts: `python -m core classify IMG... [--model M] [--top-k K] [--json]`."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Where a ViT looks: attention rollout, gradient rollout, raw per-layer/per-head maps, overlays, features."""
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from .classify import check_top_k, label_names, preprocess, scores_from_logits, size_kwargs, top_predictions
-from .images import ImageInput, load_image, load_images
 from .gpu import gpu_work
+from .images import ImageInput, load_image, load_images
 from .models import LoadedModel, load_explainable
 from .settings import DEFAULT_CLASSIFIER
 from .types import Explanation, Features, OnLoad, run_since
@@ -56,8 +57,9 @@ def rollout_per_layer(
 ) -> list[np.ndarray]:
     """The rollout map after each layer, first to last (one running product, so no extra cost)."""
     layers = _as_layers(attentions)
-    return [cls_map(joint, num_prefix_tokens, grid_size)
-            for joint in _rollout_steps(layers, head_fusion, discard_ratio)]
+    return [
+        cls_map(joint, num_prefix_tokens, grid_size) for joint in _rollout_steps(layers, head_fusion, discard_ratio)
+    ]
 
 
 def grad_rollout(
@@ -105,7 +107,9 @@ def attention_map(
 
 
 def head_maps(
-    attentions: Sequence[AttentionArray], layer: int, num_prefix_tokens: int = 1,
+    attentions: Sequence[AttentionArray],
+    layer: int,
+    num_prefix_tokens: int = 1,
     grid_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """CLS-to-patch attention of every head of one layer (1-based): (heads, grid_h, grid_w), each max 1."""
@@ -195,15 +199,18 @@ def _as_layers(attentions: Sequence[AttentionArray]) -> list[np.ndarray]:
 
 
 def _square_grid(num_patches: int) -> tuple[int, int]:
-    side = int(round(num_patches ** 0.5))
+    side = int(round(num_patches**0.5))
     if side * side != num_patches:
         raise ValueError(f"{num_patches} patch tokens do not form a square grid; pass grid_size=(rows, columns).")
     return side, side
 
 
 def check_discard_ratio(discard_ratio: float) -> None:
-    if isinstance(discard_ratio, bool) or not isinstance(discard_ratio, (int, float, np.number)) \
-            or not 0 <= discard_ratio < 1:
+    if (
+        isinstance(discard_ratio, bool)
+        or not isinstance(discard_ratio, (int, float, np.number))
+        or not 0 <= discard_ratio < 1
+    ):
         raise ValueError(f"discard_ratio must be at least 0 and below 1, not {discard_ratio}.")
 
 
@@ -261,7 +268,8 @@ def patch_grid_image(
     """The image as the model sees it, with the patch grid drawn on it (small inputs enlarged to be seen)."""
     scale = max(1, -(-min_side // min(model_input.size)))
     picture = model_input.convert("RGB").resize(
-        (model_input.width * scale, model_input.height * scale), Image.Resampling.NEAREST)
+        (model_input.width * scale, model_input.height * scale), Image.Resampling.NEAREST
+    )
     draw = ImageDraw.Draw(picture)
     width, height = picture.size
     rows, columns = grid_size
@@ -315,18 +323,24 @@ def explain(
     num_layers = len(pass_.attentions)
     chosen_layer = layer if layer is not None else num_layers  # 1-based; 0 is out of range, not 'the last'
     # One running product serves both the strip and, for rollout, the map itself.
-    layer_maps = rollout_per_layer(pass_.attentions, head_fusion, discard_ratio, pass_.num_prefix_tokens,
-                                   pass_.grid_size)
+    layer_maps = rollout_per_layer(
+        pass_.attentions, head_fusion, discard_ratio, pass_.num_prefix_tokens, pass_.grid_size
+    )
     if method == "rollout":
         heatmap = layer_maps[_check_layer_count(layer, num_layers) - 1]
     elif method == "grad_rollout":
-        heatmap = grad_rollout(pass_.attentions, pass_.gradients, pass_.num_prefix_tokens, pass_.grid_size,
-                               up_to_layer=layer)
+        heatmap = grad_rollout(
+            pass_.attentions, pass_.gradients, pass_.num_prefix_tokens, pass_.grid_size, up_to_layer=layer
+        )
     else:
-        heatmap = attention_map(pass_.attentions, chosen_layer, head, head_fusion,
-                                pass_.num_prefix_tokens, pass_.grid_size)
-    predictions = (tuple(top_predictions(pass_.scores, pass_.labels, top_k))
-                   if pass_.scores is not None and pass_.labels is not None else ())
+        heatmap = attention_map(
+            pass_.attentions, chosen_layer, head, head_fusion, pass_.num_prefix_tokens, pass_.grid_size
+        )
+    predictions = (
+        tuple(top_predictions(pass_.scores, pass_.labels, top_k))
+        if pass_.scores is not None and pass_.labels is not None
+        else ()
+    )
     drawn = overlay(picture, heatmap, alpha=alpha, cmap=cmap)
     chosen_heads = head_maps(pass_.attentions, chosen_layer, pass_.num_prefix_tokens, pass_.grid_size)
     return Explanation(
@@ -368,8 +382,10 @@ def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int
     target_label = gradients = None
     if method == "grad_rollout":
         if labels is None:
-            raise ValueError(f"'{loaded.name}' has no classifier head, so there is no class to explain; "
-                             "use rollout or raw attention.")
+            raise ValueError(
+                f"'{loaded.name}' has no classifier head, so there is no class to explain; "
+                "use rollout or raw attention."
+            )
         pixel_values = pixel_values.detach().requires_grad_(True)  # parameters are frozen; grads flow from the input
         with torch.enable_grad():
             outputs = loaded.model(pixel_values=pixel_values, output_attentions=True, **extra)
@@ -389,8 +405,11 @@ def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int
     return _ForwardPass(
         attentions=_as_layers(attentions),
         gradients=_as_layers(gradients) if gradients is not None else [],
-        scores=scores, labels=labels, target_label=target_label,
-        grid_size=grid_size, num_prefix_tokens=tokens - grid_size[0] * grid_size[1],
+        scores=scores,
+        labels=labels,
+        target_label=target_label,
+        grid_size=grid_size,
+        num_prefix_tokens=tokens - grid_size[0] * grid_size[1],
         model_input=model_input_image(pixel_values, loaded.processor),
     )
 
@@ -405,13 +424,15 @@ def _check_attentions(loaded: LoadedModel, outputs, pixel_values: torch.Tensor) 
     if not attentions:
         raise NoAttentionError(
             f"'{loaded.name}' ({config_name}) is a convolutional network: it has no attention to show. "
-            "Its Classify tab still works; pick a ViT-family model here (ViT, DeiT, BEiT, DINO).")
+            "Its Classify tab still works; pick a ViT-family model here (ViT, DeiT, BEiT, DINO)."
+        )
     grid_h, grid_w = _grid_size(loaded, pixel_values)
     tokens = attentions[0].shape[-1]
     if attentions[0].ndim != 4 or not 1 <= tokens - grid_h * grid_w <= 16:
         raise NoAttentionError(
             f"'{loaded.name}' ({config_name}) attends within local windows, not from a CLS token across the whole "
-            "image, so rollout does not apply. Pick a ViT-family model (ViT, DeiT, BEiT, DINO).")
+            "image, so rollout does not apply. Pick a ViT-family model (ViT, DeiT, BEiT, DINO)."
+        )
     return attentions
 
 
@@ -421,7 +442,8 @@ def _grid_size(loaded: LoadedModel, pixel_values: torch.Tensor) -> tuple[int, in
     if patch is None:
         raise NoAttentionError(
             f"'{loaded.name}' ({type(loaded.model.config).__name__}) has no patches: it is not a Vision Transformer. "
-            "Its Classify tab still works; pick a ViT-family model here (ViT, DeiT, BEiT, DINO).")
+            "Its Classify tab still works; pick a ViT-family model here (ViT, DeiT, BEiT, DINO)."
+        )
     patch_h, patch_w = (patch, patch) if isinstance(patch, int) else tuple(patch)
     height, width = pixel_values.shape[-2:]
     return height // patch_h, width // patch_w
@@ -475,8 +497,9 @@ def features(
         pixel_values = preprocess(loaded, [picture])
         grid_h, grid_w = _grid_size(loaded, pixel_values)
         with torch.inference_mode():
-            outputs = loaded.model(pixel_values=pixel_values, output_hidden_states=True,
-                                   **size_kwargs(loaded, pixel_values))
+            outputs = loaded.model(
+                pixel_values=pixel_values, output_hidden_states=True, **size_kwargs(loaded, pixel_values)
+            )
         hidden_states = outputs.hidden_states
         num_layers = len(hidden_states) - 1
         index = num_layers if layer == -1 else int(layer)
@@ -486,9 +509,16 @@ def features(
         if tokens.ndim != 2 or not 1 <= tokens.shape[0] - grid_h * grid_w <= 16:
             raise NoAttentionError(
                 f"'{loaded.name}' ({type(loaded.model.config).__name__}) does not keep one token per patch plus a "
-                "CLS token, so it has no CLS and patch embeddings to export. Pick a ViT-family model.")
+                "CLS token, so it has no CLS and patch embeddings to export. Pick a ViT-family model."
+            )
         prefix = tokens.shape[0] - grid_h * grid_w
-        results.append(Features(cls=tokens[0], patches=tokens[prefix:].reshape(grid_h, grid_w, -1),
-                                layer=index, model=loaded.name, run=run_since(loaded, started)))
+        results.append(
+            Features(
+                cls=tokens[0],
+                patches=tokens[prefix:].reshape(grid_h, grid_w, -1),
+                layer=index,
+                model=loaded.name,
+                run=run_since(loaded, started),
+            )
+        )
     return results[0] if single else results
-

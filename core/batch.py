@@ -1,4 +1,5 @@
 """Many files at once: expand zips, classify or caption what reads, report what does not."""
+
 from __future__ import annotations
 
 import os
@@ -10,14 +11,14 @@ from typing import Any, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
-from .classify import check_batch_size, check_top_k, label_names, predict_probabilities, top_predictions
-from .images import ImageError, load_image
-from .zips import ZipImage, open_zip_in, zip_image_entries
 from .caption import DEFAULT_CAPTIONER, caption
+from .classify import check_batch_size, check_top_k, label_names, predict_probabilities, top_predictions
 from .gpu import gpu_work
+from .images import ImageError, load_image
 from .models import LoadedModel, load_classifier
 from .settings import DEFAULT_CLASSIFIER
 from .types import FileCaptions, FileResult, OnLoad, OnRun, Prediction, RunInfo, run_since
+from .zips import ZipImage, open_zip_in, zip_image_entries
 
 
 @gpu_work
@@ -77,14 +78,15 @@ def caption_files(
     with ExitStack() as open_zips:
         names, sources, errors = _expand(_as_list(files), open_zips)
         for rows, images in _image_batches(names, sources, errors, batch_size, "Captioning"):
-            texts = caption(images, model, batch_size=batch_size, on_load=on_load, on_run=runs.append,
-                            **caption_settings)
-            captions.update({row: (text,) if isinstance(text, str) else tuple(text)
-                             for row, text in zip(rows, texts)})
+            texts = caption(
+                images, model, batch_size=batch_size, on_load=on_load, on_run=runs.append, **caption_settings
+            )
+            captions.update({row: (text,) if isinstance(text, str) else tuple(text) for row, text in zip(rows, texts)})
     if on_run is not None and runs:
         on_run(replace(runs[0], milliseconds=sum(run.milliseconds for run in runs)))
-    return [FileCaptions(name=name, captions=captions.get(row, ()), error=errors.get(row))
-            for row, name in enumerate(names)]
+    return [
+        FileCaptions(name=name, captions=captions.get(row, ()), error=errors.get(row)) for row, name in enumerate(names)
+    ]
 
 
 def _as_list(files) -> list:
@@ -96,13 +98,18 @@ def _as_list(files) -> list:
 
 
 def _image_batches(
-    names: list[str], sources: list, errors: dict[int, str], batch_size: int, desc: str,
+    names: list[str],
+    sources: list,
+    errors: dict[int, str],
+    batch_size: int,
+    desc: str,
 ) -> Iterator[tuple[list[int], list]]:
     """(rows, images) a batch at a time; files that fail to decode get their message in `errors` instead.
     Decoding lazily means a zip of thousands of photos never sits in memory, as bytes or pixels, all at once."""
     images, image_rows = [], []
-    rows = tqdm(zip(names, sources), total=len(names), desc=desc, unit="image",
-                disable=len(names) <= batch_size, leave=False)
+    rows = tqdm(
+        zip(names, sources), total=len(names), desc=desc, unit="image", disable=len(names) <= batch_size, leave=False
+    )
     for row, (name, source) in enumerate(rows):
         if source is not None:
             try:
@@ -139,4 +146,3 @@ def _expand(files: Sequence[str | os.PathLike], open_zips: ExitStack):
             names.append(path.name)
             sources.append(path)
     return names, sources, errors
-

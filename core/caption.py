@@ -1,4 +1,5 @@
 """Image captioning with ViT-GPT2 (VisionEncoderDecoder) or BLIP: batched generate, and each word's image map."""
+
 from __future__ import annotations
 
 import numbers
@@ -9,16 +10,20 @@ from typing import Any, Sequence, cast
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 from transformers import (  # imported up front: lazy resolution is not thread-safe (see core/models.py)
-    AutoConfig, AutoImageProcessor, AutoTokenizer, BlipForConditionalGeneration, BlipProcessor,
+    AutoConfig,
+    AutoImageProcessor,
+    AutoTokenizer,
+    BlipForConditionalGeneration,
+    BlipProcessor,
     VisionEncoderDecoderModel,
 )
-from tqdm.auto import tqdm
 
 from .attention import cls_map, model_input_image
 from .classify import check_batch_size
-from .images import ImageInput, load_image, load_images
 from .gpu import gpu_work
+from .images import ImageInput, load_image, load_images
 from .models import LoadedModel, _load
 from .types import CaptionAttention, OnLoad, OnRun, run_since
 
@@ -58,13 +63,20 @@ def caption(
     check_prompt(loaded, prompt)
     started = time.perf_counter()
     settings = generation_settings(
-        max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample, top_p=top_p,
-        temperature=temperature, repetition_penalty=repetition_penalty,
-        no_repeat_ngram_size=no_repeat_ngram_size, num_return_sequences=num_return_sequences, **generate_kwargs,
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        do_sample=do_sample,
+        top_p=top_p,
+        temperature=temperature,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        num_return_sequences=num_return_sequences,
+        **generate_kwargs,
     )
     texts = generate_captions(loaded, pil_images, settings, prompt=prompt, batch_size=batch_size)
-    results: list[Caption] = [group if num_return_sequences > 1 else group[0]
-                              for group in _chunks(texts, num_return_sequences)]
+    results: list[Caption] = [
+        group if num_return_sequences > 1 else group[0] for group in _chunks(texts, num_return_sequences)
+    ]
     if on_run is not None:
         on_run(run_since(loaded, started))
     return results[0] if single else results
@@ -105,8 +117,7 @@ def caption_attention(
         text = captions if isinstance(captions, str) else cast(str, captions[0])  # the first of several asked for
     if not isinstance(text, str) or not text.strip():
         raise ValueError("No caption to map: caption the image first, or type a caption.")
-    loaded = load_captioner(model, device=device, precision=precision, attn_implementation="eager",
-                            on_load=on_load)
+    loaded = load_captioner(model, device=device, precision=precision, attn_implementation="eager", on_load=on_load)
     started = time.perf_counter()
     processor: CaptionProcessor = loaded.processor
     token_ids = processor.tokenizer(text.strip(), add_special_tokens=False)["input_ids"]
@@ -117,9 +128,9 @@ def caption_attention(
     with torch.inference_mode():
         layers = _cross_attentions(loaded, pixel_values, decoder_ids)
     layer_index = _check_layer(layer, len(layers))
-    chosen = layers if layer_index is None else layers[layer_index:layer_index + 1]
+    chosen = layers if layer_index is None else layers[layer_index : layer_index + 1]
     # (layers, heads, positions, patches) -> (positions, patches); position i is the query that produced word i.
-    fused = torch.stack([attention[0].float() for attention in chosen]).mean(dim=(0, 1))[:len(token_ids)].cpu()
+    fused = torch.stack([attention[0].float() for attention in chosen]).mean(dim=(0, 1))[: len(token_ids)].cpu()
     grid_size = _encoder_grid(loaded, pixel_values)
     num_prefix_tokens = fused.shape[-1] - grid_size[0] * grid_size[1]
     maps = np.stack([cls_map(row.numpy()[None], num_prefix_tokens, grid_size) for row in fused])
@@ -135,7 +146,11 @@ def caption_attention(
 
 
 def load_captioner(
-    name: str, device: str | None = None, precision: str | None = None, attn_implementation: str = "sdpa", *,
+    name: str,
+    device: str | None = None,
+    precision: str | None = None,
+    attn_implementation: str = "sdpa",
+    *,
     on_load: OnLoad = None,
 ) -> LoadedModel:
     """A ViT-GPT2 or BLIP captioner with its CaptionProcessor, from the engine's cache after the first call.
@@ -159,8 +174,7 @@ def _cross_attentions(loaded: LoadedModel, pixel_values: torch.Tensor, decoder_i
     model = loaded.model
     if loaded.processor.conditional:  # BLIP: the text decoder reads the vision tower's tokens
         image_tokens = model.vision_model(pixel_values=pixel_values)[0]
-        outputs = model.text_decoder(input_ids=decoder_ids, encoder_hidden_states=image_tokens,
-                                     output_attentions=True)
+        outputs = model.text_decoder(input_ids=decoder_ids, encoder_hidden_states=image_tokens, output_attentions=True)
     else:
         outputs = model(pixel_values=pixel_values, decoder_input_ids=decoder_ids, output_attentions=True)
     layers = outputs.cross_attentions
@@ -189,7 +203,8 @@ def _check_layer(layer: int | None, num_layers: int) -> int | None:
 
 def _model_type(name: str, **kwargs: Any) -> str:
     config = AutoConfig.from_pretrained(
-        name, local_files_only=kwargs.get("local_files_only", False),
+        name,
+        local_files_only=kwargs.get("local_files_only", False),
         trust_remote_code=kwargs.get("trust_remote_code", False),
     )
     return config.model_type
@@ -206,8 +221,10 @@ class CaptionModel:
         if model_type == "vision-encoder-decoder":
             return VisionEncoderDecoderModel.from_pretrained(name, **kwargs)
         # No "attn" in this message: the loader retries with eager attention on errors that mention it.
-        raise ValueError(f"it is a '{model_type}' model, not a captioner; pick a ViT-GPT2 "
-                         "(vision-encoder-decoder) or BLIP captioning model.")
+        raise ValueError(
+            f"it is a '{model_type}' model, not a captioner; pick a ViT-GPT2 "
+            "(vision-encoder-decoder) or BLIP captioning model."
+        )
 
 
 @dataclass(frozen=True)
@@ -236,20 +253,27 @@ def generation_settings(
     **always: Any,
 ) -> dict[str, Any]:
     """generate() keyword arguments; options left at None are not passed, so the model's generation_config decides."""
-    optional = dict(top_p=top_p, temperature=temperature, repetition_penalty=repetition_penalty,
-                    no_repeat_ngram_size=no_repeat_ngram_size)
+    optional = dict(
+        top_p=top_p,
+        temperature=temperature,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+    )
     return {**always, **{key: value for key, value in optional.items() if value is not None}}
 
 
 def generate_captions(
-    loaded: LoadedModel, images: Sequence[Image.Image], settings: dict[str, Any],
-    prompt: str | None = None, batch_size: int = 8,
+    loaded: LoadedModel,
+    images: Sequence[Image.Image],
+    settings: dict[str, Any],
+    prompt: str | None = None,
+    batch_size: int = 8,
 ) -> list[str]:
     """Decoded, stripped captions: num_return_sequences consecutive ones per image, in image order."""
     starts = range(0, len(images), batch_size)
     texts: list[str] = []
     for start in tqdm(starts, desc="Captioning", unit="batch", disable=len(starts) < 2, leave=False):
-        inputs = caption_inputs(loaded, images[start:start + batch_size], prompt)
+        inputs = caption_inputs(loaded, images[start : start + batch_size], prompt)
         with torch.inference_mode():
             token_ids = loaded.model.generate(**inputs, **_pad_setting(loaded, settings))
         decoded = loaded.processor.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
@@ -284,24 +308,33 @@ def check_prompt(loaded: LoadedModel, prompt: str | None) -> None:
     if prompt is not None and not isinstance(prompt, str):
         raise ValueError(f"prompt must be text, not {type(prompt).__name__}.")
     if prompt and not loaded.processor.conditional:
-        raise ValueError(f"'{loaded.name}' cannot continue a prompt: conditional captioning needs a BLIP model "
-                         "(e.g. Salesforce/blip-image-captioning-base). Clear the prompt or pick a BLIP model.")
+        raise ValueError(
+            f"'{loaded.name}' cannot continue a prompt: conditional captioning needs a BLIP model "
+            "(e.g. Salesforce/blip-image-captioning-base). Clear the prompt or pick a BLIP model."
+        )
 
 
 def check_generation(
-    max_new_tokens: int, num_beams: int, do_sample: bool, num_return_sequences: int,
-    top_p: float | None, temperature: float | None,
+    max_new_tokens: int,
+    num_beams: int,
+    do_sample: bool,
+    num_return_sequences: int,
+    top_p: float | None,
+    temperature: float | None,
 ) -> None:
     """Reject settings generate() would refuse or silently ignore, with a message a UI can show as is."""
     _check_whole(max_new_tokens, "max_new_tokens")
     _check_whole(num_beams, "num_beams")
     _check_whole(num_return_sequences, "num_return_sequences")
     if not do_sample and num_return_sequences > num_beams:
-        raise ValueError(f"num_return_sequences ({num_return_sequences}) cannot exceed num_beams ({num_beams}) "
-                         "without sampling: raise num_beams or turn on do_sample.")
+        raise ValueError(
+            f"num_return_sequences ({num_return_sequences}) cannot exceed num_beams ({num_beams}) "
+            "without sampling: raise num_beams or turn on do_sample."
+        )
     if temperature is not None and not temperature > 0:
-        raise ValueError(f"temperature must be greater than 0, not {temperature!r}; use do_sample=False for "
-                         "deterministic captions.")
+        raise ValueError(
+            f"temperature must be greater than 0, not {temperature!r}; use do_sample=False for deterministic captions."
+        )
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], not {top_p!r}.")
 
@@ -312,12 +345,15 @@ def _check_whole(value: int, name: str) -> None:
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[start:start + size] for start in range(0, len(items), size)]
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def accepts_prompt(
-    model: str, device: str | None = None, precision: str | None = None, *, on_load: OnLoad = None,
+    model: str,
+    device: str | None = None,
+    precision: str | None = None,
+    *,
+    on_load: OnLoad = None,
 ) -> bool:
     """Whether the captioner continues a text prompt (loads it, from the cache after the first call)."""
     return load_captioner(model, device=device, precision=precision, on_load=on_load).processor.conditional
-

@@ -1,4 +1,5 @@
 """Image classification with any Hugging Face image classifier: batched, no-grad, reduced precision where fast."""
+
 from __future__ import annotations
 
 import inspect
@@ -10,8 +11,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .images import ImageInput, load_images
 from .gpu import gpu_work
+from .images import ImageInput, load_images
 from .models import LoadedModel, load_classifier
 from .settings import DEFAULT_CLASSIFIER
 from .types import OnLoad, OnRun, Prediction, run_since
@@ -50,7 +51,7 @@ def predict_probabilities(loaded: LoadedModel, images: Sequence[Image.Image], ba
     starts = range(0, len(images), batch_size)
     rows = []
     for start in tqdm(starts, desc="Classifying", unit="batch", disable=len(starts) < 2, leave=False):
-        pixel_values = preprocess(loaded, images[start:start + batch_size])
+        pixel_values = preprocess(loaded, images[start : start + batch_size])
         with torch.inference_mode():
             logits = loaded.model(pixel_values=pixel_values, **size_kwargs(loaded, pixel_values)).logits.float()
         rows.append(scores_from_logits(logits, loaded.model.config).cpu().numpy())

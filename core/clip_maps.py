@@ -1,4 +1,5 @@
 """CLIP image towers with their attention probabilities kept in the autograd graph, for gradient label maps."""
+
 from __future__ import annotations
 
 import threading
@@ -61,16 +62,24 @@ def check_open_clip_tower(loaded: "LoadedClip") -> list[torch.nn.Module]:
     kind = type(visual).__name__
     if not isinstance(visual, VisionTransformer):
         what = "a timm image tower" if kind == "TimmModel" else "a convolutional image tower"
-        raise NoAttentionError(f"'{loaded.name}' has {what} ({kind}) whose attention ViT Studio cannot read, "
-                               f"so there is no label map; {_PICK_VIT}.")
+        raise NoAttentionError(
+            f"'{loaded.name}' has {what} ({kind}) whose attention ViT Studio cannot read, "
+            f"so there is no label map; {_PICK_VIT}."
+        )
     if visual.attn_pool is not None or visual.pool_type != "tok":
-        raise NoAttentionError(f"'{loaded.name}' pools its image tokens without a CLS token, so a CLS relevance "
-                               f"map does not apply; {_PICK_VIT}.")
+        raise NoAttentionError(
+            f"'{loaded.name}' pools its image tokens without a CLS token, so a CLS relevance "
+            f"map does not apply; {_PICK_VIT}."
+        )
     blocks = list(visual.transformer.resblocks)
-    if not all(isinstance(block, ResidualAttentionBlock) and isinstance(block.attn, torch.nn.MultiheadAttention)
-               for block in blocks):
-        raise NoAttentionError(f"'{loaded.name}' uses open_clip's custom attention blocks, which never form "
-                               f"their attention probabilities (fused kernel); {_PICK_VIT}.")
+    if not all(
+        isinstance(block, ResidualAttentionBlock) and isinstance(block.attn, torch.nn.MultiheadAttention)
+        for block in blocks
+    ):
+        raise NoAttentionError(
+            f"'{loaded.name}' uses open_clip's custom attention blocks, which never form "
+            f"their attention probabilities (fused kernel); {_PICK_VIT}."
+        )
     return blocks
 
 
@@ -116,6 +125,8 @@ def _probabilities_in_graph(weights: torch.Tensor, num_heads: int) -> torch.Tens
     base = weights._base
     tokens = weights.shape[-1]
     if base is None or base.grad_fn is None or tuple(base.shape) != (num_heads, tokens, tokens):
-        raise RuntimeError("torch.nn.MultiheadAttention no longer returns a view of the probabilities it used; "
-                           "core.clip_maps needs updating for this torch version.")
+        raise RuntimeError(
+            "torch.nn.MultiheadAttention no longer returns a view of the probabilities it used; "
+            "core.clip_maps needs updating for this torch version."
+        )
     return base

@@ -1,4 +1,5 @@
 """Example photos for the front ends: real photos that ship with scikit-image, written once to a cache folder."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ calls lend_gpu(spaces.GPU) at start-up; from then on each marked call goes throu
 the caller found it in. Calls one entry point makes to another (classify_files classifying, a caption batch
 captioning) run inside the first one's GPU slot, not in a slot of their own.
 """
+
 from __future__ import annotations
 
 import functools

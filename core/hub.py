@@ -1,4 +1,5 @@
 """The one place that knows the Hugging Face Hub: offline mode, whether it can be reached, and its errors by type."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Turn one input a user hands us (path, bytes, array, PIL image, or a source that unpacks itself, such as a zip
 entry from core.zips) into a checked RGB PIL image."""
+
 from __future__ import annotations
 
 import io
@@ -28,9 +29,7 @@ ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes, bytearray, 
 # A setting, not a law: VIT_STUDIO_MAX_PIXELS overrides it for people with huge scans.
 MAX_PIXELS = current_settings().max_pixels
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
-)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"})
 
 # PIL refuses images over twice its own limit before anyone can read their size; where a user raised our
 # limit above that, raise PIL's with it, so our check (made before decoding) is the one that speaks.
@@ -72,8 +71,7 @@ def load_image(source: ImageInput, name: str | None = None, max_pixels: int | No
     if isinstance(source, np.ndarray):
         return _checked_rgb(_array_to_image(source, label), label, max_pixels)
     raise ImageError(
-        f"Cannot read an image from a {type(source).__name__}: "
-        "pass a PIL image, a numpy array, a file path or bytes."
+        f"Cannot read an image from a {type(source).__name__}: pass a PIL image, a numpy array, a file path or bytes."
     )
 
 
@@ -170,7 +168,9 @@ def _open(fp: BinaryIO | Path, label: str, max_pixels: int) -> Image.Image:
         size = f"{megapixels(int(claimed.group(1)))} megapixels" if claimed else "too large"
         pil_limit = Image.MAX_IMAGE_PIXELS  # PIL refuses past twice its limit, which may be below ours
         limit = max_pixels if pil_limit is None else min(max_pixels, 2 * pil_limit)
-        raise ImageTooLargeError(f"{label} is {size}; the limit is {megapixels(limit)} megapixels. Downscale it first.") from None
+        raise ImageTooLargeError(
+            f"{label} is {size}; the limit is {megapixels(limit)} megapixels. Downscale it first."
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(f"{label} is not an image file that can be read (JPEG, PNG, GIF, WebP, BMP, TIFF).") from None
     except OSError as error:

@@ -1,4 +1,5 @@
 """Load Hugging Face models once: hub id or local folder, chosen device and precision, a small LRU cache."""
+
 from __future__ import annotations
 
 import logging
@@ -11,14 +12,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
 # Imported here, once, in the importing thread: transformers resolves these names lazily, and two Gradio
 # worker threads resolving them at the same moment can see a half-initialised module
 # ("cannot import name 'AutoImageProcessor'").
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
 from . import hub
-from .settings import PRECISIONS, current_settings
 from .hub import HubFailure, hub_failure
+from .settings import PRECISIONS, current_settings
 
 log = logging.getLogger("vit_studio")
 
@@ -45,8 +47,10 @@ def pick_device(requested: str | None = None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"Device '{name}' was asked for, but no CUDA GPU is available here; use --device cpu.")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"Device '{name}' does not exist: this machine has {torch.cuda.device_count()} GPU(s), "
-                         "numbered from cuda:0.")
+        raise ValueError(
+            f"Device '{name}' does not exist: this machine has {torch.cuda.device_count()} GPU(s), "
+            "numbered from cuda:0."
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"Device '{name}' was asked for, but Apple MPS is not available here; use --device cpu.")
     return device
@@ -144,17 +148,32 @@ _cache = ModelCache(current_settings().model_cache_size)  # sized once, at impor
 
 
 def load_classifier(
-    name: str, device: str | None = None, precision: str | None = None, attn_implementation: str = "sdpa", *,
+    name: str,
+    device: str | None = None,
+    precision: str | None = None,
+    attn_implementation: str = "sdpa",
+    *,
     on_load: Callable[[str], None] | None = None,
 ) -> LoadedModel:
     """An image-classification model and its image processor, from the cache after the first call (`on_load`
     hears the name just before a load that is not a cache hit)."""
-    return _load(name, AutoModelForImageClassification, AutoImageProcessor, device, precision, attn_implementation,
-                 on_load=on_load)
+    return _load(
+        name,
+        AutoModelForImageClassification,
+        AutoImageProcessor,
+        device,
+        precision,
+        attn_implementation,
+        on_load=on_load,
+    )
 
 
 def load_explainable(
-    name: str, device: str | None = None, precision: str | None = None, *, on_load: Callable[[str], None] | None = None,
+    name: str,
+    device: str | None = None,
+    precision: str | None = None,
+    *,
+    on_load: Callable[[str], None] | None = None,
 ) -> LoadedModel:
     """A ViT-family model with eager attention (SDPA returns no attention maps): the classifier when the
     checkpoint has a head, else the bare backbone (e.g. facebook/dino-vits16)."""
@@ -171,7 +190,8 @@ class ClassifierOrBackbone:
     @staticmethod
     def from_pretrained(name: str, **kwargs: Any):
         config = AutoConfig.from_pretrained(
-            name, local_files_only=kwargs.get("local_files_only", False),
+            name,
+            local_files_only=kwargs.get("local_files_only", False),
             trust_remote_code=kwargs.get("trust_remote_code", False),
         )
         architectures = getattr(config, "architectures", None) or []
@@ -184,15 +204,23 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-def _load(name, model_class, processor_class, device, precision, attn_implementation, *,
-          on_load: Callable[[str], None] | None = None) -> LoadedModel:
+def _load(
+    name,
+    model_class,
+    processor_class,
+    device,
+    precision,
+    attn_implementation,
+    *,
+    on_load: Callable[[str], None] | None = None,
+) -> LoadedModel:
     resolved = _resolve_name(name)
     torch_device = pick_device(device)
     dtype = pick_dtype(precision, torch_device)
     variant = (resolved, model_class.__name__, str(torch_device), str(dtype), attn_implementation)
     key = (*variant, _folder_version(resolved))
     # A training run saves into the same folder again: the copy loaded before that is stale, not a hit.
-    _cache.discard(lambda cached: cached[:len(variant)] == variant and cached != key)
+    _cache.discard(lambda cached: cached[: len(variant)] == variant and cached != key)
 
     def load() -> LoadedModel:
         log.info("Loading %s (%s, %s) ...", resolved, torch_device, str(dtype).replace("torch.", ""))
@@ -270,8 +298,10 @@ def is_model_folder(path: Path) -> bool:
 
 def not_a_model(name: str) -> str:
     """The one answer for a name that is no model here, the same whether a path by that name exists or not."""
-    return (f"'{name}' is neither a model id on the Hub nor a model folder the app can read: give a Hugging Face "
-            "model id, or the path of a folder written by save_pretrained (with its config.json).")
+    return (
+        f"'{name}' is neither a model id on the Hub nor a model folder the app can read: give a Hugging Face "
+        "model id, or the path of a folder written by save_pretrained (with its config.json)."
+    )
 
 
 def _looks_like_path(name: str) -> bool:
@@ -322,7 +352,8 @@ def _load_files(name, model_class, processor_class, device, dtype, attn_implemen
         if Path(name).is_dir() and not any((Path(name) / file).is_file() for file in processor_files):
             raise ModelLoadError(
                 f"The folder '{name}' has the model but no preprocessor_config.json: save the image processor "
-                "with it (image_processor.save_pretrained(folder)).")
+                "with it (image_processor.save_pretrained(folder))."
+            )
         processor = processor_class.from_pretrained(name, **common)
     except ModelLoadError:
         raise
@@ -332,8 +363,10 @@ def _load_files(name, model_class, processor_class, device, dtype, attn_implemen
         # Inference only: no parameter gradients (gradient rollout asks for gradients of the input instead).
         model.to(device).eval().requires_grad_(False)
     except RuntimeError as error:
-        raise ModelLoadError(f"'{name}' does not fit on {device} ({_first_line(error)}). Try --precision bf16, "
-                             "a smaller model, or --device cpu.") from error
+        raise ModelLoadError(
+            f"'{name}' does not fit on {device} ({_first_line(error)}). Try --precision bf16, "
+            "a smaller model, or --device cpu."
+        ) from error
     return LoadedModel(name=name, model=model, processor=processor, device=device, dtype=dtype)
 
 
@@ -345,23 +378,33 @@ def _missing_locally(error: BaseException | None) -> bool:
 def _explain_load_failure(name: str, error: Exception) -> str:
     text = f"{type(error).__name__}: {error}"
     if "trust_remote_code" in text:
-        return (f"'{name}' needs code from its repository to run. Start the app with --trust-remote-code "
-                "if you trust that code.")
+        return (
+            f"'{name}' needs code from its repository to run. Start the app with --trust-remote-code "
+            "if you trust that code."
+        )
     if is_model_folder(Path(name)):
         if "safetensors" in text:
-            return (f"The folder '{name}' has no model.safetensors. ViT Studio loads safetensors only "
-                    "(pickled .bin files can run code); re-save it with save_pretrained(safe_serialization=True).")
+            return (
+                f"The folder '{name}' has no model.safetensors. ViT Studio loads safetensors only "
+                "(pickled .bin files can run code); re-save it with save_pretrained(safe_serialization=True)."
+            )
         return f"The folder '{name}' does not hold a model this tab can use: {_first_line(error)}"
     failure = hub_failure(error)
     if failure is HubFailure.GATED:
-        return (f"'{name}' is gated on the Hugging Face Hub: accept its terms on its page, log in with "
-                "hf auth login, or type the path of a local folder written by save_pretrained.")
+        return (
+            f"'{name}' is gated on the Hugging Face Hub: accept its terms on its page, log in with "
+            "hf auth login, or type the path of a local folder written by save_pretrained."
+        )
     if failure is HubFailure.NO_SUCH_REPO:
-        return (f"There is no model '{name}' on the Hugging Face Hub (or it is private). Check the id, "
-                "or type the path of a local folder written by save_pretrained.")
+        return (
+            f"There is no model '{name}' on the Hugging Face Hub (or it is private). Check the id, "
+            "or type the path of a local folder written by save_pretrained."
+        )
     if "safetensors" in text and (failure is HubFailure.NO_SUCH_FILE or "does not appear to have" in text):
-        return (f"'{name}' has no safetensors weights on the Hub. ViT Studio loads safetensors only "
-                "(pickled .bin files can run code); pick another model or convert this one.")
+        return (
+            f"'{name}' has no safetensors weights on the Hub. ViT Studio loads safetensors only "
+            "(pickled .bin files can run code); pick another model or convert this one."
+        )
     if "Unrecognized configuration class" in text:
         return f"'{name}' is not a model this tab can use: {_first_line(error)}"
     return f"Could not load model '{name}': {_first_line(error)}"
@@ -382,12 +425,17 @@ def preload_classifier(name: str) -> None:
 
 
 def fetch_pretrained(
-    name: str, model_class, processor_class, *, device: str | None = "cpu", dtype: torch.dtype = torch.float32,
+    name: str,
+    model_class,
+    processor_class,
+    *,
+    device: str | None = "cpu",
+    dtype: torch.dtype = torch.float32,
     attn_implementation: str = "sdpa",
 ) -> LoadedModel:
     """A fresh load outside the cache, with the same lookup and messages as the cached loaders (local files
     first, the Hub only when reachable): for training, which changes the weights it was given."""
     with _LOAD_LOCK:
-        return _from_pretrained(_resolve_name(name), model_class, processor_class, pick_device(device), dtype,
-                                attn_implementation)
-
+        return _from_pretrained(
+            _resolve_name(name), model_class, processor_class, pick_device(device), dtype, attn_implementation
+        )

@@ -1,5 +1,6 @@
 """Every launch-time choice in one object: app.py's flags, or (in a process of its own, such as `streamlit run`)
 the environment. The only module in the project that reads ViT Studio's environment variables."""
+
 from __future__ import annotations
 
 import os
@@ -132,12 +133,18 @@ def configure(
     if precision is not KEEP and precision not in PRECISIONS:
         raise ValueError(f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
     changes: dict[str, Any] = {
-        "device": device, "precision": precision, "trust_remote_code": trust_remote_code,
-        "default_model": default_model, "model_folders": model_folders,
-        "runs_dir": Path(runs_dir) if runs_dir is not KEEP else KEEP, "shared": shared,
+        "device": device,
+        "precision": precision,
+        "trust_remote_code": trust_remote_code,
+        "default_model": default_model,
+        "model_folders": model_folders,
+        "runs_dir": Path(runs_dir) if runs_dir is not KEEP else KEEP,
+        "shared": shared,
         "allow_server_paths": allow_server_paths,
     }
-    return use_settings(replace(current_settings(), **{name: value for name, value in changes.items() if value is not KEEP}))
+    return use_settings(
+        replace(current_settings(), **{name: value for name, value in changes.items() if value is not KEEP})
+    )
 
 
 def use_settings(new: Settings | None) -> Settings:

@@ -1,4 +1,5 @@
 """Small frozen result types that the engine returns and the front ends display."""
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,12 @@ OnRun = Optional[Callable[[RunInfo], None]]
 def run_since(loaded: Any, started: float) -> RunInfo:
     """The RunInfo of a computation on `loaded` (anything with name, device and dtype, as the engine's loaders
     return) that began at time.perf_counter() `started`."""
-    return RunInfo(model=loaded.name, device=device_name(loaded.device), dtype=str(loaded.dtype).removeprefix("torch."),
-                   milliseconds=(time.perf_counter() - started) * 1000)
+    return RunInfo(
+        model=loaded.name,
+        device=device_name(loaded.device),
+        dtype=str(loaded.dtype).removeprefix("torch."),
+        milliseconds=(time.perf_counter() - started) * 1000,
+    )
 
 
 def device_name(device: Any) -> str:

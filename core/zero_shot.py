@@ -1,5 +1,6 @@
 """Zero-shot classification and label maps with CLIP (open_clip or transformers): any labels, prompt templates,
 models and text embeddings cached."""
+
 from __future__ import annotations
 
 import os
@@ -14,20 +15,30 @@ from typing import Any, Callable, Literal, NamedTuple, Sequence
 
 import torch
 from tqdm.auto import tqdm
+
 # Imported at module level for the reason core.models gives: transformers resolves names lazily, and two
 # Gradio threads doing it at once can see a half-initialised module.
 from transformers import AutoConfig, AutoProcessor, CLIPModel
 
 from .attention import _check_drawing, grad_rollout, overlay
 from .clip_maps import image_tower_pass
-from .hub import HubFailure, hub_failure
-from .images import ImageInput, load_image, load_images
+
 # _from_pretrained is core.models' loader proper: local folder or hub cache first, the Hub only when reachable,
 # safetensors only, its errors already in one voice with the other tabs'.
 from .gpu import gpu_work
-from .models import (ModelCache, ModelLoadError, _from_pretrained, local_path, log, may_load_from, path_exists,
-                     pick_device,
-                     pick_dtype)
+from .hub import HubFailure, hub_failure
+from .images import ImageInput, load_image, load_images
+from .models import (
+    ModelCache,
+    ModelLoadError,
+    _from_pretrained,
+    local_path,
+    log,
+    may_load_from,
+    path_exists,
+    pick_device,
+    pick_dtype,
+)
 from .settings import current_settings
 from .types import LabelMap, OnLoad, OnRun, Prediction, run_since
 
@@ -187,8 +198,9 @@ def zero_shot_map(
         logits = label_logits(loaded.model, torch.nn.functional.normalize(tower.features.float(), dim=-1), text)
         gradients = torch.autograd.grad(logits[0, label_list.index(target)], tower.probabilities)
     start = check_from_layer(from_layer, len(tower.probabilities)) - 1
-    heatmap = grad_rollout(tower.probabilities[start:], gradients[start:], num_prefix_tokens=1,
-                           grid_size=tower.grid_size)
+    heatmap = grad_rollout(
+        tower.probabilities[start:], gradients[start:], num_prefix_tokens=1, grid_size=tower.grid_size
+    )
     drawn = overlay(picture, heatmap, alpha=alpha, cmap=cmap)
     return LabelMap(
         label=target,
@@ -214,12 +226,12 @@ def check_target_label(label: str, labels: Sequence[str]) -> str:
 
 def check_from_layer(from_layer: int, num_layers: int) -> int:
     if isinstance(from_layer, bool) or not isinstance(from_layer, int) or not 1 <= from_layer <= num_layers:
-        raise ValueError(f"from_layer {from_layer!r} is out of range: this image tower has blocks 1 to "
-                         f"{num_layers}.")
+        raise ValueError(f"from_layer {from_layer!r} is out of range: this image tower has blocks 1 to {num_layers}.")
     return from_layer
 
 
 # ---- labels and templates -------------------------------------------------------------------------------
+
 
 def parse_labels(text: str) -> list[str]:
     """Labels from one string, separated by commas or newlines; surrounding spaces and empty items dropped."""
@@ -236,8 +248,7 @@ def check_labels(labels: str | Sequence[str]) -> list[str]:
     if not label_list:
         raise ValueError("No labels given: type the candidate labels, separated by commas or new lines.")
     if len(label_list) == 1:
-        raise ValueError(f"Only one label ('{label_list[0]}'): zero-shot needs at least two labels to choose "
-                         "between.")
+        raise ValueError(f"Only one label ('{label_list[0]}'): zero-shot needs at least two labels to choose between.")
     if len(label_list) > MAX_LABELS:
         raise ValueError(f"{len(label_list)} labels given; at most {MAX_LABELS} are allowed.")
     duplicates = [label for label, count in Counter(label_list).items() if count > 1]  # in order of first use
@@ -258,12 +269,13 @@ def resolve_templates(templates: str | Sequence[str] | None) -> list[str]:
         templates = [templates]
     template_list = [str(template) for template in templates]
     if not template_list:
-        raise ValueError("No templates given: pass None for the default 'a photo of a {}.', or at least one "
-                         "template containing '{}'.")
+        raise ValueError(
+            "No templates given: pass None for the default 'a photo of a {}.', or at least one "
+            "template containing '{}'."
+        )
     for template in template_list:
         if "{}" not in template:
-            raise ValueError(f"Template '{template}' has no '{{}}' where the label goes, "
-                             "e.g. 'a photo of a {}.'.")
+            raise ValueError(f"Template '{template}' has no '{{}}' where the label goes, e.g. 'a photo of a {{}}.'.")
     return template_list
 
 
@@ -282,6 +294,7 @@ def fill(template: str, label: str) -> str:
 
 
 # ---- models -----------------------------------------------------------------------------------------------
+
 
 def uses_transformers(model: str) -> bool:
     """Whether a model name runs on the transformers backend (which takes no pretrained tag), so a UI can
@@ -323,11 +336,13 @@ def resolve_model(name: str) -> tuple[Backend, str]:
     import open_clip
 
     if not isinstance(name, str) or not name.strip():
-        raise ValueError("No model given: type an open_clip name such as ViT-B-32, or a Hugging Face CLIP id "
-                         f"such as {DEFAULT_HF_CLIP}.")
+        raise ValueError(
+            "No model given: type an open_clip name such as ViT-B-32, or a Hugging Face CLIP id "
+            f"such as {DEFAULT_HF_CLIP}."
+        )
     name = name.strip()
     if name.startswith("local-dir:"):
-        return "open_clip", "local-dir:" + str(_open_clip_folder(name[len("local-dir:"):], name))
+        return "open_clip", "local-dir:" + str(_open_clip_folder(name[len("local-dir:") :], name))
     if name.startswith(_SCHEMAS) or name.replace("/", "-") in open_clip.list_models():
         return "open_clip", name
     folder = local_path(name)
@@ -342,16 +357,20 @@ def resolve_model(name: str) -> tuple[Backend, str]:
         return "transformers", name
     known = open_clip.list_models()
     examples = ", ".join(m for m in ("ViT-B-32", "ViT-B-16", "ViT-L-14", "convnext_base_w") if m in known)
-    raise ValueError(f"Unknown open_clip model '{name}'. Try one of {examples} ({len(known)} names in "
-                     f"open_clip.list_models()), a Hugging Face CLIP id such as {DEFAULT_HF_CLIP}, "
-                     "or 'hf-hub:org/repo'.")
+    raise ValueError(
+        f"Unknown open_clip model '{name}'. Try one of {examples} ({len(known)} names in "
+        f"open_clip.list_models()), a Hugging Face CLIP id such as {DEFAULT_HF_CLIP}, "
+        "or 'hf-hub:org/repo'."
+    )
 
 
 def not_a_clip_model(name: str) -> str:
     """The one answer for a model name that is no CLIP model here, the same whether a path by that name exists."""
-    return (f"'{name}' is neither a model id on the Hub nor a model folder the app can read: type an open_clip "
-            f"name such as ViT-B-32, a Hugging Face CLIP id such as {DEFAULT_HF_CLIP}, or a folder with a "
-            "config.json (transformers) or an open_clip_config.json (open_clip).")
+    return (
+        f"'{name}' is neither a model id on the Hub nor a model folder the app can read: type an open_clip "
+        f"name such as ViT-B-32, a Hugging Face CLIP id such as {DEFAULT_HF_CLIP}, or a folder with a "
+        "config.json (transformers) or an open_clip_config.json (open_clip)."
+    )
 
 
 def _has_file(folder: Path, name: str) -> bool:
@@ -368,14 +387,21 @@ def _open_clip_folder(path: str, name: str) -> Path:
     if _has_file(folder, "open_clip_config.json"):
         return folder.resolve()
     if _has_file(folder, "config.json"):  # a model folder, so saying what it is tells nothing new
-        raise ValueError(f"The folder '{path}' has no open_clip_config.json, which 'local-dir:' needs; a "
-                         "transformers CLIP folder is given by its path alone, without 'local-dir:'.")
+        raise ValueError(
+            f"The folder '{path}' has no open_clip_config.json, which 'local-dir:' needs; a "
+            "transformers CLIP folder is given by its path alone, without 'local-dir:'."
+        )
     raise ValueError(not_a_clip_model(name))
 
 
 def load_clip(
-    name: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETRAINED,
-    device: str | None = None, precision: str | None = None, *, attention: str = "sdpa", on_load: OnLoad = None,
+    name: str = DEFAULT_MODEL,
+    pretrained: str | None = DEFAULT_PRETRAINED,
+    device: str | None = None,
+    precision: str | None = None,
+    *,
+    attention: str = "sdpa",
+    on_load: OnLoad = None,
 ) -> LoadedClip:
     """A CLIP model, its transform and tokenizer, from the cache after the first call. `attention` matters to
     the transformers backend only: label maps need "eager" (SDPA returns no attention probabilities).
@@ -387,9 +413,11 @@ def load_clip(
     if backend == "transformers":
         # The text cache key leaves out the attention kernel: SDPA and eager give the same text embeddings.
         key = (resolved, "", str(torch_device), str(dtype))
-        return _models.get_or_load(key + (attention,),
-                                   lambda: _create_transformers(resolved, key, torch_device, dtype, attention),
-                                   on_load=announce)
+        return _models.get_or_load(
+            key + (attention,),
+            lambda: _create_transformers(resolved, key, torch_device, dtype, attention),
+            on_load=announce,
+        )
     # 'hf-hub:'/'local-dir:' names carry their weights; open_clip ignores (and warns about) a tag with them.
     tag = None if resolved.startswith(_SCHEMAS) else pretrained
     key = (resolved, weights_source(resolved, tag), str(torch_device), str(dtype))
@@ -399,19 +427,34 @@ def load_clip(
 def _create(name: str, pretrained: str | None, key: tuple, device: torch.device, dtype: torch.dtype) -> LoadedClip:
     import open_clip
 
-    log.info("Loading open_clip %s (weights: %s) on %s in %s", name, pretrained or "random", device,
-             str(dtype).replace("torch.", ""))
+    log.info(
+        "Loading open_clip %s (weights: %s) on %s in %s",
+        name,
+        pretrained or "random",
+        device,
+        str(dtype).replace("torch.", ""),
+    )
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained or None, precision=_OPEN_CLIP_PRECISION[dtype], device=device)
+            name, pretrained=pretrained or None, precision=_OPEN_CLIP_PRECISION[dtype], device=device
+        )
         tokenizer = open_clip.get_tokenizer(name)
     except Exception as error:  # open_clip raises RuntimeError/OSError/... for every kind of failure
         raise ModelLoadError(load_error_message(name, pretrained, error)) from error
     # Inference only: label maps take gradients with respect to the input, never the weights.
     model.eval().requires_grad_(False)
     encode_text = partial(_encode_unpadded_text, model) if _can_cut_padding(model, tokenizer) else model.encode_text
-    return LoadedClip(key=key, name=name, backend="open_clip", model=model, preprocess=preprocess,
-                      tokenizer=tokenizer, encode_text=encode_text, device=device, dtype=dtype)
+    return LoadedClip(
+        key=key,
+        name=name,
+        backend="open_clip",
+        model=model,
+        preprocess=preprocess,
+        tokenizer=tokenizer,
+        encode_text=encode_text,
+        device=device,
+        dtype=dtype,
+    )
 
 
 def _can_cut_padding(model: Any, tokenizer: Any) -> bool:
@@ -421,8 +464,12 @@ def _can_cut_padding(model: Any, tokenizer: Any) -> bool:
     from open_clip.model import CLIP
     from open_clip.tokenizer import SimpleTokenizer
 
-    return (type(model) is CLIP and isinstance(tokenizer, SimpleTokenizer) and model.attn_mask is not None
-            and model.text_pool_type in ("argmax", "eos"))
+    return (
+        type(model) is CLIP
+        and isinstance(tokenizer, SimpleTokenizer)
+        and model.attn_mask is not None
+        and model.text_pool_type in ("argmax", "eos")
+    )
 
 
 def _encode_unpadded_text(model: Any, tokens: torch.Tensor) -> torch.Tensor:
@@ -451,26 +498,36 @@ def prompt_length(tokens: torch.Tensor) -> int:
     return int(((tokens != 0) * positions).max()) if tokens.numel() else 0
 
 
-def _create_transformers(name: str, key: tuple, device: torch.device, dtype: torch.dtype,
-                         attention: str) -> LoadedClip:
-    log.info("Loading transformers CLIP %s on %s in %s (%s attention)", name, device,
-             str(dtype).replace("torch.", ""), attention)
+def _create_transformers(name: str, key: tuple, device: torch.device, dtype: torch.dtype, attention: str) -> LoadedClip:
+    log.info(
+        "Loading transformers CLIP %s on %s in %s (%s attention)",
+        name,
+        device,
+        str(dtype).replace("torch.", ""),
+        attention,
+    )
     try:
         loaded = _from_pretrained(name, ClipModelOnly, AutoProcessor, device, dtype, attention)
     except ModelLoadError as error:
         if str(error).startswith("Could not fetch model"):  # core.models' two-sentence offline message
             raise ModelLoadError(
                 f"Could not fetch CLIP model '{name}' from the Hugging Face Hub (offline, or not downloaded yet); "
-                "type the path of a local folder written by save_pretrained, or pick an open_clip model.") from error
+                "type the path of a local folder written by save_pretrained, or pick an open_clip model."
+            ) from error
         raise
     text_config = loaded.model.config.text_config
     model = TransformersClip(loaded.model)
     return LoadedClip(
-        key=key, name=name, backend="transformers", model=model,
+        key=key,
+        name=name,
+        backend="transformers",
+        model=model,
         preprocess=partial(_transformers_pixels, loaded.processor.image_processor),
         # Padded to the longest prompt already: transformers' CLIP takes any length up to its maximum.
         tokenizer=partial(_transformers_tokens, loaded.processor.tokenizer, text_config.max_position_embeddings),
-        encode_text=model.encode_text, device=device, dtype=dtype,
+        encode_text=model.encode_text,
+        device=device,
+        dtype=dtype,
     )
 
 
@@ -480,12 +537,17 @@ class ClipModelOnly:
 
     @staticmethod
     def from_pretrained(name: str, **kwargs: Any) -> CLIPModel:
-        config = AutoConfig.from_pretrained(name, local_files_only=kwargs.get("local_files_only", False),
-                                            trust_remote_code=kwargs.get("trust_remote_code", False))
+        config = AutoConfig.from_pretrained(
+            name,
+            local_files_only=kwargs.get("local_files_only", False),
+            trust_remote_code=kwargs.get("trust_remote_code", False),
+        )
         if config.model_type != "clip":
             architectures = ", ".join(getattr(config, "architectures", None) or []) or config.model_type
-            raise ModelLoadError(f"'{name}' is not a CLIP model (it is a {architectures}); zero-shot needs a "
-                                 f"CLIPModel such as {DEFAULT_HF_CLIP} or an open_clip model such as ViT-B-32.")
+            raise ModelLoadError(
+                f"'{name}' is not a CLIP model (it is a {architectures}); zero-shot needs a "
+                f"CLIPModel such as {DEFAULT_HF_CLIP} or an open_clip model such as ViT-B-32."
+            )
         return CLIPModel.from_pretrained(name, **kwargs)
 
 
@@ -504,8 +566,9 @@ class TransformersClip:
         return self.model.get_image_features(pixel_values=pixels).pooler_output
 
     def encode_text(self, tokens) -> torch.Tensor:
-        return self.model.get_text_features(input_ids=tokens["input_ids"],
-                                            attention_mask=tokens["attention_mask"]).pooler_output
+        return self.model.get_text_features(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+        ).pooler_output
 
 
 def _transformers_pixels(image_processor, image) -> torch.Tensor:
@@ -534,8 +597,10 @@ def weights_source(name: str, pretrained: str | None) -> str:
     tags = open_clip.list_pretrained_tags_by_model(name.replace("/", "-"))
     if pretrained not in tags and pretrained.lower() not in tags:
         shown = ", ".join(tags[:6]) + (", ..." if len(tags) > 6 else "") if tags else "none"
-        raise ValueError(f"'{pretrained}' is neither a pretrained tag of {name} (tags: {shown}) nor a checkpoint "
-                         "file the app can read.")
+        raise ValueError(
+            f"'{pretrained}' is neither a pretrained tag of {name} (tags: {shown}) nor a checkpoint "
+            "file the app can read."
+        )
     return pretrained
 
 
@@ -594,11 +659,15 @@ def load_error_message(name: str, pretrained: str | None, error: Exception) -> s
     # Weights that open_clip fetches by URL rather than from the Hub fail with urllib's errors, which are OSErrors.
     unreachable = failure is HubFailure.NOT_CACHED or (failure is None and isinstance(error, OSError))
     if name.startswith("hf-hub:") and (unreachable or failure is not None):
-        return (f"Could not fetch '{name}' from the Hugging Face Hub (no internet, or not downloaded yet); "
-                "use a 'local-dir:' folder or a local checkpoint file instead.")
+        return (
+            f"Could not fetch '{name}' from the Hugging Face Hub (no internet, or not downloaded yet); "
+            "use a 'local-dir:' folder or a local checkpoint file instead."
+        )
     if pretrained and not os.path.isfile(pretrained) and unreachable:
-        return (f"Could not fetch the '{pretrained}' weights for {name} (no internet, or not downloaded yet); "
-                "pass the path of a local checkpoint file as pretrained instead.")
+        return (
+            f"Could not fetch the '{pretrained}' weights for {name} (no internet, or not downloaded yet); "
+            "pass the path of a local checkpoint file as pretrained instead."
+        )
     text = str(error)
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     if not pretrained:
@@ -615,6 +684,7 @@ def clear_cache() -> None:
 
 
 # ---- embeddings and scores ------------------------------------------------------------------------------
+
 
 def text_embeddings(loaded: LoadedClip, labels: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
     """Normalised text embeddings, (templates, labels, dim) in fp32, cached per (model, labels, templates) so
@@ -644,7 +714,7 @@ def encode_texts(loaded: LoadedClip, labels: Sequence[str], templates: Sequence[
     starts = range(0, len(texts), TEXT_BATCH_SIZE)
     chunks = []
     for start in tqdm(starts, desc="Encoding labels", unit="batch", disable=len(starts) < 2, leave=False):
-        tokens = loaded.tokenizer(texts[start:start + TEXT_BATCH_SIZE]).to(loaded.device)
+        tokens = loaded.tokenizer(texts[start : start + TEXT_BATCH_SIZE]).to(loaded.device)
         with torch.inference_mode():
             # Normalise in fp32: in bf16 the norms alone carry ~0.4% error.
             chunks.append(torch.nn.functional.normalize(loaded.encode_text(tokens).float(), dim=-1))
@@ -662,7 +732,7 @@ def encode_images(loaded: LoadedClip, images: Sequence, batch_size: int = 16) ->
         raise ValueError(f"batch_size must be a whole number of at least 1, not {batch_size!r}.")
     rows = []
     for start in range(0, len(images), batch_size):
-        pixels = torch.stack([loaded.preprocess(image) for image in images[start:start + batch_size]])
+        pixels = torch.stack([loaded.preprocess(image) for image in images[start : start + batch_size]])
         with torch.inference_mode():
             features = loaded.model.encode_image(pixels.to(loaded.device, loaded.dtype)).float()
         rows.append(torch.nn.functional.normalize(features, dim=-1))
@@ -685,4 +755,3 @@ def label_logits(model: Any, image_embeddings: torch.Tensor, text: torch.Tensor)
 def ranked(probabilities: torch.Tensor, labels: Sequence[str]) -> list[Prediction]:
     order = torch.argsort(probabilities, descending=True, stable=True).tolist()
     return [Prediction(label=labels[index], score=float(probabilities[index])) for index in order]
-

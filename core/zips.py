@@ -1,4 +1,5 @@
 """Read zips as a stranger may send them: one entry at a time, capped, with unsafe or undecodable names handled."""
+
 from __future__ import annotations
 
 import bisect
@@ -121,7 +122,7 @@ def open_zip(source: str | os.PathLike | bytes) -> Iterator[zipfile.ZipFile]:
     with U+FFFD for its bad bytes instead. Raises zipfile.BadZipFile (or OSError) for a file that is not a
     readable zip; a bad entry is found only when it is read.
     """
-    with (io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")) as raw:
+    with io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb") as raw:
         with _read_directory(raw) as archive:
             yield archive
 
@@ -152,8 +153,11 @@ def zip_image_entries(
 ) -> list[zipfile.ZipInfo]:
     """zip_entries, less those that are not images by name: hidden files, macOS resource forks and entries whose
     suffix is not an image's. A zip with no image left raises ImageError."""
-    images = [info for info in zip_entries(archive, label, limits)
-              if not is_hidden(info.filename) and Path(info.filename).suffix.lower() in IMAGE_SUFFIXES]
+    images = [
+        info
+        for info in zip_entries(archive, label, limits)
+        if not is_hidden(info.filename) and Path(info.filename).suffix.lower() in IMAGE_SUFFIXES
+    ]
     if not images:
         raise ImageError(f"{label} holds no image files (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
     return images
@@ -169,13 +173,17 @@ def _check_declared_totals(entries: list[zipfile.ZipInfo], label: str, limits: Z
 
 
 def _too_many_files_message(label: str, count: int, limits: ZipLimits) -> str:
-    return (f"{label} holds {count:,} files; the limit is {limits.max_files:,}. Use fewer images, or raise "
-            f"{FILES_VARIABLE}.")
+    return (
+        f"{label} holds {count:,} files; the limit is {limits.max_files:,}. Use fewer images, or raise "
+        f"{FILES_VARIABLE}."
+    )
 
 
 def _too_many_bytes_message(label: str, size: int, limits: ZipLimits, verb: str) -> str:
-    return (f"{label} {verb} {_size(size)}; the limit is {_size(limits.max_bytes)}. Use fewer or smaller images, "
-            f"or raise {BYTES_VARIABLE}.")
+    return (
+        f"{label} {verb} {_size(size)}; the limit is {_size(limits.max_bytes)}. Use fewer or smaller images, "
+        f"or raise {BYTES_VARIABLE}."
+    )
 
 
 def _size(size: int) -> str:
@@ -201,8 +209,9 @@ class ZipReader:
         for chunk in zip_entry_chunks(self.archive, info, label=label, max_bytes=self.limits.max_entry_bytes):
             self.unpacked_bytes += len(chunk)
             if self.unpacked_bytes > self.limits.max_bytes:
-                raise ZipRefusedError(_too_many_bytes_message(self.label, self.unpacked_bytes, self.limits,
-                                                              verb="unpacked to more than"))
+                raise ZipRefusedError(
+                    _too_many_bytes_message(self.label, self.unpacked_bytes, self.limits, verb="unpacked to more than")
+                )
             yield chunk
 
 
@@ -245,7 +254,13 @@ def _entry_too_large(label: str, max_bytes: int) -> ZipEntryTooLargeError:
 # header name flagged UTF-8 that is not (UnicodeDecodeError), a read that fails (OSError). Our own refusals
 # (ImageError, a ValueError) are not among them: they pass through with their own message.
 _ZIP_ENTRY_ERRORS = (
-    zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, UnicodeDecodeError, OSError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    UnicodeDecodeError,
+    OSError,
 )
 
 
@@ -352,7 +367,7 @@ def _bad_utf8_names(raw: BinaryIO) -> list[tuple[int, int, bytes]]:
         if fields[0] != _CENTRAL_SIGNATURE:
             raise zipfile.BadZipFile("Bad magic number for central directory")
         flags, name_length, extra_length, comment_length = fields[5], fields[12], fields[13], fields[14]
-        name = directory[at + _CENTRAL_ENTRY.size: at + _CENTRAL_ENTRY.size + name_length]
+        name = directory[at + _CENTRAL_ENTRY.size : at + _CENTRAL_ENTRY.size + name_length]
         if flags & _UTF8_FLAG and not _is_utf8(name):
             found.append((index, start + at + _CENTRAL_FLAGS_AT, name))
         at += _CENTRAL_ENTRY.size + name_length + extra_length + comment_length
@@ -424,7 +439,6 @@ class _FlagClearingFile(io.RawIOBase):
         start = self._raw.tell()
         count = self._raw.readinto(buffer)
         first = bisect.bisect_left(self._positions, start)
-        for position in self._positions[first:bisect.bisect_left(self._positions, start + count)]:
+        for position in self._positions[first : bisect.bisect_left(self._positions, start + count)]:
             buffer[position - start] &= ~_UTF8_FLAG_IN_HIGH_BYTE & 0xFF
         return count
-

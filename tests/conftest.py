@@ -3,6 +3,7 @@
 Nothing here (or in any test) reaches the network: the Hub is switched off before transformers is imported,
 and every model is built on the fly into a temporary folder and loaded by the engine's real loading code.
 """
+
 from __future__ import annotations
 
 import os

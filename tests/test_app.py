@@ -1,4 +1,5 @@
 """app.py on a Space and off it: refused flags, serving limits, ZeroGPU wrapping, and the Streamlit command line."""
+
 from __future__ import annotations
 
 import os
@@ -44,11 +45,19 @@ def test_off_a_space_it_listens_on_this_machine_only(off_a_space):
     assert app.parse_args([]).host == "127.0.0.1"
 
 
-@pytest.mark.parametrize("flags, shared", [
-    ([], False), (["--host", "127.0.0.1"], False), (["--host", "localhost"], False), (["--host", "::1"], False),
-    (["--host", "0.0.0.0"], True), (["--host", "192.168.1.20"], True), (["--host", "classroom.local"], True),
-    (["--share"], True),
-])
+@pytest.mark.parametrize(
+    "flags, shared",
+    [
+        ([], False),
+        (["--host", "127.0.0.1"], False),
+        (["--host", "localhost"], False),
+        (["--host", "::1"], False),
+        (["--host", "0.0.0.0"], True),
+        (["--host", "192.168.1.20"], True),
+        (["--host", "classroom.local"], True),
+        (["--share"], True),
+    ],
+)
 def test_the_app_is_shared_when_others_can_reach_it(off_a_space, flags, shared):
     """A classroom server (--host 0.0.0.0) and a --share link are shared like a Space: runs are kept per visitor."""
     args = app.parse_args(flags)
@@ -85,8 +94,13 @@ def test_a_space_removes_visitors_files_after_six_hours(tiny_vit_dir):
     # What the hourly sweep does, with every file past its time: the example photos' cached copies stay.
     from gradio.route_utils import delete_files_created_by_app
 
-    examples = [sample[0]["path"] for block in demo.blocks.values() if isinstance(block, gr.Dataset)
-                for sample in block.samples if isinstance(sample[0], dict)]
+    examples = [
+        sample[0]["path"]
+        for block in demo.blocks.values()
+        if isinstance(block, gr.Dataset)
+        for sample in block.samples
+        if isinstance(sample[0], dict)
+    ]
     assert len(examples) >= 4
     delete_files_created_by_app(demo, 0)
     assert all(Path(path).is_file() for path in examples)
@@ -107,11 +121,33 @@ def test_output_folders_older_than_an_hour_are_removed_as_new_ones_are_made(tmp_
 
 
 def test_the_existing_flags_still_parse(off_a_space, tmp_path):
-    args = app.parse_args(["--host", "0.0.0.0", "--port", "7999", "--share", "--precision", "fp32", "--device", "cpu",
-                           "--model", str(tmp_path), "--trust-remote-code", "--runs-dir", str(tmp_path),
-                           "--allow-server-paths"])
+    args = app.parse_args(
+        [
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "7999",
+            "--share",
+            "--precision",
+            "fp32",
+            "--device",
+            "cpu",
+            "--model",
+            str(tmp_path),
+            "--trust-remote-code",
+            "--runs-dir",
+            str(tmp_path),
+            "--allow-server-paths",
+        ]
+    )
     assert (args.ui, args.host, args.port, args.share, args.precision, args.device) == (
-        "gradio", "0.0.0.0", 7999, True, "fp32", "cpu")
+        "gradio",
+        "0.0.0.0",
+        7999,
+        True,
+        "fp32",
+        "cpu",
+    )
     assert args.model == str(tmp_path) and args.runs_dir == str(tmp_path)
     assert args.trust_remote_code and args.allow_server_paths
 
@@ -164,10 +200,13 @@ def test_lend_gpu_routes_each_marked_call_through_the_lender_once(monkeypatch):
 
     def lender(function):
         """What ZeroGPU's spaces.GPU does: run the call elsewhere, its arguments and result sent by pickle."""
+
         def on_gpu(*args, **kwargs):
             slots.append(function.__name__)
-            return pickle.loads(pickle.dumps(function(*pickle.loads(pickle.dumps(args)),
-                                                      **pickle.loads(pickle.dumps(kwargs)))))
+            return pickle.loads(
+                pickle.dumps(function(*pickle.loads(pickle.dumps(args)), **pickle.loads(pickle.dumps(kwargs))))
+            )
+
         return on_gpu
 
     runs = []
@@ -188,24 +227,34 @@ def test_the_engine_marks_its_tensor_work_for_zero_gpu():
     from core.gpu import entry_points
 
     marked = set(entry_points())
-    for name in ("core.classify.classify", "core.batch.classify_files", "core.batch.caption_files",
-                 "core.attention.explain", "core.attention.features", "core.caption.caption",
-                 "core.caption.caption_attention", "core.zero_shot.zero_shot", "core.zero_shot.template_scores",
-                 "core.zero_shot.zero_shot_map"):
+    for name in (
+        "core.classify.classify",
+        "core.batch.classify_files",
+        "core.batch.caption_files",
+        "core.attention.explain",
+        "core.attention.features",
+        "core.caption.caption",
+        "core.caption.caption_attention",
+        "core.zero_shot.zero_shot",
+        "core.zero_shot.template_scores",
+        "core.zero_shot.zero_shot_map",
+    ):
         assert name in marked, f"{name} is not marked with @gpu_work"
 
 
 def test_the_ui_calls_the_lent_engine_on_zero_gpu(tmp_path):
     """The real seam, in a fresh process: lend the GPU as run_gradio does, then call the engine through the names
     the front end imported."""
-    (tmp_path / "spaces.py").write_text(textwrap.dedent("""
+    (tmp_path / "spaces.py").write_text(
+        textwrap.dedent("""
         CALLS = []
         def GPU(fn):
             def on_gpu(*args, **kwargs):
                 CALLS.append(fn.__name__)
                 return fn(*args, **kwargs)
             return on_gpu
-    """))
+    """)
+    )
     script = textwrap.dedent("""
         import app, spaces
         from core.gpu import lend_gpu
@@ -218,10 +267,15 @@ def test_the_ui_calls_the_lent_engine_on_zero_gpu(tmp_path):
             pass  # the load fails offline; the call went through the lender first
         print("calls:", spaces.CALLS)
     """)
-    env = {**os.environ, "SPACES_ZERO_GPU": "true", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, text=True, capture_output=True,
-                            timeout=300)
+    env = {
+        **os.environ,
+        "SPACES_ZERO_GPU": "true",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, text=True, capture_output=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "calls: ['classify']"
 
@@ -235,16 +289,34 @@ def test_streamlit_command_runs_the_streamlit_app_on_the_flags_address(off_a_spa
     assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
     assert Path(command[4]) == ROOT / "ui" / "streamlit_app.py"
     options = dict(zip(command[5::2], command[6::2]))
-    assert options == {"--server.port": "8600", "--server.address": "0.0.0.0", "--server.headless": "true",
-                       "--client.toolbarMode": "viewer", "--browser.gatherUsageStats": "false"}
+    assert options == {
+        "--server.port": "8600",
+        "--server.address": "0.0.0.0",
+        "--server.headless": "true",
+        "--client.toolbarMode": "viewer",
+        "--browser.gatherUsageStats": "false",
+    }
     # Asked for in the environment: streamlit reads it there, and no flag overrides it.
     asked = app.streamlit_command(args, {"STREAMLIT_BROWSER_GATHER_USAGE_STATS": "true"})
     assert "--browser.gatherUsageStats" not in asked
 
 
 def test_streamlit_env_carries_the_flags(off_a_space, tmp_path):
-    args = app.parse_args(["--ui", "streamlit", "--model", str(tmp_path), "--runs-dir", str(tmp_path / "runs"),
-                           "--allow-server-paths", "--device", "cpu", "--precision", "fp32"])
+    args = app.parse_args(
+        [
+            "--ui",
+            "streamlit",
+            "--model",
+            str(tmp_path),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--allow-server-paths",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+        ]
+    )
     env = app.streamlit_env(args, {"PATH": "/usr/bin"})
     assert env["PATH"] == "/usr/bin"
     assert env["VIT_STUDIO_MODEL"] == str(tmp_path) and env["VIT_STUDIO_RUNS"] == str(tmp_path / "runs")

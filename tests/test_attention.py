@@ -5,6 +5,7 @@ The references below are written from DESIGN.md ("Attention rollout, exactly") a
 in torch and plain Python (sorted on (weight, index), row loops), deliberately not the way core/attention.py does
 it (numpy, argsort).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,11 @@ def _to_torch_layers(attentions) -> list[torch.Tensor]:
     """float64 (heads, tokens, tokens) tensors, whatever came in."""
     layers = []
     for layer in attentions:
-        tensor = layer.detach().to(torch.float64) if isinstance(layer, torch.Tensor) else torch.tensor(
-            np.asarray(layer), dtype=torch.float64)
+        tensor = (
+            layer.detach().to(torch.float64)
+            if isinstance(layer, torch.Tensor)
+            else torch.tensor(np.asarray(layer), dtype=torch.float64)
+        )
         while tensor.dim() > 3:
             tensor = tensor.squeeze(0)
         layers.append(tensor)
@@ -143,8 +147,9 @@ def test_rollout_matches_the_papers_recipe(head_fusion, discard_ratio, prefix, g
     tokens = prefix + grid[0] * grid[1]
     layers = random_attentions(seed=tokens * 100 + int(discard_ratio * 100), tokens=tokens)
     expected = reference_rollout(layers, head_fusion, discard_ratio, prefix, grid_size)
-    actual = rollout(layers, head_fusion=head_fusion, discard_ratio=discard_ratio, num_prefix_tokens=prefix,
-                     grid_size=grid_size)
+    actual = rollout(
+        layers, head_fusion=head_fusion, discard_ratio=discard_ratio, num_prefix_tokens=prefix, grid_size=grid_size
+    )
     assert isinstance(actual, np.ndarray) and actual.shape == grid
     assert not np.isnan(actual).any()
     np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12)
@@ -266,11 +271,11 @@ def test_up_to_layer_is_rollout_of_the_first_layers_and_the_per_layer_map(discar
     assert len(per_layer) == 4 and all(heatmap.shape == grid for heatmap in per_layer)
     for stop in range(1, 5):
         partial = rollout(layers, "max", discard_ratio, prefix, grid_size, up_to_layer=stop)
-        np.testing.assert_allclose(partial, rollout(layers[:stop], "max", discard_ratio, prefix, grid_size),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(partial, rollout(layers[:stop], "max", discard_ratio, prefix, grid_size), rtol=1e-12)
         np.testing.assert_allclose(partial, per_layer[stop - 1], rtol=1e-12)
-        np.testing.assert_allclose(partial, reference_rollout(layers[:stop], "max", discard_ratio, prefix, grid_size),
-                                   rtol=1e-9)
+        np.testing.assert_allclose(
+            partial, reference_rollout(layers[:stop], "max", discard_ratio, prefix, grid_size), rtol=1e-9
+        )
     np.testing.assert_allclose(per_layer[-1], rollout(layers, "max", discard_ratio, prefix, grid_size), rtol=1e-12)
     assert not np.allclose(per_layer[0], per_layer[-1])
 
@@ -279,8 +284,11 @@ def test_grad_rollout_up_to_layer_uses_the_first_layers():
     layers = random_attentions(seed=15, layers=3)
     gradients = [np.random.default_rng(15 + index).normal(size=layer.shape) for index, layer in enumerate(layers)]
     for stop in (1, 2, 3):
-        np.testing.assert_allclose(grad_rollout(layers, gradients, up_to_layer=stop),
-                                   reference_grad_rollout(layers[:stop], gradients[:stop]), rtol=1e-9)
+        np.testing.assert_allclose(
+            grad_rollout(layers, gradients, up_to_layer=stop),
+            reference_grad_rollout(layers[:stop], gradients[:stop]),
+            rtol=1e-9,
+        )
 
 
 # --- gradient rollout against the reference -----------------------------------------------------------------
@@ -294,15 +302,16 @@ def test_grad_rollout_matches_chefer_et_al(prefix, grid_size, grid, kind):
     rng = np.random.default_rng(tokens)
     gradients = [rng.normal(size=layer.shape) for layer in layers]
     expected = reference_grad_rollout(layers, gradients, prefix, grid_size)
-    actual = grad_rollout(as_kind(layers, kind), as_kind(gradients, kind), num_prefix_tokens=prefix,
-                          grid_size=grid_size)
+    actual = grad_rollout(
+        as_kind(layers, kind), as_kind(gradients, kind), num_prefix_tokens=prefix, grid_size=grid_size
+    )
     assert actual.shape == grid and actual.max() == pytest.approx(1.0) and actual.min() >= 0
     np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12)
     # Negative products are clamped away: flipping every gradient's sign gives another map.
-    flipped = grad_rollout(layers, [-gradient for gradient in gradients], num_prefix_tokens=prefix,
-                           grid_size=grid_size)
-    np.testing.assert_allclose(flipped, reference_grad_rollout(layers, [-g for g in gradients], prefix, grid_size),
-                               rtol=1e-9, atol=1e-12)
+    flipped = grad_rollout(layers, [-gradient for gradient in gradients], num_prefix_tokens=prefix, grid_size=grid_size)
+    np.testing.assert_allclose(
+        flipped, reference_grad_rollout(layers, [-g for g in gradients], prefix, grid_size), rtol=1e-9, atol=1e-12
+    )
     assert not np.allclose(flipped, actual)
 
 
@@ -342,39 +351,46 @@ _LAYERS = random_attentions(seed=19, layers=3, heads=4, tokens=17)
 _GRADIENTS = [np.ones_like(layer) for layer in _LAYERS]
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: rollout(_LAYERS, discard_ratio=-0.1), r"discard_ratio must be at least 0 and below 1, not -0\.1"),
-    (lambda: rollout(_LAYERS, discard_ratio=1.0), r"discard_ratio must be at least 0 and below 1, not 1\.0"),
-    (lambda: rollout_per_layer(_LAYERS, discard_ratio=1.5), r"discard_ratio must be at least 0 and below 1"),
-    (lambda: rollout(_LAYERS, head_fusion="median"), r"Unknown head fusion 'median'; choose one of mean, max, min"),
-    (lambda: rollout_per_layer(_LAYERS, head_fusion="sum"), r"Unknown head fusion 'sum'"),
-    (lambda: attention_map(_LAYERS, 1, head_fusion="median"), r"Unknown head fusion 'median'"),
-    (lambda: rollout(_LAYERS, up_to_layer=0), r"Layer 0 is out of range: this model has layers 1 to 3"),
-    (lambda: rollout(_LAYERS, up_to_layer=4), r"Layer 4 is out of range: this model has layers 1 to 3"),
-    (lambda: rollout(_LAYERS, up_to_layer=True), r"out of range"),
-    (lambda: grad_rollout(_LAYERS, _GRADIENTS, up_to_layer=4), r"Layer 4 is out of range"),
-    (lambda: attention_map(_LAYERS, 0), r"Layer 0 is out of range: this model has layers 1 to 3"),
-    (lambda: attention_map(_LAYERS, 4), r"Layer 4 is out of range"),
-    (lambda: head_maps(_LAYERS, 0), r"Layer 0 is out of range"),
-    (lambda: head_maps(_LAYERS, 4), r"Layer 4 is out of range"),
-    (lambda: attention_map(_LAYERS, 1, head=5), r"Head 5 is out of range: this layer has heads 1 to 4"),
-    (lambda: attention_map(_LAYERS, 1, head=0), r"Head 0 is out of range: this layer has heads 1 to 4"),
-    (lambda: rollout([]), r"No attention layers given"),
-    (lambda: rollout(()), r"No attention layers given"),
-    (lambda: grad_rollout([], []), r"No attention layers given"),
-    (lambda: head_maps([], 1), r"No attention layers given"),
-    (lambda: rollout(_LAYERS, grid_size=(3, 5)), r"A 3x5 grid does not fit 16 patch tokens"),
-    (lambda: rollout(_LAYERS, num_prefix_tokens=2), r"15 patch tokens do not form a square grid; pass grid_size"),
-    (lambda: rollout(_LAYERS, num_prefix_tokens=0), r"num_prefix_tokens must be between 1 and 16"),
-    (lambda: rollout(_LAYERS, num_prefix_tokens=17), r"num_prefix_tokens must be between 1 and 16"),
-    (lambda: attention_map(_LAYERS, 1, grid_size=(2, 2)), r"A 2x2 grid does not fit 16 patch tokens"),
-    (lambda: rollout([_LAYERS[0], _LAYERS[1][:, :16, :16]]), r"same number of tokens"),
-    (lambda: rollout([_LAYERS[0][:, :, :16]]), r"Layer 1 has shape \(4, 17, 16\); expected \(heads, tokens, tokens\)"),
-    (lambda: rollout([_LAYERS[0][0]]), r"Layer 1 has shape \(17, 17\); expected \(heads, tokens, tokens\)"),
-    (lambda: rollout([np.stack([_LAYERS[0], _LAYERS[0]])]), r"expected \(heads, tokens, tokens\)"),
-    (lambda: grad_rollout(_LAYERS, _GRADIENTS[:2]), r"same number of layers and the same shapes"),
-    (lambda: grad_rollout(_LAYERS, [g[:2] for g in _GRADIENTS]), r"same number of layers and the same shapes"),
-], ids=lambda value: value if isinstance(value, str) else "")
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: rollout(_LAYERS, discard_ratio=-0.1), r"discard_ratio must be at least 0 and below 1, not -0\.1"),
+        (lambda: rollout(_LAYERS, discard_ratio=1.0), r"discard_ratio must be at least 0 and below 1, not 1\.0"),
+        (lambda: rollout_per_layer(_LAYERS, discard_ratio=1.5), r"discard_ratio must be at least 0 and below 1"),
+        (lambda: rollout(_LAYERS, head_fusion="median"), r"Unknown head fusion 'median'; choose one of mean, max, min"),
+        (lambda: rollout_per_layer(_LAYERS, head_fusion="sum"), r"Unknown head fusion 'sum'"),
+        (lambda: attention_map(_LAYERS, 1, head_fusion="median"), r"Unknown head fusion 'median'"),
+        (lambda: rollout(_LAYERS, up_to_layer=0), r"Layer 0 is out of range: this model has layers 1 to 3"),
+        (lambda: rollout(_LAYERS, up_to_layer=4), r"Layer 4 is out of range: this model has layers 1 to 3"),
+        (lambda: rollout(_LAYERS, up_to_layer=True), r"out of range"),
+        (lambda: grad_rollout(_LAYERS, _GRADIENTS, up_to_layer=4), r"Layer 4 is out of range"),
+        (lambda: attention_map(_LAYERS, 0), r"Layer 0 is out of range: this model has layers 1 to 3"),
+        (lambda: attention_map(_LAYERS, 4), r"Layer 4 is out of range"),
+        (lambda: head_maps(_LAYERS, 0), r"Layer 0 is out of range"),
+        (lambda: head_maps(_LAYERS, 4), r"Layer 4 is out of range"),
+        (lambda: attention_map(_LAYERS, 1, head=5), r"Head 5 is out of range: this layer has heads 1 to 4"),
+        (lambda: attention_map(_LAYERS, 1, head=0), r"Head 0 is out of range: this layer has heads 1 to 4"),
+        (lambda: rollout([]), r"No attention layers given"),
+        (lambda: rollout(()), r"No attention layers given"),
+        (lambda: grad_rollout([], []), r"No attention layers given"),
+        (lambda: head_maps([], 1), r"No attention layers given"),
+        (lambda: rollout(_LAYERS, grid_size=(3, 5)), r"A 3x5 grid does not fit 16 patch tokens"),
+        (lambda: rollout(_LAYERS, num_prefix_tokens=2), r"15 patch tokens do not form a square grid; pass grid_size"),
+        (lambda: rollout(_LAYERS, num_prefix_tokens=0), r"num_prefix_tokens must be between 1 and 16"),
+        (lambda: rollout(_LAYERS, num_prefix_tokens=17), r"num_prefix_tokens must be between 1 and 16"),
+        (lambda: attention_map(_LAYERS, 1, grid_size=(2, 2)), r"A 2x2 grid does not fit 16 patch tokens"),
+        (lambda: rollout([_LAYERS[0], _LAYERS[1][:, :16, :16]]), r"same number of tokens"),
+        (
+            lambda: rollout([_LAYERS[0][:, :, :16]]),
+            r"Layer 1 has shape \(4, 17, 16\); expected \(heads, tokens, tokens\)",
+        ),
+        (lambda: rollout([_LAYERS[0][0]]), r"Layer 1 has shape \(17, 17\); expected \(heads, tokens, tokens\)"),
+        (lambda: rollout([np.stack([_LAYERS[0], _LAYERS[0]])]), r"expected \(heads, tokens, tokens\)"),
+        (lambda: grad_rollout(_LAYERS, _GRADIENTS[:2]), r"same number of layers and the same shapes"),
+        (lambda: grad_rollout(_LAYERS, [g[:2] for g in _GRADIENTS]), r"same number of layers and the same shapes"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
 def test_bad_inputs_raise_a_value_error_that_says_what_to_do(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -391,7 +407,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
 
 
 def _save_vit(kwargs: dict, folder: Path, seed: int, image_size, processor_size: dict, with_head=True) -> Path:
@@ -413,8 +428,9 @@ def _save_vit(kwargs: dict, folder: Path, seed: int, image_size, processor_size:
 @pytest.fixture(scope="module")
 def tiny_vit_backbone_dir(tmp_path_factory, tiny_config) -> Path:
     """A backbone-only checkpoint: ViTModel, architectures ["ViTModel"], no classifier head."""
-    folder = _save_vit(tiny_config(), tmp_path_factory.mktemp("tiny-vit-backbone"), 2, 32, {"height": 32, "width": 32},
-                       with_head=False)
+    folder = _save_vit(
+        tiny_config(), tmp_path_factory.mktemp("tiny-vit-backbone"), 2, 32, {"height": 32, "width": 32}, with_head=False
+    )
     assert json.loads((folder / "config.json").read_text())["architectures"] == ["ViTModel"]
     return folder
 
@@ -425,9 +441,14 @@ def tiny_resnet_dir(tmp_path_factory) -> Path:
     from transformers import ConvNextImageProcessor, ResNetConfig, ResNetForImageClassification
 
     torch.manual_seed(3)
-    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=len(TINY_LABELS),
-                          id2label=dict(enumerate(TINY_LABELS)),
-                          label2id={label: index for index, label in enumerate(TINY_LABELS)})
+    config = ResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 16],
+        depths=[1, 1],
+        num_labels=len(TINY_LABELS),
+        id2label=dict(enumerate(TINY_LABELS)),
+        label2id={label: index for index, label in enumerate(TINY_LABELS)},
+    )
     folder = tmp_path_factory.mktemp("tiny-resnet")
     ResNetForImageClassification(config).save_pretrained(folder)
     ConvNextImageProcessor(size={"shortest_edge": 32}).save_pretrained(folder)
@@ -496,7 +517,8 @@ def direct_forward(model_dir: Path, array: np.ndarray, target: int | None = None
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name, prefix", [("vit", 1), ("deit", 2)])
 def test_explain_on_real_photos_gives_a_grid_map_an_overlay_and_the_classifiers_predictions(
-        models, photos, name, prefix, method):
+    models, photos, name, prefix, method
+):
     model_dir = str(models[name])
     grid = config_grid(models[name])
     assert grid == (4, 4)
@@ -536,19 +558,24 @@ def test_explain_top_k_and_default_discard_ratio_never_give_nan(models, chelsea,
 @pytest.mark.parametrize("discard_ratio", [0.0, 0.5])
 @pytest.mark.parametrize("name, prefix", [("vit", 1), ("deit", 2)])
 @pytest.mark.parametrize("photo", ["chelsea", "astronaut", "camera"])
-def test_explain_rollout_equals_rollout_of_attentions_from_transformers(models, photos, name, prefix, photo,
-                                                                        discard_ratio):
+def test_explain_rollout_equals_rollout_of_attentions_from_transformers(
+    models, photos, name, prefix, photo, discard_ratio
+):
     outputs, _ = direct_forward(models[name], photos[photo])
     attentions = [attention.detach() for attention in outputs.attentions]
-    result = explain(photos[photo], model=str(models[name]), method="rollout", discard_ratio=discard_ratio,
-                     precision="fp32")
-    np.testing.assert_allclose(result.heatmap, rollout(attentions, discard_ratio=discard_ratio,
-                                                       num_prefix_tokens=prefix), atol=FP32_TOLERANCE)
-    np.testing.assert_allclose(result.heatmap, reference_rollout(attentions, "mean", discard_ratio, prefix),
-                               atol=FP32_TOLERANCE)
+    result = explain(
+        photos[photo], model=str(models[name]), method="rollout", discard_ratio=discard_ratio, precision="fp32"
+    )
+    np.testing.assert_allclose(
+        result.heatmap, rollout(attentions, discard_ratio=discard_ratio, num_prefix_tokens=prefix), atol=FP32_TOLERANCE
+    )
+    np.testing.assert_allclose(
+        result.heatmap, reference_rollout(attentions, "mean", discard_ratio, prefix), atol=FP32_TOLERANCE
+    )
     for index, layer_map in enumerate(result.layer_maps, start=1):
-        np.testing.assert_allclose(layer_map, reference_rollout(attentions[:index], "mean", discard_ratio, prefix),
-                                   atol=FP32_TOLERANCE)
+        np.testing.assert_allclose(
+            layer_map, reference_rollout(attentions[:index], "mean", discard_ratio, prefix), atol=FP32_TOLERANCE
+        )
     last = attentions[-1][0].numpy()
     for head in range(2):
         row = last[head, 0, prefix:].reshape(4, 4)
@@ -561,12 +588,14 @@ def test_explain_raw_attention_of_a_layer_and_head_is_transformers_cls_row(model
     for layer in (1, 2):
         weights = outputs.attentions[layer - 1][0].detach().numpy()
         for head in (0, 1):
-            result = explain(chelsea, model=str(models[name]), method="attention", layer=layer, head=head + 1,
-                             precision="fp32")
+            result = explain(
+                chelsea, model=str(models[name]), method="attention", layer=layer, head=head + 1, precision="fp32"
+            )
             row = weights[head, 0, prefix:].reshape(4, 4)
             np.testing.assert_allclose(result.heatmap, row / row.max(), atol=FP32_TOLERANCE)
-        fused = explain(chelsea, model=str(models[name]), method="attention", layer=layer, head_fusion="max",
-                        precision="fp32")
+        fused = explain(
+            chelsea, model=str(models[name]), method="attention", layer=layer, head_fusion="max", precision="fp32"
+        )
         row = weights[:, 0, prefix:].max(axis=0).reshape(4, 4)
         np.testing.assert_allclose(fused.heatmap, row / row.max(), atol=FP32_TOLERANCE)
         rolled = explain(chelsea, model=str(models[name]), layer=layer, discard_ratio=0, precision="fp32")
@@ -592,8 +621,10 @@ def astronaut_and_chelsea(photos):
 @pytest.mark.parametrize("name", ["vit", "deit"])
 def test_grad_rollout_depends_on_the_target_class_and_takes_a_name_or_an_index(models, chelsea, name):
     model_dir = str(models[name])
-    maps = [explain(chelsea, model=model_dir, method="grad_rollout", target=index, precision="fp32").heatmap
-            for index in range(len(TINY_LABELS))]
+    maps = [
+        explain(chelsea, model=model_dir, method="grad_rollout", target=index, precision="fp32").heatmap
+        for index in range(len(TINY_LABELS))
+    ]
     assert not np.allclose(maps[1], maps[2], atol=1e-3)
     for index, label in enumerate(TINY_LABELS):
         by_name = explain(chelsea, model=model_dir, method="grad_rollout", target=label, precision="fp32")
@@ -604,31 +635,37 @@ def test_grad_rollout_depends_on_the_target_class_and_takes_a_name_or_an_index(m
     np.testing.assert_array_equal(default.heatmap, maps[top])
 
 
-@pytest.mark.parametrize("target, message", [
-    ("zebra", r"'zebra' is not one of this model's labels \(e\.g\. tabby cat, astronaut, coffee cup\)"),
-    (5, r"Class index 5 is out of range: this model has classes 0 to 4"),
-    (-1, r"Class index -1 is out of range"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("zebra", r"'zebra' is not one of this model's labels \(e\.g\. tabby cat, astronaut, coffee cup\)"),
+        (5, r"Class index 5 is out of range: this model has classes 0 to 4"),
+        (-1, r"Class index -1 is out of range"),
+    ],
+)
 def test_grad_rollout_unknown_target_is_a_value_error(tiny_vit_dir, chelsea, target, message):
     with pytest.raises(ValueError, match=message):
         explain(chelsea, model=str(tiny_vit_dir), method="grad_rollout", target=target)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(method="gradcam"), r"Unknown method 'gradcam'; choose one of rollout, grad_rollout, attention"),
-    (dict(head_fusion="median"), r"Unknown head fusion 'median'"),
-    (dict(discard_ratio=1.0), r"discard_ratio must be at least 0 and below 1"),
-    (dict(discard_ratio=-0.1), r"discard_ratio must be at least 0 and below 1"),
-    (dict(layer=0), r"Layer 0 is out of range: this model has layers 1 to 2"),
-    (dict(layer=3), r"Layer 3 is out of range: this model has layers 1 to 2"),
-    (dict(method="attention", layer=0), r"Layer 0 is out of range: this model has layers 1 to 2"),
-    (dict(method="attention", layer=3), r"Layer 3 is out of range"),
-    (dict(method="grad_rollout", layer=0), r"Layer 0 is out of range"),
-    (dict(method="grad_rollout", layer=3), r"Layer 3 is out of range"),
-    (dict(method="attention", head=3), r"Head 3 is out of range: this layer has heads 1 to 2"),
-    (dict(alpha=1.5), r"alpha \(opacity\) must be between 0 and 1"),
-    (dict(cmap="rainbowz"), r"Unknown colormap 'rainbowz'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(method="gradcam"), r"Unknown method 'gradcam'; choose one of rollout, grad_rollout, attention"),
+        (dict(head_fusion="median"), r"Unknown head fusion 'median'"),
+        (dict(discard_ratio=1.0), r"discard_ratio must be at least 0 and below 1"),
+        (dict(discard_ratio=-0.1), r"discard_ratio must be at least 0 and below 1"),
+        (dict(layer=0), r"Layer 0 is out of range: this model has layers 1 to 2"),
+        (dict(layer=3), r"Layer 3 is out of range: this model has layers 1 to 2"),
+        (dict(method="attention", layer=0), r"Layer 0 is out of range: this model has layers 1 to 2"),
+        (dict(method="attention", layer=3), r"Layer 3 is out of range"),
+        (dict(method="grad_rollout", layer=0), r"Layer 0 is out of range"),
+        (dict(method="grad_rollout", layer=3), r"Layer 3 is out of range"),
+        (dict(method="attention", head=3), r"Head 3 is out of range: this layer has heads 1 to 2"),
+        (dict(alpha=1.5), r"alpha \(opacity\) must be between 0 and 1"),
+        (dict(cmap="rainbowz"), r"Unknown colormap 'rainbowz'"),
+    ],
+)
 def test_explain_bad_arguments_raise_value_errors(tiny_vit_dir, chelsea, kwargs, message):
     with pytest.raises(ValueError, match=message):
         explain(chelsea, model=str(tiny_vit_dir), **kwargs)
@@ -655,8 +692,9 @@ def test_a_backbone_without_head_explains_with_no_predictions(tiny_vit_backbone_
         assert result.head_maps.shape == (2, 4, 4)
         assert result.num_prefix_tokens == 1
     rolled = explain(chelsea, model=model_dir, discard_ratio=0, precision="fp32")
-    np.testing.assert_allclose(rolled.heatmap, reference_rollout([a.detach() for a in outputs.attentions]),
-                               atol=FP32_TOLERANCE)
+    np.testing.assert_allclose(
+        rolled.heatmap, reference_rollout([a.detach() for a in outputs.attentions]), atol=FP32_TOLERANCE
+    )
 
 
 def test_grad_rollout_on_a_backbone_says_there_is_no_classifier_head(tiny_vit_backbone_dir, chelsea):
@@ -693,8 +731,10 @@ def test_a_non_square_input_gives_a_non_square_grid(request, photos, fixture, in
         outputs, _ = direct_forward(model_dir, array, interpolate=interpolate)
         rolled = explain(array, model=str(model_dir), discard_ratio=0, precision="fp32")
         np.testing.assert_allclose(
-            rolled.heatmap, reference_rollout([a.detach() for a in outputs.attentions], grid_size=(4, 6)),
-            atol=FP32_TOLERANCE)
+            rolled.heatmap,
+            reference_rollout([a.detach() for a in outputs.attentions], grid_size=(4, 6)),
+            atol=FP32_TOLERANCE,
+        )
 
 
 def test_a_natively_non_square_model_classifies_like_it_explains(tiny_vit_wide_dir, chelsea):
@@ -706,8 +746,9 @@ def test_a_natively_non_square_model_classifies_like_it_explains(tiny_vit_wide_d
 def test_a_384_style_model_gets_its_own_grid(tiny_vit_48_dir, photos):
     assert config_grid(tiny_vit_48_dir) == (6, 6)
     for method in METHODS:
-        result = explain(photos["coffee"], model=str(tiny_vit_48_dir), method=method, discard_ratio=0.5,
-                         precision="fp32")
+        result = explain(
+            photos["coffee"], model=str(tiny_vit_48_dir), method=method, discard_ratio=0.5, precision="fp32"
+        )
         assert result.heatmap.shape == (6, 6) and result.grid_size == (6, 6)
         assert result.head_maps.shape == (2, 6, 6)
         assert result.heatmap.max() == pytest.approx(1.0)
@@ -716,9 +757,9 @@ def test_a_384_style_model_gets_its_own_grid(tiny_vit_48_dir, photos):
     last = outputs.attentions[-1][0].detach().numpy().mean(axis=0)[0, 1:].reshape(6, 6)
     np.testing.assert_allclose(result.heatmap, last / last.max(), atol=FP32_TOLERANCE)  # method "attention"
     rolled = explain(photos["coffee"], model=str(tiny_vit_48_dir), discard_ratio=0.5, precision="fp32")
-    np.testing.assert_allclose(rolled.heatmap,
-                               reference_rollout([a.detach() for a in outputs.attentions], "mean", 0.5),
-                               atol=FP32_TOLERANCE)
+    np.testing.assert_allclose(
+        rolled.heatmap, reference_rollout([a.detach() for a in outputs.attentions], "mean", 0.5), atol=FP32_TOLERANCE
+    )
     extracted = features(photos["coffee"], model=str(tiny_vit_48_dir), precision="fp32")
     assert extracted.patches.shape == (6, 6, 32)
 
@@ -767,15 +808,18 @@ def test_overlay_half_alpha_blends_image_and_colour(chelsea):
     assert np.abs(viridis - jet(1.0)).max() > 50
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(cmap="not-a-colormap"), r"Unknown colormap 'not-a-colormap'"),
-    (dict(alpha=-0.1), r"alpha \(opacity\) must be between 0 and 1, not -0\.1"),
-    (dict(alpha=1.01), r"alpha \(opacity\) must be between 0 and 1"),
-    (dict(heatmap=np.zeros((0, 0))), r"heatmap must be a non-empty 2-D array, not shape \(0, 0\)"),
-    (dict(heatmap=np.zeros((4, 0))), r"non-empty 2-D array"),
-    (dict(heatmap=np.ones(16)), r"heatmap must be a non-empty 2-D array, not shape \(16,\)"),
-    (dict(heatmap=np.ones((2, 4, 4))), r"non-empty 2-D array"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(cmap="not-a-colormap"), r"Unknown colormap 'not-a-colormap'"),
+        (dict(alpha=-0.1), r"alpha \(opacity\) must be between 0 and 1, not -0\.1"),
+        (dict(alpha=1.01), r"alpha \(opacity\) must be between 0 and 1"),
+        (dict(heatmap=np.zeros((0, 0))), r"heatmap must be a non-empty 2-D array, not shape \(0, 0\)"),
+        (dict(heatmap=np.zeros((4, 0))), r"non-empty 2-D array"),
+        (dict(heatmap=np.ones(16)), r"heatmap must be a non-empty 2-D array, not shape \(16,\)"),
+        (dict(heatmap=np.ones((2, 4, 4))), r"non-empty 2-D array"),
+    ],
+)
 def test_overlay_bad_arguments_raise_value_errors(chelsea, kwargs, message):
     arguments = dict(heatmap=np.ones((4, 4)), alpha=0.5, cmap="jet") | kwargs
     with pytest.raises(ValueError, match=message):
@@ -795,10 +839,13 @@ def test_features_match_transformers_hidden_states(models, chelsea, name, prefix
         assert extracted.layer == index
         assert extracted.cls.shape == (32,) and extracted.patches.shape == (4, 4, 32)
         np.testing.assert_allclose(extracted.cls, hidden_states[index][0], atol=FP32_TOLERANCE)
-        np.testing.assert_allclose(extracted.patches, hidden_states[index][prefix:].reshape(4, 4, 32),
-                                   atol=FP32_TOLERANCE)
-    assert not np.allclose(features(chelsea, model=str(models[name]), layer=0, precision="fp32").cls,
-                           features(chelsea, model=str(models[name]), layer=-1, precision="fp32").cls)
+        np.testing.assert_allclose(
+            extracted.patches, hidden_states[index][prefix:].reshape(4, 4, 32), atol=FP32_TOLERANCE
+        )
+    assert not np.allclose(
+        features(chelsea, model=str(models[name]), layer=0, precision="fp32").cls,
+        features(chelsea, model=str(models[name]), layer=-1, precision="fp32").cls,
+    )
 
 
 def test_features_of_a_list_is_a_list_in_order(tiny_vit_dir, photos):
@@ -806,8 +853,9 @@ def test_features_of_a_list_is_a_list_in_order(tiny_vit_dir, photos):
     extracted = features(arrays, model=str(tiny_vit_dir), precision="fp32")
     assert isinstance(extracted, list) and len(extracted) == 2
     for array, one in zip(arrays, extracted):
-        np.testing.assert_allclose(one.cls, features(array, model=str(tiny_vit_dir), precision="fp32").cls,
-                                   atol=FP32_TOLERANCE)
+        np.testing.assert_allclose(
+            one.cls, features(array, model=str(tiny_vit_dir), precision="fp32").cls, atol=FP32_TOLERANCE
+        )
 
 
 def test_features_of_a_non_square_model_keep_the_grid(tiny_vit_wide_dir, chelsea):
@@ -827,8 +875,11 @@ def test_features_layer_out_of_range_is_a_value_error(tiny_vit_dir, chelsea, lay
 def red_lines(picture: Image.Image) -> tuple[set[int], set[int], np.ndarray]:
     """The columns and rows drawn red from edge to edge, and the red mask."""
     red = (np.asarray(picture) == (255, 0, 0)).all(axis=-1)
-    return ({x for x in range(red.shape[1]) if red[:, x].all()}, {y for y in range(red.shape[0]) if red[y, :].all()},
-            red)
+    return (
+        {x for x in range(red.shape[1]) if red[:, x].all()},
+        {y for y in range(red.shape[0]) if red[y, :].all()},
+        red,
+    )
 
 
 @pytest.mark.parametrize("size, grid", [((480, 320), (4, 6)), ((224, 224), (14, 14)), ((700, 300), (3, 7))])
@@ -910,8 +961,13 @@ def test_explain_and_features_carry_what_they_ran_on(tiny_vit_dir, photos, empty
     assert result.run.model == result.model == str(tiny_vit_dir.resolve())
     assert (result.run.device, result.run.dtype) == ("cpu", "float32") and result.run.milliseconds >= 0
     # features() loads the same eager model: a hit, so nothing is announced; each image has its own run
-    extracted = features([photos["chelsea"], photos["coffee"]], model=str(tiny_vit_dir), precision="fp32",
-                         device="cpu", on_load=loads.append)
+    extracted = features(
+        [photos["chelsea"], photos["coffee"]],
+        model=str(tiny_vit_dir),
+        precision="fp32",
+        device="cpu",
+        on_load=loads.append,
+    )
     assert len(loads) == 1
     assert [item.run.model for item in extracted] == [result.model] * 2
     assert all(item.run.dtype == "float32" and item.run.milliseconds >= 0 for item in extracted)

@@ -1,5 +1,6 @@
 """`python -m bench caption|zero-shot|train --quick` end to end, with the models shrunk to tiny shapes so the
 whole run (building, timing, fidelity, report) takes seconds instead of minutes."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ from bench.__main__ import main
 from training.examples import write_shapes
 
 TINY_CLIP = "vit-studio-bench-tiny-clip"
-TINY_VIT = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                intermediate_size=64)
+TINY_VIT = dict(
+    image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+)
 TINY_TOWER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
 
 
@@ -21,8 +23,11 @@ def tiny_captioner(monkeypatch):
 
     monkeypatch.setattr(bench.caption, "ENCODER_SHAPE", TINY_VIT)
     # The full GPT-2 vocabulary stays: the benchmark's tokenizer must cope with ids it cannot decode.
-    monkeypatch.setattr(bench.caption, "DECODER_SHAPE", dict(n_embd=32, n_layer=2, n_head=2, n_positions=64,
-                                                             vocab_size=bench.caption.GPT2_VOCAB_SIZE))
+    monkeypatch.setattr(
+        bench.caption,
+        "DECODER_SHAPE",
+        dict(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=bench.caption.GPT2_VOCAB_SIZE),
+    )
 
 
 @pytest.fixture
@@ -40,8 +45,9 @@ def tiny_clips(monkeypatch, tmp_path):
     (tmp_path / f"{TINY_CLIP}.json").write_text(json.dumps(config))
     open_clip.add_model_config(tmp_path / f"{TINY_CLIP}.json")
     monkeypatch.setattr(bench.zero_shot, "MODEL", TINY_CLIP)
-    monkeypatch.setattr(bench.zero_shot, "HF_TEXT_SHAPE", {**TINY_TOWER, "vocab_size": 49408,
-                                                           "max_position_embeddings": 77})
+    monkeypatch.setattr(
+        bench.zero_shot, "HF_TEXT_SHAPE", {**TINY_TOWER, "vocab_size": 49408, "max_position_embeddings": 77}
+    )
     monkeypatch.setattr(bench.zero_shot, "HF_VISION_SHAPE", {**TINY_TOWER, "image_size": 32, "patch_size": 8})
     monkeypatch.setattr(bench.zero_shot, "HF_PROJECTION_DIM", 32)
 

@@ -1,5 +1,6 @@
 """The architecture, checked: the engine imports no UI library and speaks no Markdown, ui/shared imports neither
 front end's library, and the front ends use only the engine's public names."""
+
 from __future__ import annotations
 
 import ast
@@ -31,12 +32,15 @@ def python_files(*folders: str) -> list[Path]:
     return sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py"))
 
 
-@pytest.mark.parametrize("statement", [
-    "import core, core.attention, core.batch, core.caption, core.zero_shot, core.hub, core.gpu, core.settings",
-    "import training, training.finetune, training.jobs, training.runs, training.review, training.__main__",
-    "import ui.shared, ui.shared.texts, ui.serving, " + ", ".join(
-        f"ui.shared.{path.stem}" for path in python_files("ui/shared") if path.stem != "__init__"),
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import core, core.attention, core.batch, core.caption, core.zero_shot, core.hub, core.gpu, core.settings",
+        "import training, training.finetune, training.jobs, training.runs, training.review, training.__main__",
+        "import ui.shared, ui.shared.texts, ui.serving, "
+        + ", ".join(f"ui.shared.{path.stem}" for path in python_files("ui/shared") if path.stem != "__init__"),
+    ],
+)
 def test_the_engine_and_the_shared_presentation_load_no_ui_library(statement):
     loaded = modules_loaded_by(statement)
     assert not loaded & set(UI_LIBRARIES), f"`{statement}` loaded {loaded & set(UI_LIBRARIES)}"
@@ -45,12 +49,19 @@ def test_the_engine_and_the_shared_presentation_load_no_ui_library(statement):
 def string_constants(path: Path) -> list[tuple[int, str]]:
     """The string literals of a module (f-strings' literal parts included), docstrings left out."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr)
-                  and isinstance(node.body[0].value, ast.Constant)}
-    return [(node.lineno, node.value) for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
 
 
 # A file format, not a page: the README.md a run takes to the Hub is Markdown by the Hub's definition.
@@ -58,9 +69,13 @@ MARKDOWN_FILES = ("training/model_card.py",)
 
 
 def test_the_engine_returns_words_without_markdown():
-    found = [f"{path.relative_to(ROOT)}:{line}: {text!r}" for path in python_files("core", "training")
-             if str(path.relative_to(ROOT)) not in MARKDOWN_FILES
-             for line, text in string_constants(path) if MARKDOWN.search(text)]
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {text!r}"
+        for path in python_files("core", "training")
+        if str(path.relative_to(ROOT)) not in MARKDOWN_FILES
+        for line, text in string_constants(path)
+        if MARKDOWN.search(text)
+    ]
     assert not found, "Markdown belongs in ui/shared, not in the engine:\n" + "\n".join(found)
 
 
@@ -72,8 +87,11 @@ def engine_imports(path: Path) -> list[tuple[int, str, str]]:
             if node.module.split(".")[0] in ("core", "training"):
                 imports += [(node.lineno, node.module, alias.name) for alias in node.names]
         elif isinstance(node, ast.Import):
-            imports += [(node.lineno, alias.name, "") for alias in node.names
-                        if alias.name.split(".")[0] in ("core", "training")]
+            imports += [
+                (node.lineno, alias.name, "")
+                for alias in node.names
+                if alias.name.split(".")[0] in ("core", "training")
+            ]
     return imports
 
 
@@ -85,11 +103,16 @@ def allowed(module: str, name: str) -> bool:
 
 
 def test_the_front_ends_use_only_the_engines_public_names():
-    stray = [f"{path.relative_to(ROOT)}:{line}: from {module} import {name}"
-             for path in python_files("ui") for line, module, name in engine_imports(path)
-             if not allowed(module, name)]
-    assert not stray, ("Export these from core/__init__.py or training/__init__.py (or list their submodule in "
-                       "FRONT_END_SUBMODULES):\n" + "\n".join(stray))
+    stray = [
+        f"{path.relative_to(ROOT)}:{line}: from {module} import {name}"
+        for path in python_files("ui")
+        for line, module, name in engine_imports(path)
+        if not allowed(module, name)
+    ]
+    assert not stray, (
+        "Export these from core/__init__.py or training/__init__.py (or list their submodule in "
+        "FRONT_END_SUBMODULES):\n" + "\n".join(stray)
+    )
 
 
 def test_every_exported_name_exists():

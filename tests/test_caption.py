@@ -1,4 +1,5 @@
 """core.caption on real photos, with tiny random ViT-GPT2 and BLIP captioners built offline, loaded by the engine."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_captioners import save_tiny_blip, save_tiny_vit_gpt2
 
 from core.caption import caption, load_captioner
 from core.models import ModelLoadError
-from tiny_captioners import save_tiny_blip, save_tiny_vit_gpt2
+
 
 @pytest.fixture(scope="module")
 def tiny_vit_gpt2_dir(tmp_path_factory) -> Path:
@@ -19,7 +21,7 @@ def tiny_vit_gpt2_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(tiny_vit_gpt2_dir):
     """The model-card recipe with plain transformers: image processor, generate, batch_decode, in fp32."""
-    from transformers import AutoTokenizer, ViTImageProcessor, VisionEncoderDecoderModel
+    from transformers import AutoTokenizer, VisionEncoderDecoderModel, ViTImageProcessor
 
     model = VisionEncoderDecoderModel.from_pretrained(tiny_vit_gpt2_dir).eval()
     processor = ViTImageProcessor.from_pretrained(tiny_vit_gpt2_dir)
@@ -56,8 +58,9 @@ def test_matches_plain_generate(tiny_vit_gpt2_dir, photos, reference, num_beams)
     arrays = list(photos.values())
     expected = reference(arrays, max_new_tokens=10, num_beams=num_beams, do_sample=False)
     # batch_size 2 splits the five photos unevenly: batching must not change any caption.
-    actual = caption(arrays, model=str(tiny_vit_gpt2_dir), max_new_tokens=10, num_beams=num_beams,
-                     precision="fp32", batch_size=2)
+    actual = caption(
+        arrays, model=str(tiny_vit_gpt2_dir), max_new_tokens=10, num_beams=num_beams, precision="fp32", batch_size=2
+    )
     assert actual == expected
 
 
@@ -71,20 +74,36 @@ def test_generation_options_reach_generate(tiny_vit_gpt2_dir, photos, reference)
 
 def test_num_return_sequences_gives_that_many(tiny_vit_gpt2_dir, photos, reference):
     arrays = [photos["chelsea"], photos["coffee"]]
-    result = caption(arrays, model=str(tiny_vit_gpt2_dir), max_new_tokens=8, num_beams=3,
-                     num_return_sequences=2, precision="fp32")
+    result = caption(
+        arrays, model=str(tiny_vit_gpt2_dir), max_new_tokens=8, num_beams=3, num_return_sequences=2, precision="fp32"
+    )
     expected = reference(arrays, max_new_tokens=8, num_beams=3, num_return_sequences=2, do_sample=False)
     assert result == [expected[0:2], expected[2:4]]
-    single = caption(photos["chelsea"], model=str(tiny_vit_gpt2_dir), max_new_tokens=8, num_beams=3,
-                     num_return_sequences=2, precision="fp32")
+    single = caption(
+        photos["chelsea"],
+        model=str(tiny_vit_gpt2_dir),
+        max_new_tokens=8,
+        num_beams=3,
+        num_return_sequences=2,
+        precision="fp32",
+    )
     assert isinstance(single, list) and len(single) == 2 and single == expected[0:2]
 
 
 def test_sampling_is_reproducible_with_a_seed(tiny_vit_gpt2_dir, chelsea):
     def sample(seed: int) -> list[str]:
         torch.manual_seed(seed)
-        return caption(chelsea, model=str(tiny_vit_gpt2_dir), max_new_tokens=12, num_beams=1, do_sample=True,
-                       top_p=0.9, temperature=1.5, num_return_sequences=4, precision="fp32")
+        return caption(
+            chelsea,
+            model=str(tiny_vit_gpt2_dir),
+            max_new_tokens=12,
+            num_beams=1,
+            do_sample=True,
+            top_p=0.9,
+            temperature=1.5,
+            num_return_sequences=4,
+            precision="fp32",
+        )
 
     first = sample(0)
     assert sample(0) == first
@@ -124,8 +143,15 @@ def test_bad_settings_raise_value_error(tiny_vit_gpt2_dir, chelsea, kwargs, mess
 
 
 def test_more_sequences_than_beams_is_fine_when_sampling(tiny_vit_gpt2_dir, chelsea):
-    result = caption(chelsea, model=str(tiny_vit_gpt2_dir), max_new_tokens=5, num_beams=1, do_sample=True,
-                     num_return_sequences=3, precision="fp32")
+    result = caption(
+        chelsea,
+        model=str(tiny_vit_gpt2_dir),
+        max_new_tokens=5,
+        num_beams=1,
+        do_sample=True,
+        num_return_sequences=3,
+        precision="fp32",
+    )
     assert len(result) == 3
 
 
@@ -174,8 +200,9 @@ def blip_reference(tiny_blip_dir):
 def test_blip_matches_plain_generate(tiny_blip_dir, photos, blip_reference, num_beams):
     arrays = list(photos.values())
     expected = blip_reference(arrays, max_new_tokens=8, num_beams=num_beams, do_sample=False)
-    actual = caption(arrays, model=str(tiny_blip_dir), max_new_tokens=8, num_beams=num_beams, precision="fp32",
-                     batch_size=2)
+    actual = caption(
+        arrays, model=str(tiny_blip_dir), max_new_tokens=8, num_beams=num_beams, precision="fp32", batch_size=2
+    )
     assert actual == expected
     assert all(actual)
 
@@ -190,8 +217,9 @@ def test_blip_continues_a_prompt(tiny_blip_dir, photos, blip_reference):
 
 
 def test_blip_returns_several_sequences(tiny_blip_dir, chelsea, blip_reference):
-    result = caption(chelsea, model=str(tiny_blip_dir), max_new_tokens=6, num_beams=3, num_return_sequences=3,
-                     precision="fp32")
+    result = caption(
+        chelsea, model=str(tiny_blip_dir), max_new_tokens=6, num_beams=3, num_return_sequences=3, precision="fp32"
+    )
     assert result == blip_reference([chelsea], max_new_tokens=6, num_beams=3, num_return_sequences=3)
     assert load_captioner(str(tiny_blip_dir), precision="fp32").processor.conditional
 
@@ -203,13 +231,21 @@ def generate_cross_attention_maps(folder: Path, array: np.ndarray, max_new_token
     """Independent reference: greedy generate() with output_attentions, each step's cross-attention of the new
     position averaged over layers and heads, CLS dropped, max 1; with the decoded caption."""
     from PIL import Image
-    from transformers import AutoTokenizer, ViTImageProcessor, VisionEncoderDecoderModel
+    from transformers import AutoTokenizer, VisionEncoderDecoderModel, ViTImageProcessor
 
     model = VisionEncoderDecoderModel.from_pretrained(folder, attn_implementation="eager").eval()
-    pixel_values = ViTImageProcessor.from_pretrained(folder)(images=Image.fromarray(array), return_tensors="pt").pixel_values
+    pixel_values = ViTImageProcessor.from_pretrained(folder)(
+        images=Image.fromarray(array), return_tensors="pt"
+    ).pixel_values
     with torch.no_grad():
-        out = model.generate(pixel_values, max_new_tokens=max_new_tokens, num_beams=1, do_sample=False,
-                             output_attentions=True, return_dict_in_generate=True)
+        out = model.generate(
+            pixel_values,
+            max_new_tokens=max_new_tokens,
+            num_beams=1,
+            do_sample=False,
+            output_attentions=True,
+            return_dict_in_generate=True,
+        )
     tokenizer = AutoTokenizer.from_pretrained(folder)
     new_tokens = out.sequences[0, 1:]
     keep = [i for i, token in enumerate(new_tokens.tolist()) if token not in tokenizer.all_special_ids]
@@ -226,8 +262,7 @@ def test_word_maps_match_generate_cross_attentions(tiny_vit_gpt2_dir, chelsea):
     from core.caption import caption_attention
 
     expected_text, expected_maps = generate_cross_attention_maps(tiny_vit_gpt2_dir, chelsea, max_new_tokens=8)
-    result = caption_attention(chelsea, model=str(tiny_vit_gpt2_dir), max_new_tokens=8, num_beams=1,
-                               precision="fp32")
+    result = caption_attention(chelsea, model=str(tiny_vit_gpt2_dir), max_new_tokens=8, num_beams=1, precision="fp32")
     assert result.caption == expected_text
     assert len(result.tokens) == len(result.maps) == len(expected_maps)
     np.testing.assert_allclose(result.maps, expected_maps, atol=1e-5)
@@ -243,8 +278,9 @@ def test_word_maps_of_a_typed_caption(tiny_vit_gpt2_dir, chelsea):
     assert np.allclose(result.maps.max(axis=(1, 2)), 1) and result.maps.min() >= 0
     # Each word is predicted from a different decoder position, so the maps are not all the same.
     assert not np.allclose(result.maps[0], result.maps[-1])
-    last_layer = caption_attention(chelsea, "a cat sitting on a couch", model=str(tiny_vit_gpt2_dir), layer=2,
-                                   precision="fp32")
+    last_layer = caption_attention(
+        chelsea, "a cat sitting on a couch", model=str(tiny_vit_gpt2_dir), layer=2, precision="fp32"
+    )
     assert not np.allclose(last_layer.maps, result.maps)
 
 
@@ -256,11 +292,14 @@ def test_blip_word_maps(tiny_blip_dir, chelsea):
     assert result.maps.shape == (5, 4, 4) and np.allclose(result.maps.max(axis=(1, 2)), 1)
 
 
-@pytest.mark.parametrize("text, layer, message", [
-    ("   ", None, "No caption to map"),
-    ("a cat", 3, "layer must be between 1 and 2"),
-    ("a cat", -1, "layer must be between 1 and 2"),
-])
+@pytest.mark.parametrize(
+    "text, layer, message",
+    [
+        ("   ", None, "No caption to map"),
+        ("a cat", 3, "layer must be between 1 and 2"),
+        ("a cat", -1, "layer must be between 1 and 2"),
+    ],
+)
 def test_word_map_bad_inputs(tiny_vit_gpt2_dir, chelsea, text, layer, message):
     from core.caption import caption_attention
 
@@ -288,15 +327,32 @@ def test_caption_files_rows_match_caption(tmp_path, tiny_vit_gpt2_dir, photos, p
         archive.writestr("trip/notes.png", b"not a picture")
     files = [photo_files["chelsea"], tmp_path / "broken.jpg", tmp_path / "more.zip"]
 
-    results = caption_files(files, model=str(tiny_vit_gpt2_dir), max_new_tokens=6, num_beams=2,
-                            num_return_sequences=2, batch_size=2, precision="fp32")
+    results = caption_files(
+        files,
+        model=str(tiny_vit_gpt2_dir),
+        max_new_tokens=6,
+        num_beams=2,
+        num_return_sequences=2,
+        batch_size=2,
+        precision="fp32",
+    )
 
-    assert [r.name for r in results] == ["chelsea.jpg", "broken.jpg", "more.zip/trip/rocket.png",
-                                         "more.zip/trip/notes.png"]
+    assert [r.name for r in results] == [
+        "chelsea.jpg",
+        "broken.jpg",
+        "more.zip/trip/rocket.png",
+        "more.zip/trip/notes.png",
+    ]
     assert [r.ok for r in results] == [True, False, True, False]
     assert "broken.jpg" in results[1].error and "notes.png" in results[3].error
-    expected = caption([photo_files["chelsea"], photos["rocket"]], model=str(tiny_vit_gpt2_dir), max_new_tokens=6,
-                       num_beams=2, num_return_sequences=2, precision="fp32")
+    expected = caption(
+        [photo_files["chelsea"], photos["rocket"]],
+        model=str(tiny_vit_gpt2_dir),
+        max_new_tokens=6,
+        num_beams=2,
+        num_return_sequences=2,
+        precision="fp32",
+    )
     assert [list(results[0].captions), list(results[2].captions)] == expected
 
     csv_path = write_caption_csv(results, tmp_path / "captions.csv")
@@ -317,18 +373,23 @@ def test_caption_files_bad_settings_and_no_files(tiny_vit_gpt2_dir, photo_files)
 # ---- what the front ends call --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy, expected", [
-    ("greedy", dict(num_beams=1, do_sample=False)),
-    ("beam search", dict(num_beams=4, do_sample=False)),
-    ("sampling", dict(num_beams=1, do_sample=True, top_p=0.8, temperature=0.7)),
-])
+@pytest.mark.parametrize(
+    "strategy, expected",
+    [
+        ("greedy", dict(num_beams=1, do_sample=False)),
+        ("beam search", dict(num_beams=4, do_sample=False)),
+        ("sampling", dict(num_beams=1, do_sample=True, top_p=0.8, temperature=0.7)),
+    ],
+)
 def test_decoding_settings_keep_only_what_the_strategy_uses(strategy, expected):
     from ui.shared.caption import decoding_settings
 
     settings = decoding_settings(strategy, num_beams=4, top_p=0.8, temperature=0.7, max_new_tokens=12)
     assert settings == dict(max_new_tokens=12, num_return_sequences=1, **expected)
-    assert decoding_settings(strategy, repetition_penalty=1.3, no_repeat_ngram_size=2).items() >= \
-        dict(repetition_penalty=1.3, no_repeat_ngram_size=2).items()
+    assert (
+        decoding_settings(strategy, repetition_penalty=1.3, no_repeat_ngram_size=2).items()
+        >= dict(repetition_penalty=1.3, no_repeat_ngram_size=2).items()
+    )
     with pytest.raises(ValueError, match="Unknown decoding 'nucleus'"):
         decoding_settings("nucleus")
 
@@ -358,19 +419,33 @@ def test_captions_report_what_they_ran_on(tiny_vit_gpt2_dir, photos, photo_files
     from core.caption import caption_attention
 
     loads, runs = [], []
-    caption(photos["chelsea"], model=str(tiny_vit_gpt2_dir), max_new_tokens=4, precision="fp32",
-            on_load=loads.append, on_run=runs.append)
+    caption(
+        photos["chelsea"],
+        model=str(tiny_vit_gpt2_dir),
+        max_new_tokens=4,
+        precision="fp32",
+        on_load=loads.append,
+        on_run=runs.append,
+    )
     [run] = runs
     assert loads == [str(tiny_vit_gpt2_dir.resolve())] and run.model == loads[0]
     assert (run.device, run.dtype) == ("cpu", "float32") and run.milliseconds >= 0
     # word maps need eager attention, a second cache entry: announced once, then a hit
-    mapped = caption_attention(photos["chelsea"], "a cat", model=str(tiny_vit_gpt2_dir), precision="fp32",
-                               on_load=loads.append)
+    mapped = caption_attention(
+        photos["chelsea"], "a cat", model=str(tiny_vit_gpt2_dir), precision="fp32", on_load=loads.append
+    )
     caption_attention(photos["chelsea"], "a cat", model=str(tiny_vit_gpt2_dir), precision="fp32", on_load=loads.append)
     assert loads == [mapped.model] * 2 and mapped.run.model == mapped.model and mapped.run.milliseconds >= 0
 
     runs.clear()
-    caption_files([photo_files["chelsea"], photo_files["coffee"], photo_files["rocket"]], model=str(tiny_vit_gpt2_dir),
-                  batch_size=2, max_new_tokens=4, precision="fp32", on_load=loads.append, on_run=runs.append)
+    caption_files(
+        [photo_files["chelsea"], photo_files["coffee"], photo_files["rocket"]],
+        model=str(tiny_vit_gpt2_dir),
+        batch_size=2,
+        max_new_tokens=4,
+        precision="fp32",
+        on_load=loads.append,
+        on_run=runs.append,
+    )
     [batch_run] = runs  # one report for the whole batch, however many batches
     assert batch_run.model == mapped.model and batch_run.milliseconds >= 0 and len(loads) == 2

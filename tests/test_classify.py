@@ -1,4 +1,5 @@
 """core.classify and core.classify_files on real photos, with tiny random models loaded by the real loader."""
+
 from __future__ import annotations
 
 import csv
@@ -233,18 +234,25 @@ def upload(tmp_path_factory, photos):
     Image.fromarray(photos["chelsea"]).save(folder / "chelsea.jpg")
     (folder / "broken.jpg").write_text("this was never a JPEG")
     Image.fromarray(photos["camera"]).save(folder / "camera.png")
-    write_zip(folder / "album.zip", {
-        "album/astronaut.png": png_bytes(photos["astronaut"]),
-        "__MACOSX/album/._astronaut.png": b"\x00\x05\x16\x07 resource fork",
-        "album/.DS_Store": b"\x00\x00\x00\x01Bud1",
-        "album/readme.txt": b"photos from the trip",
-        "album/corrupt.png": b"\x89PNG\r\n\x1a\n but then nothing",
-        "album/coffee.png": png_bytes(photos["coffee"]),
-    })
+    write_zip(
+        folder / "album.zip",
+        {
+            "album/astronaut.png": png_bytes(photos["astronaut"]),
+            "__MACOSX/album/._astronaut.png": b"\x00\x05\x16\x07 resource fork",
+            "album/.DS_Store": b"\x00\x00\x00\x01Bud1",
+            "album/readme.txt": b"photos from the trip",
+            "album/corrupt.png": b"\x89PNG\r\n\x1a\n but then nothing",
+            "album/coffee.png": png_bytes(photos["coffee"]),
+        },
+    )
     files = [folder / "chelsea.jpg", folder / "broken.jpg", folder / "album.zip", folder / "camera.png"]
     expected_names = [
-        "chelsea.jpg", "broken.jpg", "album.zip/album/astronaut.png",
-        "album.zip/album/corrupt.png", "album.zip/album/coffee.png", "camera.png",
+        "chelsea.jpg",
+        "broken.jpg",
+        "album.zip/album/astronaut.png",
+        "album.zip/album/corrupt.png",
+        "album.zip/album/coffee.png",
+        "camera.png",
     ]
     sources = {
         "chelsea.jpg": folder / "chelsea.jpg",
@@ -381,7 +389,7 @@ def test_a_damaged_zip_entry_is_named_in_the_batch_row(tiny_vit_dir, photo_path,
         zipped.write(photo_path, "cats/one.png")
     payload = bytearray(archive.read_bytes())
     start = payload.index(b"cats/one.png") + len("cats/one.png") + 40  # inside the compressed data
-    payload[start:start + 64] = bytes(64)
+    payload[start : start + 64] = bytes(64)
     archive.write_bytes(bytes(payload))
     results = classify_files([photo_path, archive], model=str(tiny_vit_dir), top_k=1)
     assert results[0].ok
@@ -394,8 +402,9 @@ def test_a_damaged_zip_entry_is_named_in_the_batch_row(tiny_vit_dir, photo_path,
 
 def test_classify_reports_what_it_ran_on_once(tiny_vit_dir, chelsea, empty_model_cache):
     runs, loads = [], []
-    predictions = classify(chelsea, model=str(tiny_vit_dir), precision="fp32", device="cpu", on_load=loads.append,
-                           on_run=runs.append)
+    predictions = classify(
+        chelsea, model=str(tiny_vit_dir), precision="fp32", device="cpu", on_load=loads.append, on_run=runs.append
+    )
     assert predictions and loads == [str(tiny_vit_dir.resolve())]
     [run] = runs
     assert run.model == str(tiny_vit_dir.resolve()) and run.device == "cpu" and run.dtype == "float32"
@@ -408,8 +417,13 @@ def test_classify_reports_what_it_ran_on_once(tiny_vit_dir, chelsea, empty_model
 
 def test_classify_files_reports_one_run_and_none_when_nothing_could_be_read(tiny_vit_dir, photo_files, tmp_path):
     runs = []
-    results = classify_files([photo_files["chelsea"], photo_files["coffee"]], model=str(tiny_vit_dir),
-                             precision="fp32", batch_size=1, on_run=runs.append)
+    results = classify_files(
+        [photo_files["chelsea"], photo_files["coffee"]],
+        model=str(tiny_vit_dir),
+        precision="fp32",
+        batch_size=1,
+        on_run=runs.append,
+    )
     assert all(result.ok for result in results)
     [run] = runs
     assert run.model == str(tiny_vit_dir.resolve()) and run.dtype == "float32" and run.milliseconds >= 0

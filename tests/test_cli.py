@@ -1,4 +1,5 @@
 """`python -m core classify ...`: run as a real subprocess against a tiny local model."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,11 @@ def start_cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "core", "classify", *args],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -32,7 +37,8 @@ def finish(process: subprocess.Popen) -> SimpleNamespace:
 
 @pytest.fixture(scope="module")
 def cli(tiny_vit_dir, photo_path, photos, tmp_path_factory) -> SimpleNamespace:
-    """Two real CLI runs, started together (each mostly waits on importing torch): JSON, and text with a missing file."""
+    """Two real CLI runs, started together (each mostly waits on importing torch): JSON, and text with a missing
+    file."""
     folder = tmp_path_factory.mktemp("cli")
     astronaut = folder / "astronaut.jpg"
     Image.fromarray(photos["astronaut"]).save(astronaut)

@@ -1,4 +1,5 @@
 """`python app.py deploy`: the folder a dry run writes, spaces.yaml's settings, the upload's errors (no network)."""
+
 from __future__ import annotations
 
 import http.server
@@ -25,8 +26,14 @@ def run_deploy(*args: str, env: dict[str, str] | None = None) -> SimpleNamespace
     """`python app.py deploy ...` as a user runs it; offline mode (on for the whole suite) only when asked."""
     unset = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")
     environ = {key: value for key, value in os.environ.items() if key not in unset}
-    process = subprocess.run([sys.executable, str(ROOT / "app.py"), "deploy", *args], cwd=ROOT, text=True,
-                             capture_output=True, timeout=120, env={**environ, **(env or {})})
+    process = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "deploy", *args],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env={**environ, **(env or {})},
+    )
     return SimpleNamespace(returncode=process.returncode, stdout=process.stdout, stderr=process.stderr)
 
 
@@ -61,8 +68,21 @@ def test_dry_run_writes_the_space_and_says_nothing_was_uploaded(space):
 
 
 def test_front_matter_has_what_the_hub_needs(space):
-    for key in ("title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "app_file", "python_version",
-                "suggested_hardware", "models", "preload_from_hub", "startup_duration_timeout", "short_description"):
+    for key in (
+        "title",
+        "emoji",
+        "colorFrom",
+        "colorTo",
+        "sdk",
+        "sdk_version",
+        "app_file",
+        "python_version",
+        "suggested_hardware",
+        "models",
+        "preload_from_hub",
+        "startup_duration_timeout",
+        "short_description",
+    ):
         assert space.settings.get(key), key
     assert space.settings["sdk"] == "gradio"
     assert space.settings["sdk_version"] == gradio.__version__  # the gradio the tests run on
@@ -84,8 +104,17 @@ def test_the_app_file_and_requirements_are_in_the_folder(space):
 def test_nothing_but_the_app_is_shipped(space):
     for path in space.files:
         top = path.split("/")[0]
-        assert top in ("README.md", "ABOUT.md", "SECURITY.md", "app.py", "requirements.txt", "core", "training", "ui",
-                       "docs"), path
+        assert top in (
+            "README.md",
+            "ABOUT.md",
+            "SECURITY.md",
+            "app.py",
+            "requirements.txt",
+            "core",
+            "training",
+            "ui",
+            "docs",
+        ), path
         assert "__pycache__" not in path and not path.endswith((".pyc", ".pyi")), path
     assert not any(path.startswith(("tests/", "bench/", "runs/", ".venv/", "test-artifacts/")) for path in space.files)
 
@@ -160,12 +189,15 @@ def test_a_drifted_sdk_version_is_refused(tmp_path):
         deploy.load_settings(tmp_path)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("torch==2.14.1\ngradio==6.31.0\n", "6.31.0"),
-    ("gradio == 6.31.0  # the UI\n", "6.31.0"),
-    ("gradio_client==2.7.2\n", None),
-    ("gradio>=6\n", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("torch==2.14.1\ngradio==6.31.0\n", "6.31.0"),
+        ("gradio == 6.31.0  # the UI\n", "6.31.0"),
+        ("gradio_client==2.7.2\n", None),
+        ("gradio>=6\n", None),
+    ],
+)
 def test_pinned_version(text, expected):
     assert deploy.pinned_version(text, "gradio") == expected
 
@@ -218,14 +250,20 @@ def test_a_refused_token_gives_one_sentence_from_the_real_client():
         result = run_deploy("--space", "alice/vit-studio", env={"HF_ENDPOINT": endpoint, "HF_TOKEN": FAKE_TOKEN})
     finally:
         server.shutdown()
-    assert_one_line_error(result, "Could not upload to the Space alice/vit-studio", "refused the token",
-                          "write access to alice")
+    assert_one_line_error(
+        result, "Could not upload to the Space alice/vit-studio", "refused the token", "write access to alice"
+    )
 
 
 def test_a_missing_token_says_how_to_get_one(tmp_path):
     # An empty HF_HOME: no stored login to fall back on.
-    result = run_deploy("--space", "alice/vit-studio", "--token-env", "MY_HF_TOKEN",
-                        env={"HF_HOME": str(tmp_path), "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"})
+    result = run_deploy(
+        "--space",
+        "alice/vit-studio",
+        "--token-env",
+        "MY_HF_TOKEN",
+        env={"HF_HOME": str(tmp_path), "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"},
+    )
     assert_one_line_error(result, "No Hugging Face token", "MY_HF_TOKEN", "hf auth login")
 
 

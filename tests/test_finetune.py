@@ -1,4 +1,5 @@
 """training.finetune on generated shapes and real ant/bee photos: learning, events, stop and resume, bad settings."""
+
 from __future__ import annotations
 
 import json
@@ -38,15 +39,25 @@ def scratch_config(tmp_path_factory) -> Path:
     from transformers import ViTConfig
 
     folder = tmp_path_factory.mktemp("scratch-config")
-    ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-              intermediate_size=128).save_pretrained(folder)
+    ViTConfig(
+        image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128
+    ).save_pretrained(folder)
     return folder
 
 
 def shapes_config(shapes_dir, scratch_config, output_dir, **changes) -> FinetuneConfig:
-    settings = dict(train_dir=shapes_dir, output_dir=output_dir, model_name_or_path=None,
-                    config_name=str(scratch_config), num_train_epochs=4, learning_rate=1e-3,
-                    per_device_train_batch_size=16, warmup_ratio=0.1, augment=False, seed=0)
+    settings = dict(
+        train_dir=shapes_dir,
+        output_dir=output_dir,
+        model_name_or_path=None,
+        config_name=str(scratch_config),
+        num_train_epochs=4,
+        learning_rate=1e-3,
+        per_device_train_batch_size=16,
+        warmup_ratio=0.1,
+        augment=False,
+        seed=0,
+    )
     return FinetuneConfig(**{**settings, **changes})
 
 
@@ -104,11 +115,35 @@ def test_the_run_classifies_through_core(shapes_run, shapes_dir):
 def test_python_m_training_with_the_example_flags(shapes_dir, scratch_config, tmp_path):
     output_dir = tmp_path / "cli-run"
     completed = subprocess.run(
-        [sys.executable, "-m", "training", "--train_dir", str(shapes_dir), "--config_name", str(scratch_config),
-         "--output_dir", str(output_dir), "--num_train_epochs", "4", "--learning_rate", "1e-3",
-         "--per_device_train_batch_size", "16", "--warmup_ratio", "0.1", "--no_augmentation", "--seed", "0",
-         "--do_train", "--do_eval"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "--train_dir",
+            str(shapes_dir),
+            "--config_name",
+            str(scratch_config),
+            "--output_dir",
+            str(output_dir),
+            "--num_train_epochs",
+            "4",
+            "--learning_rate",
+            "1e-3",
+            "--per_device_train_batch_size",
+            "16",
+            "--warmup_ratio",
+            "0.1",
+            "--no_augmentation",
+            "--seed",
+            "0",
+            "--do_train",
+            "--do_eval",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert completed.returncode == 0, completed.stderr
     results = json.loads((output_dir / "all_results.json").read_text())
@@ -118,8 +153,22 @@ def test_python_m_training_with_the_example_flags(shapes_dir, scratch_config, tm
 
 def test_cli_bad_flags_get_a_message(shapes_dir, tmp_path):
     completed = subprocess.run(
-        [sys.executable, "-m", "training", "--train_dir", str(shapes_dir), "--output_dir", str(tmp_path / "x"),
-         "--learning_rate", "0"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "--train_dir",
+            str(shapes_dir),
+            "--output_dir",
+            str(tmp_path / "x"),
+            "--learning_rate",
+            "0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert completed.returncode == 2
     assert "learning rate must be greater than 0" in completed.stderr
 
@@ -168,9 +217,20 @@ def test_head_only_trains_the_classifier_and_nothing_else(tiny_vit_dir, shapes_d
     from transformers import ViTForImageClassification
 
     output_dir = tmp_path / "head"
-    events = list(finetune(FinetuneConfig(train_dir=shapes_dir, output_dir=output_dir,
-                                          model_name_or_path=str(tiny_vit_dir), mode="head", num_train_epochs=3,
-                                          learning_rate=1e-2, per_device_train_batch_size=16, seed=0)))
+    events = list(
+        finetune(
+            FinetuneConfig(
+                train_dir=shapes_dir,
+                output_dir=output_dir,
+                model_name_or_path=str(tiny_vit_dir),
+                mode="head",
+                num_train_epochs=3,
+                learning_rate=1e-2,
+                per_device_train_batch_size=16,
+                seed=0,
+            )
+        )
+    )
     assert isinstance(events[-1], Finished)
     assert sum(isinstance(event, Saved) for event in events) == 1  # once, at the end
     base = ViTForImageClassification.from_pretrained(tiny_vit_dir)
@@ -184,9 +244,17 @@ def test_head_only_trains_the_classifier_and_nothing_else(tiny_vit_dir, shapes_d
 def test_head_only_stop_during_the_feature_pass_saves_and_resumes(tiny_vit_dir, shapes_dir, tmp_path):
     """The feature pass over a large data set takes minutes: Stop does not wait for its end."""
     output_dir = tmp_path / "head"
-    config = FinetuneConfig(train_dir=shapes_dir, output_dir=output_dir, model_name_or_path=str(tiny_vit_dir),
-                            mode="head", num_train_epochs=2, learning_rate=1e-2, per_device_train_batch_size=16,
-                            per_device_eval_batch_size=8, seed=0)
+    config = FinetuneConfig(
+        train_dir=shapes_dir,
+        output_dir=output_dir,
+        model_name_or_path=str(tiny_vit_dir),
+        mode="head",
+        num_train_epochs=2,
+        learning_rate=1e-2,
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=8,
+        seed=0,
+    )
     stop, events = threading.Event(), []
     for event in finetune(config, stop):
         events.append(event)
@@ -213,9 +281,18 @@ def test_ants_and_bees(tiny_vit_dir, tmp_path, packed):
             for path in sorted((HYMENOPTERA / split / insect).iterdir())[:8]:
                 (subset / split / insect / path.name).write_bytes(path.read_bytes())
     source = subset if packed == "folder" else Path(shutil.make_archive(str(subset), "zip", tmp_path, "hymenoptera"))
-    events = list(finetune(FinetuneConfig(train_dir=source, output_dir=tmp_path / "run",
-                                          model_name_or_path=str(tiny_vit_dir), num_train_epochs=1,
-                                          per_device_train_batch_size=4, learning_rate=1e-4)))
+    events = list(
+        finetune(
+            FinetuneConfig(
+                train_dir=source,
+                output_dir=tmp_path / "run",
+                model_name_or_path=str(tiny_vit_dir),
+                num_train_epochs=1,
+                per_device_train_batch_size=4,
+                learning_rate=1e-4,
+            )
+        )
+    )
     started, final = events[0], events[-1]
     assert started.classes == ("ants", "bees") and started.train_size == 16 and started.val_size == 16
     assert isinstance(final, Finished)
@@ -230,16 +307,19 @@ def test_ants_and_bees(tiny_vit_dir, tmp_path, packed):
 # ---- bad settings ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("changes, message", [
-    (dict(learning_rate=0), "learning rate must be greater than 0"),
-    (dict(learning_rate=-1e-3), "learning rate must be greater than 0"),
-    (dict(num_train_epochs=0), "epochs must be a whole number of at least 1"),
-    (dict(per_device_train_batch_size=500), r"batch size \(500\) is larger than the training set"),
-    (dict(mode="lora"), "Unknown mode 'lora'"),
-    (dict(warmup_ratio=1.0), "warmup ratio must be from 0"),
-    (dict(model_name_or_path=None, config_name=None), "No model to start from"),
-    (dict(seed=-1), "seed must be a whole number from 0"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(learning_rate=0), "learning rate must be greater than 0"),
+        (dict(learning_rate=-1e-3), "learning rate must be greater than 0"),
+        (dict(num_train_epochs=0), "epochs must be a whole number of at least 1"),
+        (dict(per_device_train_batch_size=500), r"batch size \(500\) is larger than the training set"),
+        (dict(mode="lora"), "Unknown mode 'lora'"),
+        (dict(warmup_ratio=1.0), "warmup ratio must be from 0"),
+        (dict(model_name_or_path=None, config_name=None), "No model to start from"),
+        (dict(seed=-1), "seed must be a whole number from 0"),
+    ],
+)
 def test_bad_settings_are_refused_before_anything_is_written(shapes_dir, scratch_config, tmp_path, changes, message):
     output_dir = tmp_path / "never"
     with pytest.raises(ValueError, match=message):
@@ -254,14 +334,27 @@ def test_one_class_is_refused(scratch_config, tmp_path):
             path.unlink()
         (tmp_path / "data" / shape).rmdir()
     with pytest.raises(DataError, match="class"):
-        next(finetune(FinetuneConfig(train_dir=tmp_path / "data", output_dir=tmp_path / "run",
-                                     model_name_or_path=None, config_name=str(scratch_config))))
+        next(
+            finetune(
+                FinetuneConfig(
+                    train_dir=tmp_path / "data",
+                    output_dir=tmp_path / "run",
+                    model_name_or_path=None,
+                    config_name=str(scratch_config),
+                )
+            )
+        )
 
 
 def test_a_base_model_that_is_not_here_gets_the_loaders_message(shapes_dir, tmp_path):
     with pytest.raises(ValueError, match="someone/not-downloaded-vit"):
-        next(finetune(FinetuneConfig(train_dir=shapes_dir, output_dir=tmp_path / "run",
-                                     model_name_or_path="someone/not-downloaded-vit")))
+        next(
+            finetune(
+                FinetuneConfig(
+                    train_dir=shapes_dir, output_dir=tmp_path / "run", model_name_or_path="someone/not-downloaded-vit"
+                )
+            )
+        )
 
 
 def test_resume_from_the_run_folder_alone(shapes_dir, scratch_config, tmp_path):
@@ -337,7 +430,8 @@ def test_one_training_at_a_time(shapes_dir, scratch_config, tmp_path):
 
 @pytest.mark.parametrize("shared_by", ["SPACE_ID", "VIT_STUDIO_SHARED"])
 def test_on_a_shared_app_only_the_visitor_who_started_a_run_can_stop_it_while_open(
-        shared_by, shapes_dir, scratch_config, tmp_path, monkeypatch):
+    shared_by, shapes_dir, scratch_config, tmp_path, monkeypatch
+):
     from training import jobs
     from training.access import visitor
     from training.jobs import OWNER_AWAY_S, run_owner, start_training, stop_current
@@ -369,16 +463,18 @@ def test_the_owner_stops_at_once(shapes_dir, scratch_config, tmp_path, monkeypat
     from training.jobs import start_training, stop_current
 
     monkeypatch.setenv("SPACE_ID", "someone/vit-studio")
-    job = start_training(shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200),
-                         visitor=visitor("visitor-a"))
+    job = start_training(
+        shapes_config(shapes_dir, scratch_config, tmp_path / "a", num_train_epochs=200), visitor=visitor("visitor-a")
+    )
     with pytest.raises(ValueError, match="another visitor"):
         stop_current()
     assert stop_current(visitor=visitor("visitor-a")) is True
     assert isinstance(ended(job).events[-1], Stopped)
 
 
-def test_a_second_start_is_told_at_once_whose_run_trains_and_when_it_ends(shapes_dir, scratch_config, tmp_path,
-                                                                        monkeypatch):
+def test_a_second_start_is_told_at_once_whose_run_trains_and_when_it_ends(
+    shapes_dir, scratch_config, tmp_path, monkeypatch
+):
     from training.access import visitor
     from training.jobs import start_new_run, start_training, stop_current
 

@@ -1,4 +1,5 @@
 """Gradio's cache of result images, as the app sets it up: a picture being served is never rewritten in place."""
+
 from __future__ import annotations
 
 import threading

@@ -1,5 +1,6 @@
 """The Gradio Train tab's own wiring, called as Gradio calls it (with each page's gr.Request and visitor id): runs
 are named, not pathed, and on a shared app each visitor sees, stops and downloads only their own."""
+
 from __future__ import annotations
 
 import zipfile
@@ -18,13 +19,15 @@ FULL_RUN = ["full", 200, 5e-4, 4, 0.0, 0.1, 0, False, 0, "auto"]
 
 
 def _start(train_tab, shapes_zip, tiny_vit_dir, run_name, visitor_id, request, settings=FULL_RUN):
-    return train_tab.start_run(str(shapes_zip), None, "", "", str(tiny_vit_dir), *settings, run_name, visitor_id,
-                               request)
+    return train_tab.start_run(
+        str(shapes_zip), None, "", "", str(tiny_vit_dir), *settings, run_name, visitor_id, request
+    )
 
 
 @pytest.mark.parametrize("shared_by", ["SPACE_ID", "VIT_STUDIO_SHARED"])
-def test_on_a_shared_app_stop_belongs_to_the_visitor_who_started_the_run(shared_by, tiny_vit_dir, tmp_path,
-                                                                         monkeypatch):
+def test_on_a_shared_app_stop_belongs_to_the_visitor_who_started_the_run(
+    shared_by, tiny_vit_dir, tmp_path, monkeypatch
+):
     from ui import train_tab
 
     monkeypatch.delenv("SPACE_ID", raising=False)
@@ -60,11 +63,17 @@ def two_visitors_runs(tiny_vit_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("VIT_STUDIO_RUNS", str(runs))
     shapes_zip = write_shapes_zip(tmp_path, per_class=8)
     head_run = ["head", 1, 1e-2, 16, 0.0, 0.0, 0, False, 0, "auto"]
-    *_, last = _start(train_tab, shapes_zip, tiny_vit_dir, "alice", ALICE, gr.Request(session_hash="a"),
-                      head_run)
+    *_, last = _start(train_tab, shapes_zip, tiny_vit_dir, "alice", ALICE, gr.Request(session_hash="a"), head_run)
     example = runs / "example"
-    for _ in finetune(FinetuneConfig(train_dir=shapes_zip, output_dir=example, model_name_or_path=str(tiny_vit_dir),
-                                     mode="head", num_train_epochs=1)):
+    for _ in finetune(
+        FinetuneConfig(
+            train_dir=shapes_zip,
+            output_dir=example,
+            model_name_or_path=str(tiny_vit_dir),
+            mode="head",
+            num_train_epochs=1,
+        )
+    ):
         pass
     return train_tab, last[0], runs
 
@@ -83,13 +92,15 @@ def test_each_visitor_lists_only_their_runs_and_the_examples(two_visitors_runs):
 def test_another_visitors_run_is_refused_like_a_run_that_does_not_exist(two_visitors_runs):
     train_tab, alice_run, runs = two_visitors_runs
     bob = gr.Request(session_hash="b")
-    for call in (lambda name: train_tab.zip_current(name, BOB, bob),
-                 lambda name: train_tab.use_run(name, BOB, bob),
-                 lambda name: train_tab.show_saved_run(name, BOB, bob),
-                 lambda name: train_tab.cell_overlays(name, "circle", "circle", BOB, bob),
-                 lambda name: train_tab.compare_attention(name, "circle", "circle", BOB, bob),
-                 lambda name: train_tab.push_current(name, "me/x", "hf_x", True, BOB, bob),
-                 lambda name: next(train_tab.resume_run(name, BOB, bob))):
+    for call in (
+        lambda name: train_tab.zip_current(name, BOB, bob),
+        lambda name: train_tab.use_run(name, BOB, bob),
+        lambda name: train_tab.show_saved_run(name, BOB, bob),
+        lambda name: train_tab.cell_overlays(name, "circle", "circle", BOB, bob),
+        lambda name: train_tab.compare_attention(name, "circle", "circle", BOB, bob),
+        lambda name: train_tab.push_current(name, "me/x", "hf_x", True, BOB, bob),
+        lambda name: next(train_tab.resume_run(name, BOB, bob)),
+    ):
         for name in (alice_run, str(runs / alice_run), "no-such-run"):
             with pytest.raises(gr.Error, match="There is no run called '.+' here: pick one from the list"):
                 call(name)
@@ -143,7 +154,9 @@ def test_folder_names_pair_only_when_every_name_matches(tmp_path):
 
     files = [tmp_path / "h1" / "a.jpg", tmp_path / "h2" / "b.jpg"]
     assert pair_folder_names('["pets/cat/a.jpg", "pets/dog/b.jpg"]', files) == [
-        ("pets/cat/a.jpg", files[0]), ("pets/dog/b.jpg", files[1])]
+        ("pets/cat/a.jpg", files[0]),
+        ("pets/dog/b.jpg", files[1]),
+    ]
     # A stale list (another folder), a short list, or no list: the bare files, never a wrong class.
     assert pair_folder_names('["pets/cat/x.jpg", "pets/dog/b.jpg"]', files) == files
     assert pair_folder_names('["pets/cat/a.jpg"]', files) == files
@@ -160,4 +173,6 @@ def test_upload_whose_folder_names_were_lost_asks_for_a_zip(tmp_path):
     # With the browser's names the same files keep their classes.
     names = '["pets/cat/p0.jpg", "pets/cat/p1.jpg", "pets/dog/p2.jpg", "pets/dog/p3.jpg"]'
     assert [name for name, _ in data_source(None, [str(path) for path in files], names, "")][:2] == [
-        "pets/cat/p0.jpg", "pets/cat/p1.jpg"]
+        "pets/cat/p0.jpg",
+        "pets/cat/p1.jpg",
+    ]

@@ -1,6 +1,7 @@
 """Hostile or damaged input to the training engine and the model boxes: sizes that would exhaust memory, run folders
 with garbage in their files, paths that must not reveal what the server holds. Every one gets a sentence, never a
 traceback or a MemoryError."""
+
 from __future__ import annotations
 
 import importlib
@@ -33,14 +34,20 @@ def settings(**changes) -> FinetuneConfig:
     return FinetuneConfig(**{"train_dir": "data", "output_dir": "run", **changes})
 
 
-@pytest.mark.parametrize("changes, message", [
-    (dict(image_size=30000), f"image size is 30000 pixels a side; at most {MAX_IMAGE_SIZE} can be trained"),
-    (dict(image_size=MAX_IMAGE_SIZE + 1), "leave it unset to use the model's own"),
-    (dict(image_size=4096, per_device_train_batch_size=17), r"lower the batch size to 16 or less, or the image size"),
-    (dict(image_size=1024, per_device_train_batch_size=4096), "lower the batch size to 256 or less"),
-    (dict(dataloader_num_workers=10**6), "data loader workers must be a whole number from 0 to"),
-    (dict(dataloader_num_workers=-1), "data loader workers must be a whole number from 0 to"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(image_size=30000), f"image size is 30000 pixels a side; at most {MAX_IMAGE_SIZE} can be trained"),
+        (dict(image_size=MAX_IMAGE_SIZE + 1), "leave it unset to use the model's own"),
+        (
+            dict(image_size=4096, per_device_train_batch_size=17),
+            r"lower the batch size to 16 or less, or the image size",
+        ),
+        (dict(image_size=1024, per_device_train_batch_size=4096), "lower the batch size to 256 or less"),
+        (dict(dataloader_num_workers=10**6), "data loader workers must be a whole number from 0 to"),
+        (dict(dataloader_num_workers=-1), "data loader workers must be a whole number from 0 to"),
+    ],
+)
 def test_sizes_past_what_any_device_holds_are_refused_by_the_settings_check(changes, message):
     with pytest.raises(ValueError, match=message):
         check_config(settings(**changes))
@@ -53,35 +60,62 @@ def test_the_bounds_leave_room_for_big_real_runs():
     check_config(settings(image_size=224, per_device_train_batch_size=4096, per_device_eval_batch_size=4096))
     check_config(settings(image_size=518, per_device_train_batch_size=512))
     check_config(settings(image_size=2048, mode="head", per_device_train_batch_size=100_000))
-    assert 16 * MAX_IMAGE_SIZE ** 2 == MAX_BATCH_PIXELS
+    assert 16 * MAX_IMAGE_SIZE**2 == MAX_BATCH_PIXELS
 
 
-@pytest.mark.parametrize("field, value", [("image size", 30000.0), ("image size", float("inf")),
-                                          ("image size", float("nan")), ("seed", float("inf")),
-                                          ("batch size", float("inf"))])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("image size", 30000.0),
+        ("image size", float("inf")),
+        ("image size", float("nan")),
+        ("seed", float("inf")),
+        ("batch size", float("inf")),
+    ],
+)
 def test_the_train_forms_numbers_get_a_sentence(field, value):
     """Both Train forms go through form_config, then check_config (start_new_run): each must be a ValueError,
     which the forms show, never an OverflowError or a MemoryError."""
     numbers = {"image size": 0, "seed": 42, "batch size": 16, field: value}
     with pytest.raises(ValueError, match=f"The {field}"):
-        check_config(form_config("data", "vit-small-scratch", "full", 3, 5e-5, numbers["batch size"], 0.0, 0.0,
-                                 numbers["image size"], True, numbers["seed"], "auto"))
+        check_config(
+            form_config(
+                "data",
+                "vit-small-scratch",
+                "full",
+                3,
+                5e-5,
+                numbers["batch size"],
+                0.0,
+                0.0,
+                numbers["image size"],
+                True,
+                numbers["seed"],
+                "auto",
+            )
+        )
 
 
 def test_a_train_form_reads_into_the_engines_config():
     """The forms' numbers arrive as floats (Gradio) or ints (Streamlit); 0 as the image size means the model's own,
     and the scratch preset in "Start from" trains from a config rather than loading a model."""
-    config = form_config("shapes.zip", "vit-small-scratch", "head", 10.0, 1e-3, 16.0, None, 0.1, 0.0, True, 42.0,
-                         "bf16")
+    config = form_config(
+        "shapes.zip", "vit-small-scratch", "head", 10.0, 1e-3, 16.0, None, 0.1, 0.0, True, 42.0, "bf16"
+    )
     assert (config.num_train_epochs, config.per_device_train_batch_size, config.seed) == (10, 16, 42)
-    assert all(type(value) is int for value in (config.num_train_epochs, config.per_device_train_batch_size,
-                                                config.seed))
+    assert all(
+        type(value) is int for value in (config.num_train_epochs, config.per_device_train_batch_size, config.seed)
+    )
     assert config.image_size is None and config.weight_decay == 0.0 and config.precision == "bf16"
     assert (config.model_name_or_path, config.config_name) == (None, "vit-small-scratch")
-    from_model = form_config("shapes.zip", " google/vit-base-patch16-224 ", "full", 3, 5e-5, 8, 0.01, 0.0, 384, False,
-                             7, "auto")
+    from_model = form_config(
+        "shapes.zip", " google/vit-base-patch16-224 ", "full", 3, 5e-5, 8, 0.01, 0.0, 384, False, 7, "auto"
+    )
     assert (from_model.model_name_or_path, from_model.config_name, from_model.image_size) == (
-        "google/vit-base-patch16-224", None, 384)
+        "google/vit-base-patch16-224",
+        None,
+        384,
+    )
     check_config(config)
     check_config(from_model)
     with pytest.raises(ValueError, match="The epochs must be a whole number, not 2.5"):
@@ -91,21 +125,46 @@ def test_a_train_form_reads_into_the_engines_config():
 def test_cli_image_size_30000_is_one_line_and_no_traceback(tmp_path):
     output_dir = tmp_path / "never"
     completed = subprocess.run(
-        [sys.executable, "-m", "training", "--train_dir", str(tmp_path), "--output_dir", str(output_dir),
-         "--image_size", "30000"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "--train_dir",
+            str(tmp_path),
+            "--output_dir",
+            str(output_dir),
+            "--image_size",
+            "30000",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [
         f"error: The image size is 30000 pixels a side; at most {MAX_IMAGE_SIZE} can be trained: leave it unset to "
-        "use the model's own, or pick one such as 224 or 384."]
+        "use the model's own, or pick one such as 224 or 384."
+    ]
     assert not output_dir.exists()
 
 
 def test_cli_batch_of_too_many_pixels_is_one_line(tmp_path, capsys):
     from training.__main__ import main
 
-    code = main(["--train_dir", str(tmp_path), "--output_dir", str(tmp_path / "never"), "--image_size", "2048",
-                 "--per_device_train_batch_size", "128"])
+    code = main(
+        [
+            "--train_dir",
+            str(tmp_path),
+            "--output_dir",
+            str(tmp_path / "never"),
+            "--image_size",
+            "2048",
+            "--per_device_train_batch_size",
+            "128",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 2
     [line] = captured.err.strip().splitlines()
@@ -124,9 +183,17 @@ def shapes(tmp_path_factory) -> Path:
 def stopped_run(tiny_vit_dir, shapes, tmp_path_factory) -> Path:
     """A real head-only run on a tiny ViT, stopped at step 3 of 12: every file a resume reads is in it."""
     output_dir = tmp_path_factory.mktemp("runs") / "stopped"
-    config = FinetuneConfig(train_dir=shapes, output_dir=output_dir, model_name_or_path=str(tiny_vit_dir),
-                            mode="head", num_train_epochs=2, learning_rate=1e-2, per_device_train_batch_size=4,
-                            seed=0, precision="fp32")
+    config = FinetuneConfig(
+        train_dir=shapes,
+        output_dir=output_dir,
+        model_name_or_path=str(tiny_vit_dir),
+        mode="head",
+        num_train_epochs=2,
+        learning_rate=1e-2,
+        per_device_train_batch_size=4,
+        seed=0,
+        precision="fp32",
+    )
     stop = threading.Event()
     for event in finetune(config, stop):
         if isinstance(event, Step) and event.step == 3:
@@ -145,10 +212,18 @@ def resumed(run_dir: Path) -> list:
     return list(finetune(resume_config(run_dir)))
 
 
-RUN_FILES = ["run_config.json", "split.json", "events.jsonl", "checkpoint/trainer_state.json",
-             "checkpoint/config.json", "checkpoint/preprocessor_config.json", "checkpoint/model.safetensors",
-             "checkpoint/accelerate/model.safetensors", "checkpoint/accelerate/optimizer.bin",
-             "checkpoint/accelerate/scheduler.bin"]
+RUN_FILES = [
+    "run_config.json",
+    "split.json",
+    "events.jsonl",
+    "checkpoint/trainer_state.json",
+    "checkpoint/config.json",
+    "checkpoint/preprocessor_config.json",
+    "checkpoint/model.safetensors",
+    "checkpoint/accelerate/model.safetensors",
+    "checkpoint/accelerate/optimizer.bin",
+    "checkpoint/accelerate/scheduler.bin",
+]
 
 
 @pytest.mark.parametrize("name", RUN_FILES)
@@ -161,17 +236,20 @@ def test_a_garbage_file_in_a_run_is_named_before_training_starts(run_copy, name)
     assert (run_copy / "events.jsonl").read_bytes() == log_before  # no Started: nothing began
 
 
-@pytest.mark.parametrize("name, text", [
-    ("checkpoint/trainer_state.json", "[]"),
-    ("checkpoint/trainer_state.json", '{"step": "3", "epoch": 0, "loss_sum": 1.0}'),
-    ("checkpoint/trainer_state.json", '{"step": 3, "epoch": 0, "loss_sum": 1.0, "secret": 1}'),
-    ("checkpoint/trainer_state.json", "[" * 100_000),
-    ("split.json", "{}"),
-    ("split.json", '{"root": "/", "classes": ["a", "b"], "train": [["/etc/passwd", 7]], "val": []}'),
-    ("run_config.json", "null"),
-    ("run_config.json", '{"mode": "head"}'),
-    ("checkpoint/config.json", "[1, 2]"),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("checkpoint/trainer_state.json", "[]"),
+        ("checkpoint/trainer_state.json", '{"step": "3", "epoch": 0, "loss_sum": 1.0}'),
+        ("checkpoint/trainer_state.json", '{"step": 3, "epoch": 0, "loss_sum": 1.0, "secret": 1}'),
+        ("checkpoint/trainer_state.json", "[" * 100_000),
+        ("split.json", "{}"),
+        ("split.json", '{"root": "/", "classes": ["a", "b"], "train": [["/etc/passwd", 7]], "val": []}'),
+        ("run_config.json", "null"),
+        ("run_config.json", '{"mode": "head"}'),
+        ("checkpoint/config.json", "[1, 2]"),
+    ],
+)
 def test_valid_json_that_is_not_what_was_saved_is_damage_too(run_copy, name, text):
     (run_copy / name).write_text(text)
     with pytest.raises(ValueError) as raised:
@@ -195,9 +273,9 @@ def test_flipped_bytes_inside_the_optimizer_state_are_caught(run_copy):
     data = bytearray(path.read_bytes())
     with zipfile.ZipFile(path) as archive:  # the largest tensor's bytes, past its member's local header
         member = max(archive.infolist(), key=lambda info: info.file_size)
-    name_length, extra_length = struct.unpack("<HH", data[member.header_offset + 26:member.header_offset + 30])
+    name_length, extra_length = struct.unpack("<HH", data[member.header_offset + 26 : member.header_offset + 30])
     start = member.header_offset + 30 + name_length + extra_length
-    data[start:start + 16] = bytes(byte ^ 0xFF for byte in data[start:start + 16])
+    data[start : start + 16] = bytes(byte ^ 0xFF for byte in data[start : start + 16])
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="damaged: my-run/checkpoint/accelerate/optimizer.bin;"):
         resumed(run_copy)
@@ -215,9 +293,23 @@ def test_the_cli_resume_says_which_file_is_damaged(run_copy, shapes, tiny_vit_di
     from training.__main__ import main
 
     (run_copy / "checkpoint" / "accelerate" / "optimizer.bin").write_bytes(GARBAGE)
-    code = main(["--train_dir", str(shapes), "--output_dir", str(run_copy), "--model_name_or_path", str(tiny_vit_dir),
-                 "--mode", "head", "--num_train_epochs", "2", "--per_device_train_batch_size", "4",
-                 "--resume_from_checkpoint"])
+    code = main(
+        [
+            "--train_dir",
+            str(shapes),
+            "--output_dir",
+            str(run_copy),
+            "--model_name_or_path",
+            str(tiny_vit_dir),
+            "--mode",
+            "head",
+            "--num_train_epochs",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--resume_from_checkpoint",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 2 and "Traceback" not in captured.err
     damaged_file = "my-run/checkpoint/accelerate/optimizer.bin"
@@ -237,8 +329,11 @@ def test_a_training_job_reports_the_damage_as_its_error(run_copy):
 
 
 def warnings_of(caplog) -> list[str]:
-    return [record.getMessage() for record in caplog.records
-            if record.levelno >= logging.WARNING and record.name.startswith("vit_studio")]
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno >= logging.WARNING and record.name.startswith("vit_studio")
+    ]
 
 
 def test_an_intact_resume_warns_of_nothing(run_copy, caplog):
@@ -257,8 +352,9 @@ def test_a_random_state_that_cannot_be_restored_is_said(run_copy, caplog, damage
         events = resumed(run_copy)
     assert isinstance(events[-1], Finished)  # the run goes on: the weights and the data order are intact
     [warning] = warnings_of(caplog)
-    assert warning.startswith("The random state in my-run/checkpoint/accelerate/random_states_0.pkl could not be "
-                              "restored")
+    assert warning.startswith(
+        "The random state in my-run/checkpoint/accelerate/random_states_0.pkl could not be restored"
+    )
     # The front ends show what the Started event carries, live and read back from the run's log alike.
     assert isinstance(events[0], Started) and events[0].notes == (warning,)
     logged = read_events(run_copy / "events.jsonl")
@@ -270,8 +366,10 @@ def test_a_random_state_that_cannot_be_restored_is_said(run_copy, caplog, damage
 
 
 def test_a_log_written_before_started_had_notes_still_reads():
-    line = ('{"event": "Started", "total_steps": 12, "classes": ["circle", "square"], "train_size": 20, '
-            '"val_size": 4, "epochs": 2, "mode": "head", "device": "cpu", "precision": "fp32", "start_step": 3}')
+    line = (
+        '{"event": "Started", "total_steps": 12, "classes": ["circle", "square"], "train_size": 20, '
+        '"val_size": 4, "epochs": 2, "mode": "head", "device": "cpu", "precision": "fp32", "start_step": 3}'
+    )
     started = from_json(line)
     assert started.notes == () and from_json(to_json(started)) == started
     noted = Started(**{**vars(started), "notes": ("A note.",)})
@@ -281,14 +379,41 @@ def test_a_log_written_before_started_had_notes_still_reads():
 def test_the_cli_prints_the_random_state_warning(run_copy, shapes, tiny_vit_dir):
     (run_copy / "checkpoint" / "accelerate" / "random_states_0.pkl").write_bytes(GARBAGE)
     completed = subprocess.run(
-        [sys.executable, "-m", "training", "--train_dir", str(shapes), "--output_dir", str(run_copy),
-         "--model_name_or_path", str(tiny_vit_dir), "--mode", "head", "--num_train_epochs", "2",
-         "--per_device_train_batch_size", "4", "--learning_rate", "1e-2", "--seed", "0", "--precision", "fp32",
-         "--resume_from_checkpoint"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "--train_dir",
+            str(shapes),
+            "--output_dir",
+            str(run_copy),
+            "--model_name_or_path",
+            str(tiny_vit_dir),
+            "--mode",
+            "head",
+            "--num_train_epochs",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--learning_rate",
+            "1e-2",
+            "--seed",
+            "0",
+            "--precision",
+            "fp32",
+            "--resume_from_checkpoint",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert completed.returncode == 0, completed.stderr
-    assert "warning: The random state in my-run/checkpoint/accelerate/random_states_0.pkl could not be restored" \
+    assert (
+        "warning: The random state in my-run/checkpoint/accelerate/random_states_0.pkl could not be restored"
         in completed.stderr
+    )
     assert "resuming at step 3" in completed.stdout
 
 
@@ -302,8 +427,9 @@ def test_a_folder_that_is_not_a_run_is_told_so(tmp_path, tiny_vit_dir):
     for folder in (photos, tmp_path / "nowhere", tiny_vit_dir, Path("/")):
         with pytest.raises(ValueError) as raised:
             resume_config(folder)
-        assert str(raised.value) == (f"'{folder.name or folder}' is not a training run (no run_config.json): pick a "
-                                     "run from the list.")
+        assert str(raised.value) == (
+            f"'{folder.name or folder}' is not a training run (no run_config.json): pick a run from the list."
+        )
         assert "Errno" not in str(raised.value)
 
 
@@ -341,8 +467,9 @@ def test_training_start_from_box_answers_alike(server_paths):
 
     from core.models import fetch_pretrained
 
-    [answer] = answers(lambda path: fetch_pretrained(path, AutoModelForImageClassification, AutoImageProcessor),
-                       server_paths)
+    [answer] = answers(
+        lambda path: fetch_pretrained(path, AutoModelForImageClassification, AutoImageProcessor), server_paths
+    )
     assert "is neither a model id on the Hub nor a model folder" in answer
 
 
@@ -405,22 +532,36 @@ def built_models(monkeypatch) -> list[str]:
     zero_shot_module.clear_cache()
 
 
-def test_a_bogus_checkpoint_file_is_refused_before_any_model_is_built(built_models, tiny_clip, tmp_path, chelsea,
-                                                                     server_paths):
+def test_a_bogus_checkpoint_file_is_refused_before_any_model_is_built(
+    built_models, tiny_clip, tmp_path, chelsea, server_paths
+):
     from core.zero_shot import zero_shot
 
-    bogus = {"garbage.pt": GARBAGE, "garbage.safetensors": GARBAGE, "empty.pt": b"",
-             "half.safetensors": tiny_clip["safetensors"].read_bytes()[:5000],
-             "photo.pt": Path(server_paths["file"]).read_bytes()}
+    bogus = {
+        "garbage.pt": GARBAGE,
+        "garbage.safetensors": GARBAGE,
+        "empty.pt": b"",
+        "half.safetensors": tiny_clip["safetensors"].read_bytes()[:5000],
+        "photo.pt": Path(server_paths["file"]).read_bytes(),
+    }
     paths = {name: tmp_path / name for name in bogus}
     for name, data in bogus.items():
         paths[name].write_bytes(data)
-    probe = {**{name: str(path) for name, path in paths.items()}, "folder": server_paths["folder"],
-             "missing": server_paths["missing"]}
-    [answer] = answers(lambda path: zero_shot(chelsea, ["a cat", "a dog"], model=TINY_CLIP, pretrained=path,
-                                              device="cpu", precision="fp32"), probe)
-    assert answer == f"'<path>' is neither a pretrained tag of {TINY_CLIP} (tags: none) nor a checkpoint file the " \
-                     "app can read."
+    probe = {
+        **{name: str(path) for name, path in paths.items()},
+        "folder": server_paths["folder"],
+        "missing": server_paths["missing"],
+    }
+    [answer] = answers(
+        lambda path: zero_shot(
+            chelsea, ["a cat", "a dog"], model=TINY_CLIP, pretrained=path, device="cpu", precision="fp32"
+        ),
+        probe,
+    )
+    assert (
+        answer == f"'<path>' is neither a pretrained tag of {TINY_CLIP} (tags: none) nor a checkpoint file the "
+        "app can read."
+    )
     assert built_models == []
 
 
@@ -428,8 +569,9 @@ def test_a_bogus_checkpoint_file_is_refused_before_any_model_is_built(built_mode
 def test_real_checkpoint_files_still_load(built_models, tiny_clip, chelsea, kind):
     from core.zero_shot import zero_shot
 
-    predictions = zero_shot(chelsea, ["a cat", "a dog"], model=TINY_CLIP, pretrained=str(tiny_clip[kind]),
-                            device="cpu", precision="fp32")
+    predictions = zero_shot(
+        chelsea, ["a cat", "a dog"], model=TINY_CLIP, pretrained=str(tiny_clip[kind]), device="cpu", precision="fp32"
+    )
     assert sorted(p.label for p in predictions) == ["a cat", "a dog"]
     assert built_models == [TINY_CLIP]
 

@@ -4,6 +4,7 @@ Each zip is built on the fly (a gigabyte of zeros deflates to about a megabyte, 
 holds it). Memory is measured as the growth of this process's peak resident size (VmHWM, reset through
 /proc/self/clear_refs) over the call, so an earlier test's peak cannot hide a new one.
 """
+
 from __future__ import annotations
 
 import io
@@ -56,7 +57,7 @@ def understate_size(source: Path, target: Path, name: str, declared: int) -> Pat
     data = bytearray(source.read_bytes())  # about a megabyte: the zeros are compressed
     struct.pack_into("<L", data, header_at + 22, declared)  # local header: uncompressed size
     entry_at = data.index(b"PK\x01\x02", directory_at)
-    while data[entry_at + 46: entry_at + 46 + len(name)] != name.encode():
+    while data[entry_at + 46 : entry_at + 46 + len(name)] != name.encode():
         entry_at = data.index(b"PK\x01\x02", entry_at + 4)
     struct.pack_into("<L", data, entry_at + 24, declared)  # central directory: uncompressed size
     target.write_bytes(bytes(data))
@@ -71,7 +72,7 @@ def break_utf8_name(data: bytes, good: str, bad: bytes, *, central: bool = True)
     encoded = good.encode()
     assert len(bad) == len(encoded) and data.count(encoded) == 2
     local_at = data.index(encoded)
-    patched = data[:local_at] + bad + data[local_at + len(encoded):]
+    patched = data[:local_at] + bad + data[local_at + len(encoded) :]
     return patched.replace(encoded, bad) if central else patched
 
 
@@ -118,8 +119,9 @@ def test_an_entry_over_the_image_limit_is_its_own_error_row_and_never_unpacked(b
     rows = {result.name: result for result in results}
     assert list(rows) == [f"mixed.zip/{name}" for name in (BIG, *SMALL)]
     limit_mb = f"{MAX_ZIP_ENTRY_BYTES / 1e6:.0f} MB"
-    assert rows[f"mixed.zip/{BIG}"].error.startswith(f"'mixed.zip/{BIG}' unpacks to more than {limit_mb}; "
-                                                     f"the limit for one image is {limit_mb}")
+    assert rows[f"mixed.zip/{BIG}"].error.startswith(
+        f"'mixed.zip/{BIG}' unpacks to more than {limit_mb}; the limit for one image is {limit_mb}"
+    )
     assert all(rows[f"mixed.zip/{name}"].ok for name in SMALL)
     assert growth < MEMORY_BUDGET, f"peak grew by {growth / 1e6:.0f} MB"
 
@@ -172,12 +174,16 @@ def test_data_check_of_nothing_but_a_huge_entry_says_why_and_leaves_nothing(bomb
 # --- one reader, one set of limits, for the batch tabs and the training data ----------------------------------
 
 
-@pytest.mark.parametrize("variable, value, refusal", [
-    ("VIT_STUDIO_MAX_DATA_FILES", "3", "holds 4 files; the limit is 3"),
-    ("VIT_STUDIO_MAX_DATA_BYTES", "1000", "unpacks to"),
-])
-def test_batch_classify_and_the_data_check_refuse_a_zip_by_the_same_limit(variable, value, refusal, tmp_path,
-                                                                           small_images, warm_model, monkeypatch):
+@pytest.mark.parametrize(
+    "variable, value, refusal",
+    [
+        ("VIT_STUDIO_MAX_DATA_FILES", "3", "holds 4 files; the limit is 3"),
+        ("VIT_STUDIO_MAX_DATA_BYTES", "1000", "unpacks to"),
+    ],
+)
+def test_batch_classify_and_the_data_check_refuse_a_zip_by_the_same_limit(
+    variable, value, refusal, tmp_path, small_images, warm_model, monkeypatch
+):
     archive = add_entries(tmp_path / "four.zip", small_images)
     monkeypatch.setenv(variable, value)
     results = classify_files([archive], model=warm_model, top_k=1)
@@ -214,8 +220,9 @@ def zip_with_a_bad_name(path: Path, entries: dict[str, bytes], good: str, bad: b
 
 
 def test_zipfile_itself_refuses_such_a_zip(tmp_path, small_images):
-    archive = zip_with_a_bad_name(tmp_path / "bad.zip", {"café.png": small_images[SMALL[0]]}, "café.png",
-                                  b"caf\xff\xfe.png")
+    archive = zip_with_a_bad_name(
+        tmp_path / "bad.zip", {"café.png": small_images[SMALL[0]]}, "café.png", b"caf\xff\xfe.png"
+    )
     with pytest.raises(UnicodeDecodeError):
         zipfile.ZipFile(archive)  # what the fix works around: the whole zip, not one name
 
@@ -233,8 +240,7 @@ def test_a_name_that_is_not_utf8_gets_replacement_characters_and_is_classified(t
 
 def test_a_bad_name_in_a_local_header_only_is_that_entrys_error_row(tmp_path, small_images, warm_model):
     entries = {"good.png": small_images[SMALL[0]], "café.png": small_images[SMALL[1]]}
-    archive = zip_with_a_bad_name(tmp_path / "local.zip", entries, "café.png", b"caf\xff\xfe.png",
-                                  central=False)
+    archive = zip_with_a_bad_name(tmp_path / "local.zip", entries, "café.png", b"caf\xff\xfe.png", central=False)
     results = classify_files([archive], model=warm_model, top_k=1)
     assert results[0].ok and results[1].name == "local.zip/café.png"
     assert "marked UTF-8 but is not" in results[1].error

@@ -2,6 +2,7 @@
 
 A small HTTP server on this machine stands in for the Hub and answers as the Hub does (status code and
 X-Error-Code header); transformers and huggingface_hub run unchanged against it."""
+
 from __future__ import annotations
 
 import socket

@@ -1,12 +1,13 @@
 """core.images: every kind of input becomes a decoded RGB PIL image, or an ImageError that names it."""
+
 from __future__ import annotations
 
 import gc
 import io
 import re
 import struct
-import zipfile
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,7 +44,9 @@ def assert_rgb(image: Image.Image, size: tuple[int, int]) -> None:
 def stored(path: Path) -> SimpleNamespace:
     """What PIL itself reads from a file's header, so a test can check it wrote what it meant to."""
     with Image.open(path) as image:
-        return SimpleNamespace(mode=image.mode, size=image.size, info=dict(image.info), n_frames=getattr(image, "n_frames", 1))
+        return SimpleNamespace(
+            mode=image.mode, size=image.size, info=dict(image.info), n_frames=getattr(image, "n_frames", 1)
+        )
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -288,10 +291,14 @@ def forged_png_header(path: Path, width: int, height: int) -> Path:
     """A small real PNG whose header claims width x height pixels (a decompression bomb's calling card)."""
     data = bytearray(png_bytes(Image.new("L", (8, 8), 0)))
     ihdr_start = 8 + 4  # signature, then the chunk length
-    assert data[ihdr_start:ihdr_start + 4] == b"IHDR"
-    body = bytes(data[ihdr_start:ihdr_start + 4]) + struct.pack(">II", width, height) + bytes(data[ihdr_start + 12:ihdr_start + 17])
-    data[ihdr_start:ihdr_start + 17] = body
-    data[ihdr_start + 17:ihdr_start + 21] = struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    assert data[ihdr_start : ihdr_start + 4] == b"IHDR"
+    body = (
+        bytes(data[ihdr_start : ihdr_start + 4])
+        + struct.pack(">II", width, height)
+        + bytes(data[ihdr_start + 12 : ihdr_start + 17])
+    )
+    data[ihdr_start : ihdr_start + 17] = body
+    data[ihdr_start + 17 : ihdr_start + 21] = struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
     path.write_bytes(bytes(data))
     return path
 
@@ -414,14 +421,17 @@ def test_load_images_one_source_gives_a_list_of_one_and_refuses_empty(chelsea):
 
 def test_zip_skips_hidden_files_resource_forks_and_non_images(tmp_path):
     picture = png_bytes(Image.new("RGB", (4, 4), RED))
-    path = make_zip(tmp_path / "holiday.zip", {
-        "a.png": picture,
-        "__MACOSX/._a.png": b"resource fork",
-        ".DS_Store": b"finder junk",
-        "notes.txt": b"not an image",
-        "trip/.ipynb_checkpoints/b.png": picture,
-        "trip/b.JPG": picture,
-    })
+    path = make_zip(
+        tmp_path / "holiday.zip",
+        {
+            "a.png": picture,
+            "__MACOSX/._a.png": b"resource fork",
+            ".DS_Store": b"finder junk",
+            "notes.txt": b"not an image",
+            "trip/.ipynb_checkpoints/b.png": picture,
+            "trip/b.JPG": picture,
+        },
+    )
     entries = read_zip_images(path)
     assert [name for name, _ in entries] == ["a.png", "trip/b.JPG"]
     assert entries[0][1] == picture

@@ -1,5 +1,6 @@
 """A shared app loads models by path only from its own folders: a model box must not reach the server's other
 model files (to classify with them, train on them, then download the run), and says the same for every path."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """core.models: local folders and hub ids, clear load errors, the LRU cache, device and precision choices."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,12 +7,9 @@ import socket
 from pathlib import Path
 
 import pytest
-
-from core import hub
 import torch
 
-from core import ModelLoadError, configure, current_settings
-from core import models
+from core import ModelLoadError, configure, current_settings, hub, models
 from core.models import load_classifier, pick_device, pick_dtype
 
 CPU = torch.device("cpu")
@@ -151,8 +149,9 @@ def test_second_load_returns_the_same_object(tiny_vit_dir, empty_model_cache):
     assert load_classifier(str(tiny_vit_dir), precision="bf16") is not first  # another variant, another entry
 
 
-def test_on_load_hears_the_resolved_name_once_on_a_miss_and_never_on_a_hit(tiny_vit_dir, empty_model_cache,
-                                                                          monkeypatch):
+def test_on_load_hears_the_resolved_name_once_on_a_miss_and_never_on_a_hit(
+    tiny_vit_dir, empty_model_cache, monkeypatch
+):
     monkeypatch.chdir(tiny_vit_dir.parent)
     heard: list[str] = []
     first = load_classifier(f"./{tiny_vit_dir.name}", precision="fp32", on_load=heard.append)
@@ -184,7 +183,9 @@ def test_on_load_is_heard_before_the_load_runs_and_also_for_a_load_that_fails(tm
     assert heard == [str(folder.resolve())]
 
 
-def test_cache_evicts_the_least_recently_used_beyond_cache_size(tiny_vit_dir, tiny_deit_dir, monkeypatch, empty_model_cache):
+def test_cache_evicts_the_least_recently_used_beyond_cache_size(
+    tiny_vit_dir, tiny_deit_dir, monkeypatch, empty_model_cache
+):
     monkeypatch.setattr(models._cache, "size", 2)
     vit = load_classifier(str(tiny_vit_dir), precision="fp32")
     deit = load_classifier(str(tiny_deit_dir), precision="fp32")

@@ -1,4 +1,5 @@
 """A Space's runs folder stays within its disk budget; on one's own machine runs stay, and show their size."""
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,18 @@ def finished_run(tiny_vit_dir, tmp_path_factory):
     """A full fine-tuning run of one epoch on the shapes zip: a checkpoint, training and validation images."""
     folder = tmp_path_factory.mktemp("finished") / "run"
     shapes_zip = write_shapes_zip(tmp_path_factory.mktemp("shapes"), per_class=8)
-    events = list(finetune(FinetuneConfig(train_dir=shapes_zip, output_dir=folder,
-                                          model_name_or_path=str(tiny_vit_dir), mode="full", num_train_epochs=1,
-                                          per_device_train_batch_size=8)))
+    events = list(
+        finetune(
+            FinetuneConfig(
+                train_dir=shapes_zip,
+                output_dir=folder,
+                model_name_or_path=str(tiny_vit_dir),
+                mode="full",
+                num_train_epochs=1,
+                per_device_train_batch_size=8,
+            )
+        )
+    )
     assert type(events[-1]).__name__ == "Finished"
     return folder
 
@@ -94,16 +104,24 @@ def test_on_a_space_a_run_whose_data_outgrows_the_room_left_is_refused(tiny_vit_
     (tmp_path / "runs" / "ballast.bin").write_bytes(b"\0" * 300_000)
     monkeypatch.setenv("VIT_STUDIO_RUNS_QUOTA_GB", str(350_000 / 1024**3))  # 50 KB left: the shapes are more
     shapes_zip = write_shapes_zip(tmp_path, per_class=8)
-    job = start_new_run(FinetuneConfig(train_dir=shapes_zip, output_dir="ignored", model_name_or_path=str(tiny_vit_dir),
-                                       mode="head", num_train_epochs=1), "big", visitor=visitor("visitor-a"))
+    job = start_new_run(
+        FinetuneConfig(
+            train_dir=shapes_zip,
+            output_dir="ignored",
+            model_name_or_path=str(tiny_vit_dir),
+            mode="head",
+            num_train_epochs=1,
+        ),
+        "big",
+        visitor=visitor("visitor-a"),
+    )
     state = job.wait(60)
     assert not state.running, "the refused run was still preparing its data after 60 s"
     assert state.error and "the limit is" in state.error
     assert [path.name for path in (tmp_path / "runs").iterdir()] == ["ballast.bin"]  # no folder left behind
 
 
-def test_on_ones_own_machine_runs_stay_and_the_list_shows_their_size(finished_run, tiny_vit_dir, tmp_path,
-                                                                    monkeypatch):
+def test_on_ones_own_machine_runs_stay_and_the_list_shows_their_size(finished_run, tiny_vit_dir, tmp_path, monkeypatch):
     from training.jobs import start_new_run
 
     monkeypatch.delenv("SPACE_ID", raising=False)
@@ -112,8 +130,16 @@ def test_on_ones_own_machine_runs_stay_and_the_list_shows_their_size(finished_ru
     _copy_run(finished_run, root / "old", age_s=1000 * HOUR)
     monkeypatch.setenv("VIT_STUDIO_RUNS", str(root))
     shapes_zip = write_shapes_zip(tmp_path, per_class=8)
-    job = start_new_run(FinetuneConfig(train_dir=shapes_zip, output_dir="ignored", model_name_or_path=str(tiny_vit_dir),
-                                       mode="head", num_train_epochs=1), "new")
+    job = start_new_run(
+        FinetuneConfig(
+            train_dir=shapes_zip,
+            output_dir="ignored",
+            model_name_or_path=str(tiny_vit_dir),
+            mode="head",
+            num_train_epochs=1,
+        ),
+        "new",
+    )
     assert not job.wait(120).error
     summaries = {summary.name: summary for summary in list_runs(root)}
     assert set(summaries) == {"old", "new"} and (root / "old" / "checkpoint").is_dir()

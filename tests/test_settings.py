@@ -1,4 +1,5 @@
 """core.settings: one object for every launch-time choice, from app.py's flags or from the environment."""
+
 from __future__ import annotations
 
 import re
@@ -15,20 +16,35 @@ def test_an_empty_environment_gives_the_defaults():
 
 
 def test_each_variable_reaches_its_setting():
-    environ = {"VIT_STUDIO_DEVICE": "cpu", "VIT_STUDIO_PRECISION": "fp32", "VIT_STUDIO_TRUST_REMOTE_CODE": "1",
-               "VIT_STUDIO_MODEL": " ./my-run ", "VIT_STUDIO_MODEL_CACHE": "5", "VIT_STUDIO_MAX_PIXELS": "1_000_000",
-               "VIT_STUDIO_RUNS": "/data/runs", "VIT_STUDIO_MAX_DATA_BYTES": "1024", "VIT_STUDIO_KEEP_RUNS_HOURS": "0.5",
-               "VIT_STUDIO_SHARED": "true", "VIT_STUDIO_ALLOW_SERVER_PATHS": "1"}
+    environ = {
+        "VIT_STUDIO_DEVICE": "cpu",
+        "VIT_STUDIO_PRECISION": "fp32",
+        "VIT_STUDIO_TRUST_REMOTE_CODE": "1",
+        "VIT_STUDIO_MODEL": " ./my-run ",
+        "VIT_STUDIO_MODEL_CACHE": "5",
+        "VIT_STUDIO_MAX_PIXELS": "1_000_000",
+        "VIT_STUDIO_RUNS": "/data/runs",
+        "VIT_STUDIO_MAX_DATA_BYTES": "1024",
+        "VIT_STUDIO_KEEP_RUNS_HOURS": "0.5",
+        "VIT_STUDIO_SHARED": "true",
+        "VIT_STUDIO_ALLOW_SERVER_PATHS": "1",
+    }
     read = from_environment(environ)
-    assert (read.device, read.precision, read.trust_remote_code, read.default_model) == ("cpu", "fp32", True, "./my-run")
+    assert (read.device, read.precision, read.trust_remote_code, read.default_model) == (
+        "cpu",
+        "fp32",
+        True,
+        "./my-run",
+    )
     assert (read.model_cache_size, read.max_pixels, read.max_data_bytes) == (5, 1_000_000, 1024)
     assert read.runs_dir == Path("/data/runs") and read.keep_runs_hours == 0.5
     assert read.shared and read.allow_server_paths and not read.on_space
 
 
 def test_a_space_is_shared_and_never_reads_server_paths():
-    read = from_environment({"SPACE_ID": "alice/vit-studio", "VIT_STUDIO_SHARED": "0",
-                             "VIT_STUDIO_ALLOW_SERVER_PATHS": "1"})
+    read = from_environment(
+        {"SPACE_ID": "alice/vit-studio", "VIT_STUDIO_SHARED": "0", "VIT_STUDIO_ALLOW_SERVER_PATHS": "1"}
+    )
     assert read.on_space and read.shared and not read.allow_server_paths
 
 
@@ -49,7 +65,10 @@ def test_unconfigured_settings_follow_the_environment_and_configure_fixes_them(m
     assert current_settings().runs_dir == tmp_path / "a" and current_settings().device == "cpu"  # ...and stays
     configure(runs_dir=tmp_path / "c", shared=True)
     assert (current_settings().runs_dir, current_settings().shared, current_settings().device) == (
-        tmp_path / "c", True, "cpu")
+        tmp_path / "c",
+        True,
+        "cpu",
+    )
     launch.use_settings(None)
     assert current_settings().runs_dir == tmp_path / "b"
 
@@ -77,7 +96,12 @@ def test_the_engine_and_training_read_the_one_settings_object(tmp_path):
 def test_only_the_settings_read_vit_studios_variables():
     reads = re.compile(r"(environ\.get|getenv)\(\s*[\"']VIT_STUDIO_|environ\[[\"']VIT_STUDIO_")
     root = Path(__file__).resolve().parents[1]
-    readers = sorted(str(path.relative_to(root)) for path in [root / "app.py", *(
-        path for folder in ("core", "training", "ui") for path in (root / folder).rglob("*.py"))]
-        if reads.search(path.read_text(encoding="utf-8")))
+    readers = sorted(
+        str(path.relative_to(root))
+        for path in [
+            root / "app.py",
+            *(path for folder in ("core", "training", "ui") for path in (root / folder).rglob("*.py")),
+        ]
+        if reads.search(path.read_text(encoding="utf-8"))
+    )
     assert readers == [], readers  # core/settings.py reads them through ENVIRONMENT, by field

@@ -4,6 +4,7 @@ AppTest (Streamlit 1.67) uploads files through st.file_uploader (FileUploader.se
 the real ones: bytes in, the page's own saving to disk, the engine's own checks. Each test asserts on what the
 page shows, compares it with the engine called directly, and checks that no exception reached the page.
 """
+
 from __future__ import annotations
 
 import time
@@ -80,7 +81,7 @@ def click(at: AppTest, key: str) -> AppTest:
 
 def table(at: AppTest, *columns: str):
     """The dataframe on the page whose first columns are `columns`."""
-    return next(frame.value for frame in at.dataframe if list(frame.value.columns)[:len(columns)] == list(columns))
+    return next(frame.value for frame in at.dataframe if list(frame.value.columns)[: len(columns)] == list(columns))
 
 
 def errors(at: AppTest) -> list[str]:
@@ -112,8 +113,9 @@ def test_classify_many_files_gives_a_table_and_a_csv(app, photo_files, tmp_path)
     rows = table(at, "file")
     assert list(rows["file"]) == ["chelsea.jpg", "more.zip/coffee.jpg", "broken.png"]
     assert rows["error"][0] == "" and "broken.png" in rows["error"][2]
-    assert any(markdown.value.startswith("**2** images classified, **1** could not be read")
-               for markdown in at.markdown)
+    assert any(
+        markdown.value.startswith("**2** images classified, **1** could not be read") for markdown in at.markdown
+    )
     assert [button.label for button in at.get("download_button")] == ["Download the CSV"]
 
 
@@ -177,12 +179,16 @@ def test_caption_shows_the_engines_caption_and_its_word_maps(app, captioner_dir,
 
 
 def test_caption_many_files_and_a_missing_model(app, captioner_dir, photo_files, tmp_path):
-    at = upload(app("caption", caption_model=str(captioner_dir)), "caption_files", photo_files["chelsea"],
-                photo_files["camera"])
+    at = upload(
+        app("caption", caption_model=str(captioner_dir)), "caption_files", photo_files["chelsea"], photo_files["camera"]
+    )
     click(at, "caption_batch_run")
     rows = table(at, "file")
-    expected = caption([photo_files["chelsea"].read_bytes(), photo_files["camera"].read_bytes()],
-                       model=str(captioner_dir), **decoding_settings("beam search"))
+    expected = caption(
+        [photo_files["chelsea"].read_bytes(), photo_files["camera"].read_bytes()],
+        model=str(captioner_dir),
+        **decoding_settings("beam search"),
+    )
     assert list(rows["caption"]) == expected
     assert [button.label for button in at.get("download_button")] == ["Download the CSV"]
     at = click(app("caption", caption_model=str(tmp_path / "no-such-captioner")), "caption_run")
@@ -198,14 +204,16 @@ def test_zero_shot_ranks_like_the_engine_and_maps_the_best_label(app, tiny_open_
     at.radio(key="zero_shot_template_mode").set_value("simple")
     at.checkbox(key="zero_shot_per_template").check()
     click(at, "zero_shot_run")
-    expected = zero_shot(photo_path.read_bytes(), ZERO_SHOT_EXAMPLE_LABELS, model=model, pretrained=None,
-                         templates="simple")
+    expected = zero_shot(
+        photo_path.read_bytes(), ZERO_SHOT_EXAMPLE_LABELS, model=model, pretrained=None, templates="simple"
+    )
     shown = table(at, "label")
     assert list(shown["label"]) == [p.label for p in expected[:5]]
     assert list(shown["score"]) == pytest.approx([p.score for p in expected[:5]], abs=1e-6)
     assert list(table(at, "template")["template"]) == named_templates("simple")
-    assert any(image.captions == [f"Gradient-weighted attention rollout for '{expected[0].label}'"]
-               for image in at.image)
+    assert any(
+        image.captions == [f"Gradient-weighted attention rollout for '{expected[0].label}'"] for image in at.image
+    )
 
 
 def test_zero_shot_reports_a_single_label(app, tiny_open_clip_dir):
@@ -330,8 +338,9 @@ def test_train_stop_then_resume_from_earlier_runs(app, tiny_vit_dir, shapes_zip,
 
 
 @pytest.mark.parametrize("shared_by", ["SPACE_ID", "VIT_STUDIO_SHARED"])
-def test_on_a_shared_app_another_visitor_cannot_see_or_stop_a_run(shared_by, app, tiny_vit_dir, shapes_zip,
-                                                                  monkeypatch):
+def test_on_a_shared_app_another_visitor_cannot_see_or_stop_a_run(
+    shared_by, app, tiny_vit_dir, shapes_zip, monkeypatch
+):
     from training.events import Stopped
     from training.jobs import current_job
 
@@ -341,12 +350,16 @@ def test_on_a_shared_app_another_visitor_cannot_see_or_stop_a_run(shared_by, app
     starter.text_input(key="train_run_name").set_value("mine")
     click(starter, "train_start")
     other = click(app("train"), "train_stop")  # a second browser session
-    assert any("started by another visitor, whose page is still open" in message for message in errors(other)), \
-        errors(other)
+    assert any("started by another visitor, whose page is still open" in message for message in errors(other)), errors(
+        other
+    )
     assert [option for option in other.selectbox(key="train_runs").options if option.startswith("mine")] == []
-    assert any(option.startswith("mine-") for option in click(starter, "train_show_run").selectbox(
-        key="train_runs").options)
+    assert any(
+        option.startswith("mine-") for option in click(starter, "train_show_run").selectbox(key="train_runs").options
+    )
     assert current_job().running
     click(starter, "train_stop")
-    assert not errors(starter) and any(info.value.startswith("Stopping after the current step") for info in starter.info)
+    assert not errors(starter) and any(
+        info.value.startswith("Stopping after the current step") for info in starter.info
+    )
     assert isinstance(current_job().wait(timeout_s=60).events[-1], Stopped)

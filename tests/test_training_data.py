@@ -1,4 +1,5 @@
 """training.data: folders, zips and uploads become checked, split samples, or a DataError that says what to do."""
+
 from __future__ import annotations
 
 import io
@@ -339,8 +340,10 @@ def test_hidden_non_image_and_damaged_files_are_skipped_with_reasons(tmp_path, s
     assert reasons["stray.jpg"] == "not in a class folder"
     assert len(reasons) == 8
     assert [train + val for _, train, val, _ in count_rows(report)] == [4, 4]
-    assert report_summary(report) == (f"2 classes, {sum(report.train_counts)} training and {sum(report.val_counts)} "
-                                      f"validation images ({report.split}); 8 file(s) skipped.")
+    assert report_summary(report) == (
+        f"2 classes, {sum(report.train_counts)} training and {sum(report.val_counts)} "
+        f"validation images ({report.split}); 8 file(s) skipped."
+    )
 
 
 def test_image_over_the_pixel_limit_is_skipped_as_too_large(tmp_path, small_photo, monkeypatch):
@@ -544,8 +547,13 @@ def test_transforms_follow_image_size_and_the_processor_kinds_of_size(small_phot
     assert shape(image_transforms(tiny_processor(), image_size=24)[0]) == (3, 24, 24)
     shortest_edge = SimpleNamespace(size={"shortest_edge": 20}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     assert [shape(t) for t in image_transforms(shortest_edge)] == [(3, 20, 20), (3, 20, 20)]
-    deit_like = SimpleNamespace(size={"height": 36, "width": 36}, crop_size={"height": 28, "width": 28},
-                                do_center_crop=True, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    deit_like = SimpleNamespace(
+        size={"height": 36, "width": 36},
+        crop_size={"height": 28, "width": 28},
+        do_center_crop=True,
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+    )
     assert [shape(t) for t in image_transforms(deit_like)] == [(3, 28, 28), (3, 28, 28)]
     with pytest.raises(ValueError, match="pass image_size"):
         image_transforms(SimpleNamespace(size={}))

@@ -1,4 +1,5 @@
 """ui/shared: what both front ends show, built from the engine's data, with no UI library imported."""
+
 from __future__ import annotations
 
 from dataclasses import fields
@@ -13,11 +14,16 @@ from ui.shared.status import last_run_line, run_line
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("run, line", [
-    (RunInfo("google/vit-base-patch16-224", "cpu", "bfloat16", 12.4),
-     "`google/vit-base-patch16-224` on cpu, bfloat16, 12 ms"),
-    (RunInfo("/runs/cats/model", "cuda:1", "float16", 1234.5), "`/runs/cats/model` on cuda, float16, 1234 ms"),
-])
+@pytest.mark.parametrize(
+    "run, line",
+    [
+        (
+            RunInfo("google/vit-base-patch16-224", "cpu", "bfloat16", 12.4),
+            "`google/vit-base-patch16-224` on cpu, bfloat16, 12 ms",
+        ),
+        (RunInfo("/runs/cats/model", "cuda:1", "float16", 1234.5), "`/runs/cats/model` on cuda, float16, 1234 ms"),
+    ],
+)
 def test_the_status_line_says_which_model_ran_where_in_which_precision_and_how_long(run, line):
     assert run_line(run) == line
 

@@ -1,6 +1,7 @@
 """zero_shot() and zero_shot_map() on tiny random CLIPs: an open_clip model registered from a JSON config and loaded
 from a checkpoint file, the same kind of model in a 'local-dir:' folder, and a transformers CLIPModel folder; each
 checked against its library's own recipe or an independent implementation written here."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,7 @@ def fresh_cache():
 def run(images, labels, checkpoint, **kwargs):
     from core.zero_shot import zero_shot
 
-    return zero_shot(images, labels, model=TINY_CLIP, pretrained=checkpoint, precision="fp32", device="cpu",
-                     **kwargs)
+    return zero_shot(images, labels, model=TINY_CLIP, pretrained=checkpoint, precision="fp32", device="cpu", **kwargs)
 
 
 def reference(image, labels, checkpoint, templates) -> dict[str, float]:
@@ -62,10 +62,12 @@ def reference(image, labels, checkpoint, templates) -> dict[str, float]:
     model.eval()
     tokenizer = open_clip.get_tokenizer(TINY_CLIP)
     with torch.no_grad():
-        per_template = torch.stack([
-            model.encode_text(tokenizer([template.format(label) for label in labels]), normalize=True)
-            for template in templates
-        ])
+        per_template = torch.stack(
+            [
+                model.encode_text(tokenizer([template.format(label) for label in labels]), normalize=True)
+                for template in templates
+            ]
+        )
         text = per_template.mean(dim=0)
         text = text / text.norm(dim=-1, keepdim=True)
         image_features = model.encode_image(preprocess(Image.fromarray(image)).unsqueeze(0), normalize=True)
@@ -73,12 +75,17 @@ def reference(image, labels, checkpoint, templates) -> dict[str, float]:
     return dict(zip(labels, probabilities.tolist()))
 
 
-@pytest.mark.parametrize("templates, reference_templates", [
-    (None, ["a photo of a {}."]),
-    ("a blurry photo of {}.", ["a blurry photo of {}."]),
-    (["a photo of a {}.", "a drawing of a {}.", "itap of {}"],
-     ["a photo of a {}.", "a drawing of a {}.", "itap of {}"]),
-])
+@pytest.mark.parametrize(
+    "templates, reference_templates",
+    [
+        (None, ["a photo of a {}."]),
+        ("a blurry photo of {}.", ["a blurry photo of {}."]),
+        (
+            ["a photo of a {}.", "a drawing of a {}.", "itap of {}"],
+            ["a photo of a {}.", "a drawing of a {}.", "itap of {}"],
+        ),
+    ],
+)
 def test_matches_open_clip_recipe(fresh_cache, tiny_clip_checkpoint, chelsea, templates, reference_templates):
     predictions = run(chelsea, LABELS, tiny_clip_checkpoint, templates=templates)
     expected = reference(chelsea, LABELS, tiny_clip_checkpoint, reference_templates)
@@ -126,8 +133,7 @@ def test_bf16_close_to_fp32(fresh_cache, tiny_clip_checkpoint, chelsea):
     from core.zero_shot import zero_shot
 
     fp32 = {p.label: p.score for p in run(chelsea, LABELS, tiny_clip_checkpoint)}
-    bf16 = zero_shot(chelsea, LABELS, model=TINY_CLIP, pretrained=tiny_clip_checkpoint, precision="bf16",
-                     device="cpu")
+    bf16 = zero_shot(chelsea, LABELS, model=TINY_CLIP, pretrained=tiny_clip_checkpoint, precision="bf16", device="cpu")
     assert math.isclose(sum(p.score for p in bf16), 1.0, abs_tol=1e-5)
     for prediction in bf16:
         assert prediction.score == pytest.approx(fp32[prediction.label], abs=0.05)
@@ -157,20 +163,24 @@ def test_padding_stays_where_it_matters(fresh_cache, tmp_path, text_change):
     import open_clip
 
     name = "vit-studio-tiny-clip-" + "-".join(text_change)
-    config = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 1,
-                                              "head_width": 16},
-              "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1,
-                           **text_change}}
+    config = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 1, "head_width": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1, **text_change},
+    }
     (tmp_path / f"{name}.json").write_text(json.dumps(config))
     open_clip.add_model_config(tmp_path / f"{name}.json")
     loaded = fresh_cache.load_clip(name, None, device="cpu", precision="fp32")
     assert loaded.encode_text == loaded.model.encode_text
 
 
-@pytest.mark.parametrize("text", [
-    "a cat, a dog,a rocket ,, a cup of coffee",
-    "a cat\na dog\n\n  a rocket\r\na cup of coffee\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a cat, a dog,a rocket ,, a cup of coffee",
+        "a cat\na dog\n\n  a rocket\r\na cup of coffee\n",
+    ],
+)
 def test_labels_from_text(fresh_cache, tiny_clip_checkpoint, chelsea, text):
     from core.zero_shot import parse_labels
 
@@ -212,8 +222,15 @@ def test_template_scores(fresh_cache, tiny_clip_checkpoint, chelsea):
     from core.zero_shot import template_scores
 
     templates = ["a photo of a {}.", "a drawing of a {}."]
-    scores = template_scores(chelsea, LABELS, model=TINY_CLIP, pretrained=tiny_clip_checkpoint,
-                             templates=templates, precision="fp32", device="cpu")
+    scores = template_scores(
+        chelsea,
+        LABELS,
+        model=TINY_CLIP,
+        pretrained=tiny_clip_checkpoint,
+        templates=templates,
+        precision="fp32",
+        device="cpu",
+    )
     assert list(scores) == templates
     for template, predictions in scores.items():
         expected = reference(chelsea, LABELS, tiny_clip_checkpoint, [template])
@@ -221,16 +238,19 @@ def test_template_scores(fresh_cache, tiny_clip_checkpoint, chelsea):
             assert prediction.score == pytest.approx(expected[prediction.label], abs=1e-5)
 
 
-@pytest.mark.parametrize("labels, templates, message", [
-    ([], None, "No labels given"),
-    (" , \n ", None, "No labels given"),
-    (["only one"], None, "zero-shot needs at least two labels to choose between"),
-    ("cat, dog, cat, bird, dog", None, "Duplicate labels: 'cat', 'dog'"),
-    ([f"label {i}" for i in range(1001)], None, "at most 1000"),
-    (LABELS, "a photo of a cat", "has no '{}'"),
-    (LABELS, ["a photo of a {}.", "no slot here"], "'no slot here' has no '{}'"),
-    (LABELS, [], "No templates given"),
-])
+@pytest.mark.parametrize(
+    "labels, templates, message",
+    [
+        ([], None, "No labels given"),
+        (" , \n ", None, "No labels given"),
+        (["only one"], None, "zero-shot needs at least two labels to choose between"),
+        ("cat, dog, cat, bird, dog", None, "Duplicate labels: 'cat', 'dog'"),
+        ([f"label {i}" for i in range(1001)], None, "at most 1000"),
+        (LABELS, "a photo of a cat", "has no '{}'"),
+        (LABELS, ["a photo of a {}.", "no slot here"], "'no slot here' has no '{}'"),
+        (LABELS, [], "No templates given"),
+    ],
+)
 def test_bad_inputs(fresh_cache, tiny_clip_checkpoint, chelsea, labels, templates, message):
     with pytest.raises(ValueError, match=message.replace("{}", r"\{\}").replace("(", r"\(")):
         run(chelsea, labels, tiny_clip_checkpoint, templates=templates)
@@ -261,15 +281,16 @@ def test_tag_not_fetchable_offline(fresh_cache, chelsea, tmp_path, monkeypatch):
     # mode (set in conftest), so the attempt never reaches the network.
     assert hub_constants.HF_HUB_OFFLINE
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(ModelLoadError, match="Could not fetch the 'laion2b_s34b_b79k' weights for ViT-B-32.*"
-                                             "local checkpoint file") as raised:
+    with pytest.raises(
+        ModelLoadError, match="Could not fetch the 'laion2b_s34b_b79k' weights for ViT-B-32.*local checkpoint file"
+    ) as raised:
         zero_shot(chelsea, LABELS, model="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu")
     assert isinstance(raised.value, ValueError)
     assert raised.value.args[0].count(". ") == 0  # one sentence
 
 
-
 # ---- the transformers backend -----------------------------------------------------------------------------
+
 
 def hf_reference(folder, image, labels, templates) -> dict[str, float]:
     """transformers' own recipe: processor -> get_*_features -> normalise -> ensemble -> logit_scale.exp() * cos
@@ -298,8 +319,9 @@ def hf_reference(folder, image, labels, templates) -> dict[str, float]:
 def test_hf_clip_matches_transformers_recipe(fresh_cache, tiny_hf_clip_dir, chelsea, templates):
     from core.zero_shot import zero_shot
 
-    predictions = zero_shot(chelsea, LABELS, model=str(tiny_hf_clip_dir), templates=templates, precision="fp32",
-                            device="cpu")
+    predictions = zero_shot(
+        chelsea, LABELS, model=str(tiny_hf_clip_dir), templates=templates, precision="fp32", device="cpu"
+    )
     expected = hf_reference(tiny_hf_clip_dir, chelsea, LABELS, templates)
     assert sorted(p.label for p in predictions) == sorted(LABELS)
     for prediction in predictions:
@@ -350,14 +372,16 @@ def test_hub_clip_not_fetchable_offline(fresh_cache, chelsea, tmp_path, monkeypa
 
     assert hub_constants.HF_HUB_OFFLINE
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))  # so a copy on this machine cannot load
-    with pytest.raises(ModelLoadError, match="Could not fetch CLIP model 'openai/clip-vit-base-patch32' from the "
-                                             "Hugging Face Hub") as raised:
+    with pytest.raises(
+        ModelLoadError, match="Could not fetch CLIP model 'openai/clip-vit-base-patch32' from the Hugging Face Hub"
+    ) as raised:
         zero_shot(chelsea, LABELS, model="openai/clip-vit-base-patch32", device="cpu")
     assert isinstance(raised.value, ValueError)
     assert raised.value.args[0].count(". ") == 0  # one sentence
 
 
 # ---- which backend, open_clip local folders, and the UI's helpers -------------------------------------------
+
 
 def test_backend_from_the_name(tiny_hf_clip_dir, tiny_open_clip_dir, tmp_path):
     from core.zero_shot import resolve_model, uses_transformers
@@ -370,12 +394,15 @@ def test_backend_from_the_name(tiny_hf_clip_dir, tiny_open_clip_dir, tmp_path):
     assert resolve_model(str(tiny_open_clip_dir)) == ("open_clip", f"local-dir:{tiny_open_clip_dir}")
     assert resolve_model("openai/clip-vit-base-patch32") == ("transformers", "openai/clip-vit-base-patch32")
     assert resolve_model(str(tiny_hf_clip_dir)) == ("transformers", str(tiny_hf_clip_dir))
-    assert [uses_transformers(name) for name in ("ViT-B-32", "openai/clip-vit-base-patch32", str(tiny_hf_clip_dir),
-                                                 "ViT-Q-99", "")] == [False, True, True, False, False]
+    assert [
+        uses_transformers(name)
+        for name in ("ViT-B-32", "openai/clip-vit-base-patch32", str(tiny_hf_clip_dir), "ViT-Q-99", "")
+    ] == [False, True, True, False, False]
     with pytest.raises(ValueError, match="is neither a model id on the Hub nor a model folder.*config.json"):
         resolve_model(str(tmp_path))
-    with pytest.raises(ValueError, match="'local-dir:/nowhere/clip' is neither a model id on the Hub nor a model "
-                                         "folder"):
+    with pytest.raises(
+        ValueError, match="'local-dir:/nowhere/clip' is neither a model id on the Hub nor a model folder"
+    ):
         resolve_model("local-dir:/nowhere/clip")
     with pytest.raises(ValueError, match="has no open_clip_config.json"):
         resolve_model(f"local-dir:{tiny_hf_clip_dir}")
@@ -390,9 +417,18 @@ def test_pretrained_tags_and_choices(tiny_hf_clip_dir, tiny_open_clip_dir):
     from ui.shared.widgets import ZERO_SHOT_CHOICES
 
     assert takes_pretrained("ViT-B-32") and takes_pretrained("ViT-B/32")
-    assert not any(takes_pretrained(name) for name in (
-        "openai/clip-vit-base-patch32", str(tiny_hf_clip_dir), str(tiny_open_clip_dir),
-        f"local-dir:{tiny_open_clip_dir}", "hf-hub:timm/ViT-B-16-SigLIP", "ViT-Q-99", ""))
+    assert not any(
+        takes_pretrained(name)
+        for name in (
+            "openai/clip-vit-base-patch32",
+            str(tiny_hf_clip_dir),
+            str(tiny_open_clip_dir),
+            f"local-dir:{tiny_open_clip_dir}",
+            "hf-hub:timm/ViT-B-16-SigLIP",
+            "ViT-Q-99",
+            "",
+        )
+    )
 
     assert "laion2b_s34b_b79k" in pretrained_tags("ViT-B-32") and "openai" in pretrained_tags("ViT-B-32")
     assert pretrained_tags("openai/clip-vit-base-patch32") == [] and pretrained_tags(str(tiny_hf_clip_dir)) == []
@@ -427,20 +463,24 @@ def test_local_dir_matches_open_clip_recipe(fresh_cache, tiny_open_clip_dir, che
 
 # ---- label maps -------------------------------------------------------------------------------------------
 
+
 def open_clip_manual_map(folder, image, labels, target, templates, first_block=0):
     """Chefer et al.'s CLIP relevance with open_clip's weights but none of the engine's code and no hooks: the
     image tower's forward written out, attention probabilities computed here, the recursion done in torch."""
+    import open_clip
     import torch.nn.functional as F
     from PIL import Image
-
-    import open_clip
 
     name = f"local-dir:{folder}"
     model, _, preprocess = open_clip.create_model_and_transforms(name)
     tokenizer = open_clip.get_tokenizer(name)
     with torch.no_grad():
-        text = torch.stack([F.normalize(model.encode_text(tokenizer([t.format(label) for label in labels])), dim=-1)
-                            for t in templates]).mean(dim=0)
+        text = torch.stack(
+            [
+                F.normalize(model.encode_text(tokenizer([t.format(label) for label in labels])), dim=-1)
+                for t in templates
+            ]
+        ).mean(dim=0)
         text = F.normalize(text, dim=-1)
     visual = model.visual
     pixels = preprocess(Image.fromarray(image)).unsqueeze(0)
@@ -477,9 +517,17 @@ def hf_manual_map(folder, image, labels, target, templates):
     model = CLIPModel.from_pretrained(folder, attn_implementation="eager").eval()
     processor = CLIPProcessor.from_pretrained(folder)
     with torch.no_grad():
-        text = torch.stack([F.normalize(model.get_text_features(**processor(
-            text=[t.format(label) for label in labels], padding=True, return_tensors="pt")).pooler_output, dim=-1)
-            for t in templates]).mean(dim=0)
+        text = torch.stack(
+            [
+                F.normalize(
+                    model.get_text_features(
+                        **processor(text=[t.format(label) for label in labels], padding=True, return_tensors="pt")
+                    ).pooler_output,
+                    dim=-1,
+                )
+                for t in templates
+            ]
+        ).mean(dim=0)
         text = F.normalize(text, dim=-1)
     pixels = processor(images=Image.fromarray(image), return_tensors="pt")["pixel_values"]
     outputs = model.vision_model(pixel_values=pixels, output_attentions=True)
@@ -511,16 +559,19 @@ def test_map_matches_independent_implementation(fresh_cache, clip_backend, chels
 
     model, manual = clip_backend
     for target in ("a cat", "a rocket"):
-        label_map = zero_shot_map(chelsea, target, LABELS, model=model, templates=templates, precision="fp32",
-                                  device="cpu")
+        label_map = zero_shot_map(
+            chelsea, target, LABELS, model=model, templates=templates, precision="fp32", device="cpu"
+        )
         expected, expected_probabilities = manual(chelsea, LABELS, target, templates)
         assert label_map.label == target and label_map.grid_size == (4, 4) and label_map.heatmap.shape == (4, 4)
         assert label_map.heatmap.max() == pytest.approx(1.0) and label_map.heatmap.min() >= 0
         np.testing.assert_allclose(label_map.heatmap, expected, atol=1e-5)
         # The predictions are every label ranked, with zero_shot's numbers.
         scores = {p.label: p.score for p in label_map.predictions}
-        assert [p.label for p in label_map.predictions] == [p.label for p in zero_shot(
-            chelsea, LABELS, model=model, templates=templates, precision="fp32", device="cpu")]
+        assert [p.label for p in label_map.predictions] == [
+            p.label
+            for p in zero_shot(chelsea, LABELS, model=model, templates=templates, precision="fp32", device="cpu")
+        ]
         for index, label in enumerate(LABELS):
             assert scores[label] == pytest.approx(float(expected_probabilities[index]), abs=1e-5)
         assert label_map.overlay.size == (chelsea.shape[1], chelsea.shape[0])
@@ -530,9 +581,10 @@ def test_labels_get_their_own_maps(fresh_cache, clip_backend, chelsea):
     from core.zero_shot import zero_shot_map
 
     model, _ = clip_backend
-    maps = [zero_shot_map(chelsea, label, LABELS, model=model, precision="fp32", device="cpu").heatmap
-            for label in LABELS]
-    assert all(np.abs(a - b).max() > 1e-3 for index, a in enumerate(maps) for b in maps[index + 1:])
+    maps = [
+        zero_shot_map(chelsea, label, LABELS, model=model, precision="fp32", device="cpu").heatmap for label in LABELS
+    ]
+    assert all(np.abs(a - b).max() > 1e-3 for index, a in enumerate(maps) for b in maps[index + 1 :])
 
 
 def test_map_from_a_later_block(fresh_cache, tiny_open_clip_dir, chelsea):
@@ -541,8 +593,9 @@ def test_map_from_a_later_block(fresh_cache, tiny_open_clip_dir, chelsea):
 
     model = f"local-dir:{tiny_open_clip_dir}"
     label_map = zero_shot_map(chelsea, "a cat", LABELS, model=model, precision="fp32", device="cpu", from_layer=2)
-    expected, _ = open_clip_manual_map(tiny_open_clip_dir, chelsea, LABELS, "a cat", ["a photo of a {}."],
-                                       first_block=1)
+    expected, _ = open_clip_manual_map(
+        tiny_open_clip_dir, chelsea, LABELS, "a cat", ["a photo of a {}."], first_block=1
+    )
     np.testing.assert_allclose(label_map.heatmap, expected, atol=1e-5)
     with pytest.raises(ValueError, match="from_layer 3 is out of range: this image tower has blocks 1 to 2"):
         zero_shot_map(chelsea, "a cat", LABELS, model=model, precision="fp32", device="cpu", from_layer=3)
@@ -568,10 +621,13 @@ def test_map_bf16_close_to_fp32(fresh_cache, tiny_open_clip_dir, chelsea):
     assert np.corrcoef(fp32.ravel(), bf16.ravel())[0, 1] > 0.99
 
 
-@pytest.mark.parametrize("label, message", [
-    ("a horse", r"'a horse' is not one of the labels \('a cat', 'a dog', 'a rocket', 'a cup of coffee'\)"),
-    ("  ", "No label chosen to map"),
-])
+@pytest.mark.parametrize(
+    "label, message",
+    [
+        ("a horse", r"'a horse' is not one of the labels \('a cat', 'a dog', 'a rocket', 'a cup of coffee'\)"),
+        ("  ", "No label chosen to map"),
+    ],
+)
 def test_map_needs_one_of_the_labels(fresh_cache, tiny_open_clip_dir, chelsea, label, message):
     from core.zero_shot import zero_shot_map
 
@@ -601,8 +657,9 @@ def test_map_while_another_thread_scores(fresh_cache, tiny_open_clip_dir, photos
 
     model = f"local-dir:{tiny_open_clip_dir}"
     alone = zero_shot_map(photos["chelsea"], "a cat", LABELS, model=model, precision="fp32", device="cpu").heatmap
-    expected = [(p.label, p.score) for p in zero_shot(photos["coffee"], LABELS, model=model, precision="fp32",
-                                                      device="cpu")]
+    expected = [
+        (p.label, p.score) for p in zero_shot(photos["coffee"], LABELS, model=model, precision="fp32", device="cpu")
+    ]
     stop, other_results, other_errors = threading.Event(), [], []
 
     def score_until_stopped():
@@ -616,8 +673,10 @@ def test_map_while_another_thread_scores(fresh_cache, tiny_open_clip_dir, photos
     worker = threading.Thread(target=score_until_stopped)
     worker.start()
     try:
-        maps = [zero_shot_map(photos["chelsea"], "a cat", LABELS, model=model, precision="fp32", device="cpu").heatmap
-                for _ in range(20)]
+        maps = [
+            zero_shot_map(photos["chelsea"], "a cat", LABELS, model=model, precision="fp32", device="cpu").heatmap
+            for _ in range(20)
+        ]
     finally:
         stop.set()
         worker.join()
@@ -632,19 +691,30 @@ def test_zero_shot_and_its_map_report_what_they_ran_on(fresh_cache, tiny_open_cl
     model = f"local-dir:{tiny_open_clip_dir}"
     loads, runs = [], []
     zero_shot(chelsea, LABELS, model=model, precision="fp32", device="cpu", on_load=loads.append, on_run=runs.append)
-    template_scores(chelsea, LABELS, model=model, precision="fp32", device="cpu", on_load=loads.append,
-                    on_run=runs.append)
-    label_map = zero_shot_map(chelsea, "a cat", LABELS, model=model, precision="fp32", device="cpu",
-                              on_load=loads.append)
+    template_scores(
+        chelsea, LABELS, model=model, precision="fp32", device="cpu", on_load=loads.append, on_run=runs.append
+    )
+    label_map = zero_shot_map(
+        chelsea, "a cat", LABELS, model=model, precision="fp32", device="cpu", on_load=loads.append
+    )
     assert loads == [f"local-dir:{tiny_open_clip_dir.resolve()}"]  # one open_clip model serves all three
     assert [run.model for run in runs] == loads * 2 and label_map.run.model == label_map.model == loads[0]
-    assert all((run.device, run.dtype) == ("cpu", "float32") and run.milliseconds >= 0
-               for run in [*runs, label_map.run])
+    assert all(
+        (run.device, run.dtype) == ("cpu", "float32") and run.milliseconds >= 0 for run in [*runs, label_map.run]
+    )
 
     # transformers CLIP: maps need eager attention, another cache entry, so a second announced load
-    zero_shot(chelsea, LABELS, model=str(tiny_hf_clip_dir), precision="bf16", device="cpu", on_load=loads.append,
-              on_run=runs.append)
-    hf_map = zero_shot_map(chelsea, "a cat", LABELS, model=str(tiny_hf_clip_dir), precision="bf16", device="cpu",
-                           on_load=loads.append)
+    zero_shot(
+        chelsea,
+        LABELS,
+        model=str(tiny_hf_clip_dir),
+        precision="bf16",
+        device="cpu",
+        on_load=loads.append,
+        on_run=runs.append,
+    )
+    hf_map = zero_shot_map(
+        chelsea, "a cat", LABELS, model=str(tiny_hf_clip_dir), precision="bf16", device="cpu", on_load=loads.append
+    )
     assert loads[1:] == [str(tiny_hf_clip_dir.resolve())] * 2
     assert runs[-1].dtype == hf_map.run.dtype == "bfloat16"

@@ -1,4 +1,5 @@
 """Tiny random ViT-GPT2 and BLIP captioners built offline and saved with save_pretrained, for unit and e2e tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,21 +24,36 @@ def tiny_gpt2_tokenizer():
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(CORPUS, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
-    return GPT2TokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                             pad_token="<|endoftext|>")
+    return GPT2TokenizerFast(
+        tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
 
 
 def save_tiny_vit_gpt2(folder: Path) -> Path:
     """A tiny random VisionEncoderDecoder (ViT encoder, GPT-2 decoder) saved with its image processor and tokenizer."""
-    from transformers import GPT2Config, ViTConfig, ViTImageProcessor, VisionEncoderDecoderConfig, \
-        VisionEncoderDecoderModel
+    from transformers import (
+        GPT2Config,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
 
     tokenizer = tiny_gpt2_tokenizer()
-    encoder = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64)
-    decoder = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=len(tokenizer),
-                         add_cross_attention=True, is_decoder=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
+    encoder = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    )
+    decoder = GPT2Config(
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=64,
+        vocab_size=len(tokenizer),
+        add_cross_attention=True,
+        is_decoder=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(0)
     model = VisionEncoderDecoderModel(VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder))
     for config in (model.config, model.generation_config):
@@ -52,8 +68,13 @@ def save_tiny_vit_gpt2(folder: Path) -> Path:
 
 def save_tiny_blip(folder: Path) -> Path:
     """A tiny random BLIP captioner with a BERT tokenizer made from a vocabulary file written here."""
-    from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, \
-        BlipProcessor
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     vocab_file = folder / "vocab-source.txt"
     vocab_file.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", *BLIP_WORDS]) + "\n")
@@ -61,15 +82,26 @@ def save_tiny_blip(folder: Path) -> Path:
     # transformers 5 silently ignores vocab_file= here (an empty vocabulary results); vocab= reads the file.
     tokenizer = BertTokenizerFast(vocab=str(vocab_file), bos_token="[DEC]")
     assert tokenizer.convert_tokens_to_ids("photo") != tokenizer.unk_token_id
-    text_config = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64, max_position_embeddings=64, encoder_hidden_size=32,
-                       bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id,
-                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id)
-    vision_config = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64)
+    text_config = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        encoder_hidden_size=32,
+        bos_token_id=tokenizer.bos_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+    )
+    vision_config = dict(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+    )
     torch.manual_seed(0)
-    model = BlipForConditionalGeneration(BlipConfig(text_config=text_config, vision_config=vision_config,
-                                                    projection_dim=32))
+    model = BlipForConditionalGeneration(
+        BlipConfig(text_config=text_config, vision_config=vision_config, projection_dim=32)
+    )
     model.save_pretrained(folder)
     # Saved the ordinary transformers 5 way: the image processor nested in processor_config.json only.
     BlipProcessor(BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer).save_pretrained(folder)

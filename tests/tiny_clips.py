@@ -1,5 +1,6 @@
 """Tiny random CLIP models written to folders as real users' models are: open_clip's local-dir format and a
 transformers CLIPModel with its CLIPProcessor, built offline (no registry entries, no downloads)."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,10 @@ def save_tiny_open_clip(folder: Path, model_cfg: dict = TINY_OPEN_CLIP_CFG, seed
     model = CLIP(**model_cfg)
     config = {"model_cfg": model_cfg, "preprocess_cfg": {"size": model_cfg["vision_cfg"]["image_size"]}}
     (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2))
-    save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()},
-              folder / "open_clip_model.safetensors")
+    save_file(
+        {name: tensor.contiguous() for name, tensor in model.state_dict().items()},
+        folder / "open_clip_model.safetensors",
+    )
     return folder
 
 
@@ -56,11 +59,25 @@ def save_tiny_hf_clip(folder: Path, seed: int = 0) -> Path:
     tokenizer = tiny_clip_tokenizer()
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77, eos_token_id=eos, pad_token_id=eos,
-                         bos_token_id=tokenizer.convert_tokens_to_ids("<|startoftext|>")),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                           num_attention_heads=2),
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            eos_token_id=eos,
+            pad_token_id=eos,
+            bos_token_id=tokenizer.convert_tokens_to_ids("<|startoftext|>"),
+        ),
+        vision_config=dict(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+        ),
         projection_dim=32,
     )
     torch.manual_seed(seed)

@@ -1,4 +1,5 @@
 """`python app.py deploy`: assemble the Hugging Face Space (spaces.yaml as front matter, the app) and upload it."""
+
 from __future__ import annotations
 
 import argparse
@@ -45,12 +46,16 @@ def load_settings(root: Path = ROOT) -> dict:
     settings = yaml.safe_load((root / SETTINGS_FILE).read_text(encoding="utf-8")) or {}
     missing = [key for key in REQUIRED_KEYS if not settings.get(key)]
     if missing:
-        raise DeployError(f"{SETTINGS_FILE} lacks {', '.join(missing)}: add them (see the Spaces configuration "
-                          "reference, huggingface.co/docs/hub/spaces-config-reference).")
+        raise DeployError(
+            f"{SETTINGS_FILE} lacks {', '.join(missing)}: add them (see the Spaces configuration "
+            "reference, huggingface.co/docs/hub/spaces-config-reference)."
+        )
     pinned = pinned_version((root / REQUIREMENTS_FILE).read_text(encoding="utf-8"), "gradio")
     if str(settings["sdk_version"]) != pinned:
-        raise DeployError(f"{SETTINGS_FILE} says sdk_version {settings['sdk_version']} but {REQUIREMENTS_FILE} pins "
-                          f"gradio=={pinned}: make them the same, so the Space runs the gradio the app is tested on.")
+        raise DeployError(
+            f"{SETTINGS_FILE} says sdk_version {settings['sdk_version']} but {REQUIREMENTS_FILE} pins "
+            f"gradio=={pinned}: make them the same, so the Space runs the gradio the app is tested on."
+        )
     return settings
 
 
@@ -76,14 +81,17 @@ def space_readme(settings: dict, project_readme: str) -> str:
     """Front matter, then what the app does (the project README's opening paragraph) and links to its sections,
     which travel with the Space as ABOUT.md."""
 
-    sections = " · ".join(f"[{title}]({GUIDE_FILE}#{heading_anchor(title)})"
-                          for title in readme_sections(project_readme))
-    return (f"{front_matter(settings)}\n# {settings['title']}\n\n{opening_paragraph(project_readme)}\n\n"
-            f"The full guide is in [{GUIDE_FILE}]({GUIDE_FILE}): {sections}.\n\n"
-            f"On this Space an upload may be up to {SPACE_LIMITS.max_file_size // 2**20} MB a file, the Train tab "
-            "reads zips and folders from your browser (never paths on the server), and when "
-            f"{SPACE_LIMITS.queue_size} requests are already waiting, the next one is asked to try again later. "
-            "To run it on your own machine, see *Install and run* in the guide.\n")
+    sections = " · ".join(
+        f"[{title}]({GUIDE_FILE}#{heading_anchor(title)})" for title in readme_sections(project_readme)
+    )
+    return (
+        f"{front_matter(settings)}\n# {settings['title']}\n\n{opening_paragraph(project_readme)}\n\n"
+        f"The full guide is in [{GUIDE_FILE}]({GUIDE_FILE}): {sections}.\n\n"
+        f"On this Space an upload may be up to {SPACE_LIMITS.max_file_size // 2**20} MB a file, the Train tab "
+        "reads zips and folders from your browser (never paths on the server), and when "
+        f"{SPACE_LIMITS.queue_size} requests are already waiting, the next one is asked to try again later. "
+        "To run it on your own machine, see *Install and run* in the guide.\n"
+    )
 
 
 def opening_paragraph(markdown: str) -> str:
@@ -141,8 +149,10 @@ def assemble_space(destination: Path, root: Path = ROOT) -> Path:
     the guide shows. Returns the folder."""
     destination = Path(destination)
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
-        raise DeployError(f"{destination} already exists and is not an empty folder: give a new or empty one, "
-                          "so no stale file ends up on the Space.")
+        raise DeployError(
+            f"{destination} already exists and is not an empty folder: give a new or empty one, "
+            "so no stale file ends up on the Space."
+        )
     settings = load_settings(root)
     guide = (root / PROJECT_README).read_text(encoding="utf-8")
     relative_paths = app_files(root) + [Path(link) for link in linked_files(guide, root)]
@@ -161,8 +171,10 @@ def assemble_space(destination: Path, root: Path = ROOT) -> Path:
 def check_space_id(space_id: str) -> str:
     space_id = space_id.strip()
     if not _SPACE_ID.fullmatch(space_id) or ".." in space_id or "--" in space_id:
-        raise DeployError(f"'{space_id}' is not a Space id: give it as USER/NAME (or ORG/NAME), letters, digits, "
-                          "'-', '_' and '.', e.g. --space alice/vit-studio.")
+        raise DeployError(
+            f"'{space_id}' is not a Space id: give it as USER/NAME (or ORG/NAME), letters, digits, "
+            "'-', '_' and '.', e.g. --space alice/vit-studio."
+        )
     return space_id
 
 
@@ -174,8 +186,10 @@ def find_token(token_env: str) -> str:
 
         token = (get_token() or "").strip()
     if not token:
-        raise DeployError(f"No Hugging Face token: set {token_env} to a token with write access "
-                          "(huggingface.co/settings/tokens), or log in once with `hf auth login`.")
+        raise DeployError(
+            f"No Hugging Face token: set {token_env} to a token with write access "
+            "(huggingface.co/settings/tokens), or log in once with `hf auth login`."
+        )
     return token
 
 
@@ -184,24 +198,34 @@ def upload_space(folder: Path, space_id: str, token: str, private: bool = False)
     from huggingface_hub import HfApi, constants
 
     if constants.HF_HUB_OFFLINE:  # the client's own reading of HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE
-        raise DeployError("Offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set), which forbids any "
-                          "upload: unset it, or use --dry-run DIR to assemble the Space without uploading.")
+        raise DeployError(
+            "Offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set), which forbids any "
+            "upload: unset it, or use --dry-run DIR to assemble the Space without uploading."
+        )
     from core import hub  # here, not at the top: assembling a Space (--dry-run) needs no torch
 
     endpoint = hub.endpoint()
     if not hub.reachable(endpoint, timeout_s=5.0, remember_s=0.0):
-        raise DeployError(f"Cannot reach the Hugging Face Hub at {endpoint} (no network?): check the connection, "
-                          "or use --dry-run DIR to assemble the Space without uploading.")
+        raise DeployError(
+            f"Cannot reach the Hugging Face Hub at {endpoint} (no network?): check the connection, "
+            "or use --dry-run DIR to assemble the Space without uploading."
+        )
     api = HfApi(endpoint=endpoint, token=token)
     try:
         url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
-        api.upload_folder(repo_id=space_id, repo_type="space", folder_path=folder,
-                          commit_message="Deploy ViT Studio with python app.py deploy")
+        api.upload_folder(
+            repo_id=space_id,
+            repo_type="space",
+            folder_path=folder,
+            commit_message="Deploy ViT Studio with python app.py deploy",
+        )
     except Exception as error:  # noqa: BLE001 - permission, name taken, network: one sentence, not a traceback
         status = getattr(getattr(error, "response", None), "status_code", None)
         if status in (401, 403):
-            raise DeployError(f"Could not upload to the Space {space_id}: the Hub refused the token; it needs write "
-                              f"access to {space_id.split('/')[0]} (huggingface.co/settings/tokens).") from error
+            raise DeployError(
+                f"Could not upload to the Space {space_id}: the Hub refused the token; it needs write "
+                f"access to {space_id.split('/')[0]} (huggingface.co/settings/tokens)."
+            ) from error
         raise DeployError(f"Could not upload to the Space {space_id}: {_first_line(error)}") from error
     return str(url)
 
@@ -217,14 +241,21 @@ def _first_line(error: Exception) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python app.py deploy",
-        description="Assemble ViT Studio as a Hugging Face Space (settings from spaces.yaml) and upload it.")
+        description="Assemble ViT Studio as a Hugging Face Space (settings from spaces.yaml) and upload it.",
+    )
     parser.add_argument("--space", required=True, metavar="USER/NAME", help="the Space to create or update")
-    parser.add_argument("--dry-run", metavar="DIR", type=Path,
-                        help="write the Space's files into DIR (new or empty) and upload nothing")
-    parser.add_argument("--private", action="store_true", help="create the Space private (an existing one keeps "
-                                                               "its visibility)")
-    parser.add_argument("--token-env", default="HF_TOKEN", metavar="NAME",
-                        help="environment variable holding the token (default HF_TOKEN; else your `hf auth login`)")
+    parser.add_argument(
+        "--dry-run", metavar="DIR", type=Path, help="write the Space's files into DIR (new or empty) and upload nothing"
+    )
+    parser.add_argument(
+        "--private", action="store_true", help="create the Space private (an existing one keeps its visibility)"
+    )
+    parser.add_argument(
+        "--token-env",
+        default="HF_TOKEN",
+        metavar="NAME",
+        help="environment variable holding the token (default HF_TOKEN; else your `hf auth login`)",
+    )
     return parser.parse_args(argv)
 
 

@@ -1,5 +1,6 @@
 """Fine-tuning, independent of any front end: data.py checks and splits the data, finetune.py trains, jobs.py runs
 one training in the background, runs.py/access.py/disk.py/review.py keep and share the run folders."""
+
 from training.access import (
     SESSIONS,
     Visitor,

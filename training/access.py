@@ -1,4 +1,5 @@
 """Which runs a visitor may see and change: runs are named, never pathed, and a shared app keeps each visitor's own."""
+
 from __future__ import annotations
 
 import hashlib
@@ -133,8 +134,9 @@ def visible_runs(asking: Visitor, root: Path | None = None, running: Sequence[Pa
     return [summary for summary in list_runs(root, running) if may_see(summary.path, asking)]
 
 
-def find_run(name: str | os.PathLike | None, asking: Visitor, *, root: Path | None = None,
-             change: bool = False) -> Path:
+def find_run(
+    name: str | os.PathLike | None, asking: Visitor, *, root: Path | None = None, change: bool = False
+) -> Path:
     """The folder of the run called `name` in the runs folder, if this visitor may see it (and change it, with
     `change`). A run's full path is accepted when it lies in the runs folder. Anything else, whether it exists or
     not, gets the same message: the answer must not tell a visitor what is on the server."""
@@ -145,8 +147,10 @@ def find_run(name: str | os.PathLike | None, asking: Visitor, *, root: Path | No
     if folder is None or not may_see(folder, asking):
         raise ValueError(f"There is no run called '{_shown_name(name)}' here: pick one from the list of runs.")
     if change and not may_change(folder, asking):
-        raise ValueError(f"The run '{folder.name}' is an example run: look at it, use it or download it, and "
-                         "train a run of your own to resume.")
+        raise ValueError(
+            f"The run '{folder.name}' is an example run: look at it, use it or download it, and "
+            "train a run of your own to resume."
+        )
     return folder
 
 

@@ -1,4 +1,5 @@
 """A run's files on disk, checked before a resume trusts them: settings, split, training state, weights, optimizer."""
+
 from __future__ import annotations
 
 import json
@@ -40,14 +41,23 @@ class TrainingState:
     def metrics(self, runtime_s: float, epochs: int, images_seen: int) -> dict[str, float | None]:
         """The example scripts' all_results.json keys; runtime and speed cover this session (after a resume,
         the part since the resume)."""
-        return {"epoch": float(epochs), "train_loss": self.loss_sum / max(self.step, 1),
-                "train_runtime": round(runtime_s, 3),
-                "train_samples_per_second": round(images_seen / runtime_s, 3) if runtime_s > 0 else 0.0,
-                "eval_loss": self.eval_loss, "eval_accuracy": self.eval_accuracy}
+        return {
+            "epoch": float(epochs),
+            "train_loss": self.loss_sum / max(self.step, 1),
+            "train_runtime": round(runtime_s, 3),
+            "train_samples_per_second": round(images_seen / runtime_s, 3) if runtime_s > 0 else 0.0,
+            "eval_loss": self.eval_loss,
+            "eval_accuracy": self.eval_accuracy,
+        }
 
     def to_json(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "loss_sum": self.loss_sum, "eval_loss": self.eval_loss,
-                "eval_accuracy": self.eval_accuracy}
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "loss_sum": self.loss_sum,
+            "eval_loss": self.eval_loss,
+            "eval_accuracy": self.eval_accuracy,
+        }
 
 
 def damaged(run_dir: Path, path: Path) -> ValueError:
@@ -91,11 +101,19 @@ def read_split(output_dir: str | Path) -> PreparedData:
     classes = tuple(split["classes"])
     train = tuple(Sample(Path(path), label) for path, label in split["train"])
     val = tuple(Sample(Path(path), label) for path, label in split["val"])
+
     def counts(samples: tuple[Sample, ...]) -> tuple[int, ...]:
         return tuple(sum(sample.label == index for sample in samples) for index in range(len(classes)))
 
-    report = DataReport(classes=classes, train_counts=counts(train), val_counts=counts(val), skipped=(),
-                        warnings=(), split="as the run split it", examples=())
+    report = DataReport(
+        classes=classes,
+        train_counts=counts(train),
+        val_counts=counts(val),
+        skipped=(),
+        warnings=(),
+        split="as the run split it",
+        examples=(),
+    )
     return PreparedData(root=Path(split["root"]), classes=classes, train=train, val=val, report=report)
 
 
@@ -113,14 +131,23 @@ def _is_split(split: Any) -> bool:
     if not isinstance(split, dict) or not isinstance(split.get("root"), str):
         return False
     classes = split.get("classes")
-    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(name, str) for name in classes) \
-            or len(set(classes)) != len(classes):
+    if (
+        not isinstance(classes, list)
+        or len(classes) < 2
+        or not all(isinstance(name, str) for name in classes)
+        or len(set(classes)) != len(classes)
+    ):
         return False
 
     def samples(part: Any) -> bool:
         return isinstance(part, list) and all(
-            isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and _is_count(pair[1])
-            and pair[1] < len(classes) for pair in part)
+            isinstance(pair, list)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and _is_count(pair[1])
+            and pair[1] < len(classes)
+            for pair in part
+        )
 
     return samples(split.get("train")) and samples(split.get("val")) and bool(split["train"])
 
@@ -133,8 +160,12 @@ def read_trainer_state(run_dir: Path) -> TrainingState:
         state = TrainingState(**fields)
     except TypeError as error:  # not an object, or other keys
         raise damaged(run_dir, path) from error
-    if not (_is_count(state.step) and _is_count(state.epoch) and _is_number(state.loss_sum)
-            and all(value is None or _is_number(value) for value in (state.eval_loss, state.eval_accuracy))):
+    if not (
+        _is_count(state.step)
+        and _is_count(state.epoch)
+        and _is_number(state.loss_sum)
+        and all(value is None or _is_number(value) for value in (state.eval_loss, state.eval_accuracy))
+    ):
         raise damaged(run_dir, path)
     return state
 
@@ -199,9 +230,11 @@ def random_state_note(run_dir: Path, states: Path, process_index: int) -> str | 
     accelerate skips one it cannot use with only an info line."""
     if _random_state_restored(states, process_index):
         return None
-    return (f"The random state in {_run_file(run_dir, states / f'random_states_{process_index}.pkl')} could not be "
-            "restored, so the random crops, flips and dropout after the resume differ from an uninterrupted run's "
-            "(the data order does not).")
+    return (
+        f"The random state in {_run_file(run_dir, states / f'random_states_{process_index}.pkl')} could not be "
+        "restored, so the random crops, flips and dropout after the resume differ from an uninterrupted run's "
+        "(the data order does not)."
+    )
 
 
 def _unloadable_file(states: Path) -> Path | None:
@@ -226,8 +259,11 @@ def _random_state_restored(states: Path, process_index: int) -> bool:
 
     try:
         saved = load(states / f"random_states_{process_index}.pkl")
-        now = {"random_state": random.getstate(), "numpy_random_seed": np.random.get_state(),
-               "torch_manual_seed": torch.get_rng_state()}
+        now = {
+            "random_state": random.getstate(),
+            "numpy_random_seed": np.random.get_state(),
+            "torch_manual_seed": torch.get_rng_state(),
+        }
         if torch.cuda.is_available():
             now["torch_cuda_manual_seed"] = torch.cuda.get_rng_state_all()
         return all(_same_state(value, saved[name]) for name, value in now.items())

@@ -1,4 +1,5 @@
 """Turn a folder, a zip or a list of uploaded files into a checked, split image-classification data set."""
+
 from __future__ import annotations
 
 import errno
@@ -223,7 +224,9 @@ def _materialise(source: DataSource, work_dir: PathLike | None, limits: ZipLimit
 
 
 def _filled_folder(
-    fill: Callable[[Any, Path, ZipLimits], tuple[Path, list[Skipped]]], source: Any, work_dir: PathLike | None,
+    fill: Callable[[Any, Path, ZipLimits], tuple[Path, list[Skipped]]],
+    source: Any,
+    work_dir: PathLike | None,
     limits: ZipLimits,
 ) -> tuple[Path, list[Skipped]]:
     """A new folder under work_dir filled by `fill` from source; removed again whatever stops the filling (a
@@ -293,8 +296,9 @@ def _unpack_entries(reader: ZipReader, entries: Sequence[zipfile.ZipInfo], targe
             skipped.append(Skipped(name, f"cannot be unpacked: {error}"))
         except OSError as error:
             if error.errno == errno.ENOSPC:
-                raise DataError(f"The disk is full unpacking {reader.label}: free some space, or use fewer "
-                                "images.") from None
+                raise DataError(
+                    f"The disk is full unpacking {reader.label}: free some space, or use fewer images."
+                ) from None
             skipped.append(Skipped(name, f"cannot be unpacked: {error.strerror or error}"))
     return skipped
 

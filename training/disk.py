@@ -1,5 +1,6 @@
 """Keeps a Space's runs folder within its disk budget: old visitors' runs go, and finished runs shed what only
 training needed."""
+
 from __future__ import annotations
 
 import shutil
@@ -37,8 +38,8 @@ class Tidied:
 
 def space_budget() -> DiskBudget:
     """A Space runs for weeks on a disk of tens of GB shared by every visitor. Runs go after the same 6 hours as
-    visitors' uploads (ui.serving.SPACE_LIMITS); 10 GB holds a dozen ViT-B runs with their data. Both can be changed with
-    VIT_STUDIO_KEEP_RUNS_HOURS and VIT_STUDIO_RUNS_QUOTA_GB."""
+    visitors' uploads (ui.serving.SPACE_LIMITS); 10 GB holds a dozen ViT-B runs with their data. Both are settings
+    (VIT_STUDIO_KEEP_RUNS_HOURS and VIT_STUDIO_RUNS_QUOTA_GB)."""
     launch = current_settings()
     return DiskBudget(keep_runs_s=launch.keep_runs_hours * 3600, quota_bytes=int(launch.runs_quota_gb * 1024**3))
 
@@ -49,8 +50,9 @@ def disk_budget() -> DiskBudget | None:
     return space_budget() if current_settings().on_space else None
 
 
-def tidy_runs(budget: DiskBudget, root: Path | None = None, *, running: Sequence[Path] = (),
-              now: float | None = None) -> Tidied:
+def tidy_runs(
+    budget: DiskBudget, root: Path | None = None, *, running: Sequence[Path] = (), now: float | None = None
+) -> Tidied:
     """Remove visitors' runs older than the budget keeps them, and trim their finished runs. Runs nobody
     claimed (the Space owner's example runs) and the runs named in `running` are left alone. training.jobs calls
     this under its lock, when nothing trains, so no run can start or resume meanwhile."""
@@ -80,9 +82,11 @@ def room_for_new_run(budget: DiskBudget, root: Path | None = None) -> int:
     used = folder_bytes(Path(root or runs_root()))
     if used >= budget.quota_bytes:
         hours = budget.keep_runs_s / 3600
-        raise ValueError(f"This Space's runs folder is full ({format_size(used)} of {format_size(budget.quota_bytes)}):"
-                         f" no new run can start until older runs are removed ({hours:g} hours after they last "
-                         "changed). Try again later, or run ViT Studio on your own machine.")
+        raise ValueError(
+            f"This Space's runs folder is full ({format_size(used)} of {format_size(budget.quota_bytes)}):"
+            f" no new run can start until older runs are removed ({hours:g} hours after they last "
+            "changed). Try again later, or run ViT Studio on your own machine."
+        )
     return budget.quota_bytes - used
 
 

@@ -1,4 +1,5 @@
 """What finetune() reports as it goes: small frozen events a UI draws curves from and the CLI prints."""
+
 from __future__ import annotations
 
 import json

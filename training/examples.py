@@ -1,4 +1,5 @@
 """An example data set for the Train tab (coloured shapes, generated, so it needs no download) and its zip."""
+
 from __future__ import annotations
 
 import shutil

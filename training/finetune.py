@@ -1,4 +1,5 @@
 """Fine-tune a ViT-family classifier on a folder of images: full or head-only, resumable, reporting events."""
+
 from __future__ import annotations
 
 import inspect
@@ -66,8 +67,9 @@ MAX_DATALOADER_WORKERS = 128
 
 # A ViT small enough to learn a few hundred photos on a laptop CPU without any download.
 SCRATCH_PRESETS: dict[str, dict[str, Any]] = {
-    "vit-small-scratch": dict(image_size=64, patch_size=8, hidden_size=192, num_hidden_layers=6,
-                              num_attention_heads=3, intermediate_size=768),
+    "vit-small-scratch": dict(
+        image_size=64, patch_size=8, hidden_size=192, num_hidden_layers=6, num_attention_heads=3, intermediate_size=768
+    ),
 }
 
 
@@ -134,8 +136,10 @@ def finetune(config: FinetuneConfig, stop: threading.Event | None = None) -> Ite
 def check_config(config: FinetuneConfig) -> None:
     """Every setting checked before any data is read or model loaded, with a message that says what to do."""
     if config.mode not in MODES:
-        raise ValueError(f"Unknown mode '{config.mode}': use 'full' (fine-tune every weight) or 'head' "
-                         "(train only the classifier on a frozen backbone).")
+        raise ValueError(
+            f"Unknown mode '{config.mode}': use 'full' (fine-tune every weight) or 'head' "
+            "(train only the classifier on a frozen backbone)."
+        )
     if config.precision not in TRAINING_PRECISIONS:
         raise ValueError(f"Unknown precision '{config.precision}': use one of {', '.join(TRAINING_PRECISIONS)}.")
     _check_number(config.learning_rate, "learning rate", lambda v: v > 0, "greater than 0 (e.g. 5e-5)")
@@ -148,21 +152,31 @@ def check_config(config: FinetuneConfig) -> None:
         _check_whole(config.image_size, "image size")
         check_image_size(config.image_size)
         check_batch_pixels(config, config.image_size)
-    if isinstance(config.dataloader_num_workers, bool) or not isinstance(config.dataloader_num_workers, int) \
-            or not 0 <= config.dataloader_num_workers <= MAX_DATALOADER_WORKERS:
-        raise ValueError(f"The number of data loader workers must be a whole number from 0 to "
-                         f"{MAX_DATALOADER_WORKERS}, not {config.dataloader_num_workers!r}.")
+    if (
+        isinstance(config.dataloader_num_workers, bool)
+        or not isinstance(config.dataloader_num_workers, int)
+        or not 0 <= config.dataloader_num_workers <= MAX_DATALOADER_WORKERS
+    ):
+        raise ValueError(
+            f"The number of data loader workers must be a whole number from 0 to "
+            f"{MAX_DATALOADER_WORKERS}, not {config.dataloader_num_workers!r}."
+        )
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**32:
         raise ValueError(f"The seed must be a whole number from 0 to {2**32 - 1}, not {config.seed!r}.")
     if not config.model_name_or_path and not config.config_name:
-        raise ValueError("No model to start from: give a base model (hub id or folder), or a config to train "
-                         f"from scratch (e.g. {next(iter(SCRATCH_PRESETS))}).")
+        raise ValueError(
+            "No model to start from: give a base model (hub id or folder), or a config to train "
+            f"from scratch (e.g. {next(iter(SCRATCH_PRESETS))})."
+        )
     if not str(config.output_dir).strip():
         raise ValueError("No output folder given for the trained model.")
 
 
-def check_image_size(side: int, what: str = "The image size",
-                     fix: str = "leave it unset to use the model's own, or pick one such as 224 or 384") -> None:
+def check_image_size(
+    side: int,
+    what: str = "The image size",
+    fix: str = "leave it unset to use the model's own, or pick one such as 224 or 384",
+) -> None:
     """`what` (the image size, a model's or a config's) at most MAX_IMAGE_SIZE pixels a side."""
     if side > MAX_IMAGE_SIZE:
         raise ValueError(f"{what} is {side} pixels a side; at most {MAX_IMAGE_SIZE} can be trained: {fix}.")
@@ -174,10 +188,12 @@ def check_batch_pixels(config: FinetuneConfig, side: int) -> None:
     _fitted_eval_batch instead, since their size changes no result.)"""
     size = config.per_device_train_batch_size
     if config.mode != "head" and size * side * side > MAX_BATCH_PIXELS:
-        raise ValueError(f"A batch of {size} images of {side}x{side} pixels is {size * side * side / 1e6:,.0f} "
-                         f"million pixels, more than one device can train on (at most "
-                         f"{MAX_BATCH_PIXELS / 1e6:,.0f} million): lower the batch size to "
-                         f"{_most_images(side)} or less, or the image size.")
+        raise ValueError(
+            f"A batch of {size} images of {side}x{side} pixels is {size * side * side / 1e6:,.0f} "
+            f"million pixels, more than one device can train on (at most "
+            f"{MAX_BATCH_PIXELS / 1e6:,.0f} million): lower the batch size to "
+            f"{_most_images(side)} or less, or the image size."
+        )
 
 
 def _most_images(side: int) -> int:
@@ -203,8 +219,10 @@ def _check_number(value: Any, name: str, ok, wanted: str) -> None:
 
 def _check_batch_size(config: FinetuneConfig, data: PreparedData) -> None:
     if config.per_device_train_batch_size > len(data.train):
-        raise DataError(f"The batch size ({config.per_device_train_batch_size}) is larger than the training set "
-                        f"({len(data.train)} images): lower it to {len(data.train)} or less.")
+        raise DataError(
+            f"The batch size ({config.per_device_train_batch_size}) is larger than the training set "
+            f"({len(data.train)} images): lower it to {len(data.train)} or less."
+        )
 
 
 # ---- data and model ----------------------------------------------------------------------------------------
@@ -219,12 +237,22 @@ def _prepare(config: FinetuneConfig, output_dir: Path) -> PreparedData:
         # need not be unpacked again.
         return read_split(output_dir)
     work_dir = output_dir / "data"
-    data = prepare_data(config.train_dir, work_dir / "train", val_fraction=config.val_fraction, seed=config.seed,
-                        max_bytes=config.max_data_bytes)
+    data = prepare_data(
+        config.train_dir,
+        work_dir / "train",
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        max_bytes=config.max_data_bytes,
+    )
     if config.validation_dir is None:
         return data
-    validation = prepare_data(config.validation_dir, work_dir / "validation", val_fraction=config.val_fraction,
-                              seed=config.seed, max_bytes=config.max_data_bytes)
+    validation = prepare_data(
+        config.validation_dir,
+        work_dir / "validation",
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        max_bytes=config.max_data_bytes,
+    )
     return with_validation(data, validation)
 
 
@@ -234,8 +262,9 @@ def with_validation(data: PreparedData, validation: PreparedData) -> PreparedDat
     if unknown:
         raise DataError(f"The validation folder has classes the training folder lacks: {', '.join(unknown)}.")
     index = {name: data.classes.index(name) for name in validation.classes}
-    relabelled = tuple(Sample(sample.path, index[validation.classes[sample.label]])
-                       for sample in (*validation.train, *validation.val))
+    relabelled = tuple(
+        Sample(sample.path, index[validation.classes[sample.label]]) for sample in (*validation.train, *validation.val)
+    )
     return replace(data, train=(*data.train, *data.val), val=relabelled)
 
 
@@ -243,8 +272,11 @@ def _build_model(config: FinetuneConfig, classes: Sequence[str], checkpoint: Pat
     """(model, image processor): from the checkpoint when resuming, else from the base or from scratch,
     with a classifier sized for these classes (a new one, unless the base already has that many outputs:
     then its head is kept and renamed, so a run can continue from an earlier run)."""
-    labels = dict(num_labels=len(classes), id2label=dict(enumerate(classes)),
-                  label2id={name: index for index, name in enumerate(classes)})
+    labels = dict(
+        num_labels=len(classes),
+        id2label=dict(enumerate(classes)),
+        label2id={name: index for index, name in enumerate(classes)},
+    )
     if checkpoint is not None:
         try:
             loaded = fetch_pretrained(str(checkpoint), AutoModelForImageClassification, AutoImageProcessor)
@@ -257,8 +289,9 @@ def _build_model(config: FinetuneConfig, classes: Sequence[str], checkpoint: Pat
     class Relabelled:  # the loader's from_pretrained, with a new head sized for these classes
         @staticmethod
         def from_pretrained(name: str, **kwargs: Any):
-            return AutoModelForImageClassification.from_pretrained(name, ignore_mismatched_sizes=True, **labels,
-                                                                   **kwargs)
+            return AutoModelForImageClassification.from_pretrained(
+                name, ignore_mismatched_sizes=True, **labels, **kwargs
+            )
 
     loaded = fetch_pretrained(config.model_name_or_path or "", Relabelled, AutoImageProcessor)  # checked: set
     return loaded.model, loaded.processor
@@ -275,13 +308,16 @@ def _from_scratch(config: FinetuneConfig, labels: dict):
         try:
             model_config = AutoConfig.from_pretrained(str(config.config_name), **labels)
         except (OSError, ValueError) as error:
-            raise ValueError(f"Could not read the config '{config.config_name}': use one of "
-                             f"{', '.join(SCRATCH_PRESETS)}, a folder with config.json, or a hub id.") from error
+            raise ValueError(
+                f"Could not read the config '{config.config_name}': use one of "
+                f"{', '.join(SCRATCH_PRESETS)}, a folder with config.json, or a hub id."
+            ) from error
     size = getattr(model_config, "image_size", 224)
     size = size if isinstance(size, int) else size[0]
     if not config.image_size and isinstance(size, int):  # it sizes the position embeddings: bounded before them
-        check_image_size(size, f"The image size in the config '{config.config_name}'",
-                         "set an image size such as 224 to train at")
+        check_image_size(
+            size, f"The image size in the config '{config.config_name}'", "set an image size such as 224 to train at"
+        )
     model = AutoModelForImageClassification.from_config(model_config)
     # Images from 0-255 to -1..1, as google/vit-* do; a scratch model has no processor of its own.
     processor = ViTImageProcessor(size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
@@ -299,8 +335,12 @@ def _native_size(model) -> int | None:
 def _size_kwargs(model, image_size: int | None) -> dict:
     """Training at another size than the model's own needs interpolated position embeddings (ViT, DeiT)."""
     native = _native_size(model)
-    if image_size and native and image_size != native \
-            and "interpolate_pos_encoding" in inspect.signature(model.forward).parameters:
+    if (
+        image_size
+        and native
+        and image_size != native
+        and "interpolate_pos_encoding" in inspect.signature(model.forward).parameters
+    ):
         return {"interpolate_pos_encoding": True}
     return {}
 
@@ -324,9 +364,12 @@ def write_run_files(config: FinetuneConfig, data: PreparedData, output_dir: Path
     settings = {name: getattr(config, name) for name in FinetuneConfig.__dataclass_fields__}
     settings.update(train_dir=str(data.root), validation_dir=None, output_dir=str(output_dir), resume=False)
     (output_dir / RUN_CONFIG).write_text(json.dumps(settings, indent=2, default=str), encoding="utf-8")
-    split = {"root": str(data.root), "classes": list(data.classes),
-             "train": [[str(sample.path), sample.label] for sample in data.train],
-             "val": [[str(sample.path), sample.label] for sample in data.val]}
+    split = {
+        "root": str(data.root),
+        "classes": list(data.classes),
+        "train": [[str(sample.path), sample.label] for sample in data.train],
+        "val": [[str(sample.path), sample.label] for sample in data.val],
+    }
     (output_dir / SPLIT).write_text(json.dumps(split), encoding="utf-8")
 
 
@@ -336,18 +379,23 @@ def resume_config(output_dir: str | Path) -> FinetuneConfig:
     the checkpoint's weights are checked by finetune() before it trains."""
     output_dir = Path(output_dir)
     if not (output_dir / RUN_CONFIG).is_file():
-        raise ValueError(f"'{output_dir.name or output_dir}' is not a training run (no {RUN_CONFIG}): pick a run "
-                         "from the list.")
+        raise ValueError(
+            f"'{output_dir.name or output_dir}' is not a training run (no {RUN_CONFIG}): pick a run from the list."
+        )
     try:
         events = read_events(output_dir / EVENTS_LOG) if (output_dir / EVENTS_LOG).is_file() else []
     except (OSError, ValueError) as error:  # not UTF-8 (read_events skips lines that are not events)
         raise damaged(output_dir, output_dir / EVENTS_LOG) from error
     if events and isinstance(events[-1], Finished):
-        raise ValueError(f"The run '{output_dir.name}' has finished; to train more, start a new run from it "
-                         "(pick it under 'Start from').")
+        raise ValueError(
+            f"The run '{output_dir.name}' has finished; to train more, start a new run from it "
+            "(pick it under 'Start from')."
+        )
     if not (output_dir / CHECKPOINT / TRAINER_STATE).is_file():
-        raise ValueError(f"The run '{output_dir.name}' has no checkpoint to resume from (it stopped before its "
-                         "first save); start it again instead.")
+        raise ValueError(
+            f"The run '{output_dir.name}' has no checkpoint to resume from (it stopped before its "
+            "first save); start it again instead."
+        )
     config = _saved_config(output_dir)
     read_trainer_state(output_dir)
     return replace(config, train_dir=read_split(output_dir), output_dir=output_dir, resume=True)
@@ -395,8 +443,9 @@ def _fast_bf16() -> bool:
     return cpu_has_fast_bf16()
 
 
-def _run(config: FinetuneConfig, data: PreparedData, output_dir: Path, resuming: bool,
-         stop: threading.Event) -> Iterator[Event]:
+def _run(
+    config: FinetuneConfig, data: PreparedData, output_dir: Path, resuming: bool, stop: threading.Event
+) -> Iterator[Event]:
     from accelerate.utils import set_seed
 
     set_seed(config.seed)
@@ -415,11 +464,14 @@ def _run(config: FinetuneConfig, data: PreparedData, output_dir: Path, resuming:
     train_transform, eval_transform = image_transforms(processor, config.image_size, config.augment)
     if config.mode == "head" and accelerator.num_processes > 1:
         # The cached features and their batches live in one process; a linear head needs no more than that.
-        raise ValueError("Head-only training runs in one process: start it without accelerate launch, or use "
-                         "--mode full across several devices.")
+        raise ValueError(
+            "Head-only training runs in one process: start it without accelerate launch, or use "
+            "--mode full across several devices."
+        )
     trainer = _HeadTrainer if config.mode == "head" else _FullTrainer
-    yield from trainer(config, data, output_dir, accelerator, model, processor, train_transform, eval_transform,
-                       checkpoint, stop).run()
+    yield from trainer(
+        config, data, output_dir, accelerator, model, processor, train_transform, eval_transform, checkpoint, stop
+    ).run()
 
 
 class _FullTrainer:
@@ -427,8 +479,9 @@ class _FullTrainer:
 
     save_each_epoch = True  # an epoch takes minutes; a checkpoint after each one bounds what a crash loses
 
-    def __init__(self, config, data, output_dir, accelerator, model, processor, train_transform, eval_transform,
-                 checkpoint, stop):
+    def __init__(
+        self, config, data, output_dir, accelerator, model, processor, train_transform, eval_transform, checkpoint, stop
+    ):
         self.config, self.data, self.output_dir, self.accelerator = config, data, output_dir, accelerator
         self.model, self.processor, self.stop = model, processor, stop
         self.train_set = ImageClassificationData(data.train, train_transform)
@@ -449,17 +502,28 @@ class _FullTrainer:
         # loader per epoch would pile up. The shuffle is set per epoch instead.
         if self._train_loader is None:
             self._train_shuffle = EpochShuffle(len(self.train_set), self.config.seed)
-            self._train_loader = self.accelerator.prepare_data_loader(torch.utils.data.DataLoader(
-                self.train_set, batch_size=self.config.per_device_train_batch_size, sampler=self._train_shuffle,
-                num_workers=self.config.dataloader_num_workers, collate_fn=collate))
+            self._train_loader = self.accelerator.prepare_data_loader(
+                torch.utils.data.DataLoader(
+                    self.train_set,
+                    batch_size=self.config.per_device_train_batch_size,
+                    sampler=self._train_shuffle,
+                    num_workers=self.config.dataloader_num_workers,
+                    collate_fn=collate,
+                )
+            )
         self._train_shuffle.use_epoch(epoch)
         return self._train_loader
 
     def eval_batches(self):
         if self._eval_loader is None:
-            self._eval_loader = self.accelerator.prepare_data_loader(torch.utils.data.DataLoader(
-                self.eval_set, batch_size=self.config.per_device_eval_batch_size,
-                num_workers=self.config.dataloader_num_workers, collate_fn=collate))
+            self._eval_loader = self.accelerator.prepare_data_loader(
+                torch.utils.data.DataLoader(
+                    self.eval_set,
+                    batch_size=self.config.per_device_eval_batch_size,
+                    num_workers=self.config.dataloader_num_workers,
+                    collate_fn=collate,
+                )
+            )
         return self._eval_loader
 
     def logits(self, batch) -> torch.Tensor:
@@ -473,20 +537,32 @@ class _FullTrainer:
         config, accelerator = self.config, self.accelerator
         # fused: one kernel for all parameters (as the Trainer uses); the default loops parameter by parameter,
         # a third of a ViT-B step on a CPU.
-        optimizer = torch.optim.AdamW(_parameter_groups(self.parameters(), config.weight_decay),
-                                      lr=config.learning_rate, fused=True)
+        optimizer = torch.optim.AdamW(
+            _parameter_groups(self.parameters(), config.weight_decay), lr=config.learning_rate, fused=True
+        )
         # accelerate steps a prepared scheduler once per process on every optimizer step, so the schedule is
         # sized for that (as transformers' no_trainer example does); with one process it is the plain schedule.
         processes = accelerator.num_processes
-        scheduler = get_scheduler("linear", optimizer,
-                                  num_warmup_steps=math.ceil(config.warmup_ratio * self.total_steps) * processes,
-                                  num_training_steps=self.total_steps * processes)
+        scheduler = get_scheduler(
+            "linear",
+            optimizer,
+            num_warmup_steps=math.ceil(config.warmup_ratio * self.total_steps) * processes,
+            num_training_steps=self.total_steps * processes,
+        )
         self.trained, optimizer, scheduler = accelerator.prepare(self.trainable(), optimizer, scheduler)
         state, notes = _load_state(accelerator, self.checkpoint) if self.checkpoint else (TrainingState(), ())
-        yield Started(total_steps=self.total_steps, classes=self.data.classes, train_size=len(self.data.train),
-                      val_size=len(self.data.val), epochs=config.num_train_epochs, mode=config.mode,
-                      device=str(accelerator.device), precision=_precision_name(accelerator.mixed_precision),
-                      start_step=state.step, notes=notes)
+        yield Started(
+            total_steps=self.total_steps,
+            classes=self.data.classes,
+            train_size=len(self.data.train),
+            val_size=len(self.data.val),
+            epochs=config.num_train_epochs,
+            mode=config.mode,
+            device=str(accelerator.device),
+            precision=_precision_name(accelerator.mixed_precision),
+            start_step=state.step,
+            notes=notes,
+        )
         try:
             yield from self.before_training()
         except _StopRequested:  # during a head-only run's feature pass, which can take minutes
@@ -513,9 +589,14 @@ class _FullTrainer:
                 scheduler.step()
                 optimizer.zero_grad()
                 state = state.after_step(float(loss.detach()))
-                yield Step(epoch=epoch + 1, step=state.step, loss=float(loss.detach()), lr=scheduler.get_last_lr()[0],
-                           images_per_s=timer.tick(len(batch["labels"]) * accelerator.num_processes),
-                           seconds_left=timer.seconds_left())
+                yield Step(
+                    epoch=epoch + 1,
+                    step=state.step,
+                    loss=float(loss.detach()),
+                    lr=scheduler.get_last_lr()[0],
+                    images_per_s=timer.tick(len(batch["labels"]) * accelerator.num_processes),
+                    seconds_left=timer.seconds_left(),
+                )
                 if self.stop.is_set():
                     yield from self.save(optimizer, scheduler, replace(state, epoch=epoch))
                     yield Stopped(output_dir=str(self.output_dir), step=state.step)
@@ -556,9 +637,14 @@ class _FullTrainer:
         self.train_mode(True)
         totals = confusion.sum(dim=1).clamp(min=1)
         per_class = tuple((confusion.diag() / totals).tolist())
-        return Evaluated(epoch=epoch, step=step, eval_loss=loss_sum / max(count, 1),
-                         eval_accuracy=float(confusion.diag().sum() / max(count, 1)), per_class=per_class,
-                         confusion=tuple(tuple(row) for row in confusion.tolist()))
+        return Evaluated(
+            epoch=epoch,
+            step=step,
+            eval_loss=loss_sum / max(count, 1),
+            eval_accuracy=float(confusion.diag().sum() / max(count, 1)),
+            per_class=per_class,
+            confusion=tuple(tuple(row) for row in confusion.tolist()),
+        )
 
     def save(self, optimizer, scheduler, state: "TrainingState") -> Iterator[Event]:
         """The model where Finished puts it, and a checkpoint to resume from, each written under a temporary
@@ -576,8 +662,7 @@ class _FullTrainer:
                 (folder / TRAINER_STATE).write_text(json.dumps(state.to_json()))
             accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            _publish_files(checkpoint, self.output_dir,
-                           skip={ACCELERATE_STATE, TRAINER_STATE})
+            _publish_files(checkpoint, self.output_dir, skip={ACCELERATE_STATE, TRAINER_STATE})
         accelerator.wait_for_everyone()
         yield Saved(path=str(self.output_dir), step=state.step)
 
@@ -616,8 +701,12 @@ class _HeadTrainer(_FullTrainer):
     def _features(self, samples) -> tuple[torch.Tensor, torch.Tensor]:
         """What the classifier sees for each image: its input, caught on the way in, in fp32 on the CPU."""
         dataset = ImageClassificationData(samples, self._eval_transform())
-        loader = torch.utils.data.DataLoader(dataset, batch_size=self.config.per_device_eval_batch_size,
-                                             num_workers=self.config.dataloader_num_workers, collate_fn=collate)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.config.per_device_eval_batch_size,
+            num_workers=self.config.dataloader_num_workers,
+            collate_fn=collate,
+        )
         caught: list[torch.Tensor] = []
         hook = _classifier(self.model).register_forward_pre_hook(lambda _, inputs: caught.append(inputs[0].float()))
         self.model.eval().to(self.accelerator.device)
@@ -641,16 +730,24 @@ class _HeadTrainer(_FullTrainer):
         order = torch.randperm(len(self.train_labels), generator=generator)
         size = self.config.per_device_train_batch_size
         device = self.accelerator.device
-        return [{"features": self.train_features[order[i:i + size]].to(device),
-                 "labels": self.train_labels[order[i:i + size]].to(device)}
-                for i in range(0, len(order), size)]
+        return [
+            {
+                "features": self.train_features[order[i : i + size]].to(device),
+                "labels": self.train_labels[order[i : i + size]].to(device),
+            }
+            for i in range(0, len(order), size)
+        ]
 
     def eval_batches(self):
         size = self.config.per_device_eval_batch_size
         device = self.accelerator.device
-        return [{"features": self.eval_features[i:i + size].to(device),
-                 "labels": self.eval_labels[i:i + size].to(device)}
-                for i in range(0, len(self.eval_labels), size)]
+        return [
+            {
+                "features": self.eval_features[i : i + size].to(device),
+                "labels": self.eval_labels[i : i + size].to(device),
+            }
+            for i in range(0, len(self.eval_labels), size)
+        ]
 
     def logits(self, batch) -> torch.Tensor:
         return self.trained(batch["features"])
@@ -669,8 +766,10 @@ class _HeadTrainer(_FullTrainer):
 def _classifier(model) -> torch.nn.Module:
     head = getattr(model, "classifier", None)
     if not isinstance(head, torch.nn.Linear):
-        raise ValueError(f"Head-only training needs a model with one linear classifier layer; "
-                         f"{type(model).__name__} has none. Use full fine-tuning.")
+        raise ValueError(
+            f"Head-only training needs a model with one linear classifier layer; "
+            f"{type(model).__name__} has none. Use full fine-tuning."
+        )
     return head
 
 
@@ -693,8 +792,10 @@ class EpochShuffle(torch.utils.data.Sampler):
 
 
 def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
-    return {"pixel_values": torch.stack([example["pixel_values"] for example in examples]),
-            "labels": torch.tensor([example["labels"] for example in examples])}
+    return {
+        "pixel_values": torch.stack([example["pixel_values"] for example in examples]),
+        "labels": torch.tensor([example["labels"] for example in examples]),
+    }
 
 
 def _parameter_groups(named_parameters, weight_decay: float) -> list[dict]:

@@ -1,4 +1,5 @@
 """One training at a time in a background thread, so a front end can start it, stop it and watch it."""
+
 from __future__ import annotations
 
 import shutil
@@ -76,8 +77,10 @@ class TrainingJob:
         """End after the current step; the model is saved and the run can be resumed. A run with an owner
         stops only when its owner asks, or when the owner's page has been gone for OWNER_AWAY_S."""
         if self.owner is not None and by.id != self.owner and time.monotonic() - self._owner_seen < OWNER_AWAY_S:
-            raise ValueError("This run was started by another visitor, whose page is still open, so only they can "
-                             "stop it. A minute after their page closes, anyone can.")
+            raise ValueError(
+                "This run was started by another visitor, whose page is still open, so only they can "
+                "stop it. A minute after their page closes, anyone can."
+            )
         self._stop.set()
 
     def time_left(self) -> str:
@@ -88,8 +91,7 @@ class TrainingJob:
         last_step = next((event for event in reversed(events) if isinstance(event, Step)), None)
         if started is None or last_step is None:
             return "it is still preparing its data and model"
-        return (f"about {format_duration(last_step.seconds_left)} left (step {last_step.step}/"
-                f"{started.total_steps})")
+        return f"about {format_duration(last_step.seconds_left)} left (step {last_step.step}/{started.total_steps})"
 
     @property
     def running(self) -> bool:
@@ -119,8 +121,10 @@ def start_training(config: FinetuneConfig, visitor: Visitor = LOCAL_USER) -> Tra
         check_idle(visitor)
         if config.resume and not Path(config.output_dir).is_dir():
             # On a Space a run can be removed for its age between the Resume click and here (see start_new_run).
-            raise ValueError(f"The run '{Path(config.output_dir).name}' has just been removed (a Space keeps runs for "
-                             "a few hours); start a new run.")
+            raise ValueError(
+                f"The run '{Path(config.output_dir).name}' has just been removed (a Space keeps runs for "
+                "a few hours); start a new run."
+            )
         _current = TrainingJob(config, owner=run_owner(visitor)).start()
         return _current
 
@@ -131,10 +135,14 @@ def check_idle(asking: Visitor = LOCAL_USER) -> None:
     if job is None or not job.running:
         return
     if asking.shared and job.owner != asking.id:
-        raise ValueError(f"Another visitor's run is training now, and {job.time_left()}. One run trains at a time "
-                         "on this app: try again when it has ended.")
-    raise ValueError(f"A training is already running ({job.output_dir.name}), and {job.time_left()}. Stop it or "
-                     "wait for it to finish, then start this one.")
+        raise ValueError(
+            f"Another visitor's run is training now, and {job.time_left()}. One run trains at a time "
+            "on this app: try again when it has ended."
+        )
+    raise ValueError(
+        f"A training is already running ({job.output_dir.name}), and {job.time_left()}. Stop it or "
+        "wait for it to finish, then start this one."
+    )
 
 
 def run_owner(asking: Visitor) -> str | None:

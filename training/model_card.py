@@ -1,5 +1,6 @@
 """The model card a run takes to the Hugging Face Hub: its README.md, in the Markdown (with YAML front matter) the
 Hub renders. The one place in training/ that writes Markdown: a file format, not a page."""
+
 from __future__ import annotations
 
 import json
@@ -31,20 +32,39 @@ def model_card(run_dir: str | Path) -> str:
     front = ["---", "library_name: transformers", "pipeline_tag: image-classification", "tags:", "- vit-studio"]
     if base:
         front.append(f"base_model: {base}")
-    lines = [*front, "---", "", f"# {run_dir.name}", "",
-             f"A ViT image classifier fine-tuned with ViT Studio on {len(split.train)} images of "
-             f"{len(split.classes)} classes ({', '.join(split.classes)})"
-             + (f", starting from `{base}`." if base else ", trained from scratch."), "",
-             "## Results on the validation images", "", "| metric | value |", "| --- | --- |"]
-    lines += [f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |"
-              for name, value in metrics.items()]
+    lines = [
+        *front,
+        "---",
+        "",
+        f"# {run_dir.name}",
+        "",
+        f"A ViT image classifier fine-tuned with ViT Studio on {len(split.train)} images of "
+        f"{len(split.classes)} classes ({', '.join(split.classes)})"
+        + (f", starting from `{base}`." if base else ", trained from scratch."),
+        "",
+        "## Results on the validation images",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+    ]
+    lines += [
+        f"| {name} | {value:.4f} |" if isinstance(value, float) else f"| {name} | {value} |"
+        for name, value in metrics.items()
+    ]
     if evaluation is not None:
         lines += ["", "| class | accuracy |", "| --- | --- |"]
         lines += [f"| {name} | {accuracy:.3f} |" for name, accuracy in zip(split.classes, evaluation.per_class)]
-        lines += ["", "Confusion matrix (rows: true class, columns: predicted):", "",
-                  "| | " + " | ".join(split.classes) + " |", "|---" * (len(split.classes) + 1) + "|"]
-        lines += [f"| **{name}** | " + " | ".join(str(count) for count in row) + " |"
-                  for name, row in zip(split.classes, evaluation.confusion)]
+        lines += [
+            "",
+            "Confusion matrix (rows: true class, columns: predicted):",
+            "",
+            "| | " + " | ".join(split.classes) + " |",
+            "|---" * (len(split.classes) + 1) + "|",
+        ]
+        lines += [
+            f"| **{name}** | " + " | ".join(str(count) for count in row) + " |"
+            for name, row in zip(split.classes, evaluation.confusion)
+        ]
     if (run_dir / CURVES_PNG).is_file():
         lines += ["", f"![Training curves]({CURVES_PNG})"]
     if (run_dir / CONFUSION_PNG).is_file():

@@ -1,4 +1,5 @@
 """After a run: its validation images with their predictions, per cell of the confusion matrix, and sharing."""
+
 from __future__ import annotations
 
 import shutil
@@ -39,10 +40,14 @@ def validation_predictions(run_dir: str | Path, batch_size: int = 32) -> list[Va
     if not paths:
         return []
     images: list[ImageInput] = list(paths)
-    tops = cast(list[list[Prediction]],  # a list in gives one list of predictions per image
-                classify(images, model=str(Path(run_dir).resolve()), top_k=1, batch_size=batch_size))
-    return [ValPrediction(path, split.classes[sample.label], top[0].label, top[0].score)
-            for path, sample, top in zip(paths, split.val, tops)]
+    tops = cast(
+        list[list[Prediction]],  # a list in gives one list of predictions per image
+        classify(images, model=str(Path(run_dir).resolve()), top_k=1, batch_size=batch_size),
+    )
+    return [
+        ValPrediction(path, split.classes[sample.label], top[0].label, top[0].score)
+        for path, sample, top in zip(paths, split.val, tops)
+    ]
 
 
 def cell(predictions: Sequence[ValPrediction], true: str, predicted: str) -> list[ValPrediction]:
@@ -69,13 +74,20 @@ def push_to_hub(run_dir: str | Path, repo_id: str, token: str, *, private: bool 
         folder = Path(staging) / run_dir.name
         # Left out: resume state, and the files that name paths on this machine (the split, the settings, the
         # event log); the model card carries the results instead.
-        shutil.copytree(run_dir, folder, ignore=shutil.ignore_patterns(*_NOT_SHARED, "*.tmp", "split.json",
-                                                                        "run_config.json", EVENTS_LOG))
+        shutil.copytree(
+            run_dir,
+            folder,
+            ignore=shutil.ignore_patterns(*_NOT_SHARED, "*.tmp", "split.json", "run_config.json", EVENTS_LOG),
+        )
         (folder / "README.md").write_text(model_card(run_dir), encoding="utf-8")
         try:
             url = api.create_repo(repo_id.strip(), private=private, exist_ok=True, repo_type="model")
-            api.upload_folder(repo_id=repo_id.strip(), folder_path=folder, repo_type="model",
-                              commit_message=f"Upload {run_dir.name} from ViT Studio")
+            api.upload_folder(
+                repo_id=repo_id.strip(),
+                folder_path=folder,
+                repo_type="model",
+                commit_message=f"Upload {run_dir.name} from ViT Studio",
+            )
         except Exception as error:  # noqa: BLE001 - network, permission, name: one sentence for the user
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ValueError(f"Could not push to {repo_id}: {first}") from error
@@ -87,16 +99,19 @@ def push_to_hub(run_dir: str | Path, repo_id: str, token: str, *, private: bool 
 CELL_IMAGES = 12  # overlays are an explain() each; a dozen answers "what does it confuse" without a wait
 
 
-def cell_overlays(run_dir: str | Path, true: str, predicted: str,
-                  limit: int = CELL_IMAGES) -> list[tuple["Image.Image", str]]:
+def cell_overlays(
+    run_dir: str | Path, true: str, predicted: str, limit: int = CELL_IMAGES
+) -> list[tuple["Image.Image", str]]:
     """The validation images of one confusion-matrix cell, most confident first, each with the trained
     model's attention rollout and a caption 'file: predicted (score)'. Empty when the cell is."""
     from core import explain
 
     model = str(Path(run_dir).resolve())
     chosen = cell(validation_predictions(run_dir), true, predicted)[:limit]
-    return [(explain(item.path, model=model).overlay, f"{item.path.name}: {item.predicted} ({item.score:.0%})")
-            for item in chosen]
+    return [
+        (explain(item.path, model=model).overlay, f"{item.path.name}: {item.predicted} ({item.score:.0%})")
+        for item in chosen
+    ]
 
 
 def compare_base(run_dir: str | Path, true: str, predicted: str) -> tuple["Image.Image", "Image.Image"]:

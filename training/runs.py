@@ -1,4 +1,5 @@
 """Training runs on disk: run folders, their event logs read back as curves, figures, zips and the Hub."""
+
 from __future__ import annotations
 
 import os
@@ -78,8 +79,9 @@ def list_runs(root: Path | None = None, running: Sequence[Path] = ()) -> list[Ru
     if not root.is_dir():
         return []
     active = {Path(path).resolve() for path in running}
-    summaries = [summarize(folder, folder.resolve() in active)
-                 for folder in root.iterdir() if (folder / EVENTS_LOG).is_file()]
+    summaries = [
+        summarize(folder, folder.resolve() in active) for folder in root.iterdir() if (folder / EVENTS_LOG).is_file()
+    ]
     return sorted(summaries, key=lambda summary: summary.updated, reverse=True)
 
 
@@ -185,8 +187,7 @@ def curves_figure(run_curves: Curves):
     loss_axis.set_xlabel("step")
     loss_axis.set_ylabel("loss")
     accuracy_axis = loss_axis.twinx()
-    accuracy_axis.plot(run_curves.eval_steps, run_curves.eval_accuracy, "s--", color="tab:green",
-                       label="eval accuracy")
+    accuracy_axis.plot(run_curves.eval_steps, run_curves.eval_accuracy, "s--", color="tab:green", label="eval accuracy")
     accuracy_axis.set_ylim(0, 1)
     accuracy_axis.set_ylabel("accuracy")
     handles = loss_axis.get_legend_handles_labels()[0] + accuracy_axis.get_legend_handles_labels()[0]
@@ -214,8 +215,15 @@ def confusion_figure(evaluation: Evaluated, classes: Sequence[str]):
         threshold = matrix.max() / 2 if matrix.size else 0
         for row in range(matrix.shape[0]):
             for column in range(matrix.shape[1]):
-                axis.text(column, row, str(int(matrix[row, column])), ha="center", va="center", fontsize="small",
-                          color="white" if matrix[row, column] > threshold else "black")
+                axis.text(
+                    column,
+                    row,
+                    str(int(matrix[row, column])),
+                    ha="center",
+                    va="center",
+                    fontsize="small",
+                    color="white" if matrix[row, column] > threshold else "black",
+                )
     return figure
 
 
@@ -247,8 +255,7 @@ def zip_run(folder: Path, destination: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory() as staging:
         copy = Path(staging) / folder.name
         shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(*_NOT_SHARED, "*.tmp"))
-        return Path(shutil.make_archive(str(destination / folder.name), "zip", root_dir=staging,
-                                        base_dir=folder.name))
+        return Path(shutil.make_archive(str(destination / folder.name), "zip", root_dir=staging, base_dir=folder.name))
 
 
 def has_saved_model(folder: Path) -> bool:

@@ -1,10 +1,18 @@
 """The Caption tab: captions with decoding controls, each word's cross-attention map, and many files to a CSV."""
+
 from __future__ import annotations
 
 import gradio as gr
 
 from core import (
-    DEFAULT_CAPTIONER, OnLoad, RunInfo, caption, caption_attention, caption_files, example_images, prompt_support,
+    DEFAULT_CAPTIONER,
+    OnLoad,
+    RunInfo,
+    caption,
+    caption_attention,
+    caption_files,
+    example_images,
+    prompt_support,
 )
 from ui.components import ImagePath
 from ui.gradio_common import load_progress, output_folder, require_image, slider, user_errors
@@ -12,23 +20,55 @@ from ui.shared.batch import CAPTION_CSV_COLUMNS, batch_summary, caption_table, w
 from ui.shared.caption import decoding_settings, numbered, shown_captions, usable_prompt, word_overlays
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
-    CAPTION_INTRO, CAPTION_MODEL_INFO, CAPTION_TO_MAP, COLORMAPS, FILES_LABEL, NO_FILES, PROMPT_INFO, PROMPT_LABEL,
-    PROMPT_LEFT_OUT, PROMPT_PLACEHOLDER, WORD_MAPS_TITLE,
+    CAPTION_INTRO,
+    CAPTION_MODEL_INFO,
+    CAPTION_TO_MAP,
+    COLORMAPS,
+    FILES_LABEL,
+    NO_FILES,
+    PROMPT_INFO,
+    PROMPT_LABEL,
+    PROMPT_LEFT_OUT,
+    PROMPT_PLACEHOLDER,
+    WORD_MAPS_TITLE,
 )
 from ui.shared.widgets import (
-    BEAMS, CAPTIONER_CHOICES, CAPTIONS, DECODER_LAYER, DECODING_STRATEGIES, DEFAULT_DECODING, MAX_NEW_TOKENS,
-    NO_REPEAT_NGRAM, OPACITY, REPETITION_PENALTY, TEMPERATURE, TOP_P,
+    BEAMS,
+    CAPTIONER_CHOICES,
+    CAPTIONS,
+    DECODER_LAYER,
+    DECODING_STRATEGIES,
+    DEFAULT_DECODING,
+    MAX_NEW_TOKENS,
+    NO_REPEAT_NGRAM,
+    OPACITY,
+    REPETITION_PENALTY,
+    TEMPERATURE,
+    TOP_P,
 )
 
 
 def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
     gr.Markdown(CAPTION_INTRO)
     with gr.Row():
-        model = gr.Dropdown(list(dict.fromkeys([default_model, *CAPTIONER_CHOICES])), value=default_model,
-                            allow_custom_value=True, label="Captioner", info=CAPTION_MODEL_INFO, scale=3,
-                            min_width=300, elem_id="caption-model")
-        prompt = gr.Textbox(label=PROMPT_LABEL, placeholder=PROMPT_PLACEHOLDER, scale=2, min_width=240,
-                            **_prompt_box(default_model), elem_id="caption-prompt")
+        model = gr.Dropdown(
+            list(dict.fromkeys([default_model, *CAPTIONER_CHOICES])),
+            value=default_model,
+            allow_custom_value=True,
+            label="Captioner",
+            info=CAPTION_MODEL_INFO,
+            scale=3,
+            min_width=300,
+            elem_id="caption-model",
+        )
+        prompt = gr.Textbox(
+            label=PROMPT_LABEL,
+            placeholder=PROMPT_PLACEHOLDER,
+            scale=2,
+            min_width=240,
+            **_prompt_box(default_model),
+            elem_id="caption-prompt",
+        )
     with gr.Accordion("Decoding", open=False):
         with gr.Row():
             strategy = gr.Radio(list(DECODING_STRATEGIES), value=DEFAULT_DECODING, label="Decoding", min_width=260)
@@ -45,42 +85,68 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
         with gr.Tab("One image"):
             with gr.Row(equal_height=False):
                 with gr.Column():
-                    image = ImagePath(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
-                                      label="Photo (upload, paste or webcam)", height=320, elem_id="caption-photo")
+                    image = ImagePath(
+                        type="filepath",
+                        image_mode=None,
+                        sources=["upload", "clipboard", "webcam"],
+                        label="Photo (upload, paste or webcam)",
+                        height=320,
+                        elem_id="caption-photo",
+                    )
                     run = gr.Button("Caption", variant="primary")
                     gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
                 with gr.Column():
                     captions = gr.Markdown(elem_id="captions", label="captions")
                     status = gr.Markdown(elem_id="caption-status", label="run")
                     with gr.Group():
-                        to_map = gr.Dropdown([], value=None, allow_custom_value=True, label=CAPTION_TO_MAP,
-                                             info="one of the captions, or type your own and press Map",
-                                             elem_id="caption-to-map")
+                        to_map = gr.Dropdown(
+                            [],
+                            value=None,
+                            allow_custom_value=True,
+                            label=CAPTION_TO_MAP,
+                            info="one of the captions, or type your own and press Map",
+                            elem_id="caption-to-map",
+                        )
                         with gr.Row():
                             layer = slider(DECODER_LAYER)
                             cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap")
                             alpha = slider(OPACITY)
                     map_words = gr.Button("Map the words")
-            words = gr.Gallery(label=f"{WORD_MAPS_TITLE} (the decoder's cross-attention; click to enlarge)",
-                               columns=6, height=300, elem_id="word-maps")
+            words = gr.Gallery(
+                label=f"{WORD_MAPS_TITLE} (the decoder's cross-attention; click to enlarge)",
+                columns=6,
+                height=300,
+                elem_id="word-maps",
+            )
         with gr.Tab("Many images"):
-            files = gr.File(file_count="multiple", file_types=["image", ".zip"], label=FILES_LABEL,
-                            elem_id="caption-files")
+            files = gr.File(
+                file_count="multiple", file_types=["image", ".zip"], label=FILES_LABEL, elem_id="caption-files"
+            )
             run_batch = gr.Button("Caption all", variant="primary")
             summary = gr.Markdown(label="summary")
-            table = gr.Dataframe(headers=list(CAPTION_CSV_COLUMNS), label="Captions", wrap=True, interactive=False,
-                                 column_widths=["25%", "35%", "25%", "15%"])
+            table = gr.Dataframe(
+                headers=list(CAPTION_CSV_COLUMNS),
+                label="Captions",
+                wrap=True,
+                interactive=False,
+                column_widths=["25%", "35%", "25%", "15%"],
+            )
             csv_file = gr.File(label="Download CSV")
 
     word_inputs = [image, to_map, model, layer, cmap, alpha]
-    run.click(caption_one, inputs=[image, model, prompt, *decoding], outputs=[captions, status, to_map],
-              api_name="caption").success(
-        map_after_caption, inputs=word_inputs, outputs=[words], api_visibility="undocumented")
+    run.click(
+        caption_one, inputs=[image, model, prompt, *decoding], outputs=[captions, status, to_map], api_name="caption"
+    ).success(map_after_caption, inputs=word_inputs, outputs=[words], api_visibility="undocumented")
     map_words.click(map_caption_words, inputs=word_inputs, outputs=[words], api_name="caption_words")
-    run_batch.click(caption_many, inputs=[files, model, prompt, *decoding], outputs=[table, csv_file, summary],
-                    api_name="caption_batch")
-    model.change(lambda name: gr.update(**_prompt_box(name)), inputs=[model], outputs=[prompt],
-                 api_visibility="undocumented")
+    run_batch.click(
+        caption_many,
+        inputs=[files, model, prompt, *decoding],
+        outputs=[table, csv_file, summary],
+        api_name="caption_batch",
+    )
+    model.change(
+        lambda name: gr.update(**_prompt_box(name)), inputs=[model], outputs=[prompt], api_visibility="undocumented"
+    )
 
 
 def _prompt_box(model: str) -> dict:
@@ -89,17 +155,36 @@ def _prompt_box(model: str) -> dict:
     return dict(interactive=support is not False, info=PROMPT_INFO[support])
 
 
-def caption_one(image_path, model, prompt, strategy, num_beams, num_captions, max_new_tokens, top_p, temperature,
-                repetition_penalty, no_repeat, progress=gr.Progress(track_tqdm=True)):
+def caption_one(
+    image_path,
+    model,
+    prompt,
+    strategy,
+    num_beams,
+    num_captions,
+    max_new_tokens,
+    top_p,
+    temperature,
+    repetition_penalty,
+    no_repeat,
+    progress=gr.Progress(track_tqdm=True),
+):
     """The captions (a numbered list when several), a status line, and the captions offered for mapping."""
     require_image(image_path)
     runs: list[RunInfo] = []
     with user_errors():
-        settings = _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty,
-                             no_repeat)
+        settings = _settings(
+            strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty, no_repeat
+        )
         on_load = load_progress(progress)
-        texts = caption(image_path, model=model, prompt=_usable_prompt(model, prompt, on_load), on_load=on_load,
-                        on_run=runs.append, **settings)
+        texts = caption(
+            image_path,
+            model=model,
+            prompt=_usable_prompt(model, prompt, on_load),
+            on_load=on_load,
+            on_run=runs.append,
+            **settings,
+        )
     texts = [texts] if isinstance(texts, str) else texts
     return _show_captions(texts), last_run_line(runs), gr.update(choices=texts, value=texts[0])
 
@@ -108,8 +193,9 @@ def map_caption_words(image_path, text, model, layer, cmap, alpha, progress=gr.P
     """Each word of the caption over the photo, in caption order."""
     require_image(image_path)
     with user_errors():
-        result = caption_attention(image_path, text or "", model=model, layer=int(layer) or None,
-                                   on_load=load_progress(progress))
+        result = caption_attention(
+            image_path, text or "", model=model, layer=int(layer) or None, on_load=load_progress(progress)
+        )
         return word_overlays(result, image_path, alpha=float(alpha), cmap=cmap)
 
 
@@ -120,25 +206,44 @@ def map_after_caption(image_path, text, model, layer, cmap, alpha, progress=gr.P
     return map_caption_words(image_path, text, model, layer, cmap, alpha, progress)
 
 
-def caption_many(paths, model, prompt, strategy, num_beams, num_captions, max_new_tokens, top_p, temperature,
-                 repetition_penalty, no_repeat, progress=gr.Progress(track_tqdm=True)):
+def caption_many(
+    paths,
+    model,
+    prompt,
+    strategy,
+    num_beams,
+    num_captions,
+    max_new_tokens,
+    top_p,
+    temperature,
+    repetition_penalty,
+    no_repeat,
+    progress=gr.Progress(track_tqdm=True),
+):
     """A table of captions, its CSV, and a one-line summary."""
     if not paths:
         raise gr.Error(NO_FILES)
     with user_errors():
-        settings = _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty,
-                             no_repeat)
+        settings = _settings(
+            strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty, no_repeat
+        )
         on_load = load_progress(progress)
-        results = caption_files(paths, model=model, prompt=_usable_prompt(model, prompt, on_load), on_load=on_load,
-                                **settings)
+        results = caption_files(
+            paths, model=model, prompt=_usable_prompt(model, prompt, on_load), on_load=on_load, **settings
+        )
     csv_path = write_caption_csv(results, output_folder() / "captions.csv")
     return caption_table(results), str(csv_path), batch_summary(results, "captioned")
 
 
 def _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty, no_repeat):
     return decoding_settings(
-        strategy, num_beams=int(num_beams), num_return_sequences=int(num_captions), max_new_tokens=int(max_new_tokens),
-        top_p=float(top_p), temperature=float(temperature), repetition_penalty=float(repetition_penalty),
+        strategy,
+        num_beams=int(num_beams),
+        num_return_sequences=int(num_captions),
+        max_new_tokens=int(max_new_tokens),
+        top_p=float(top_p),
+        temperature=float(temperature),
+        repetition_penalty=float(repetition_penalty),
         no_repeat_ngram_size=int(no_repeat),
     )
 

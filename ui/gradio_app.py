@@ -1,30 +1,67 @@
 """The Gradio front end: build_demo() arranges the tabs; every computation is a call into core/."""
+
 from __future__ import annotations
 
 import gradio as gr
 
 from core import (
-    DEFAULT_CLASSIFIER, HEAD_FUSIONS, Explanation, RunInfo, classify, classify_files, example_images, explain, features,
+    DEFAULT_CLASSIFIER,
+    HEAD_FUSIONS,
+    Explanation,
+    RunInfo,
+    classify,
+    classify_files,
+    example_images,
+    explain,
+    features,
     patch_grid_image,
 )
 from ui.caption_tab import caption_tab
 from ui.components import ImagePath
-from ui.train_tab import FOLDER_NAMES_JS, connect_visitor, train_tab, visitor_boxes
-from ui.zero_shot_tab import zero_shot_tab
 from ui.gradio_common import (
-    load_progress, output_folder, require_image, slider, user_errors, write_cache_images_atomically,
+    load_progress,
+    output_folder,
+    require_image,
+    slider,
+    user_errors,
+    write_cache_images_atomically,
 )
 from ui.shared.attention import comparison_target, describe_tokens, head_grid, layer_strip, save_features
 from ui.shared.batch import CSV_COLUMNS, batch_summary, results_table, write_csv
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
-    ATTENTION_INTRO, CLASSIFY_INTRO, COLORMAPS, EMPTY_MAP, EXPLAINER_INFO, FEATURES_NOTE, FEATURES_TITLE, FILES_LABEL,
-    HEAD_GRID_TITLE, LAYER_STRIP_TITLE, METHOD_CHOICES, MODEL_INFO, NO_FILES, NO_HEAD, SIDE_BY_SIDE_NOTE,
-    SIDE_BY_SIDE_TITLE, TARGET_INFO, TARGET_LABEL, VIT_SEES_TITLE,
+    ATTENTION_INTRO,
+    CLASSIFY_INTRO,
+    COLORMAPS,
+    EMPTY_MAP,
+    EXPLAINER_INFO,
+    FEATURES_NOTE,
+    FEATURES_TITLE,
+    FILES_LABEL,
+    HEAD_GRID_TITLE,
+    LAYER_STRIP_TITLE,
+    METHOD_CHOICES,
+    MODEL_INFO,
+    NO_FILES,
+    NO_HEAD,
+    SIDE_BY_SIDE_NOTE,
+    SIDE_BY_SIDE_TITLE,
+    TARGET_INFO,
+    TARGET_LABEL,
+    VIT_SEES_TITLE,
 )
 from ui.shared.widgets import (
-    CLASSIFIER_CHOICES, DISCARD_RATIO, EXPLAINER_CHOICES, HEAD, LAYER, LAYER_RIGHT, OPACITY, TOP_K,
+    CLASSIFIER_CHOICES,
+    DISCARD_RATIO,
+    EXPLAINER_CHOICES,
+    HEAD,
+    LAYER,
+    LAYER_RIGHT,
+    OPACITY,
+    TOP_K,
 )
+from ui.train_tab import FOLDER_NAMES_JS, connect_visitor, train_tab, visitor_boxes
+from ui.zero_shot_tab import zero_shot_tab
 
 CSS = """
 #status {min-height: 1.5em; opacity: 0.8}
@@ -33,16 +70,22 @@ CSS = """
 JS = FOLDER_NAMES_JS
 
 
-def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str, ...] = CLASSIFIER_CHOICES,
-               allow_server_paths: bool = False, delete_cache: tuple[int, int] | None = None) -> gr.Blocks:
+def build_demo(
+    default_model: str = DEFAULT_CLASSIFIER,
+    model_choices: tuple[str, ...] = CLASSIFIER_CHOICES,
+    allow_server_paths: bool = False,
+    delete_cache: tuple[int, int] | None = None,
+) -> gr.Blocks:
     """The whole app; launch it with demo.launch(css=CSS, js=JS) or mount it in FastAPI.
     `allow_server_paths` lets the Train tab read a folder on the machine the app runs on (local use only);
     `delete_cache` is gr.Blocks' (every so many seconds, remove visitors' files older than so many)."""
     choices = list(dict.fromkeys([default_model, *model_choices]))
     write_cache_images_atomically()
     with gr.Blocks(title="ViT Studio", delete_cache=delete_cache) as demo:
-        gr.Markdown("# ViT Studio\nSee what Vision Transformers do: classify a photo, see where the model looks, "
-                    "caption it, and ask CLIP about it with your own labels.")
+        gr.Markdown(
+            "# ViT Studio\nSee what Vision Transformers do: classify a photo, see where the model looks, "
+            "caption it, and ask CLIP about it with your own labels."
+        )
         visitor_id, browser_id = visitor_boxes()
         with gr.Tabs():
             with gr.Tab("Classify", id="classify"):
@@ -54,8 +97,9 @@ def build_demo(default_model: str = DEFAULT_CLASSIFIER, model_choices: tuple[str
             with gr.Tab("Zero-shot", id="zero-shot"):
                 zero_shot_tab()
             with gr.Tab("Train", id="train"):
-                run_lists = train_tab((classify_model, attention_model), visitor_id,
-                                      allow_server_paths=allow_server_paths)
+                run_lists = train_tab(
+                    (classify_model, attention_model), visitor_id, allow_server_paths=allow_server_paths
+                )
         connect_visitor(demo, visitor_id, browser_id, run_lists)
     return demo
 
@@ -64,8 +108,14 @@ def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
     gr.Markdown(CLASSIFY_INTRO)
     with gr.Row():
         model = gr.Dropdown(
-            choices, value=default_model, allow_custom_value=True, label="Model", info=MODEL_INFO, scale=3,
-            min_width=300, elem_id="classify-model",
+            choices,
+            value=default_model,
+            allow_custom_value=True,
+            label="Model",
+            info=MODEL_INFO,
+            scale=3,
+            min_width=300,
+            elem_id="classify-model",
         )
         top_k = slider(TOP_K, scale=1, min_width=200)
     with gr.Tabs():
@@ -73,8 +123,12 @@ def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
             with gr.Row(equal_height=False):
                 with gr.Column():
                     image = ImagePath(
-                        type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
-                        label="Photo (upload, paste or webcam)", height=360, elem_id="photo",
+                        type="filepath",
+                        image_mode=None,
+                        sources=["upload", "clipboard", "webcam"],
+                        label="Photo (upload, paste or webcam)",
+                        height=360,
+                        elem_id="photo",
                     )
                     run = gr.Button("Classify", variant="primary")
                     gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
@@ -83,17 +137,23 @@ def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
                     status = gr.Markdown(elem_id="status", label="run")
             run.click(classify_one, inputs=[image, model, top_k], outputs=[labels, status], api_name="classify")
         with gr.Tab("Many images"):
-            files = gr.File(file_count="multiple", file_types=["image", ".zip"], label=FILES_LABEL,
-                            elem_id="batch-files")
+            files = gr.File(
+                file_count="multiple", file_types=["image", ".zip"], label=FILES_LABEL, elem_id="batch-files"
+            )
             run_batch = gr.Button("Classify all", variant="primary")
             summary = gr.Markdown(label="summary")
             table = gr.Dataframe(
-                headers=list(CSV_COLUMNS), label="Results", wrap=True, interactive=False,
+                headers=list(CSV_COLUMNS),
+                label="Results",
+                wrap=True,
+                interactive=False,
                 column_widths=["22%", "12%", "8%", "33%", "25%"],
             )
             csv_file = gr.File(label="Download CSV")
             run_batch.click(
-                classify_many, inputs=[files, model, top_k], outputs=[table, csv_file, summary],
+                classify_many,
+                inputs=[files, model, top_k],
+                outputs=[table, csv_file, summary],
                 api_name="classify_batch",
             )
     return model
@@ -102,8 +162,16 @@ def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
 def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
     gr.Markdown(ATTENTION_INTRO)
     with gr.Row():
-        model = gr.Dropdown(choices, value=default_model, allow_custom_value=True, label="Model", scale=3,
-                            min_width=300, info=EXPLAINER_INFO, elem_id="attention-model")
+        model = gr.Dropdown(
+            choices,
+            value=default_model,
+            allow_custom_value=True,
+            label="Model",
+            scale=3,
+            min_width=300,
+            info=EXPLAINER_INFO,
+            elem_id="attention-model",
+        )
         method = gr.Radio(METHOD_CHOICES, value="rollout", label="Method", scale=2)
     with gr.Row():
         head_fusion = gr.Radio(list(HEAD_FUSIONS), value="mean", label="Head fusion", min_width=200)
@@ -116,13 +184,25 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
         alpha = slider(OPACITY, scale=1)
     with gr.Row(equal_height=False):
         with gr.Column():
-            image = ImagePath(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
-                              label="Photo", height=320, elem_id="attention-photo")
+            image = ImagePath(
+                type="filepath",
+                image_mode=None,
+                sources=["upload", "clipboard", "webcam"],
+                label="Photo",
+                height=320,
+                elem_id="attention-photo",
+            )
             run = gr.Button("Explain", variant="primary")
             gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
         with gr.Column():
-            overlay_image = gr.Image(label="Where the model looks", type="pil", format="png",
-                                     buttons=["download"], elem_id="attention-overlay", height=320)
+            overlay_image = gr.Image(
+                label="Where the model looks",
+                type="pil",
+                format="png",
+                buttons=["download"],
+                elem_id="attention-overlay",
+                height=320,
+            )
             labels = gr.Label(label="Predictions", num_top_classes=5, elem_id="attention-labels")
     with gr.Accordion(VIT_SEES_TITLE, open=True):
         with gr.Row(equal_height=False):
@@ -134,19 +214,28 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
     with gr.Accordion(SIDE_BY_SIDE_TITLE, open=False):
         gr.Markdown(SIDE_BY_SIDE_NOTE)
         with gr.Row():
-            model_b = gr.Dropdown(choices, value=choices[min(1, len(choices) - 1)], allow_custom_value=True,
-                                  label="Model (right)", scale=3, min_width=300, elem_id="model-b")
+            model_b = gr.Dropdown(
+                choices,
+                value=choices[min(1, len(choices) - 1)],
+                allow_custom_value=True,
+                label="Model (right)",
+                scale=3,
+                min_width=300,
+                elem_id="model-b",
+            )
             method_b = gr.Radio(METHOD_CHOICES, value="rollout", label="Method (right)", scale=2, elem_id="method-b")
             layer_b = slider(LAYER_RIGHT, scale=1)
         compare = gr.Button("Compare", variant="primary")
         with gr.Row(equal_height=False):
             with gr.Column():
-                left_image = gr.Image(label="Left", type="pil", format="png", buttons=["download"],
-                                      elem_id="left-overlay")
+                left_image = gr.Image(
+                    label="Left", type="pil", format="png", buttons=["download"], elem_id="left-overlay"
+                )
                 left_labels = gr.Label(label="Left predictions", num_top_classes=3, elem_id="left-labels")
             with gr.Column():
-                right_image = gr.Image(label="Right", type="pil", format="png", buttons=["download"],
-                                       elem_id="right-overlay")
+                right_image = gr.Image(
+                    label="Right", type="pil", format="png", buttons=["download"], elem_id="right-overlay"
+                )
                 right_labels = gr.Label(label="Right predictions", num_top_classes=3, elem_id="right-labels")
     with gr.Accordion(FEATURES_TITLE, open=False):
         gr.Markdown(FEATURES_NOTE)
@@ -154,19 +243,39 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
         feature_files = gr.File(label="Features (.npy)", file_count="multiple")
 
     settings = [model, method, head_fusion, discard, layer, head, target, cmap, alpha]
-    run.click(explain_one, inputs=[image, *settings],
-              outputs=[overlay_image, labels, grid_image, tokens, strip, heads, target], api_name="explain")
-    compare.click(explain_side_by_side, inputs=[image, *settings, model_b, method_b, layer_b],
-                  outputs=[left_image, left_labels, right_image, right_labels], api_name="compare")
+    run.click(
+        explain_one,
+        inputs=[image, *settings],
+        outputs=[overlay_image, labels, grid_image, tokens, strip, heads, target],
+        api_name="explain",
+    )
+    compare.click(
+        explain_side_by_side,
+        inputs=[image, *settings, model_b, method_b, layer_b],
+        outputs=[left_image, left_labels, right_image, right_labels],
+        api_name="compare",
+    )
     # A class name belongs to the model it came from; a new model starts from its own top label.
-    model.change(lambda _: gr.update(choices=[], value=None), inputs=[model], outputs=[target],
-                 api_visibility="undocumented")
+    model.change(
+        lambda _: gr.update(choices=[], value=None), inputs=[model], outputs=[target], api_visibility="undocumented"
+    )
     extract.click(extract_features, inputs=[image, model, layer], outputs=[feature_files], api_name="features")
     return model
 
 
-def explain_one(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha,
-                progress=gr.Progress(track_tqdm=True)):
+def explain_one(
+    image_path,
+    model,
+    method,
+    head_fusion,
+    discard,
+    layer,
+    head,
+    target,
+    cmap,
+    alpha,
+    progress=gr.Progress(track_tqdm=True),
+):
     """The overlay, predictions, patch grid, token sentence, layer strip, head grid, and the class choices."""
     explanation = _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha, progress)
     if not explanation.heatmap.any():
@@ -183,12 +292,37 @@ def explain_one(image_path, model, method, head_fusion, discard, layer, head, ta
     )
 
 
-def explain_side_by_side(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha,
-                         model_b, method_b, layer_b, progress=gr.Progress(track_tqdm=True)):
+def explain_side_by_side(
+    image_path,
+    model,
+    method,
+    head_fusion,
+    discard,
+    layer,
+    head,
+    target,
+    cmap,
+    alpha,
+    model_b,
+    method_b,
+    layer_b,
+    progress=gr.Progress(track_tqdm=True),
+):
     """The same photo explained twice: the main settings on the left, the right-hand ones on the right."""
     left = _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha, progress)
-    right = _explain(image_path, model_b, method_b, head_fusion, discard, layer_b, head,
-                     comparison_target(target, model, model_b), cmap, alpha, progress)
+    right = _explain(
+        image_path,
+        model_b,
+        method_b,
+        head_fusion,
+        discard,
+        layer_b,
+        head,
+        comparison_target(target, model, model_b),
+        cmap,
+        alpha,
+        progress,
+    )
     return left.overlay, _label_value(left), right.overlay, _label_value(right)
 
 
@@ -199,14 +333,23 @@ def extract_features(image_path, model, layer, progress=gr.Progress(track_tqdm=T
     return [str(path) for path in save_features(extracted, output_folder())]
 
 
-def _explain(image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha,
-             progress) -> Explanation:
+def _explain(
+    image_path, model, method, head_fusion, discard, layer, head, target, cmap, alpha, progress
+) -> Explanation:
     require_image(image_path)
     with user_errors():
         return explain(
-            image_path, model=model, method=method, head_fusion=head_fusion, discard_ratio=float(discard),
-            layer=int(layer) or None, head=int(head) or None, target=target or None,
-            alpha=float(alpha), cmap=cmap, on_load=load_progress(progress),
+            image_path,
+            model=model,
+            method=method,
+            head_fusion=head_fusion,
+            discard_ratio=float(discard),
+            layer=int(layer) or None,
+            head=int(head) or None,
+            target=target or None,
+            alpha=float(alpha),
+            cmap=cmap,
+            on_load=load_progress(progress),
         )
 
 
@@ -221,8 +364,9 @@ def classify_one(image_path: str | None, model: str, top_k: float, progress=gr.P
     require_image(image_path)
     runs: list[RunInfo] = []
     with user_errors():
-        predictions = classify(image_path, model=model, top_k=int(top_k), on_load=load_progress(progress),
-                               on_run=runs.append)
+        predictions = classify(
+            image_path, model=model, top_k=int(top_k), on_load=load_progress(progress), on_run=runs.append
+        )
     return {p.label: p.score for p in predictions}, last_run_line(runs)
 
 

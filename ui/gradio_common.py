@@ -1,4 +1,5 @@
 """What every Gradio tab shares: engine errors shown as messages, the output folder, load announcements, sliders."""
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,16 @@ def load_progress(progress: gr.Progress) -> Callable[[str], None]:
 
 def slider(spec: Slider, *, scale: int | None = None, min_width: int = 160) -> gr.Slider:
     """A gr.Slider from the shared spec, with Gradio's own layout options."""
-    return gr.Slider(spec.minimum, spec.maximum, value=spec.default, step=spec.step, label=spec.label,
-                     info=spec.info or None, scale=scale, min_width=min_width)
+    return gr.Slider(
+        spec.minimum,
+        spec.maximum,
+        value=spec.default,
+        step=spec.step,
+        label=spec.label,
+        info=spec.info or None,
+        scale=scale,
+        min_width=min_width,
+    )
 
 
 def require_image(image_path: str | None) -> str:

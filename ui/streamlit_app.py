@@ -1,4 +1,5 @@
 """The Streamlit front end (`streamlit run ui/streamlit_app.py`): one page per task, each a file in streamlit_pages/."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -18,8 +19,9 @@ def main() -> None:
     st.set_page_config(page_title="ViT Studio", page_icon="🔍", layout="wide")  # an emoji icon: no font fetched
     configure_engine_from_environment()
     start_preloading(default_classifier())
-    pages = [st.Page(path, title=title, icon=icon, default=index == 0)
-             for index, (path, title, icon) in enumerate(PAGES)]
+    pages = [
+        st.Page(path, title=title, icon=icon, default=index == 0) for index, (path, title, icon) in enumerate(PAGES)
+    ]
     st.navigation(pages, position="top").run()
 
 

@@ -1,4 +1,5 @@
 """The Train tab: check a folder of images, fine-tune on it with live curves, then look at what it learnt."""
+
 from __future__ import annotations
 
 import json
@@ -105,8 +106,9 @@ def visitor_boxes() -> tuple[gr.State, gr.BrowserState]:
     return gr.State(None), gr.BrowserState(None, storage_key="vit-studio-visitor")
 
 
-def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State,
-              allow_server_paths: bool = False) -> RunLists:
+def train_tab(
+    model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State, allow_server_paths: bool = False
+) -> RunLists:
     """`model_boxes` (the Classify and Attention model choosers) receive a finished run on "Use this model";
     `visitor_id` is visitor_boxes()'s session id."""
     gr.Markdown(TRAIN_INTRO)
@@ -119,53 +121,93 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
             with gr.Tabs():
                 with gr.Tab("Zip"):
                     zip_file = gr.File(file_types=[".zip"], label=widgets.ZIP_LABEL, elem_id="train-zip")
-                    gr.Examples([[str(example_data_zip())]], inputs=[zip_file],
-                                label=f"{EXAMPLE_DATA_LABEL} ({EXAMPLE_DATA_INFO})", elem_id="train-example")
+                    gr.Examples(
+                        [[str(example_data_zip())]],
+                        inputs=[zip_file],
+                        label=f"{EXAMPLE_DATA_LABEL} ({EXAMPLE_DATA_INFO})",
+                        elem_id="train-example",
+                    )
                 with gr.Tab("Folder"):
                     folder_files = gr.File(file_count="directory", label=widgets.FOLDER_LABEL, elem_id="train-folder")
-                    folder_names = gr.Textbox(elem_id="train-folder-names", elem_classes=["hidden-box"],
-                                              show_label=False, container=False)
+                    folder_names = gr.Textbox(
+                        elem_id="train-folder-names", elem_classes=["hidden-box"], show_label=False, container=False
+                    )
                 if allow_server_paths:
                     with gr.Tab(widgets.SERVER_PATH_TAB):
-                        server_path = gr.Textbox(label=widgets.SERVER_PATH_LABEL,
-                                                 placeholder=widgets.SERVER_PATH_PLACEHOLDER, elem_id="train-path")
+                        server_path = gr.Textbox(
+                            label=widgets.SERVER_PATH_LABEL,
+                            placeholder=widgets.SERVER_PATH_PLACEHOLDER,
+                            elem_id="train-path",
+                        )
             if not allow_server_paths:
                 server_path = gr.State("")  # never a path from a visitor: the app may be public
             check = gr.Button(widgets.CHECK_BUTTON)
             data_summary = gr.Markdown(elem_id="train-data-summary")
-            counts = gr.Dataframe(headers=list(COUNT_HEADERS), interactive=False, label=widgets.COUNTS_LABEL,
-                                  elem_id="train-counts")
+            counts = gr.Dataframe(
+                headers=list(COUNT_HEADERS), interactive=False, label=widgets.COUNTS_LABEL, elem_id="train-counts"
+            )
             counts_chart = gr.BarPlot(x="class", y="images", color="split", label="Images per class", height=220)
             thumbnails = gr.Gallery(label="A few of each class", columns=6, height=200, elem_id="train-thumbnails")
-            skipped = gr.Dataframe(headers=list(widgets.SKIPPED_HEADERS), interactive=False,
-                                   label=widgets.SKIPPED_LABEL, wrap=True)
+            skipped = gr.Dataframe(
+                headers=list(widgets.SKIPPED_HEADERS), interactive=False, label=widgets.SKIPPED_LABEL, wrap=True
+            )
         with gr.Column(scale=3, min_width=320):
             gr.Markdown("### 2. Settings")
-            base = gr.Dropdown(start_from_choices(runs_now), value=widgets.BASE_CHOICES[0], allow_custom_value=True,
-                               label=widgets.BASE_LABEL, elem_id="train-base", info=widgets.BASE_INFO)
-            mode = gr.Radio(list(widgets.MODE_CHOICES), value=widgets.DEFAULT_MODE, label=widgets.MODE_LABEL,
-                            elem_id="train-mode")
+            base = gr.Dropdown(
+                start_from_choices(runs_now),
+                value=widgets.BASE_CHOICES[0],
+                allow_custom_value=True,
+                label=widgets.BASE_LABEL,
+                elem_id="train-base",
+                info=widgets.BASE_INFO,
+            )
+            mode = gr.Radio(
+                list(widgets.MODE_CHOICES), value=widgets.DEFAULT_MODE, label=widgets.MODE_LABEL, elem_id="train-mode"
+            )
             with gr.Row():
-                epochs = gr.Number(widgets.EPOCHS.default, precision=0, minimum=widgets.EPOCHS.minimum,
-                                   label=widgets.EPOCHS_LABEL, elem_id="train-epochs")
-                learning_rate = gr.Number(widgets.LEARNING_RATE.default, label=widgets.LEARNING_RATE_LABEL,
-                                          elem_id="train-lr")
-                batch_size = gr.Number(widgets.BATCH_SIZE.default, precision=0, minimum=widgets.BATCH_SIZE.minimum,
-                                       label=widgets.BATCH_SIZE_LABEL, elem_id="train-batch")
+                epochs = gr.Number(
+                    widgets.EPOCHS.default,
+                    precision=0,
+                    minimum=widgets.EPOCHS.minimum,
+                    label=widgets.EPOCHS_LABEL,
+                    elem_id="train-epochs",
+                )
+                learning_rate = gr.Number(
+                    widgets.LEARNING_RATE.default, label=widgets.LEARNING_RATE_LABEL, elem_id="train-lr"
+                )
+                batch_size = gr.Number(
+                    widgets.BATCH_SIZE.default,
+                    precision=0,
+                    minimum=widgets.BATCH_SIZE.minimum,
+                    label=widgets.BATCH_SIZE_LABEL,
+                    elem_id="train-batch",
+                )
             with gr.Row():
-                weight_decay = gr.Number(widgets.WEIGHT_DECAY.default, minimum=widgets.WEIGHT_DECAY.minimum,
-                                         label=widgets.WEIGHT_DECAY_LABEL)
-                warmup_ratio = gr.Slider(widgets.WARMUP.minimum, widgets.WARMUP.maximum, value=widgets.WARMUP.default,
-                                         step=widgets.WARMUP.step, label=widgets.WARMUP_LABEL)
-                image_size = gr.Number(widgets.IMAGE_SIZE.default, precision=0, minimum=widgets.IMAGE_SIZE.minimum,
-                                       label=widgets.IMAGE_SIZE_LABEL)
+                weight_decay = gr.Number(
+                    widgets.WEIGHT_DECAY.default, minimum=widgets.WEIGHT_DECAY.minimum, label=widgets.WEIGHT_DECAY_LABEL
+                )
+                warmup_ratio = gr.Slider(
+                    widgets.WARMUP.minimum,
+                    widgets.WARMUP.maximum,
+                    value=widgets.WARMUP.default,
+                    step=widgets.WARMUP.step,
+                    label=widgets.WARMUP_LABEL,
+                )
+                image_size = gr.Number(
+                    widgets.IMAGE_SIZE.default,
+                    precision=0,
+                    minimum=widgets.IMAGE_SIZE.minimum,
+                    label=widgets.IMAGE_SIZE_LABEL,
+                )
             with gr.Row():
                 augment = gr.Checkbox(True, label=widgets.AUGMENT_LABEL, info=widgets.AUGMENT_INFO)
                 seed = gr.Number(widgets.SEED.default, precision=0, label=widgets.SEED_LABEL)
-                precision = gr.Radio(list(TRAINING_PRECISIONS), value=widgets.DEFAULT_PRECISION,
-                                     label=widgets.PRECISION_LABEL)
-            run_name = gr.Textbox(label=widgets.RUN_NAME_LABEL, placeholder=widgets.RUN_NAME_PLACEHOLDER,
-                                  elem_id="train-run-name")
+                precision = gr.Radio(
+                    list(TRAINING_PRECISIONS), value=widgets.DEFAULT_PRECISION, label=widgets.PRECISION_LABEL
+                )
+            run_name = gr.Textbox(
+                label=widgets.RUN_NAME_LABEL, placeholder=widgets.RUN_NAME_PLACEHOLDER, elem_id="train-run-name"
+            )
             with gr.Row():
                 start = gr.Button(widgets.START_BUTTON, variant="primary", elem_id="train-start")
                 stop = gr.Button(widgets.STOP_BUTTON, variant="stop", elem_id="train-stop")
@@ -180,16 +222,20 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
     curves_plot = gr.Plot(label="Loss and validation accuracy", elem_id="train-curves")
     gr.Markdown("### 4. What it learnt")
     with gr.Row(equal_height=False):
-        per_class = gr.Dataframe(headers=list(widgets.PER_CLASS_HEADERS), interactive=False,
-                                 label=widgets.PER_CLASS_LABEL, elem_id="train-per-class")
-        confusion = gr.Image(label=widgets.CONFUSION_CAPTION, type="filepath", height=320,
-                             elem_id="train-confusion")
+        per_class = gr.Dataframe(
+            headers=list(widgets.PER_CLASS_HEADERS),
+            interactive=False,
+            label=widgets.PER_CLASS_LABEL,
+            elem_id="train-per-class",
+        )
+        confusion = gr.Image(label=widgets.CONFUSION_CAPTION, type="filepath", height=320, elem_id="train-confusion")
     with gr.Row():
         true_class = gr.Dropdown([], label=widgets.TRUE_CLASS_LABEL, elem_id="train-true")
         predicted_class = gr.Dropdown([], label=widgets.PREDICTED_LABEL, elem_id="train-predicted")
         show_cell = gr.Button(widgets.SHOW_CELL_BUTTON, elem_id="train-show-cell")
-    cell_gallery = gr.Gallery(label="Those images, with where the trained model looks", columns=6, height=260,
-                              elem_id="train-cell")
+    cell_gallery = gr.Gallery(
+        label="Those images, with where the trained model looks", columns=6, height=260, elem_id="train-cell"
+    )
     with gr.Accordion(widgets.COMPARE_SECTION, open=False):
         gr.Markdown(COMPARE_NOTE)
         compare = gr.Button("Compare attention on the first image above")
@@ -215,27 +261,60 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
         resume = gr.Button("Resume", scale=1, elem_id="train-resume")
 
     source = [zip_file, folder_files, folder_names, server_path]
-    settings = [base, mode, epochs, learning_rate, batch_size, weight_decay, warmup_ratio, image_size, augment,
-                seed, precision, run_name]
+    settings = [
+        base,
+        mode,
+        epochs,
+        learning_rate,
+        batch_size,
+        weight_decay,
+        warmup_ratio,
+        image_size,
+        augment,
+        seed,
+        precision,
+        run_name,
+    ]
     live = [progress_line, curves_plot, per_class, confusion, true_class, predicted_class, runs]
-    check.click(check_source, inputs=source, outputs=[data_summary, counts, counts_chart, thumbnails, skipped],
-                api_name="check_data")
-    mode.change(lambda chosen: [widgets.MODE_DEFAULTS[chosen]["num_train_epochs"],
-                                widgets.MODE_DEFAULTS[chosen]["learning_rate"]],
-                inputs=[mode], outputs=[epochs, learning_rate], api_visibility="undocumented")
+    check.click(
+        check_source,
+        inputs=source,
+        outputs=[data_summary, counts, counts_chart, thumbnails, skipped],
+        api_name="check_data",
+    )
+    mode.change(
+        lambda chosen: [
+            widgets.MODE_DEFAULTS[chosen]["num_train_epochs"],
+            widgets.MODE_DEFAULTS[chosen]["learning_rate"],
+        ],
+        inputs=[mode],
+        outputs=[epochs, learning_rate],
+        api_visibility="undocumented",
+    )
     # visitor_id is a gr.State: it never shows in the API, and each event reads this session's value.
-    start.click(start_run, inputs=[*source, *settings, visitor_id], outputs=[run_dir, *live], api_name="train",
-                **STARTS)
+    start.click(
+        start_run, inputs=[*source, *settings, visitor_id], outputs=[run_dir, *live], api_name="train", **STARTS
+    )
     stop.click(stop_run, inputs=[visitor_id], outputs=[progress_line], api_name="stop_training")
-    watch_button.click(watch_current, inputs=[visitor_id], outputs=[run_dir, *live], api_name="watch_training",
-                       **WATCHERS)
-    show_cell.click(cell_overlays, inputs=[run_dir, true_class, predicted_class, visitor_id], outputs=[cell_gallery],
-                    api_name="validation_cell")
-    compare.click(compare_attention, inputs=[run_dir, true_class, predicted_class, visitor_id],
-                  outputs=[base_view, trained_view], api_name="compare_base")
+    watch_button.click(
+        watch_current, inputs=[visitor_id], outputs=[run_dir, *live], api_name="watch_training", **WATCHERS
+    )
+    show_cell.click(
+        cell_overlays,
+        inputs=[run_dir, true_class, predicted_class, visitor_id],
+        outputs=[cell_gallery],
+        api_name="validation_cell",
+    )
+    compare.click(
+        compare_attention,
+        inputs=[run_dir, true_class, predicted_class, visitor_id],
+        outputs=[base_view, trained_view],
+        api_name="compare_base",
+    )
     make_zip.click(zip_current, inputs=[run_dir, visitor_id], outputs=[run_zip], api_name="zip_run")
-    push.click(push_current, inputs=[run_dir, repo_id, token, private, visitor_id], outputs=[pushed],
-               api_name="push_to_hub")
+    push.click(
+        push_current, inputs=[run_dir, repo_id, token, private, visitor_id], outputs=[pushed], api_name="push_to_hub"
+    )
     refresh.click(refresh_lists, inputs=[visitor_id], outputs=[runs, base], api_visibility="undocumented")
     show_run.click(show_saved_run, inputs=[runs, visitor_id], outputs=[run_dir, *live], api_name="show_run")
     resume.click(resume_run, inputs=[runs, visitor_id], outputs=[run_dir, *live], api_name="resume", **STARTS)
@@ -245,8 +324,12 @@ def train_tab(model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State
 
 def connect_visitor(demo: gr.Blocks, visitor_id: gr.State, browser_id: gr.BrowserState, lists: RunLists) -> None:
     """On every page load: the browser's visitor id (a new one on a first visit), and the lists of runs it may see."""
-    demo.load(welcome_visitor, inputs=[browser_id], outputs=[visitor_id, browser_id, lists.runs, lists.base],
-              api_visibility="private")
+    demo.load(
+        welcome_visitor,
+        inputs=[browser_id],
+        outputs=[visitor_id, browser_id, lists.runs, lists.base],
+        api_visibility="private",
+    )
 
 
 def welcome_visitor(browser_id: str | None, request: gr.Request):
@@ -335,24 +418,58 @@ def check_source(zip_file, folder_files, folder_names, server_path):
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)  # a check keeps no copy of the upload
     summary = report_summary(report) + "".join(f"\n\n⚠️ {warning}" for warning in report.warnings)
-    chart = pd.DataFrame([(name, split, count) for name, train, val in
-                          zip(report.classes, report.train_counts, report.val_counts)
-                          for split, count in (("train", train), ("val", val))], columns=["class", "split", "images"])
+    chart = pd.DataFrame(
+        [
+            (name, split, count)
+            for name, train, val in zip(report.classes, report.train_counts, report.val_counts)
+            for split, count in (("train", train), ("val", val))
+        ],
+        columns=["class", "split", "images"],
+    )
     return summary, count_rows(report), chart, pictures, skipped_rows(report)
 
 
 # ---- training -----------------------------------------------------------------------------------------------
 
 
-def start_run(zip_file, folder_files, folder_names, server_path, base, mode, epochs, learning_rate, batch_size,
-              weight_decay, warmup_ratio, image_size, augment, seed, precision, run_name, visitor_id,
-              request: gr.Request):
+def start_run(
+    zip_file,
+    folder_files,
+    folder_names,
+    server_path,
+    base,
+    mode,
+    epochs,
+    learning_rate,
+    batch_size,
+    weight_decay,
+    warmup_ratio,
+    image_size,
+    augment,
+    seed,
+    precision,
+    run_name,
+    visitor_id,
+    request: gr.Request,
+):
     """Start a run in the background and stream its progress and curves until it ends."""
     asking = _visitor(visitor_id, request)
     source = data_source(zip_file, folder_files, folder_names, server_path)
     with user_errors():
-        config = form_config(source, base, mode, epochs, learning_rate, batch_size, weight_decay, warmup_ratio,
-                             image_size, augment, seed, precision)
+        config = form_config(
+            source,
+            base,
+            mode,
+            epochs,
+            learning_rate,
+            batch_size,
+            weight_decay,
+            warmup_ratio,
+            image_size,
+            augment,
+            seed,
+            precision,
+        )
         job = start_new_run(config, run_name, visitor=asking)
     yield from _stream(job, asking)
 
@@ -372,8 +489,10 @@ def watch_current(visitor_id, request: gr.Request):
     if job is None:
         raise gr.Error("No training has been started since the app started; pick a saved run under Earlier runs.")
     if not may_see(job.output_dir, asking):
-        raise gr.Error(f"The run training now is another visitor's, and {job.time_left()}. Pick one of your own "
-                       "runs under Earlier runs.")
+        raise gr.Error(
+            f"The run training now is another visitor's, and {job.time_left()}. Pick one of your own "
+            "runs under Earlier runs."
+        )
     yield from _stream(job, asking)
 
 
@@ -410,12 +529,16 @@ def show_saved_run(run_name, visitor_id, request: gr.Request):
 def _view_outputs(view, asking: Visitor, refresh_lists: bool = True) -> tuple:
     """progress line, curves figure, per-class table, confusion image, class choices (x2), runs."""
     classes = list(view.classes)
-    lists = (gr.update(choices=classes, value=classes[0] if classes else None),
-             gr.update(choices=classes, value=classes[-1] if classes else None),
-             gr.update(choices=_run_choices(visible_runs(asking)))
-             ) if refresh_lists else (gr.skip(), gr.skip(), gr.skip())
-    return (view.progress, view.figure, view.per_class, _served_copy(view.confusion_png),
-            *lists)
+    lists = (
+        (
+            gr.update(choices=classes, value=classes[0] if classes else None),
+            gr.update(choices=classes, value=classes[-1] if classes else None),
+            gr.update(choices=_run_choices(visible_runs(asking))),
+        )
+        if refresh_lists
+        else (gr.skip(), gr.skip(), gr.skip())
+    )
+    return (view.progress, view.figure, view.per_class, _served_copy(view.confusion_png), *lists)
 
 
 def _served_copy(picture: Path | None) -> str | None:
@@ -436,8 +559,9 @@ def _finished_run(run_name, visitor_id, request: gr.Request | None) -> Path:
         return saved_model_dir(find_run(run_name, _visitor(visitor_id, request)))
 
 
-def cell_overlays(run_name, true_class, predicted_class, visitor_id, request: gr.Request,
-                  progress=gr.Progress(track_tqdm=True)):
+def cell_overlays(
+    run_name, true_class, predicted_class, visitor_id, request: gr.Request, progress=gr.Progress(track_tqdm=True)
+):
     """The validation images of one confusion-matrix cell, each with the trained model's attention rollout."""
     folder = _finished_run(run_name, visitor_id, request)
     with user_errors():

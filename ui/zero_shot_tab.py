@@ -1,19 +1,39 @@
 """The Zero-shot tab: CLIP ranks the user's own labels for a photo, per template on request, and maps one label."""
+
 from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
 
 from core import (
-    DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, RunInfo, check_labels, example_images, pretrained_tags,
-    resolve_templates, takes_pretrained, zero_shot, zero_shot_map,
+    DEFAULT_CLIP_MODEL,
+    DEFAULT_CLIP_PRETRAINED,
+    RunInfo,
+    check_labels,
+    example_images,
+    pretrained_tags,
+    resolve_templates,
+    takes_pretrained,
+    zero_shot,
+    zero_shot_map,
 )
 from ui.components import ImagePath
 from ui.gradio_common import load_progress, require_image, slider, user_errors
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
-    CLIP_MODEL_INFO, COLORMAPS, DEFAULT_TEMPLATE, LABEL_MAP_CAPTION, LABEL_MAP_TITLE, LABELS_INFO, PER_TEMPLATE_LABEL,
-    PER_TEMPLATE_TITLE, PRETRAINED_INFO, TEMPLATE_CHOICES, TEMPLATE_LABEL, ZERO_SHOT_EXAMPLE_LABELS, ZERO_SHOT_INTRO,
+    CLIP_MODEL_INFO,
+    COLORMAPS,
+    DEFAULT_TEMPLATE,
+    LABEL_MAP_CAPTION,
+    LABEL_MAP_TITLE,
+    LABELS_INFO,
+    PER_TEMPLATE_LABEL,
+    PER_TEMPLATE_TITLE,
+    PRETRAINED_INFO,
+    TEMPLATE_CHOICES,
+    TEMPLATE_LABEL,
+    ZERO_SHOT_EXAMPLE_LABELS,
+    ZERO_SHOT_INTRO,
     mapping_text,
 )
 from ui.shared.widgets import CLIP_MODEL_CHOICES, OPACITY
@@ -25,50 +45,98 @@ EXAMPLE_LABELS = ZERO_SHOT_EXAMPLE_LABELS
 def zero_shot_tab() -> None:
     gr.Markdown(ZERO_SHOT_INTRO)
     with gr.Row():
-        model = gr.Dropdown(list(CLIP_MODEL_CHOICES), value=DEFAULT_CLIP_MODEL,
-                            allow_custom_value=True, label="CLIP model", info=CLIP_MODEL_INFO, scale=3,
-                            min_width=300, elem_id="clip-model")
-        pretrained = gr.Dropdown(pretrained_tags(DEFAULT_CLIP_MODEL), value=DEFAULT_CLIP_PRETRAINED,
-                                 allow_custom_value=True,
-                                 label="Pretrained weights", info=PRETRAINED_INFO[True], scale=2, min_width=240,
-                                 elem_id="clip-pretrained")
+        model = gr.Dropdown(
+            list(CLIP_MODEL_CHOICES),
+            value=DEFAULT_CLIP_MODEL,
+            allow_custom_value=True,
+            label="CLIP model",
+            info=CLIP_MODEL_INFO,
+            scale=3,
+            min_width=300,
+            elem_id="clip-model",
+        )
+        pretrained = gr.Dropdown(
+            pretrained_tags(DEFAULT_CLIP_MODEL),
+            value=DEFAULT_CLIP_PRETRAINED,
+            allow_custom_value=True,
+            label="Pretrained weights",
+            info=PRETRAINED_INFO[True],
+            scale=2,
+            min_width=240,
+            elem_id="clip-pretrained",
+        )
     with gr.Row():
-        labels = gr.Textbox(value=EXAMPLE_LABELS, lines=3, max_lines=12, label="Labels",
-                            info=LABELS_INFO, scale=3, elem_id="clip-labels")
+        labels = gr.Textbox(
+            value=EXAMPLE_LABELS,
+            lines=3,
+            max_lines=12,
+            label="Labels",
+            info=LABELS_INFO,
+            scale=3,
+            elem_id="clip-labels",
+        )
         with gr.Column(scale=2, min_width=240):
             template_mode = gr.Radio(TEMPLATE_CHOICES, value="single", label="Prompt templates")
             template = gr.Textbox(value=DEFAULT_TEMPLATE, label=TEMPLATE_LABEL, max_lines=1)
     with gr.Row(equal_height=False):
         with gr.Column():
-            image = ImagePath(type="filepath", image_mode=None, sources=["upload", "clipboard", "webcam"],
-                              label="Photo (upload, paste or webcam)", height=320, elem_id="clip-photo")
+            image = ImagePath(
+                type="filepath",
+                image_mode=None,
+                sources=["upload", "clipboard", "webcam"],
+                label="Photo (upload, paste or webcam)",
+                height=320,
+                elem_id="clip-photo",
+            )
             with gr.Row():
                 run = gr.Button("Ask CLIP", variant="primary", scale=2)
                 per_template = gr.Checkbox(value=False, label=PER_TEMPLATE_LABEL, scale=1)
             gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
         with gr.Column():
             top = gr.Label(label="Best labels", num_top_classes=5, elem_id="clip-top")
-            chart = gr.BarPlot(x="label", y="probability", sort="-y", y_lim=[0, 1], x_label_angle=-30,
-                               label="Every label's probability", height=260, elem_id="clip-chart")
+            chart = gr.BarPlot(
+                x="label",
+                y="probability",
+                sort="-y",
+                y_lim=[0, 1],
+                x_label_angle=-30,
+                label="Every label's probability",
+                height=260,
+                elem_id="clip-chart",
+            )
             status = gr.Markdown(elem_id="clip-status", label="run")
     table = gr.Dataframe(label=PER_TEMPLATE_TITLE, interactive=False, visible=False, elem_id="clip-templates")
     with gr.Accordion(LABEL_MAP_TITLE, open=True):
         with gr.Row():
             # Custom values allowed so that a label edited away after asking gets the engine's message.
-            target = gr.Dropdown([], value=None, allow_custom_value=True, label="Label to map",
-                                 info="empty = the best label", scale=2, elem_id="clip-target")
+            target = gr.Dropdown(
+                [],
+                value=None,
+                allow_custom_value=True,
+                label="Label to map",
+                info="empty = the best label",
+                scale=2,
+                elem_id="clip-target",
+            )
             cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap", scale=1)
             alpha = slider(OPACITY, scale=1)
             show_map = gr.Button("Map the label", scale=1)
-        label_map = gr.Image(label=LABEL_MAP_CAPTION, type="pil", format="png",
-                             buttons=["download"], height=360, elem_id="clip-map")
+        label_map = gr.Image(
+            label=LABEL_MAP_CAPTION, type="pil", format="png", buttons=["download"], height=360, elem_id="clip-map"
+        )
 
     question = [labels, model, pretrained, template_mode, template]
-    run.click(ask_clip, inputs=[image, *question, per_template], outputs=[top, chart, table, status, target],
-              api_name="zero_shot").success(
-        map_label, inputs=[image, target, *question, cmap, alpha], outputs=[label_map], api_visibility="undocumented")
-    show_map.click(map_label, inputs=[image, target, *question, cmap, alpha], outputs=[label_map],
-                   api_name="zero_shot_map")
+    run.click(
+        ask_clip,
+        inputs=[image, *question, per_template],
+        outputs=[top, chart, table, status, target],
+        api_name="zero_shot",
+    ).success(
+        map_label, inputs=[image, target, *question, cmap, alpha], outputs=[label_map], api_visibility="undocumented"
+    )
+    show_map.click(
+        map_label, inputs=[image, target, *question, cmap, alpha], outputs=[label_map], api_name="zero_shot_map"
+    )
     model.change(_pretrained_box, inputs=[model], outputs=[pretrained], api_visibility="undocumented")
 
 
@@ -80,8 +148,9 @@ def _pretrained_box(model: str):
     return gr.update(choices=tags, value=tags[0] if tags else None, interactive=True, info=PRETRAINED_INFO[True])
 
 
-def ask_clip(image_path, labels, model, pretrained, template_mode, template, per_template,
-             progress=gr.Progress(track_tqdm=True)):
+def ask_clip(
+    image_path, labels, model, pretrained, template_mode, template, per_template, progress=gr.Progress(track_tqdm=True)
+):
     """The best labels, a bar chart of all of them, the per-template table (on request), a status line, and
     the labels offered for mapping."""
     require_image(image_path)
@@ -91,8 +160,15 @@ def ask_clip(image_path, labels, model, pretrained, template_mode, template, per
         check_labels(labels)  # a typo in the labels should not wait for a model download
         resolve_templates(templates)
         weights = pretrained_weights(model, pretrained)
-        predictions = zero_shot(image_path, labels, model=model, pretrained=weights, templates=templates,
-                                on_load=load_progress(progress), on_run=runs.append)
+        predictions = zero_shot(
+            image_path,
+            labels,
+            model=model,
+            pretrained=weights,
+            templates=templates,
+            on_load=load_progress(progress),
+            on_run=runs.append,
+        )
         table = _template_frame(image_path, labels, model, weights, templates, predictions) if per_template else None
     ordered = [p.label for p in predictions]
     return (
@@ -109,17 +185,40 @@ def _template_frame(image_path, labels, model, weights, templates, predictions) 
     return pd.DataFrame(rows, columns=columns)
 
 
-def map_label(image_path, label, labels, model, pretrained, template_mode, template, cmap, alpha,
-              progress=gr.Progress(track_tqdm=True)):
+def map_label(
+    image_path,
+    label,
+    labels,
+    model,
+    pretrained,
+    template_mode,
+    template,
+    cmap,
+    alpha,
+    progress=gr.Progress(track_tqdm=True),
+):
     """The chosen label's map over the photo (the best label when none is chosen)."""
     require_image(image_path)
     templates = chosen_templates(template_mode, template)
     on_load = load_progress(progress)
     with user_errors():
         weights = pretrained_weights(model, pretrained)
-        label = label or zero_shot(image_path, labels, model=model, pretrained=weights, templates=templates,
-                                   on_load=on_load)[0].label
+        label = (
+            label
+            or zero_shot(image_path, labels, model=model, pretrained=weights, templates=templates, on_load=on_load)[
+                0
+            ].label
+        )
         progress(0, desc=mapping_text(label))
-        result = zero_shot_map(image_path, label, labels, model=model, pretrained=weights, templates=templates,
-                               alpha=float(alpha), cmap=cmap, on_load=on_load)
+        result = zero_shot_map(
+            image_path,
+            label,
+            labels,
+            model=model,
+            pretrained=weights,
+            templates=templates,
+            alpha=float(alpha),
+            cmap=cmap,
+            on_load=on_load,
+        )
     return result.overlay

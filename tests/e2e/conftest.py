@@ -1,4 +1,5 @@
 """The real app in a subprocess on a free port, started once for the end-to-end tests."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 
 
@@ -50,17 +56,28 @@ def app_runs_dir(tmp_path_factory) -> Path:
 
 
 @contextmanager
-def running_app(arguments: list[str], workdir: Path, health_path: str = "",
-                extra_env: dict[str, str] | None = None) -> Iterator[str]:
+def running_app(
+    arguments: list[str], workdir: Path, health_path: str = "", extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     """`python app.py <arguments>` on a free port, as a user starts it, with the Hub switched off; yields its URL."""
     port = _free_port()
     log_path = workdir / "app.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VIT_STUDIO_CACHE": str(workdir / "cache"), "PYTHONUNBUFFERED": "1",
-           **(extra_env or {})}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "VIT_STUDIO_CACHE": str(workdir / "cache"),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
     env.pop("GRADIO_ANALYTICS_ENABLED", None)  # the app's own default, as a user gets it
     with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *arguments, "--port", str(port)],
-                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), *arguments, "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_up(url + health_path, process, log_path)
@@ -76,8 +93,9 @@ def running_app(arguments: list[str], workdir: Path, health_path: str = "",
 @pytest.fixture(scope="session")
 def app_url(tiny_vit_dir, app_runs_dir, tmp_path_factory) -> Iterator[str]:
     """URL of `python app.py --model <tiny ViT>`: the Gradio app."""
-    with running_app(["--model", str(tiny_vit_dir), "--runs-dir", str(app_runs_dir)], tmp_path_factory.mktemp("app"),
-                  health_path="") as url:
+    with running_app(
+        ["--model", str(tiny_vit_dir), "--runs-dir", str(app_runs_dir)], tmp_path_factory.mktemp("app"), health_path=""
+    ) as url:
         yield url
 
 
@@ -85,8 +103,11 @@ def app_url(tiny_vit_dir, app_runs_dir, tmp_path_factory) -> Iterator[str]:
 def streamlit_url(tiny_vit_dir, tmp_path_factory) -> Iterator[str]:
     """URL of `python app.py --ui streamlit --model <tiny ViT>`; up once Streamlit's own health check answers."""
     workdir = tmp_path_factory.mktemp("streamlit-app")
-    with running_app(["--ui", "streamlit", "--model", str(tiny_vit_dir), "--runs-dir", str(workdir / "runs")], workdir,
-                  health_path="_stcore/health") as url:
+    with running_app(
+        ["--ui", "streamlit", "--model", str(tiny_vit_dir), "--runs-dir", str(workdir / "runs")],
+        workdir,
+        health_path="_stcore/health",
+    ) as url:
         yield url
 
 
@@ -108,8 +129,9 @@ def open_page(browser, width: int, height: int):
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.on("console", lambda message: page.errors.append(f"console: {message.text}")
-            if message.type == "error" else None)
+    page.on(
+        "console", lambda message: page.errors.append(f"console: {message.text}") if message.type == "error" else None
+    )
     return context, page
 
 

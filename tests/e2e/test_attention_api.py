@@ -1,4 +1,5 @@
 """The Attention tab end to end through gradio_client: maps, side by side, features, and its messages."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,11 +22,15 @@ def _settings(model, method="rollout", layer=0, head=0, target=None, discard=0.0
 
 def test_explain_returns_an_overlay_the_size_of_the_photo_and_the_engines_predictions(client, tiny_vit_dir, photo_path):
     overlay_path, labels, grid_path, tokens, strip, heads, target = client.predict(
-        handle_file(str(photo_path)), *_settings(str(tiny_vit_dir)), api_name="/explain")
+        handle_file(str(photo_path)), *_settings(str(tiny_vit_dir)), api_name="/explain"
+    )
     expected = explain(photo_path, model=str(tiny_vit_dir), discard_ratio=0.0)
     assert Image.open(overlay_path).size == Image.open(photo_path).size
     assert labels["label"] == expected.predictions[0].label
-    assert len(strip) == expected.num_layers and [item["caption"] for item in strip][-1] == f"up to layer {expected.num_layers}"
+    assert (
+        len(strip) == expected.num_layers
+        and [item["caption"] for item in strip][-1] == f"up to layer {expected.num_layers}"
+    )
     assert len(heads) == expected.num_heads
     rows, columns = expected.grid_size
     assert f"{rows}x{columns} grid" in tokens and f"{rows * columns} patch tokens + 1 CLS token" in tokens
@@ -34,8 +39,9 @@ def test_explain_returns_an_overlay_the_size_of_the_photo_and_the_engines_predic
 
 
 def test_gradient_rollout_reports_the_class_it_explains(client, tiny_vit_dir, photo_path):
-    outputs = client.predict(handle_file(str(photo_path)), *_settings(str(tiny_vit_dir), method="grad_rollout"),
-                             api_name="/explain")
+    outputs = client.predict(
+        handle_file(str(photo_path)), *_settings(str(tiny_vit_dir), method="grad_rollout"), api_name="/explain"
+    )
     labels, target_update = outputs[1], outputs[-1]
     assert target_update["value"] == labels["label"]
     assert [choice[0] for choice in target_update["choices"]] == [item["label"] for item in labels["confidences"]]
@@ -43,11 +49,18 @@ def test_gradient_rollout_reports_the_class_it_explains(client, tiny_vit_dir, ph
 
 def test_side_by_side_runs_two_models_on_one_photo(client, tiny_vit_dir, tiny_deit_dir, photo_path):
     left, left_labels, right, right_labels = client.predict(
-        handle_file(str(photo_path)), *_settings(str(tiny_vit_dir)), str(tiny_deit_dir), "attention", 1,
-        api_name="/compare")
+        handle_file(str(photo_path)),
+        *_settings(str(tiny_vit_dir)),
+        str(tiny_deit_dir),
+        "attention",
+        1,
+        api_name="/compare",
+    )
     assert Image.open(left).size == Image.open(right).size == Image.open(photo_path).size
     assert left_labels["label"] == explain(photo_path, model=str(tiny_vit_dir)).predictions[0].label
-    assert right_labels["label"] == explain(photo_path, model=str(tiny_deit_dir), method="attention").predictions[0].label
+    assert (
+        right_labels["label"] == explain(photo_path, model=str(tiny_deit_dir), method="attention").predictions[0].label
+    )
 
 
 def test_features_download_as_npy(client, tiny_vit_dir, photo_path):
@@ -57,11 +70,14 @@ def test_features_download_as_npy(client, tiny_vit_dir, photo_path):
     assert arrays["patches_layer1.npy"].shape == (4, 4, hidden)
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    (dict(layer=7), "Layer 7 is out of range: this model has layers 1 to 2"),
-    (dict(method="attention", head=9), "Head 9 is out of range: this layer has heads 1 to 2"),
-    (dict(method="grad_rollout", target="zebra"), "'zebra' is not one of this model's labels"),
-])
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (dict(layer=7), "Layer 7 is out of range: this model has layers 1 to 2"),
+        (dict(method="attention", head=9), "Head 9 is out of range: this layer has heads 1 to 2"),
+        (dict(method="grad_rollout", target="zebra"), "'zebra' is not one of this model's labels"),
+    ],
+)
 def test_bad_settings_get_the_engines_message(client, tiny_vit_dir, photo_path, settings, message):
     with pytest.raises(Exception, match=message):
         client.predict(handle_file(str(photo_path)), *_settings(str(tiny_vit_dir), **settings), api_name="/explain")

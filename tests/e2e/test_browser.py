@@ -1,4 +1,5 @@
 """A person's path through each tab in a real browser: upload a photo, click, read the result on the page."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -115,7 +116,8 @@ def test_train_watch_the_curve_grow_then_stop(page, app_url, shapes_zip, tiny_vi
     page.wait_for_function(
         "() => /step (\\d+)\\//.test(document.querySelector('#train-progress').innerText) && "
         "Number(document.querySelector('#train-progress').innerText.match(/step (\\d+)\\//)[1]) >= 10",
-        timeout=90_000)
+        timeout=90_000,
+    )
     page.locator("#train-curves img").first.wait_for(timeout=30_000)
     page.screenshot(path=str(artifacts_dir / "train-running.png"), full_page=True)
     page.locator("#train-stop").click()
@@ -150,7 +152,8 @@ def test_train_example_data_set_without_uploading(page, app_url, artifacts_dir):
     expect(page.locator("#train-zip")).to_contain_text(Path(EXAMPLE_DATA_NAME).stem, timeout=30_000)
     page.get_by_role("button", name="Check data").click()
     page.locator("#train-data-summary").get_by_text("3 classes, 102 training and 18 validation").wait_for(
-        timeout=60_000)
+        timeout=60_000
+    )
     page.locator("#train-thumbnails img").first.wait_for(timeout=30_000)
     page.screenshot(path=str(artifacts_dir / "train-example.png"), full_page=True)
     assert page.errors == []

@@ -1,4 +1,5 @@
 """The Classify tab end to end: the real app, called through gradio_client as any script would."""
+
 from __future__ import annotations
 
 import csv
@@ -52,7 +53,9 @@ def test_batch_reports_bad_files_in_their_own_row_and_writes_a_csv(client, tiny_
         zipped.write(photo_path, "cats/two.png")
     table, csv_path, summary = client.predict(
         [handle_file(str(photo_path)), handle_file(str(broken)), handle_file(str(archive))],
-        str(tiny_vit_dir), 2, api_name="/classify_batch",
+        str(tiny_vit_dir),
+        2,
+        api_name="/classify_batch",
     )
     rows = table["data"]
     assert [row[0] for row in rows] == [photo_path.name, "broken.png", "more.zip/cats/one.png", "more.zip/cats/two.png"]

@@ -1,5 +1,6 @@
 """Attacks through gradio_client on the real app: server paths as run names, another visitor's runs, a second
 training, a runs folder outside the working and temp folders."""
+
 from __future__ import annotations
 
 import shutil
@@ -38,8 +39,11 @@ def outside_runs_dir() -> Path:
 @pytest.fixture(scope="module")
 def space_url(tiny_vit_dir, outside_runs_dir, tmp_path_factory):
     """The app as a Space runs it (SPACE_ID set: shared, with the Space's limits), on this machine's loopback."""
-    with running_app(["--model", str(tiny_vit_dir), "--runs-dir", str(outside_runs_dir), "--host", "127.0.0.1"],
-                     tmp_path_factory.mktemp("space-app"), extra_env={"SPACE_ID": "tests/vit-studio"}) as url:
+    with running_app(
+        ["--model", str(tiny_vit_dir), "--runs-dir", str(outside_runs_dir), "--host", "127.0.0.1"],
+        tmp_path_factory.mktemp("space-app"),
+        extra_env={"SPACE_ID": "tests/vit-studio"},
+    ) as url:
         yield url
 
 
@@ -50,9 +54,15 @@ def test_a_server_folder_is_never_a_run(app_url, tmp_path):
     (secret / "config.json").write_text('{"auths": {"registry.example": {"auth": "c2VjcmV0"}}}')
     (secret / "events.jsonl").write_text("")
     client = Client(app_url, verbose=False)
-    for endpoint, extra in (("/zip_run", ()), ("/use_run", ()), ("/show_run", ()), ("/resume", ()),
-                            ("/validation_cell", ("a", "a")), ("/compare_base", ("a", "a")),
-                            ("/push_to_hub", ("me/x", "hf_x", True))):
+    for endpoint, extra in (
+        ("/zip_run", ()),
+        ("/use_run", ()),
+        ("/show_run", ()),
+        ("/resume", ()),
+        ("/validation_cell", ("a", "a")),
+        ("/compare_base", ("a", "a")),
+        ("/push_to_hub", ("me/x", "hf_x", True)),
+    ):
         for name in (str(secret), f"../{tmp_path.name}/.docker", "/etc"):
             with pytest.raises(Exception, match=NOT_LISTED if endpoint in LISTS_CHECKED else NO_SUCH_RUN):
                 client.predict(name, *extra, api_name=endpoint)
@@ -62,8 +72,7 @@ def test_a_server_folder_is_never_a_run(app_url, tmp_path):
 def alices_run(space_url, shapes_zip, tiny_vit_dir):
     """Visitor A trains a small run on the Space; its last streamed output."""
     alice = Client(space_url, verbose=False)
-    job = alice.submit(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *HEAD_RUN, "alice",
-                       api_name="/train")
+    job = alice.submit(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *HEAD_RUN, "alice", api_name="/train")
     list(job)
     return alice, job.outputs()[-1]
 
@@ -97,16 +106,23 @@ def test_a_visitor_sees_and_downloads_only_their_own_runs(alices_run, space_url)
     assert [name for _, name in runs["choices"]] == [run_name]
     assert f"{run_name}/model.safetensors" in zipfile.ZipFile(alice.predict(run_name, api_name="/zip_run")).namelist()
     bob = Client(space_url, verbose=False)
-    for endpoint, extra in (("/zip_run", ()), ("/use_run", ()), ("/show_run", ()), ("/resume", ()),
-                            ("/validation_cell", ("circle", "circle")), ("/compare_base", ("circle", "circle"))):
+    for endpoint, extra in (
+        ("/zip_run", ()),
+        ("/use_run", ()),
+        ("/show_run", ()),
+        ("/resume", ()),
+        ("/validation_cell", ("circle", "circle")),
+        ("/compare_base", ("circle", "circle")),
+    ):
         with pytest.raises(Exception, match=NOT_LISTED if endpoint in LISTS_CHECKED else NO_SUCH_RUN):
             bob.predict(run_name, *extra, api_name=endpoint)
 
 
 def test_a_second_training_is_told_at_once_and_cannot_stop_the_first(alices_run, space_url, shapes_zip, tiny_vit_dir):
     alice, _ = alices_run
-    long_run = alice.submit(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *LONG_RUN, "long",
-                            api_name="/train")
+    long_run = alice.submit(
+        handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *LONG_RUN, "long", api_name="/train"
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not any("step" in str(output[1]) for output in long_run.outputs()):
@@ -114,8 +130,7 @@ def test_a_second_training_is_told_at_once_and_cannot_stop_the_first(alices_run,
         bob = Client(space_url, verbose=False)
         asked = time.monotonic()
         with pytest.raises(Exception, match=r"Another visitor's run is training now, and about .* left"):
-            bob.predict(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *HEAD_RUN, "bob",
-                        api_name="/train")
+            bob.predict(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *HEAD_RUN, "bob", api_name="/train")
         assert time.monotonic() - asked < 20, "the second visitor waited for the first run instead of being told"
         with pytest.raises(Exception, match="started by another visitor"):
             bob.predict(api_name="/stop_training")
@@ -127,12 +142,14 @@ def test_a_second_training_is_told_at_once_and_cannot_stop_the_first(alices_run,
     assert long_run.outputs()[-1][1].startswith("Stopped")
 
 
-def test_after_a_restart_the_run_shows_with_its_confusion_matrix(alices_run, outside_runs_dir, tiny_vit_dir,
-                                                                 tmp_path_factory):
+def test_after_a_restart_the_run_shows_with_its_confusion_matrix(
+    alices_run, outside_runs_dir, tiny_vit_dir, tmp_path_factory
+):
     _, (run_name, *_) = alices_run
     # The same runs folder, served again by the app on one's own machine (where every run is listed).
-    with running_app(["--model", str(tiny_vit_dir), "--runs-dir", str(outside_runs_dir)],
-                     tmp_path_factory.mktemp("restarted")) as url:
+    with running_app(
+        ["--model", str(tiny_vit_dir), "--runs-dir", str(outside_runs_dir)], tmp_path_factory.mktemp("restarted")
+    ) as url:
         shown_name, progress, _, _, confusion, *_ = Client(url, verbose=False).predict(run_name, api_name="/show_run")
     assert shown_name == run_name and progress.startswith("Finished")
     assert confusion and Path(confusion).is_file()
@@ -191,12 +208,17 @@ def test_hostile_zips_give_error_rows_and_the_rest_is_classified(app_url, tiny_v
     photo = png_bytes(photos["chelsea"])
     huge = add_entries(write_zeros_entry(tmp_path / "huge.zip", "ants/big.bmp", 1024**3), {"ants/a.png": photo})
     lying = understate_size(huge, tmp_path / "lying.zip", "ants/big.bmp", 1000)
-    named = add_entries(tmp_path / "named.zip", {"bees/é.png": photo, "bees/b.png": photo, "ants/c.png": photo,
-                                                    "ants/d.png": photo})
+    named = add_entries(
+        tmp_path / "named.zip", {"bees/é.png": photo, "bees/b.png": photo, "ants/c.png": photo, "ants/d.png": photo}
+    )
     (tmp_path / "badname.zip").write_bytes(break_utf8_name(named.read_bytes(), "bees/é.png", b"bees/\xff\xfe.png"))
     client = Client(app_url, verbose=False)
-    table, _, summary = client.predict([handle_file(str(path)) for path in (huge, lying, tmp_path / "badname.zip")],
-                                       str(tiny_vit_dir), 2, api_name="/classify_batch")
+    table, _, summary = client.predict(
+        [handle_file(str(path)) for path in (huge, lying, tmp_path / "badname.zip")],
+        str(tiny_vit_dir),
+        2,
+        api_name="/classify_batch",
+    )
     rows = {row[0]: row for row in table["data"]}
     assert "unpacks to more than" in rows["huge.zip/ants/big.bmp"][4]
     assert rows["lying.zip/ants/big.bmp"][4]  # the header lied: the entry fails, without inflating
@@ -210,16 +232,32 @@ def test_hostile_zips_give_error_rows_and_the_rest_is_classified(app_url, tiny_v
 def test_training_settings_past_the_bounds_are_one_sentence(app_url, shapes_zip, tiny_vit_dir, app_runs_dir):
     before = sorted(app_runs_dir.iterdir())
     with pytest.raises(Exception, match=r"The image size is 30000 pixels a side; at most 4096 can be trained"):
-        Client(app_url, verbose=False).predict(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), "full", 1,
-                                               1e-3, 4, 0.0, 0.1, 30000, False, 0, "auto", "huge",
-                                               api_name="/train")
+        Client(app_url, verbose=False).predict(
+            handle_file(str(shapes_zip)),
+            None,
+            "",
+            str(tiny_vit_dir),
+            "full",
+            1,
+            1e-3,
+            4,
+            0.0,
+            0.1,
+            30000,
+            False,
+            0,
+            "auto",
+            "huge",
+            api_name="/train",
+        )
     assert sorted(app_runs_dir.iterdir()) == before
 
 
 def test_a_damaged_checkpoint_is_named_when_resumed(app_url, shapes_zip, tiny_vit_dir, app_runs_dir):
     client = Client(app_url, verbose=False)
-    job = client.submit(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *LONG_RUN, "to-damage",
-                        api_name="/train")
+    job = client.submit(
+        handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *LONG_RUN, "to-damage", api_name="/train"
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any("step" in str(output[1]) for output in job.outputs()):
         time.sleep(0.5)
@@ -227,13 +265,17 @@ def test_a_damaged_checkpoint_is_named_when_resumed(app_url, shapes_zip, tiny_vi
     list(job)
     assert job.outputs()[-1][1].startswith("Stopped"), job.outputs()[-1][1]
     (app_runs_dir / "to-damage" / "checkpoint" / "trainer_state.json").write_text('{"step": "many"')
-    with pytest.raises(Exception, match=r"This checkpoint is damaged: to-damage/checkpoint/trainer_state\.json; "
-                                        r"start a new run or pick another"):
+    with pytest.raises(
+        Exception,
+        match=r"This checkpoint is damaged: to-damage/checkpoint/trainer_state\.json; "
+        r"start a new run or pick another",
+    ):
         client.predict("to-damage", api_name="/resume")
 
 
-def test_on_a_shared_app_a_model_box_loads_only_the_apps_own_folders(space_url, tiny_vit_dir, photo_path, shapes_zip,
-                                                                    tmp_path):
+def test_on_a_shared_app_a_model_box_loads_only_the_apps_own_folders(
+    space_url, tiny_vit_dir, photo_path, shapes_zip, tmp_path
+):
     """A server folder holding a model is not a model box's to load (nor to train from, then download)."""
     private = shutil.copytree(tiny_vit_dir, tmp_path / "private-model")
     client = Client(space_url, verbose=False)

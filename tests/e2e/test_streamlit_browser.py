@@ -1,5 +1,6 @@
 """The Streamlit front end as `python app.py --ui streamlit` serves it, in a real browser: every page opens with
 its teaching text and no error, and the example photo classifies without an upload."""
+
 from __future__ import annotations
 
 import pytest
@@ -66,7 +67,8 @@ def test_each_streamlit_page_fits_a_phone(phone_page, streamlit_url, artifacts_d
     page.get_by_role("link", name=PAPER_LINKS[title]).first.wait_for(timeout=FIRST_RUN_MS)
     # Streamlit scrolls the page inside its main block, so a sideways overflow would show there.
     overflow = page.evaluate("""() => Math.max(document.documentElement.scrollWidth - window.innerWidth,
-        ...Array.from(document.querySelectorAll('[data-testid=stMain]'), main => main.scrollWidth - main.clientWidth))""")
+        ...Array.from(document.querySelectorAll('[data-testid=stMain]'),
+                      main => main.scrollWidth - main.clientWidth))""")
     page.screenshot(path=str(artifacts_dir / f"streamlit-narrow-{title.lower()}.png"), full_page=True)
     assert overflow <= 1, f"the {title} page is {overflow} px wider than a 390 px phone"
     assert page.errors == [], page.errors

@@ -1,4 +1,5 @@
 """The Train tab end to end through gradio_client: check a zip, train while the events stream, look at the results."""
+
 from __future__ import annotations
 
 import zipfile
@@ -18,8 +19,9 @@ def client(app_url) -> Client:
 
 
 def test_check_data_reports_the_classes(client, shapes_zip):
-    summary, table, chart, thumbnails, skipped = client.predict(handle_file(str(shapes_zip)), None, "",
-                                                                api_name="/check_data")
+    summary, table, chart, thumbnails, skipped = client.predict(
+        handle_file(str(shapes_zip)), None, "", api_name="/check_data"
+    )
     assert summary.startswith("3 classes, ")
     assert [row[0] for row in table["data"]] == ["circle", "square", "triangle"]
     assert all(row[3] == 24 for row in table["data"])
@@ -36,16 +38,33 @@ def test_a_bad_zip_gets_a_message(client, tmp_path):
 def test_bad_settings_are_a_message_and_make_no_run(client, shapes_zip, app_runs_dir):
     before = sorted(app_runs_dir.iterdir())
     with pytest.raises(Exception, match="learning rate must be greater than 0"):
-        client.predict(handle_file(str(shapes_zip)), None, "", str(app_runs_dir / "x"), "head", 3, 0, 16, 0.0, 0.1,
-                       0, False, 0, "auto", "never", api_name="/train")
+        client.predict(
+            handle_file(str(shapes_zip)),
+            None,
+            "",
+            str(app_runs_dir / "x"),
+            "head",
+            3,
+            0,
+            16,
+            0.0,
+            0.1,
+            0,
+            False,
+            0,
+            "auto",
+            "never",
+            api_name="/train",
+        )
     assert sorted(app_runs_dir.iterdir()) == before
 
 
 @pytest.fixture(scope="module")
 def api_run(client, shapes_zip, tiny_vit_dir):
     """One head-only training through /train, its streamed updates and its last output."""
-    job = client.submit(handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *HEAD_RUN, "shapes-api",
-                        api_name="/train")
+    job = client.submit(
+        handle_file(str(shapes_zip)), None, "", str(tiny_vit_dir), *HEAD_RUN, "shapes-api", api_name="/train"
+    )
     updates = list(job)
     return updates, job.outputs()[-1]
 

@@ -1,4 +1,5 @@
 """The Zero-shot tab end to end: the real app through gradio_client, on a tiny open_clip folder and a tiny HF CLIP."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,7 +28,8 @@ def test_zero_shot_endpoints_are_listed(client):
 
 def test_scores_match_the_engine(client, clip_model, photo_path):
     top, chart, table, status, target = client.predict(
-        handle_file(str(photo_path)), LABELS, clip_model, None, *SINGLE, False, api_name="/zero_shot")
+        handle_file(str(photo_path)), LABELS, clip_model, None, *SINGLE, False, api_name="/zero_shot"
+    )
     expected = zero_shot(photo_path, LABELS, model=clip_model, pretrained=None)
     assert [item["label"] for item in top["confidences"]] == [p.label for p in expected]
     assert [item["confidence"] for item in top["confidences"]] == pytest.approx([p.score for p in expected], abs=1e-6)
@@ -38,8 +40,9 @@ def test_scores_match_the_engine(client, clip_model, photo_path):
 
 def test_per_template_table_has_a_row_per_template(client, tiny_open_clip_dir, photo_path):
     model = f"local-dir:{tiny_open_clip_dir}"
-    top, _, table, _, _ = client.predict(handle_file(str(photo_path)), LABELS, model, None, "openai", "", True,
-                                         api_name="/zero_shot")
+    top, _, table, _, _ = client.predict(
+        handle_file(str(photo_path)), LABELS, model, None, "openai", "", True, api_name="/zero_shot"
+    )
     assert table["visible"] is True
     assert [row[0] for row in table["value"]["data"]] == named_templates("openai")
     assert table["value"]["headers"][1:] == [item["label"] for item in top["confidences"]]
@@ -47,28 +50,38 @@ def test_per_template_table_has_a_row_per_template(client, tiny_open_clip_dir, p
 
 
 def test_label_map_is_the_engines(client, clip_model, photo_path):
+    import numpy as np
     from PIL import Image
 
-    import numpy as np
-
-    path = client.predict(handle_file(str(photo_path)), "dog", LABELS, clip_model, None, *SINGLE, "jet", 0.5,
-                          api_name="/zero_shot_map")
+    path = client.predict(
+        handle_file(str(photo_path)), "dog", LABELS, clip_model, None, *SINGLE, "jet", 0.5, api_name="/zero_shot_map"
+    )
     shown = np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
     expected = zero_shot_map(photo_path, "dog", LABELS, model=clip_model, pretrained=None, alpha=0.5, cmap="jet")
     assert shown.shape[:2] == expected.overlay.size[::-1]
     assert np.abs(shown - np.asarray(expected.overlay, dtype=np.int16)).max() <= 1
 
 
-@pytest.mark.parametrize("labels, template, message", [
-    ("cat", SINGLE, "Only one label"),
-    ("cat, dog, cat", SINGLE, "Duplicate labels: 'cat'"),
-    ("", SINGLE, "No labels given"),
-    ("cat, dog", ("single", "a photo"), "has no '{}'"),
-])
+@pytest.mark.parametrize(
+    "labels, template, message",
+    [
+        ("cat", SINGLE, "Only one label"),
+        ("cat, dog, cat", SINGLE, "Duplicate labels: 'cat'"),
+        ("", SINGLE, "No labels given"),
+        ("cat, dog", ("single", "a photo"), "has no '{}'"),
+    ],
+)
 def test_bad_questions_get_messages(client, tiny_open_clip_dir, photo_path, labels, template, message):
     with pytest.raises(Exception, match=message):
-        client.predict(handle_file(str(photo_path)), labels, f"local-dir:{tiny_open_clip_dir}", None, *template,
-                       False, api_name="/zero_shot")
+        client.predict(
+            handle_file(str(photo_path)),
+            labels,
+            f"local-dir:{tiny_open_clip_dir}",
+            None,
+            *template,
+            False,
+            api_name="/zero_shot",
+        )
 
 
 def test_open_clip_name_without_weights_is_refused(client, photo_path):
@@ -78,5 +91,14 @@ def test_open_clip_name_without_weights_is_refused(client, photo_path):
 
 def test_a_label_outside_the_list_cannot_be_mapped(client, tiny_open_clip_dir, photo_path):
     with pytest.raises(Exception, match="'horse' is not one of the labels"):
-        client.predict(handle_file(str(photo_path)), "horse", LABELS, f"local-dir:{tiny_open_clip_dir}", None,
-                       *SINGLE, "jet", 0.5, api_name="/zero_shot_map")
+        client.predict(
+            handle_file(str(photo_path)),
+            "horse",
+            LABELS,
+            f"local-dir:{tiny_open_clip_dir}",
+            None,
+            *SINGLE,
+            "jet",
+            0.5,
+            api_name="/zero_shot_map",
+        )

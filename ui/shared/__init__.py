@@ -1,1 +1,1 @@
-"""What both front ends show, in words, tables and pictures: built from the engine's data, with no gradio or streamlit import."""
+"""What both front ends show, in words, tables and pictures, built from the engine's data; no gradio or streamlit."""

@@ -1,4 +1,5 @@
 """The Attention tab's views, for both front ends: captioned galleries, the token sentence, features as files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,14 +12,18 @@ from core import Explanation, Features, overlay
 
 def layer_strip(explanation: Explanation, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:
     """The rollout after each layer over the model's input, captioned: how the map forms."""
-    return [(overlay(explanation.model_input, heatmap, alpha, cmap), f"up to layer {index}")
-            for index, heatmap in enumerate(explanation.layer_maps, start=1)]
+    return [
+        (overlay(explanation.model_input, heatmap, alpha, cmap), f"up to layer {index}")
+        for index, heatmap in enumerate(explanation.layer_maps, start=1)
+    ]
 
 
 def head_grid(explanation: Explanation, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:
     """Each head's CLS attention (of the explanation's layer) over the model's input (the DINO-style view)."""
-    return [(overlay(explanation.model_input, heatmap, alpha, cmap), f"head {index}")
-            for index, heatmap in enumerate(explanation.head_maps, start=1)]
+    return [
+        (overlay(explanation.model_input, heatmap, alpha, cmap), f"head {index}")
+        for index, heatmap in enumerate(explanation.head_maps, start=1)
+    ]
 
 
 def describe_tokens(explanation: Explanation) -> str:
@@ -27,11 +32,14 @@ def describe_tokens(explanation: Explanation) -> str:
     width, height = explanation.model_input.size
     prefix = explanation.num_prefix_tokens
     extra = {1: "1 CLS token", 2: "a CLS token and a distillation token"}.get(
-        prefix, f"{prefix} extra tokens (CLS, registers)")
-    return (f"The model sees a {width}x{height} image as a {rows}x{columns} grid of "
-            f"{width // columns}x{height // rows}-pixel patches: {rows * columns} patch tokens + {extra} = "
-            f"{rows * columns + prefix} tokens, through {explanation.num_layers} layers of {explanation.num_heads} "
-            "heads.")
+        prefix, f"{prefix} extra tokens (CLS, registers)"
+    )
+    return (
+        f"The model sees a {width}x{height} image as a {rows}x{columns} grid of "
+        f"{width // columns}x{height // rows}-pixel patches: {rows * columns} patch tokens + {extra} = "
+        f"{rows * columns + prefix} tokens, through {explanation.num_layers} layers of {explanation.num_heads} "
+        "heads."
+    )
 
 
 def comparison_target(target: int | str | None, model: str, other_model: str) -> int | str | None:

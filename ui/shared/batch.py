@@ -1,4 +1,5 @@
 """Batch results as both front ends show them: table rows for a widget, the same rows as a CSV, a summary line."""
+
 from __future__ import annotations
 
 import csv
@@ -21,13 +22,15 @@ def results_table(results: Sequence[FileResult]) -> list[list[str]]:
     rows = []
     for result in results:
         top = result.predictions[0] if result.predictions else None
-        rows.append([
-            result.name,
-            top.label if top else "",
-            f"{top.score:.4f}" if top else "",
-            format_top_k(result.predictions),
-            result.error or "",
-        ])
+        rows.append(
+            [
+                result.name,
+                top.label if top else "",
+                f"{top.score:.4f}" if top else "",
+                format_top_k(result.predictions),
+                result.error or "",
+            ]
+        )
     return rows
 
 
@@ -37,8 +40,15 @@ def write_csv(results: Sequence[FileResult], path: str | os.PathLike) -> Path:
 
 def caption_table(results: Sequence[FileCaptions]) -> list[list[str]]:
     """Rows for a table widget or a CSV, in CAPTION_CSV_COLUMNS order."""
-    return [[result.name, result.captions[0] if result.captions else "", " | ".join(result.captions[1:]),
-             result.error or ""] for result in results]
+    return [
+        [
+            result.name,
+            result.captions[0] if result.captions else "",
+            " | ".join(result.captions[1:]),
+            result.error or "",
+        ]
+        for result in results
+    ]
 
 
 def write_caption_csv(results: Sequence[FileCaptions], path: str | os.PathLike) -> Path:

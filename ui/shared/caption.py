@@ -1,4 +1,5 @@
 """The Caption tab's glue, for both front ends: decoding controls to caption() options, the prompt, word pictures."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +27,10 @@ def decoding_settings(
     if strategy not in DECODING_STRATEGIES:
         raise ValueError(f"Unknown decoding '{strategy}'; choose one of {', '.join(DECODING_STRATEGIES)}.")
     settings: dict[str, Any] = dict(
-        max_new_tokens=int(max_new_tokens), num_return_sequences=int(num_return_sequences),
-        num_beams=int(num_beams) if strategy == "beam search" else 1, do_sample=strategy == "sampling",
+        max_new_tokens=int(max_new_tokens),
+        num_return_sequences=int(num_return_sequences),
+        num_beams=int(num_beams) if strategy == "beam search" else 1,
+        do_sample=strategy == "sampling",
     )
     if strategy == "sampling":
         settings.update(top_p=float(top_p), temperature=float(temperature))
@@ -61,12 +64,18 @@ def numbered(texts: list[str]) -> str:
 
 
 def word_overlays(
-    result: CaptionAttention, image: Any = None, alpha: float = 0.5, cmap: str = "jet", max_side: int = 512,
+    result: CaptionAttention,
+    image: Any = None,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    max_side: int = 512,
 ) -> list[tuple[Image.Image, str]]:
     """Each word's map over the image (the model's input when none is given), captioned with the word and its
     place; the image is shrunk to max_side first so a caption of 20 words over a large photo stays quick."""
     picture = load_image(image) if image is not None else result.model_input
     picture = picture.copy()
     picture.thumbnail((max_side, max_side))
-    return [(overlay(picture, heatmap, alpha, cmap), f"{index}. {token}")
-            for index, (token, heatmap) in enumerate(zip(result.tokens, result.maps), start=1)]
+    return [
+        (overlay(picture, heatmap, alpha, cmap), f"{index}. {token}")
+        for index, (token, heatmap) in enumerate(zip(result.tokens, result.maps), start=1)
+    ]

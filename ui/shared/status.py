@@ -1,4 +1,5 @@
 """The line under a result that says what ran: which model, where, in which precision, and how long it took."""
+
 from __future__ import annotations
 
 from typing import Sequence

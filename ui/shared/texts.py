@@ -14,7 +14,11 @@ weights each attention by its gradient for one class, so it shows where the evid
 ([Chefer et al., 2021](https://arxiv.org/abs/2103.15679)). **Raw attention** shows one layer and head as it is.
 """
 
-METHOD_CHOICES = [("Rollout", "rollout"), ("Gradient rollout (one class)", "grad_rollout"), ("Raw attention", "attention")]
+METHOD_CHOICES = [
+    ("Rollout", "rollout"),
+    ("Gradient rollout (one class)", "grad_rollout"),
+    ("Raw attention", "attention"),
+]
 COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "plasma", "gray"]
 
 MODEL_INFO = "Pick one, or type any Hugging Face image-classification id or the path of a local save_pretrained folder."
@@ -26,7 +30,9 @@ of where it came from. ([ViT-GPT2](https://huggingface.co/nlpconnect/vit-gpt2-im
 [BLIP, Li et al., 2022](https://arxiv.org/abs/2201.12086))
 """
 
-CAPTION_MODEL_INFO = "ViT-GPT2 or BLIP captioners: pick one, or type a Hugging Face id or a local save_pretrained folder."
+CAPTION_MODEL_INFO = (
+    "ViT-GPT2 or BLIP captioners: pick one, or type a Hugging Face id or a local save_pretrained folder."
+)
 PROMPT_INFO = {
     True: "BLIP continues your text, e.g. 'a photograph of'.",
     False: "This model has no text input (ViT-GPT2): pick a BLIP model to start the caption with your words.",
@@ -41,14 +47,19 @@ needed. ([Radford et al., 2021](https://arxiv.org/abs/2103.00020), [open_clip](h
 The map shows where the chosen label is in the photo ([Chefer et al., 2021](https://arxiv.org/abs/2103.15679)).
 """
 
-CLIP_MODEL_INFO = ("An open_clip model name (with its pretrained weights on the right), a Hugging Face CLIP id "
-                   "such as openai/clip-vit-base-patch32, or local-dir:/path/to/open_clip/folder.")
+CLIP_MODEL_INFO = (
+    "An open_clip model name (with its pretrained weights on the right), a Hugging Face CLIP id "
+    "such as openai/clip-vit-base-patch32, or local-dir:/path/to/open_clip/folder."
+)
 PRETRAINED_INFO = {
     True: "open_clip's weights for this model: a tag from its list, or the path of a checkpoint file.",
     False: "Not needed: this model brings its own weights.",
 }
-TEMPLATE_CHOICES = [("One template (edit it below)", "single"), ("OpenAI's 80 ImageNet templates", "openai"),
-                    ("open_clip's 7 simple templates", "simple")]
+TEMPLATE_CHOICES = [
+    ("One template (edit it below)", "single"),
+    ("OpenAI's 80 ImageNet templates", "openai"),
+    ("open_clip's 7 simple templates", "simple"),
+]
 
 # ---- said the same way by both front ends --------------------------------------------------------------------
 
@@ -66,8 +77,9 @@ EXPLAINER_INFO = "Any ViT-family id or local folder; DINO backbones work too."
 TARGET_LABEL = "Class to explain (gradient rollout)"
 TARGET_INFO = "empty = the top label"
 NO_HEAD = "No classifier head (a backbone): maps only."
-EMPTY_MAP = ("The map is empty: the discard ratio removed every path from the patches to the CLS token. "
-             "Lower the discard ratio.")
+EMPTY_MAP = (
+    "The map is empty: the discard ratio removed every path from the patches to the CLS token. Lower the discard ratio."
+)
 VIT_SEES_TITLE = "How ViT sees this image"
 LAYER_STRIP_TITLE = "Rollout, layer by layer"
 HEAD_GRID_TITLE = "Every head of the layer (CLS attention)"
@@ -114,15 +126,19 @@ ZERO_SHOT_EXAMPLE_LABELS = "cat, dog, astronaut, rocket, cup of coffee, camera"
 
 def space_runs_note(keep_runs_s: float) -> str:
     """What a Space visitor should know before training: how long their run stays, and that nobody else sees it."""
-    return (f"On this Space your runs are yours alone, and each is removed {keep_runs_s / 3600:g} hours after it last "
-            "changed (a stopped run can be resumed until then). Download the run's zip to keep the model.")
+    return (
+        f"On this Space your runs are yours alone, and each is removed {keep_runs_s / 3600:g} hours after it last "
+        "changed (a stopped run can be resumed until then). Download the run's zip to keep the model."
+    )
 
 
 # ---- Train: what both front ends say around a run -------------------------------------------------------------
 
 PICK_A_RUN_TO_RESUME = "Pick a stopped or interrupted run in the list first."
-COMPARE_NOTE = ("Attention rollout of both models on the first image of the chosen cell. After head-only "
-                "training the two are the same: the backbone, where attention lives, did not change.")
+COMPARE_NOTE = (
+    "Attention rollout of both models on the first image of the chosen cell. After head-only "
+    "training the two are the same: the backbone, where attention lives, did not change."
+)
 
 
 def run_in_use(run_name: str) -> str:

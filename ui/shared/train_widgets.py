@@ -1,4 +1,5 @@
 """The Train settings as both front ends draw them: each widget's range, default, label and help, defined once."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Training as both front ends show it: the settings form read into a FinetuneConfig, run lists, one run's view."""
+
 from __future__ import annotations
 
 import math
@@ -30,19 +31,35 @@ from ui.shared.train_widgets import BASE_CHOICES
 
 
 def form_config(
-    source: Any, base: str, mode: str, epochs: float | None, learning_rate: float | None, batch_size: float | None,
-    weight_decay: float | None, warmup_ratio: float, image_size: float | None, augment: bool, seed: float | None,
+    source: Any,
+    base: str,
+    mode: str,
+    epochs: float | None,
+    learning_rate: float | None,
+    batch_size: float | None,
+    weight_decay: float | None,
+    warmup_ratio: float,
+    image_size: float | None,
+    augment: bool,
+    seed: float | None,
     precision: str,
 ) -> FinetuneConfig:
     """A FinetuneConfig from a front end's settings form (numbers may arrive as floats or None; image size 0
     means the model's own). output_dir is a placeholder: training.start_new_run makes the run folder. The
     engine's check_config judges the values; only what cannot be a whole number is refused here."""
     return FinetuneConfig(
-        train_dir=source, output_dir=Path("."), mode=mode, num_train_epochs=whole_number(epochs, "epochs"),
-        learning_rate=float(learning_rate or 0), per_device_train_batch_size=whole_number(batch_size, "batch size"),
-        weight_decay=float(weight_decay or 0), warmup_ratio=float(warmup_ratio or 0),
-        image_size=whole_number(image_size or 0, "image size") or None, augment=bool(augment),
-        seed=whole_number(seed or 0, "seed"), precision=precision,
+        train_dir=source,
+        output_dir=Path("."),
+        mode=mode,
+        num_train_epochs=whole_number(epochs, "epochs"),
+        learning_rate=float(learning_rate or 0),
+        per_device_train_batch_size=whole_number(batch_size, "batch size"),
+        weight_decay=float(weight_decay or 0),
+        warmup_ratio=float(warmup_ratio or 0),
+        image_size=whole_number(image_size or 0, "image size") or None,
+        augment=bool(augment),
+        seed=whole_number(seed or 0, "seed"),
+        precision=precision,
         **base_settings(base),
     )
 
@@ -68,8 +85,10 @@ def start_from_choices(runs: Sequence[RunSummary]) -> list[str]:
 def run_label(summary: RunSummary) -> str:
     """'name (status, step 12/40, val acc 85%, 54 MB)' for a list of runs."""
     accuracy = f", val acc {summary.eval_accuracy:.0%}" if summary.eval_accuracy is not None else ""
-    return (f"{summary.name} ({summary.status}, step {summary.steps_done}/{summary.total_steps}{accuracy}, "
-            f"{format_size(summary.size_bytes)})")
+    return (
+        f"{summary.name} ({summary.status}, step {summary.steps_done}/{summary.total_steps}{accuracy}, "
+        f"{format_size(summary.size_bytes)})"
+    )
 
 
 def runs_list_label(shared: bool, root: Path) -> str:
@@ -128,8 +147,10 @@ def describe_progress(events: Sequence[Event], running: bool, resumable: bool = 
     done = last_step.step if last_step else started.start_step
     line = f"step {done}/{started.total_steps}"
     if last_step:
-        line += (f" · epoch {last_step.epoch}/{started.epochs} · loss {last_step.loss:.3f} · "
-                 f"{last_step.images_per_s:.1f} images/s")
+        line += (
+            f" · epoch {last_step.epoch}/{started.epochs} · loss {last_step.loss:.3f} · "
+            f"{last_step.images_per_s:.1f} images/s"
+        )
     end = events[-1]
     if isinstance(end, Finished):
         accuracy = end.metrics.get("eval_accuracy")
@@ -137,8 +158,11 @@ def describe_progress(events: Sequence[Event], running: bool, resumable: bool = 
     if isinstance(end, Stopped):
         return f"Stopped at {line}: the model so far is saved, and the run can be resumed.{notes}"
     if not running:
-        return f"Interrupted at {line}." + (" Resume it from its last checkpoint." if resumable else
-                                              " It saved no checkpoint, so start it again.") + notes
+        return (
+            f"Interrupted at {line}."
+            + (" Resume it from its last checkpoint." if resumable else " It saved no checkpoint, so start it again.")
+            + notes
+        )
     if last_step:
         line += f" · about {format_duration(last_step.seconds_left)} left"
     return f"Training ({started.mode}, {started.device}, {started.precision}): {line}{notes}"
@@ -146,8 +170,10 @@ def describe_progress(events: Sequence[Event], running: bool, resumable: bool = 
 
 def per_class_rows(evaluation: Evaluated, classes: Sequence[str]) -> list[list]:
     """[class, accuracy, correct, validation images] per class (PER_CLASS_HEADERS), for a results table."""
-    return [[name, round(accuracy, 4), evaluation.confusion[index][index], sum(evaluation.confusion[index])]
-            for index, (name, accuracy) in enumerate(zip(classes, evaluation.per_class))]
+    return [
+        [name, round(accuracy, 4), evaluation.confusion[index][index], sum(evaluation.confusion[index])]
+        for index, (name, accuracy) in enumerate(zip(classes, evaluation.per_class))
+    ]
 
 
 # ---- what a button says -------------------------------------------------------------------------------------

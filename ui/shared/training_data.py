@@ -1,4 +1,5 @@
 """The training data as both front ends show it: which input is the data, and the check's report in rows and words."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -10,8 +11,9 @@ COUNT_HEADERS = ("class", "train", "val", "total")
 THUMBNAIL_SIDE = 160
 
 
-def chosen_source(zip_file: PathLike | None, folder_items: Sequence | None, server_path: str | None,
-                  example: PathLike | None = None) -> DataSource:
+def chosen_source(
+    zip_file: PathLike | None, folder_items: Sequence | None, server_path: str | None, example: PathLike | None = None
+) -> DataSource:
     """What a front end's data inputs give training: the zip when one was uploaded, else the folder upload
     (paths, or (name inside the folder, path) pairs), else a path on the machine running the app, else the
     example data set when it was asked for (the user's own images always come first)."""
@@ -28,15 +30,19 @@ def chosen_source(zip_file: PathLike | None, folder_items: Sequence | None, serv
 
 def count_rows(report: DataReport) -> list[list]:
     """Rows [class, train, val, total] (COUNT_HEADERS), for a table."""
-    return [[name, train, val, train + val]
-            for name, train, val in zip(report.classes, report.train_counts, report.val_counts)]
+    return [
+        [name, train, val, train + val]
+        for name, train, val in zip(report.classes, report.train_counts, report.val_counts)
+    ]
 
 
 def report_summary(report: DataReport) -> str:
     """One line for a status box: classes, images per side, files left out."""
     skipped = f"; {len(report.skipped)} file(s) skipped" if report.skipped else ""
-    return (f"{len(report.classes)} classes, {sum(report.train_counts)} training and {sum(report.val_counts)} "
-            f"validation images ({report.split}){skipped}.")
+    return (
+        f"{len(report.classes)} classes, {sum(report.train_counts)} training and {sum(report.val_counts)} "
+        f"validation images ({report.split}){skipped}."
+    )
 
 
 def skipped_rows(report: DataReport) -> list[list[str]]:

@@ -1,4 +1,5 @@
 """What the inference widgets of both front ends offer: model choices, decoding strategies and every slider's range."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,8 +56,9 @@ TOP_K = Slider(1, 20, 5, 1, "How many labels (top-k)")
 
 # ---- Attention ------------------------------------------------------------------------------------------------
 
-DISCARD_RATIO = Slider(0.0, 0.99, 0.9, 0.01, "Discard ratio (rollout)",
-                       "drop the weakest attention weights in each layer")
+DISCARD_RATIO = Slider(
+    0.0, 0.99, 0.9, 0.01, "Discard ratio (rollout)", "drop the weakest attention weights in each layer"
+)
 # Sliders reach past a ViT-B's 12 layers and heads for ViT-L (24 layers, 16 heads); the engine names the range.
 LAYER = Slider(0, 24, 0, 1, "Layer (0 = all / last)", "rollout up to this layer; raw attention of this layer")
 HEAD = Slider(0, 16, 0, 1, "Head (0 = all heads fused)", "raw attention only")

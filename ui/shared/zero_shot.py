@@ -1,4 +1,5 @@
 """The Zero-shot tab's glue, for both front ends: the template choice, the pretrained box, per-template tables."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -21,8 +22,9 @@ def pretrained_weights(model: str, pretrained: str | None) -> str | None:
     if pretrained or not takes_pretrained(model):
         return pretrained or None
     examples = ", ".join(pretrained_tags(model)[:3]) or "a checkpoint file"
-    raise ValueError(f"Pick the pretrained weights for {model} (e.g. {examples}): without them CLIP's scores "
-                     "would be noise.")
+    raise ValueError(
+        f"Pick the pretrained weights for {model} (e.g. {examples}): without them CLIP's scores would be noise."
+    )
 
 
 def chart_columns(predictions: Sequence[Prediction]) -> dict[str, list]:

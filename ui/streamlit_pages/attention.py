@@ -1,5 +1,6 @@
 """The Attention page: where a ViT looks (rollout, gradient rollout, raw attention), layer by layer and head by
 head, side by side with a second model, method or layer, and the features as .npy."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,17 +8,39 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core import HEAD_FUSIONS, Explanation, explain, features, patch_grid_image
-from ui.streamlit_pages.common import (
-    ATTENTION_MODEL_KEY, Photo, default_classifier, load_notice, model_box, photo_input, png_bytes,
-    predictions_table, shown_errors, slider, work_folder,
-)
 from ui.shared.attention import comparison_target, describe_tokens, head_grid, layer_strip, save_features
 from ui.shared.texts import (
-    ATTENTION_INTRO, COLORMAPS, EMPTY_MAP, EXPLAINER_INFO, FEATURES_NOTE, FEATURES_TITLE, HEAD_GRID_TITLE,
-    LAYER_STRIP_TITLE, METHOD_CHOICES, NO_HEAD, NO_IMAGE, SIDE_BY_SIDE_NOTE, SIDE_BY_SIDE_TITLE, TARGET_INFO,
-    TARGET_LABEL, VIT_SEES_TITLE,
+    ATTENTION_INTRO,
+    COLORMAPS,
+    EMPTY_MAP,
+    EXPLAINER_INFO,
+    FEATURES_NOTE,
+    FEATURES_TITLE,
+    HEAD_GRID_TITLE,
+    LAYER_STRIP_TITLE,
+    METHOD_CHOICES,
+    NO_HEAD,
+    NO_IMAGE,
+    SIDE_BY_SIDE_NOTE,
+    SIDE_BY_SIDE_TITLE,
+    TARGET_INFO,
+    TARGET_LABEL,
+    VIT_SEES_TITLE,
 )
 from ui.shared.widgets import DISCARD_RATIO, EXPLAINER_CHOICES, HEAD, LAYER, LAYER_RIGHT, OPACITY
+from ui.streamlit_pages.common import (
+    ATTENTION_MODEL_KEY,
+    Photo,
+    default_classifier,
+    load_notice,
+    model_box,
+    photo_input,
+    png_bytes,
+    predictions_table,
+    shown_errors,
+    slider,
+    work_folder,
+)
 
 EXPLAINED = "attention_result"
 EXPLAINED_MODEL = "attention_result_model"  # the model box's text when it ran (Explanation.model is resolved)
@@ -44,10 +67,19 @@ class MapSettings:
 
 def explained(photo: Photo, settings: MapSettings) -> Explanation:
     with load_notice() as on_load, st.spinner("Explaining ..."):
-        return explain(photo.data, model=settings.model, method=settings.method, head_fusion=settings.head_fusion,
-                       discard_ratio=settings.discard_ratio, layer=settings.layer or None,
-                       head=settings.head or None, target=settings.target or None, alpha=settings.alpha,
-                       cmap=settings.cmap, on_load=on_load)
+        return explain(
+            photo.data,
+            model=settings.model,
+            method=settings.method,
+            head_fusion=settings.head_fusion,
+            discard_ratio=settings.discard_ratio,
+            layer=settings.layer or None,
+            head=settings.head or None,
+            target=settings.target or None,
+            alpha=settings.alpha,
+            cmap=settings.cmap,
+            on_load=on_load,
+        )
 
 
 def settings_controls() -> MapSettings:
@@ -55,8 +87,9 @@ def settings_controls() -> MapSettings:
     with model_column:
         model = model_box("Model", EXPLAINER_CHOICES, ATTENTION_MODEL_KEY, default_classifier(), help=EXPLAINER_INFO)
     with method_column:
-        method = st.radio("Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, horizontal=True,
-                          key="attention_method")
+        method = st.radio(
+            "Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, horizontal=True, key="attention_method"
+        )
     fusion_column, discard_column, layer_column, head_column = st.columns(4)
     head_fusion = fusion_column.radio("Head fusion", HEAD_FUSIONS, horizontal=True, key="attention_fusion")
     discard = slider(DISCARD_RATIO, "attention_discard", discard_column)
@@ -76,16 +109,28 @@ def class_box(model: str) -> str | None:
     last: Explanation | None = st.session_state.get(EXPLAINED)
     same_model = last is not None and st.session_state.get(EXPLAINED_MODEL) == model
     labels = [p.label for p in last.predictions] if same_model else []
-    return st.selectbox(TARGET_LABEL, labels, index=None, accept_new_options=True, placeholder=TARGET_INFO,
-                        key=f"attention_target:{model}")
+    return st.selectbox(
+        TARGET_LABEL,
+        labels,
+        index=None,
+        accept_new_options=True,
+        placeholder=TARGET_INFO,
+        key=f"attention_target:{model}",
+    )
 
 
 def show_explanation(explanation: Explanation, cmap: str) -> None:
     overlay_column, labels_column = st.columns(2)
     with overlay_column:
         st.image(explanation.overlay, caption="Where the model looks", width="stretch")
-        st.download_button("Download the overlay (PNG)", png_bytes(explanation.overlay), file_name="attention.png",
-                           mime="image/png", key="attention_download", on_click="ignore")
+        st.download_button(
+            "Download the overlay (PNG)",
+            png_bytes(explanation.overlay),
+            file_name="attention.png",
+            mime="image/png",
+            key="attention_download",
+            on_click="ignore",
+        )
     with labels_column:
         st.subheader("Predictions")
         if explanation.predictions:
@@ -98,8 +143,9 @@ def show_explanation(explanation: Explanation, cmap: str) -> None:
         st.warning(EMPTY_MAP)
     with st.expander(VIT_SEES_TITLE, expanded=True):
         grid_column, strip_column = st.columns([1, 2])
-        grid_column.image(patch_grid_image(explanation.model_input, explanation.grid_size), caption="Patch grid",
-                          width=224)
+        grid_column.image(
+            patch_grid_image(explanation.model_input, explanation.grid_size), caption="Patch grid", width=224
+        )
         with strip_column:
             st.markdown(describe_tokens(explanation))
             st.markdown(f"**{LAYER_STRIP_TITLE}**")
@@ -115,17 +161,31 @@ def side_by_side(photo: Photo | None, left: MapSettings) -> None:
         st.markdown(SIDE_BY_SIDE_NOTE)
         model_column, method_column, layer_column = st.columns([3, 2, 1])
         with model_column:
-            model = model_box("Model (right)", EXPLAINER_CHOICES, "attention_model_b",
-                              EXPLAINER_CHOICES[0] if EXPLAINER_CHOICES[0] != left.model else EXPLAINER_CHOICES[1])
-        method = method_column.radio("Method (right)", list(METHOD_NAMES), format_func=METHOD_NAMES.get,
-                                     key="attention_method_b")
+            model = model_box(
+                "Model (right)",
+                EXPLAINER_CHOICES,
+                "attention_model_b",
+                EXPLAINER_CHOICES[0] if EXPLAINER_CHOICES[0] != left.model else EXPLAINER_CHOICES[1],
+            )
+        method = method_column.radio(
+            "Method (right)", list(METHOD_NAMES), format_func=METHOD_NAMES.get, key="attention_method_b"
+        )
         layer = slider(LAYER_RIGHT, "attention_layer_b", layer_column)
         if st.button("Compare", type="primary", key="attention_compare"):
             if photo is None:
                 st.error(NO_IMAGE)
             else:
-                right = MapSettings(model, method, left.head_fusion, left.discard_ratio, layer, left.head,
-                                    comparison_target(left.target, left.model, model), left.cmap, left.alpha)
+                right = MapSettings(
+                    model,
+                    method,
+                    left.head_fusion,
+                    left.discard_ratio,
+                    layer,
+                    left.head,
+                    comparison_target(left.target, left.model, model),
+                    left.cmap,
+                    left.alpha,
+                )
                 pair = shown_errors(lambda: (explained(photo, left), explained(photo, right)))
                 if pair is not None:
                     st.session_state[COMPARED] = pair
@@ -134,8 +194,11 @@ def side_by_side(photo: Photo | None, left: MapSettings) -> None:
             return
         for column, side, explanation in zip(st.columns(2), ("Left", "Right"), pair):
             with column:
-                st.image(explanation.overlay, width="stretch",
-                         caption=f"{side}: {explanation.model}, {METHOD_NAMES[explanation.method]}")
+                st.image(
+                    explanation.overlay,
+                    width="stretch",
+                    caption=f"{side}: {explanation.model}, {METHOD_NAMES[explanation.method]}",
+                )
                 if explanation.predictions:
                     predictions_table(explanation.predictions[:3], key=f"attention_{side.lower()}_labels")
                 else:
@@ -149,17 +212,26 @@ def feature_export(photo: Photo | None, settings: MapSettings) -> None:
             if photo is None:
                 st.error(NO_IMAGE)
             else:
+
                 def extract() -> list:
                     with load_notice() as on_load:
-                        extracted = features(photo.data, model=settings.model, layer=settings.layer or -1,
-                                             on_load=on_load)
+                        extracted = features(
+                            photo.data, model=settings.model, layer=settings.layer or -1, on_load=on_load
+                        )
                     return save_features(extracted, work_folder())
+
                 paths = shown_errors(extract)
                 if paths is not None:
                     st.session_state[FEATURE_FILES] = paths
         for index, path in enumerate(st.session_state.get(FEATURE_FILES, [])):
-            st.download_button(f"Download {path.name}", path.read_bytes(), file_name=path.name,
-                               mime="application/octet-stream", key=f"attention_npy_{index}", on_click="ignore")
+            st.download_button(
+                f"Download {path.name}",
+                path.read_bytes(),
+                file_name=path.name,
+                mime="application/octet-stream",
+                key=f"attention_npy_{index}",
+                on_click="ignore",
+            )
 
 
 def render() -> None:

@@ -1,4 +1,5 @@
 """The Caption page: captions with decoding controls, where each word came from, and many files to a CSV."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,21 +9,57 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import DEFAULT_CAPTIONER, FileCaptions, OnLoad, RunInfo, caption, caption_attention, caption_files, \
-    prompt_support
-from ui.streamlit_pages.common import (
-    Photo, csv_download, load_notice, model_box, photo_input, saved_uploads, shown_errors, slider, work_folder,
+from core import (
+    DEFAULT_CAPTIONER,
+    FileCaptions,
+    OnLoad,
+    RunInfo,
+    caption,
+    caption_attention,
+    caption_files,
+    prompt_support,
 )
 from ui.shared.batch import CAPTION_CSV_COLUMNS, batch_summary, caption_table, write_caption_csv
 from ui.shared.caption import decoding_settings, numbered, shown_captions, usable_prompt, word_overlays
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
-    CAPTION_INTRO, CAPTION_MODEL_INFO, CAPTION_TO_MAP, COLORMAPS, FILES_LABEL, NO_FILES, NO_IMAGE, PROMPT_INFO,
-    PROMPT_LABEL, PROMPT_LEFT_OUT, PROMPT_PLACEHOLDER, WORD_MAPS_TITLE,
+    CAPTION_INTRO,
+    CAPTION_MODEL_INFO,
+    CAPTION_TO_MAP,
+    COLORMAPS,
+    FILES_LABEL,
+    NO_FILES,
+    NO_IMAGE,
+    PROMPT_INFO,
+    PROMPT_LABEL,
+    PROMPT_LEFT_OUT,
+    PROMPT_PLACEHOLDER,
+    WORD_MAPS_TITLE,
 )
 from ui.shared.widgets import (
-    BEAMS, CAPTIONER_CHOICES, CAPTIONS, DECODER_LAYER, DECODING_STRATEGIES, DEFAULT_DECODING, MAX_NEW_TOKENS,
-    NO_REPEAT_NGRAM, OPACITY, REPETITION_PENALTY, TEMPERATURE, TOP_P,
+    BEAMS,
+    CAPTIONER_CHOICES,
+    CAPTIONS,
+    DECODER_LAYER,
+    DECODING_STRATEGIES,
+    DEFAULT_DECODING,
+    MAX_NEW_TOKENS,
+    NO_REPEAT_NGRAM,
+    OPACITY,
+    REPETITION_PENALTY,
+    TEMPERATURE,
+    TOP_P,
+)
+from ui.streamlit_pages.common import (
+    Photo,
+    csv_download,
+    load_notice,
+    model_box,
+    photo_input,
+    saved_uploads,
+    shown_errors,
+    slider,
+    work_folder,
 )
 
 CAPTIONED = "caption_result"
@@ -52,9 +89,13 @@ def decoding_controls() -> dict[str, Any]:
     controls count for the chosen strategy)."""
     with st.expander("Decoding"):
         strategy_column, beams_column, count_column = st.columns([2, 1, 1])
-        strategy = strategy_column.radio("Decoding", DECODING_STRATEGIES,
-                                         index=DECODING_STRATEGIES.index(DEFAULT_DECODING), horizontal=True,
-                                         key="caption_strategy")
+        strategy = strategy_column.radio(
+            "Decoding",
+            DECODING_STRATEGIES,
+            index=DECODING_STRATEGIES.index(DEFAULT_DECODING),
+            horizontal=True,
+            key="caption_strategy",
+        )
         num_beams = slider(BEAMS, "caption_beams", beams_column)
         num_captions = slider(CAPTIONS, "caption_count", count_column)
         tokens_column, top_p_column, temperature_column, penalty_column, ngram_column = st.columns(5)
@@ -63,10 +104,21 @@ def decoding_controls() -> dict[str, Any]:
         temperature = slider(TEMPERATURE, "caption_temperature", temperature_column)
         repetition_penalty = slider(REPETITION_PENALTY, "caption_penalty", penalty_column)
         no_repeat = slider(NO_REPEAT_NGRAM, "caption_no_repeat", ngram_column)
-    return shown_errors(lambda: decoding_settings(
-        strategy, num_beams=num_beams, num_return_sequences=num_captions, max_new_tokens=max_new_tokens,
-        top_p=top_p, temperature=temperature, repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat,
-    )) or {}
+    return (
+        shown_errors(
+            lambda: decoding_settings(
+                strategy,
+                num_beams=num_beams,
+                num_return_sequences=num_captions,
+                max_new_tokens=max_new_tokens,
+                top_p=top_p,
+                temperature=temperature,
+                repetition_penalty=repetition_penalty,
+                no_repeat_ngram_size=no_repeat,
+            )
+        )
+        or {}
+    )
 
 
 def prompt_to_use(model: str, prompt: str, on_load: OnLoad) -> str | None:
@@ -82,8 +134,9 @@ def captioned(photo: Photo, model: str, prompt: str, settings: dict[str, Any]) -
     with load_notice() as on_load:
         chosen_prompt = prompt_to_use(model, prompt, on_load)
         with st.spinner("Captioning ..."):
-            texts = caption(photo.data, model=model, prompt=chosen_prompt, on_load=on_load, on_run=runs.append,
-                            **settings)
+            texts = caption(
+                photo.data, model=model, prompt=chosen_prompt, on_load=on_load, on_run=runs.append, **settings
+            )
     return Captioned(photo, [texts] if isinstance(texts, str) else list(texts), last_run_line(runs))
 
 
@@ -104,9 +157,14 @@ def show_captions(texts: list[str]) -> None:
 def word_map_controls(model: str, shown: Captioned | None) -> None:
     """Pick a caption (or type one) and see each word's cross-attention over the photo."""
     captions = shown.captions if shown is not None else []
-    to_map = st.selectbox(CAPTION_TO_MAP, captions, index=0 if captions else None, accept_new_options=True,
-                          placeholder="one of the captions, or type your own",
-                          key=f"caption_to_map:{st.session_state.get(ROUND, 0)}")
+    to_map = st.selectbox(
+        CAPTION_TO_MAP,
+        captions,
+        index=0 if captions else None,
+        accept_new_options=True,
+        placeholder="one of the captions, or type your own",
+        key=f"caption_to_map:{st.session_state.get(ROUND, 0)}",
+    )
     layer_column, cmap_column, alpha_column = st.columns(3)
     layer = slider(DECODER_LAYER, "caption_layer", layer_column)
     cmap = cmap_column.selectbox("Colormap", COLORMAPS, key="caption_cmap")
@@ -135,10 +193,20 @@ def one_image(model: str, prompt: str, settings: dict[str, Any]) -> None:
                     # Right after captioning, the first caption's words are mapped; an empty caption (a model can
                     # stop at once) has no words, which is no error.
                     first = result.captions[0].strip()
-                    st.session_state[WORD_MAPS] = shown_errors(lambda: mapped_words(
-                        photo, first, model, st.session_state.get("caption_layer", 0),
-                        st.session_state.get("caption_cmap", COLORMAPS[0]),
-                        st.session_state.get("caption_alpha", OPACITY.default))) if first else []
+                    st.session_state[WORD_MAPS] = (
+                        shown_errors(
+                            lambda: mapped_words(
+                                photo,
+                                first,
+                                model,
+                                st.session_state.get("caption_layer", 0),
+                                st.session_state.get("caption_cmap", COLORMAPS[0]),
+                                st.session_state.get("caption_alpha", OPACITY.default),
+                            )
+                        )
+                        if first
+                        else []
+                    )
     with result_column:
         shown: Captioned | None = st.session_state.get(CAPTIONED)
         if shown is None:
@@ -176,8 +244,12 @@ def many_images(model: str, prompt: str, settings: dict[str, Any]) -> None:
     if shown is None:
         return
     st.markdown(batch_summary(shown.results, "captioned"))
-    st.dataframe(pd.DataFrame(caption_table(shown.results), columns=list(CAPTION_CSV_COLUMNS)), hide_index=True,
-                 key="caption_table", width="stretch")
+    st.dataframe(
+        pd.DataFrame(caption_table(shown.results), columns=list(CAPTION_CSV_COLUMNS)),
+        hide_index=True,
+        key="caption_table",
+        width="stretch",
+    )
     csv_download("Download the CSV", shown.csv_path, key="caption_csv")
 
 
@@ -190,8 +262,13 @@ def render() -> None:
     with prompt_column:
         # Switched off, saying why, when the model is known to take no text (known from its config on disk).
         support = prompt_support(model)
-        prompt = st.text_input(PROMPT_LABEL, placeholder=PROMPT_PLACEHOLDER, key="caption_prompt",
-                               disabled=support is False, help=PROMPT_INFO[support])
+        prompt = st.text_input(
+            PROMPT_LABEL,
+            placeholder=PROMPT_PLACEHOLDER,
+            key="caption_prompt",
+            disabled=support is False,
+            help=PROMPT_INFO[support],
+        )
         if support is False:
             st.caption(PROMPT_INFO[False])
     settings = decoding_controls()

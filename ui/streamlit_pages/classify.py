@@ -1,4 +1,5 @@
 """The Classify page: one photo's top labels with a status line, or many images and zips to a table and a CSV."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,14 +9,24 @@ import pandas as pd
 import streamlit as st
 
 from core import FileResult, Prediction, RunInfo, classify, classify_files
-from ui.streamlit_pages.common import (
-    CLASSIFY_MODEL_KEY, Photo, csv_download, default_classifier, load_notice, model_box, photo_input,
-    predictions_table, saved_uploads, shown_errors, slider, work_folder,
-)
 from ui.shared.batch import CSV_COLUMNS, batch_summary, results_table, write_csv
 from ui.shared.status import last_run_line
 from ui.shared.texts import CLASSIFY_INTRO, FILES_LABEL, MODEL_INFO, NO_FILES, NO_IMAGE
 from ui.shared.widgets import CLASSIFIER_CHOICES, TOP_K
+from ui.streamlit_pages.common import (
+    CLASSIFY_MODEL_KEY,
+    Photo,
+    csv_download,
+    default_classifier,
+    load_notice,
+    model_box,
+    photo_input,
+    predictions_table,
+    saved_uploads,
+    shown_errors,
+    slider,
+    work_folder,
+)
 
 ONE_RESULT = "classify_result"
 MANY_RESULT = "classify_batch_result"
@@ -82,8 +93,12 @@ def many_images(model: str, top_k: int) -> None:
     if shown is None:
         return
     st.markdown(batch_summary(shown.results, "classified"))
-    st.dataframe(pd.DataFrame(results_table(shown.results), columns=list(CSV_COLUMNS)), hide_index=True,
-                 key="classify_table", width="stretch")
+    st.dataframe(
+        pd.DataFrame(results_table(shown.results), columns=list(CSV_COLUMNS)),
+        hide_index=True,
+        key="classify_table",
+        width="stretch",
+    )
     csv_download("Download the CSV", shown.csv_path, key="classify_csv")
 
 

@@ -1,5 +1,6 @@
 """What every Streamlit page shares: settings from the environment, engine errors as messages, load notices,
 uploads on disk, sliders."""
+
 from __future__ import annotations
 
 import io
@@ -14,7 +15,15 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from core import IMAGE_SUFFIXES, Prediction, configure, current_settings, example_images, preload_classifier, use_settings
+from core import (
+    IMAGE_SUFFIXES,
+    Prediction,
+    configure,
+    current_settings,
+    example_images,
+    preload_classifier,
+    use_settings,
+)
 from training import shared_model_folders
 from ui.shared.texts import loading_text
 from ui.shared.widgets import Slider
@@ -137,14 +146,19 @@ def model_box(label: str, choices: Sequence[str], key: str, default: str, help: 
 
 def slider(spec: Slider, key: str, container: Any = st) -> Any:
     """A st.slider from the shared spec, drawn in `container` (a column, or the page)."""
-    return container.slider(spec.label, spec.minimum, spec.maximum, spec.default, spec.step, key=key,
-                            help=spec.info or None)
+    return container.slider(
+        spec.label, spec.minimum, spec.maximum, spec.default, spec.step, key=key, help=spec.info or None
+    )
 
 
 def photo_input(key: str) -> Photo | None:
     """An uploaded photo, a camera shot, or one of the example photos (in that order of preference)."""
-    upload = st.file_uploader("Photo", type=IMAGE_TYPES, key=f"{key}_upload",
-                              help="Any image file; EXIF rotation is applied, and large images are refused.")
+    upload = st.file_uploader(
+        "Photo",
+        type=IMAGE_TYPES,
+        key=f"{key}_upload",
+        help="Any image file; EXIF rotation is applied, and large images are refused.",
+    )
     # The camera widget only appears on request: it asks the browser for camera access as soon as it is drawn.
     use_camera = st.toggle("Use the camera", key=f"{key}_use_camera")
     shot = st.camera_input("Take a photo", key=f"{key}_camera") if use_camera else None
@@ -173,11 +187,18 @@ def _preview(photo: Photo) -> None:
 def predictions_table(predictions: Sequence[Prediction], key: str) -> None:
     """Labels with confidence bars, best first."""
     frame = pd.DataFrame({"label": [p.label for p in predictions], "score": [p.score for p in predictions]})
-    st.dataframe(frame, hide_index=True, key=key, width="stretch", column_config={
-        "label": st.column_config.TextColumn("label"),
-        "score": st.column_config.ProgressColumn("confidence", format="percent", min_value=0.0, max_value=1.0,
-                                                 width="medium"),
-    })
+    st.dataframe(
+        frame,
+        hide_index=True,
+        key=key,
+        width="stretch",
+        column_config={
+            "label": st.column_config.TextColumn("label"),
+            "score": st.column_config.ProgressColumn(
+                "confidence", format="percent", min_value=0.0, max_value=1.0, width="medium"
+            ),
+        },
+    )
 
 
 def csv_download(label: str, path: Path, key: str) -> None:

@@ -1,4 +1,5 @@
 """The Train page: check a folder of images, fine-tune on it while the curves grow, then look at what it learnt."""
+
 from __future__ import annotations
 
 import shutil
@@ -93,25 +94,29 @@ def data_inputs() -> Callable[[Path], DataSource]:
     path_tab_name = [widgets.SERVER_PATH_TAB] if server_paths_allowed() else []
     zip_tab, folder_tab, *path_tab = st.tabs(["Zip", "Folder", *path_tab_name])
     with zip_tab:
-        zip_upload = st.file_uploader(widgets.ZIP_LABEL, type=["zip"],
-                                      key="train_zip", max_upload_size=MAX_ZIP_MB)
+        zip_upload = st.file_uploader(widgets.ZIP_LABEL, type=["zip"], key="train_zip", max_upload_size=MAX_ZIP_MB)
     with folder_tab:
-        folder_upload = st.file_uploader(widgets.FOLDER_LABEL, accept_multiple_files="directory",
-                                         key="train_folder")
+        folder_upload = st.file_uploader(widgets.FOLDER_LABEL, accept_multiple_files="directory", key="train_folder")
     server_path = ""
     if path_tab:
         with path_tab[0]:
-            server_path = st.text_input(widgets.SERVER_PATH_LABEL, key="train_path",
-                                        placeholder=widgets.SERVER_PATH_PLACEHOLDER)
+            server_path = st.text_input(
+                widgets.SERVER_PATH_LABEL, key="train_path", placeholder=widgets.SERVER_PATH_PLACEHOLDER
+            )
 
-    use_example = st.checkbox(EXAMPLE_DATA_LABEL, value=True, key="train_example",
-                              help=f"{EXAMPLE_DATA_INFO}; used only when no images of your own are given above")
+    use_example = st.checkbox(
+        EXAMPLE_DATA_LABEL,
+        value=True,
+        key="train_example",
+        help=f"{EXAMPLE_DATA_INFO}; used only when no images of your own are given above",
+    )
 
     def source(upload_folder: Path) -> DataSource:
         zip_path = saved_uploads([zip_upload], upload_folder)[0][1] if zip_upload is not None else None
         # A folder upload names each file by its path inside the folder, which is where the class is.
         folder_items = saved_uploads(folder_upload, upload_folder) if folder_upload else None
         return chosen_source(zip_path, folder_items, server_path, example_data_zip() if use_example else None)
+
     return source
 
 
@@ -131,15 +136,22 @@ def show_report(report: DataReport, pictures: list) -> None:
     for warning in report.warnings:
         st.warning(warning)
     st.dataframe(pd.DataFrame(count_rows(report), columns=list(COUNT_HEADERS)), hide_index=True, key="train_counts")
-    st.bar_chart(pd.DataFrame({"train": report.train_counts, "val": report.val_counts}, index=list(report.classes)),
-                 height=300, x_label="class", y_label="images")
+    st.bar_chart(
+        pd.DataFrame({"train": report.train_counts, "val": report.val_counts}, index=list(report.classes)),
+        height=300,
+        x_label="class",
+        y_label="images",
+    )
     st.markdown("**A few of each class**")
     if pictures:
         st.image([picture for picture, _ in pictures], caption=[name for _, name in pictures], width=96)
     if report.skipped:
         st.markdown(f"**{widgets.SKIPPED_LABEL}**")
-        st.dataframe(pd.DataFrame(skipped_rows(report), columns=list(widgets.SKIPPED_HEADERS)), hide_index=True,
-                     key="train_skipped")
+        st.dataframe(
+            pd.DataFrame(skipped_rows(report), columns=list(widgets.SKIPPED_HEADERS)),
+            hide_index=True,
+            key="train_skipped",
+        )
 
 
 # ---- 2. settings -----------------------------------------------------------------------------------------------
@@ -154,51 +166,95 @@ def _mode_changed() -> None:
 
 def settings_form(source: Callable[[Path], DataSource]) -> None:
     """The settings, and Start / Stop."""
-    base = model_box(widgets.BASE_LABEL, start_from_choices(visible_runs(this_visitor())), "train_base",
-                     widgets.BASE_CHOICES[0], help=widgets.BASE_INFO)
-    mode = st.radio(widgets.MODE_LABEL, list(MODES), format_func=MODES.get, key="train_mode",
-                    on_change=_mode_changed)
+    base = model_box(
+        widgets.BASE_LABEL,
+        start_from_choices(visible_runs(this_visitor())),
+        "train_base",
+        widgets.BASE_CHOICES[0],
+        help=widgets.BASE_INFO,
+    )
+    mode = st.radio(widgets.MODE_LABEL, list(MODES), format_func=MODES.get, key="train_mode", on_change=_mode_changed)
     # Set through session state (not value=) because a change of mode rewrites them.
     st.session_state.setdefault("train_epochs", int(widgets.MODE_DEFAULTS[mode]["num_train_epochs"]))
     st.session_state.setdefault("train_lr", widgets.MODE_DEFAULTS[mode]["learning_rate"])
     epochs_column, lr_column, batch_column = st.columns(3)
-    epochs = epochs_column.number_input(widgets.EPOCHS_LABEL, min_value=int(widgets.EPOCHS.minimum),
-                                        step=int(widgets.EPOCHS.step), key="train_epochs")
-    learning_rate = lr_column.number_input(widgets.LEARNING_RATE_LABEL, format="%g", step=widgets.LEARNING_RATE.step,
-                                           key="train_lr")
-    batch_size = batch_column.number_input(widgets.BATCH_SIZE_LABEL, min_value=int(widgets.BATCH_SIZE.minimum),
-                                           value=int(widgets.BATCH_SIZE.default), step=int(widgets.BATCH_SIZE.step),
-                                           key="train_batch")
+    epochs = epochs_column.number_input(
+        widgets.EPOCHS_LABEL, min_value=int(widgets.EPOCHS.minimum), step=int(widgets.EPOCHS.step), key="train_epochs"
+    )
+    learning_rate = lr_column.number_input(
+        widgets.LEARNING_RATE_LABEL, format="%g", step=widgets.LEARNING_RATE.step, key="train_lr"
+    )
+    batch_size = batch_column.number_input(
+        widgets.BATCH_SIZE_LABEL,
+        min_value=int(widgets.BATCH_SIZE.minimum),
+        value=int(widgets.BATCH_SIZE.default),
+        step=int(widgets.BATCH_SIZE.step),
+        key="train_batch",
+    )
     decay_column, warmup_column, size_column = st.columns(3)
-    weight_decay = decay_column.number_input(widgets.WEIGHT_DECAY_LABEL, min_value=float(widgets.WEIGHT_DECAY.minimum),
-                                             value=float(widgets.WEIGHT_DECAY.default), format="%g",
-                                             key="train_weight_decay")
-    warmup_ratio = warmup_column.slider(widgets.WARMUP_LABEL, float(widgets.WARMUP.minimum),
-                                        float(widgets.WARMUP.maximum), float(widgets.WARMUP.default),
-                                        float(widgets.WARMUP.step), key="train_warmup")
-    image_size = size_column.number_input(widgets.IMAGE_SIZE_LABEL, min_value=int(widgets.IMAGE_SIZE.minimum),
-                                          value=int(widgets.IMAGE_SIZE.default), step=int(widgets.IMAGE_SIZE.step),
-                                          key="train_image_size")
+    weight_decay = decay_column.number_input(
+        widgets.WEIGHT_DECAY_LABEL,
+        min_value=float(widgets.WEIGHT_DECAY.minimum),
+        value=float(widgets.WEIGHT_DECAY.default),
+        format="%g",
+        key="train_weight_decay",
+    )
+    warmup_ratio = warmup_column.slider(
+        widgets.WARMUP_LABEL,
+        float(widgets.WARMUP.minimum),
+        float(widgets.WARMUP.maximum),
+        float(widgets.WARMUP.default),
+        float(widgets.WARMUP.step),
+        key="train_warmup",
+    )
+    image_size = size_column.number_input(
+        widgets.IMAGE_SIZE_LABEL,
+        min_value=int(widgets.IMAGE_SIZE.minimum),
+        value=int(widgets.IMAGE_SIZE.default),
+        step=int(widgets.IMAGE_SIZE.step),
+        key="train_image_size",
+    )
     augment_column, seed_column, precision_column = st.columns(3)
     augment = augment_column.checkbox(widgets.AUGMENT_LABEL, True, key="train_augment", help=widgets.AUGMENT_INFO)
-    seed = seed_column.number_input(widgets.SEED_LABEL, value=int(widgets.SEED.default), step=int(widgets.SEED.step),
-                                    key="train_seed")
-    precision = precision_column.radio(widgets.PRECISION_LABEL, TRAINING_PRECISIONS, horizontal=True,
-                                       index=TRAINING_PRECISIONS.index(widgets.DEFAULT_PRECISION),
-                                       key="train_precision")
-    run_name = st.text_input(widgets.RUN_NAME_LABEL, placeholder=widgets.RUN_NAME_PLACEHOLDER,
-                             key="train_run_name")
+    seed = seed_column.number_input(
+        widgets.SEED_LABEL, value=int(widgets.SEED.default), step=int(widgets.SEED.step), key="train_seed"
+    )
+    precision = precision_column.radio(
+        widgets.PRECISION_LABEL,
+        TRAINING_PRECISIONS,
+        horizontal=True,
+        index=TRAINING_PRECISIONS.index(widgets.DEFAULT_PRECISION),
+        key="train_precision",
+    )
+    run_name = st.text_input(widgets.RUN_NAME_LABEL, placeholder=widgets.RUN_NAME_PLACEHOLDER, key="train_run_name")
     start_column, stop_column = st.columns(2)
     if start_column.button(widgets.START_BUTTON, type="primary", key="train_start"):
+
         def start() -> TrainingJob:
             upload_folder = work_folder()
             try:
-                return start_new_run(form_config(source(upload_folder), base, mode, epochs, learning_rate, batch_size,
-                                                 weight_decay, warmup_ratio, image_size, augment, seed, precision),
-                                     run_name, visitor=this_visitor())
+                return start_new_run(
+                    form_config(
+                        source(upload_folder),
+                        base,
+                        mode,
+                        epochs,
+                        learning_rate,
+                        batch_size,
+                        weight_decay,
+                        warmup_ratio,
+                        image_size,
+                        augment,
+                        seed,
+                        precision,
+                    ),
+                    run_name,
+                    visitor=this_visitor(),
+                )
             except ValueError:
                 shutil.rmtree(upload_folder, ignore_errors=True)  # a refused run keeps no copy of the upload
                 raise
+
         job = shown_errors(start)
         if job is not None:
             st.session_state[RUN_ON_SHOW] = str(job.output_dir)
@@ -258,9 +314,11 @@ def live_section(run_dir: Path) -> bool:
         if view.per_class:
             per_class_column.markdown(f"**{widgets.PER_CLASS_LABEL}** (last validation)")
             per_class_column.dataframe(
-                pd.DataFrame(view.per_class, columns=list(widgets.PER_CLASS_HEADERS)), hide_index=True,
+                pd.DataFrame(view.per_class, columns=list(widgets.PER_CLASS_HEADERS)),
+                hide_index=True,
                 key="train_per_class",
-                column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+                column_config={"accuracy": st.column_config.NumberColumn(format="percent")},
+            )
         if was_running and not is_training(run_dir):
             st.rerun()
 
@@ -286,8 +344,9 @@ def results_section(run_dir: Path, view: RunView) -> None:
 def cell_section(run_dir: Path, classes: list[str]) -> None:
     true_column, predicted_column, button_column = st.columns([2, 2, 1], vertical_alignment="bottom")
     true_class = true_column.selectbox(widgets.TRUE_CLASS_LABEL, classes, key=f"train_true:{run_dir}")
-    predicted = predicted_column.selectbox(widgets.PREDICTED_LABEL, classes, index=len(classes) - 1,
-                                           key=f"train_predicted:{run_dir}")
+    predicted = predicted_column.selectbox(
+        widgets.PREDICTED_LABEL, classes, index=len(classes) - 1, key=f"train_predicted:{run_dir}"
+    )
     if button_column.button(widgets.SHOW_CELL_BUTTON, key="train_show_cell"):
         pictures = shown_errors(lambda: _cell_pictures(run_dir, true_class, predicted))
         if pictures is not None:
@@ -325,14 +384,20 @@ def share_section(run_dir: Path) -> None:
             st.success(run_in_use(folder.name))
     if (run_dir / "config.json").is_file():
         # The zip is made when the button is pressed, not on every rerun of the page.
-        zip_column.download_button("Download the run (.zip)", lambda: zip_run(run_dir, work_folder()).read_bytes(),
-                                   file_name=f"{run_dir.name}.zip", mime="application/zip", key="train_zip_download",
-                                   on_click="ignore")
+        zip_column.download_button(
+            "Download the run (.zip)",
+            lambda: zip_run(run_dir, work_folder()).read_bytes(),
+            file_name=f"{run_dir.name}.zip",
+            mime="application/zip",
+            key="train_zip_download",
+            on_click="ignore",
+        )
     with st.expander(widgets.PUSH_SECTION):
         repo_column, token_column, private_column = st.columns([2, 2, 1], vertical_alignment="bottom")
         repo_id = repo_column.text_input(widgets.REPO_LABEL, placeholder=widgets.REPO_PLACEHOLDER, key="train_repo")
-        token = token_column.text_input(widgets.TOKEN_LABEL, type="password", key="train_token",
-                                        help=widgets.TOKEN_INFO)
+        token = token_column.text_input(
+            widgets.TOKEN_LABEL, type="password", key="train_token", help=widgets.TOKEN_INFO
+        )
         private = private_column.checkbox(widgets.PRIVATE_LABEL, True, key="train_private")
         if st.button(widgets.PUSH_BUTTON, key="train_push"):
             url = shown_errors(lambda: push_to_hub(saved_model_dir(run_dir), repo_id, token, private=private))
@@ -349,8 +414,14 @@ def earlier_runs() -> None:
     runs = {summary.name: run_label(summary) for summary in visible_runs(asking)}
     picked_column, show_column, resume_column = st.columns([6, 1, 1], vertical_alignment="bottom")
     label = runs_list_label(asking.shared, runs_root())
-    picked = picked_column.selectbox(label, list(runs), format_func=runs.get, index=None,
-                                     placeholder="no run picked" if runs else "no runs yet", key="train_runs")
+    picked = picked_column.selectbox(
+        label,
+        list(runs),
+        format_func=runs.get,
+        index=None,
+        placeholder="no run picked" if runs else "no runs yet",
+        key="train_runs",
+    )
     if show_column.button("Show", key="train_show_run"):
         folder = shown_errors(lambda: find_run(picked, asking))
         if folder is not None:
@@ -361,8 +432,9 @@ def earlier_runs() -> None:
         if picked is None:
             st.error(PICK_A_RUN_TO_RESUME)
         else:
-            job = shown_errors(lambda: start_training(resume_config(find_run(picked, asking, change=True)),
-                                                      visitor=asking))
+            job = shown_errors(
+                lambda: start_training(resume_config(find_run(picked, asking, change=True)), visitor=asking)
+            )
             if job is not None:
                 st.session_state[RUN_ON_SHOW] = str(job.output_dir)
                 _forget_results()

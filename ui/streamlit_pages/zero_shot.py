@@ -1,4 +1,5 @@
 """The Zero-shot page: CLIP ranks the user's own labels for a photo, per template on request, and maps one label."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,20 +9,46 @@ import streamlit as st
 from PIL import Image
 
 from core import (
-    DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, Prediction, RunInfo, check_labels, pretrained_tags, resolve_templates,
-    takes_pretrained, zero_shot, zero_shot_map,
-)
-from ui.streamlit_pages.common import (
-    Photo, load_notice, model_box, photo_input, png_bytes, predictions_table, shown_errors, slider,
+    DEFAULT_CLIP_MODEL,
+    DEFAULT_CLIP_PRETRAINED,
+    Prediction,
+    RunInfo,
+    check_labels,
+    pretrained_tags,
+    resolve_templates,
+    takes_pretrained,
+    zero_shot,
+    zero_shot_map,
 )
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
-    CLIP_MODEL_INFO, COLORMAPS, DEFAULT_TEMPLATE, LABEL_MAP_TITLE, LABELS_INFO, NO_IMAGE, PER_TEMPLATE_LABEL,
-    PER_TEMPLATE_TITLE, PRETRAINED_INFO, TEMPLATE_CHOICES, TEMPLATE_LABEL, ZERO_SHOT_EXAMPLE_LABELS, ZERO_SHOT_INTRO,
+    CLIP_MODEL_INFO,
+    COLORMAPS,
+    DEFAULT_TEMPLATE,
+    LABEL_MAP_TITLE,
+    LABELS_INFO,
+    NO_IMAGE,
+    PER_TEMPLATE_LABEL,
+    PER_TEMPLATE_TITLE,
+    PRETRAINED_INFO,
+    TEMPLATE_CHOICES,
+    TEMPLATE_LABEL,
+    ZERO_SHOT_EXAMPLE_LABELS,
+    ZERO_SHOT_INTRO,
     mapping_text,
 )
 from ui.shared.widgets import CLIP_MODEL_CHOICES, OPACITY
 from ui.shared.zero_shot import chart_columns, chosen_templates, pretrained_weights, template_table
+from ui.streamlit_pages.common import (
+    Photo,
+    load_notice,
+    model_box,
+    photo_input,
+    png_bytes,
+    predictions_table,
+    shown_errors,
+    slider,
+)
 
 ANSWER = "zero_shot_result"
 LABEL_MAP = "zero_shot_map"
@@ -54,18 +81,18 @@ class Answer:
 def question_controls() -> Question:
     model_column, pretrained_column = st.columns([3, 2])
     with model_column:
-        model = model_box("CLIP model", CLIP_MODEL_CHOICES, "zero_shot_model", DEFAULT_CLIP_MODEL,
-                          help=CLIP_MODEL_INFO)
+        model = model_box("CLIP model", CLIP_MODEL_CHOICES, "zero_shot_model", DEFAULT_CLIP_MODEL, help=CLIP_MODEL_INFO)
     with pretrained_column:
         pretrained = pretrained_box(model)
     labels_column, templates_column = st.columns([3, 2])
-    labels = labels_column.text_area("Labels", ZERO_SHOT_EXAMPLE_LABELS, height=110, key="zero_shot_labels",
-                                     help=LABELS_INFO)
+    labels = labels_column.text_area(
+        "Labels", ZERO_SHOT_EXAMPLE_LABELS, height=110, key="zero_shot_labels", help=LABELS_INFO
+    )
     with templates_column:
-        mode = st.radio("Prompt templates", list(TEMPLATE_NAMES), format_func=TEMPLATE_NAMES.get,
-                        key="zero_shot_template_mode")
-        template = st.text_input(TEMPLATE_LABEL, DEFAULT_TEMPLATE, key="zero_shot_template",
-                                 disabled=mode != "single")
+        mode = st.radio(
+            "Prompt templates", list(TEMPLATE_NAMES), format_func=TEMPLATE_NAMES.get, key="zero_shot_template_mode"
+        )
+        template = st.text_input(TEMPLATE_LABEL, DEFAULT_TEMPLATE, key="zero_shot_template", disabled=mode != "single")
     return Question(labels, model, pretrained, chosen_templates(mode, template))
 
 
@@ -73,13 +100,25 @@ def pretrained_box(model: str) -> str | None:
     """open_clip's tags for an open_clip name (any tag or checkpoint path may be typed); switched off for a model
     that brings its own weights. Each model has its own box, so a new model starts from its own first tag."""
     if not takes_pretrained(model):
-        st.selectbox("Pretrained weights", [], disabled=True, placeholder="not needed", key="zero_shot_no_weights",
-                     help=PRETRAINED_INFO[False])
+        st.selectbox(
+            "Pretrained weights",
+            [],
+            disabled=True,
+            placeholder="not needed",
+            key="zero_shot_no_weights",
+            help=PRETRAINED_INFO[False],
+        )
         return None
     tags = pretrained_tags(model)
     first = DEFAULT_CLIP_PRETRAINED if DEFAULT_CLIP_PRETRAINED in tags else (tags[0] if tags else None)
-    return st.selectbox("Pretrained weights", tags, index=tags.index(first) if first else None,
-                        accept_new_options=True, key=f"zero_shot_weights:{model}", help=PRETRAINED_INFO[True])
+    return st.selectbox(
+        "Pretrained weights",
+        tags,
+        index=tags.index(first) if first else None,
+        accept_new_options=True,
+        key=f"zero_shot_weights:{model}",
+        help=PRETRAINED_INFO[True],
+    )
 
 
 def answered(photo: Photo, question: Question, per_template: bool) -> Answer:
@@ -88,10 +127,20 @@ def answered(photo: Photo, question: Question, per_template: bool) -> Answer:
     weights = pretrained_weights(question.model, question.pretrained)
     runs: list[RunInfo] = []
     with load_notice() as on_load:
-        predictions = zero_shot(photo.data, question.labels, model=question.model, pretrained=weights,
-                                templates=question.templates, on_load=on_load, on_run=runs.append)
-    table = template_table(photo.data, question.labels, question.model, weights, question.templates,
-                           predictions) if per_template else None
+        predictions = zero_shot(
+            photo.data,
+            question.labels,
+            model=question.model,
+            pretrained=weights,
+            templates=question.templates,
+            on_load=on_load,
+            on_run=runs.append,
+        )
+    table = (
+        template_table(photo.data, question.labels, question.model, weights, question.templates, predictions)
+        if per_template
+        else None
+    )
     return Answer(question, photo, predictions, table, last_run_line(runs))
 
 
@@ -99,15 +148,25 @@ def label_map(answer: Answer, label: str, cmap: str, alpha: float) -> Image.Imag
     question = answer.question
     weights = pretrained_weights(question.model, question.pretrained)
     with load_notice() as on_load, st.spinner(mapping_text(label)):
-        return zero_shot_map(answer.photo.data, label, question.labels, model=question.model, pretrained=weights,
-                             templates=question.templates, alpha=alpha, cmap=cmap, on_load=on_load).overlay
+        return zero_shot_map(
+            answer.photo.data,
+            label,
+            question.labels,
+            model=question.model,
+            pretrained=weights,
+            templates=question.templates,
+            alpha=alpha,
+            cmap=cmap,
+            on_load=on_load,
+        ).overlay
 
 
 def show_answer(answer: Answer) -> None:
     st.subheader("Best labels")
     predictions_table(answer.predictions[:TOP_LABELS], key="zero_shot_top")
-    st.bar_chart(pd.DataFrame(chart_columns(answer.predictions)), x="label", y="probability", sort="-probability",
-                 height=260)
+    st.bar_chart(
+        pd.DataFrame(chart_columns(answer.predictions)), x="label", y="probability", sort="-probability", height=260
+    )
     st.caption(answer.status)
 
 
@@ -115,9 +174,14 @@ def map_controls(answer: Answer | None) -> None:
     with st.expander(LABEL_MAP_TITLE, expanded=True):
         labels = [p.label for p in answer.predictions] if answer is not None else []
         label_column, cmap_column, alpha_column = st.columns([2, 1, 1])
-        label = label_column.selectbox("Label to map", labels, index=0 if labels else None,
-                                       key=f"zero_shot_target:{st.session_state.get(ROUND, 0)}",
-                                       accept_new_options=True, placeholder="ask CLIP first")
+        label = label_column.selectbox(
+            "Label to map",
+            labels,
+            index=0 if labels else None,
+            key=f"zero_shot_target:{st.session_state.get(ROUND, 0)}",
+            accept_new_options=True,
+            placeholder="ask CLIP first",
+        )
         cmap = cmap_column.selectbox("Colormap", COLORMAPS, key="zero_shot_cmap")
         alpha = slider(OPACITY, "zero_shot_alpha", alpha_column)
         if st.button("Map the label", key="zero_shot_map_run"):
@@ -130,8 +194,14 @@ def map_controls(answer: Answer | None) -> None:
         if LABEL_MAP in st.session_state:
             label, overlay = st.session_state[LABEL_MAP]
             st.image(overlay, caption=f"Gradient-weighted attention rollout for '{label}'", width=480)
-            st.download_button("Download the map (PNG)", png_bytes(overlay), file_name="label-map.png",
-                               mime="image/png", key="zero_shot_download", on_click="ignore")
+            st.download_button(
+                "Download the map (PNG)",
+                png_bytes(overlay),
+                file_name="label-map.png",
+                mime="image/png",
+                key="zero_shot_download",
+                on_click="ignore",
+            )
 
 
 def render() -> None:
@@ -152,8 +222,14 @@ def render() -> None:
                     st.session_state[ROUND] = st.session_state.get(ROUND, 0) + 1
                     # The best label is mapped after every question, as the Gradio tab does.
                     best = answer.predictions[0].label
-                    overlay = shown_errors(lambda: label_map(answer, best, st.session_state.get(
-                        "zero_shot_cmap", COLORMAPS[0]), st.session_state.get("zero_shot_alpha", OPACITY.default)))
+                    overlay = shown_errors(
+                        lambda: label_map(
+                            answer,
+                            best,
+                            st.session_state.get("zero_shot_cmap", COLORMAPS[0]),
+                            st.session_state.get("zero_shot_alpha", OPACITY.default),
+                        )
+                    )
                     if overlay is not None:
                         st.session_state[LABEL_MAP] = (best, overlay)
     answer: Answer | None = st.session_state.get(ANSWER)
@@ -165,8 +241,7 @@ def render() -> None:
     if answer is not None and answer.per_template is not None:
         columns, rows = answer.per_template
         st.markdown(f"**{PER_TEMPLATE_TITLE}**")
-        st.dataframe(pd.DataFrame(rows, columns=columns), hide_index=True, key="zero_shot_templates",
-                     width="stretch")
+        st.dataframe(pd.DataFrame(rows, columns=columns), hide_index=True, key="zero_shot_templates", width="stretch")
     map_controls(answer)
 
 
