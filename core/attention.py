@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterator, Sequence, Union
+from typing import Any, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -285,7 +285,12 @@ def patch_grid_image(
 # --- the model side: one forward pass, maps and predictions --------------------------------------------
 
 
-@gpu_work
+def preload_explainable_for(call: Mapping[str, Any], on_load: OnLoad) -> None:
+    """The model a call of explain or features will use, loaded into the cache (see core.gpu)."""
+    load_explainable(call["model"], device=call["device"], precision=call["precision"], on_load=on_load)
+
+
+@gpu_work(preload=preload_explainable_for)
 def explain(
     image: ImageInput,
     model: str = DEFAULT_CLASSIFIER,
@@ -474,7 +479,7 @@ def model_input_image(pixel_values: torch.Tensor, processor) -> Image.Image:
 # --- features -----------------------------------------------------------------------------------------
 
 
-@gpu_work
+@gpu_work(preload=preload_explainable_for)
 def features(
     images: ImageInput | list[ImageInput],
     model: str = DEFAULT_CLASSIFIER,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence, cast
+from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
 import torch
@@ -32,7 +32,21 @@ DEFAULT_CAPTIONER = "nlpconnect/vit-gpt2-image-captioning"
 Caption = str | list[str]
 
 
-@gpu_work
+def preload_captioner_for(call: Mapping[str, Any], on_load: OnLoad) -> None:
+    """The captioner a call of caption (or caption_files) will use, loaded into the cache (see core.gpu)."""
+    load_captioner(call["model"], device=call["device"], precision=call["precision"], on_load=on_load)
+
+
+def _preload_word_maps_for(call: Mapping[str, Any], on_load: OnLoad) -> None:
+    """caption_attention's models: the eager-attention captioner, and the captioner itself when it writes the text."""
+    if call["text"] is None:
+        preload_captioner_for(call, on_load)
+    load_captioner(
+        call["model"], device=call["device"], precision=call["precision"], attn_implementation="eager", on_load=on_load
+    )
+
+
+@gpu_work(preload=preload_captioner_for)
 def caption(
     images: ImageInput | list[ImageInput],
     model: str = DEFAULT_CAPTIONER,
@@ -91,7 +105,7 @@ def prompt_support(model: str) -> bool | None:
         return None
 
 
-@gpu_work
+@gpu_work(preload=_preload_word_maps_for)
 def caption_attention(
     image: ImageInput,
     text: str | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,12 @@ from .settings import DEFAULT_CLASSIFIER
 from .types import OnLoad, OnRun, Prediction, run_since
 
 
-@gpu_work
+def preload_classifier_for(call: Mapping[str, Any], on_load: OnLoad) -> None:
+    """The classifier a call of classify (or classify_files) will use, loaded into the cache (see core.gpu)."""
+    load_classifier(call["model"], device=call["device"], precision=call["precision"], on_load=on_load)
+
+
+@gpu_work(preload=preload_classifier_for)
 def classify(
     images: ImageInput | list[ImageInput],
     model: str = DEFAULT_CLASSIFIER,

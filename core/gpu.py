@@ -1,9 +1,11 @@
-"""Where the engine's tensor work may run on a lent GPU: ZeroGPU Spaces lend one per call of a decorated function.
+"""Where the engine's tensor work may run on a lent GPU: ZeroGPU Spaces lend one per call of a marked function.
 
 The engine marks its entry points with @gpu_work once, where they are defined. Nothing changes until the app
 calls lend_gpu(spaces.GPU) at start-up; from then on each marked call goes through spaces.GPU, whichever module
-the caller found it in. Calls one entry point makes to another (classify_files classifying, a caption batch
-captioning) run inside the first one's GPU slot, not in a slot of their own.
+the caller found it in. spaces.GPU runs the call in a worker process that ends with it, so three things happen
+in the calling process instead: the call's models are loaded there first (the worker starts with them in memory,
+and the app's cache keeps them for the next call), the on_load and on_run callbacks are called there, and calls one
+entry point makes to another (classify_files classifying) run inside the first one's GPU slot.
 """
 
 from __future__ import annotations
@@ -11,37 +13,46 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, Optional, TypeVar
 
 Function = TypeVar("Function", bound=Callable[..., Any])
 Lender = Callable[[Callable[..., Any]], Callable[..., Any]]
+Preload = Callable[[Mapping[str, Any], Optional[Callable[[str], None]]], object]
 
 _entry_points: dict[str, Callable[..., Any]] = {}  # 'module.name' -> the undecorated function
 _lent: dict[str, Callable[..., Any]] = {}  # 'module.name' -> that function as the lender wrapped it
 _on_gpu = threading.local()  # set while a lent call runs, in the thread (or process) that runs it
 
 
-def gpu_work(function: Function) -> Function:
-    """Mark an engine entry point whose calls may run on a lent GPU (see lend_gpu)."""
-    name = f"{function.__module__}.{function.__qualname__}"
-    _entry_points[name] = function
+def gpu_work(*, preload: Preload) -> Callable[[Function], Function]:
+    """Mark an engine entry point whose calls may run on a lent GPU (see lend_gpu). `preload(arguments, on_load)`
+    loads the models a call will use, from the call's arguments by name (defaults filled in)."""
 
-    @functools.wraps(function)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        lent = _lent.get(name)
-        if lent is None or getattr(_on_gpu, "active", False):
-            return function(*args, **kwargs)
-        # The callbacks stay in this process: a lent GPU runs the call in another one, which they could not reach
-        # (and a lambda cannot be sent there). What the call reports comes back with its result instead.
-        kwargs.pop("on_load", None)
-        on_run = kwargs.pop("on_run", None)
-        result, runs = lent(*args, **kwargs)
-        for run in runs if on_run is not None else ():
-            on_run(run)
-        return result
+    def mark(function: Function) -> Function:
+        name = f"{function.__module__}.{function.__qualname__}"
+        signature = inspect.signature(function)
+        _entry_points[name] = function
 
-    call.gpu_entry_point = name  # type: ignore[attr-defined]
-    return call  # type: ignore[return-value]
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            lent = _lent.get(name)
+            if lent is None or getattr(_on_gpu, "active", False):
+                return function(*args, **kwargs)
+            # The callbacks stay here: the worker could not reach them (and a lambda cannot be sent there).
+            on_load = kwargs.pop("on_load", None)
+            on_run = kwargs.pop("on_run", None)
+            arguments = signature.bind(*args, **kwargs)
+            arguments.apply_defaults()
+            preload(arguments.arguments, on_load)  # a bad model name fails here, before a GPU is asked for
+            result, runs = lent(*args, **kwargs)
+            for run in runs if on_run is not None else ():
+                on_run(run)
+            return result
+
+        call.gpu_entry_point = name  # type: ignore[attr-defined]
+        return call  # type: ignore[return-value]
+
+    return mark
 
 
 def lend_gpu(lender: Lender) -> list[str]:

@@ -11,7 +11,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Callable, Literal, NamedTuple, Sequence
+from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 # Gradio threads doing it at once can see a half-initialised module.
 from transformers import AutoConfig, AutoProcessor, CLIPModel
 
+from . import hub
 from .attention import _check_drawing, grad_rollout, overlay
 from .clip_maps import image_tower_pass
 
@@ -95,7 +96,24 @@ _text_lock = threading.Lock()
 _text_stats = {"hits": 0, "misses": 0}
 
 
-@gpu_work
+def _preload_clip_for(call: Mapping[str, Any], on_load: OnLoad) -> None:
+    """The CLIP model a zero-shot call will use, loaded into the cache (see core.gpu)."""
+    load_clip(call["model"], call["pretrained"], device=call["device"], precision=call["precision"], on_load=on_load)
+
+
+def _preload_eager_clip_for(call: Mapping[str, Any], on_load: OnLoad) -> None:
+    """zero_shot_map's CLIP model, with the attention its label maps need."""
+    load_clip(
+        call["model"],
+        call["pretrained"],
+        device=call["device"],
+        precision=call["precision"],
+        attention="eager",
+        on_load=on_load,
+    )
+
+
+@gpu_work(preload=_preload_clip_for)
 def zero_shot(
     images: ImageInput | list[ImageInput],
     labels: str | Sequence[str],
@@ -126,7 +144,7 @@ def zero_shot(
     return results[0] if single else results
 
 
-@gpu_work
+@gpu_work(preload=_preload_clip_for)
 def template_scores(
     image: ImageInput,
     labels: str | Sequence[str],
@@ -156,7 +174,7 @@ def template_scores(
     return scores
 
 
-@gpu_work
+@gpu_work(preload=_preload_eager_clip_for)
 def zero_shot_map(
     image: ImageInput,
     label: str,
@@ -294,15 +312,6 @@ def fill(template: str, label: str) -> str:
 
 
 # ---- models -----------------------------------------------------------------------------------------------
-
-
-def uses_transformers(model: str) -> bool:
-    """Whether a model name runs on the transformers backend (which takes no pretrained tag), so a UI can
-    grey out its pretrained box. Never raises: a name that resolves to nothing is not transformers."""
-    try:
-        return resolve_model(model)[0] == "transformers"
-    except ValueError:
-        return False
 
 
 def takes_pretrained(model: str) -> bool:
@@ -656,6 +665,10 @@ def _checkpoint_format_ok(path: str, mtime_ns: int, size: int) -> bool:
 
 def load_error_message(name: str, pretrained: str | None, error: Exception) -> str:
     failure = hub_failure(error)
+    hub_name = name.removeprefix("hf-hub:")
+    refused = hub.repository_message(failure, hub_name, instead="a 'local-dir:' folder or a local checkpoint file")
+    if refused is not None:
+        return refused
     # Weights that open_clip fetches by URL rather than from the Hub fail with urllib's errors, which are OSErrors.
     unreachable = failure is HubFailure.NOT_CACHED or (failure is None and isinstance(error, OSError))
     if name.startswith("hf-hub:") and (unreachable or failure is not None):

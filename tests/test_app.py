@@ -177,72 +177,7 @@ def test_zero_gpu_uses_spaces_gpu(monkeypatch):
     assert app.zero_gpu_decorator() is gpu
 
 
-def test_lend_gpu_routes_each_marked_call_through_the_lender_once(monkeypatch):
-    import pickle
-
-    from core import gpu
-
-    monkeypatch.setattr(gpu, "_entry_points", {})
-    monkeypatch.setattr(gpu, "_lent", {})
-
-    @gpu.gpu_work
-    def caption_all(images, *, on_load=None, on_run=None):
-        captions = [describe(image) for image in images]  # an entry point calling another, as batch calls do
-        if on_run is not None:
-            on_run(f"ran on {len(images)} images")
-        return captions
-
-    @gpu.gpu_work
-    def describe(image):
-        return f"a photo of {image}"
-
-    slots = []
-
-    def lender(function):
-        """What ZeroGPU's spaces.GPU does: run the call elsewhere, its arguments and result sent by pickle."""
-
-        def on_gpu(*args, **kwargs):
-            slots.append(function.__name__)
-            return pickle.loads(
-                pickle.dumps(function(*pickle.loads(pickle.dumps(args)), **pickle.loads(pickle.dumps(kwargs))))
-            )
-
-        return on_gpu
-
-    runs = []
-    assert caption_all(["a cat"], on_run=runs.append) == ["a photo of a cat"] and slots == []  # nothing lent yet
-    assert [name.rsplit(".", 1)[-1] for name in gpu.lend_gpu(lender)] == ["caption_all", "describe"]
-    # A lambda cannot be pickled: the callbacks must stay in this process, and the report still arrives.
-    captions = caption_all(["a cat", "a dog"], on_load=lambda name: None, on_run=lambda run: runs.append(run))
-    assert captions == ["a photo of a cat", "a photo of a dog"]
-    assert runs == ["ran on 1 images", "ran on 2 images"]
-    assert slots == ["caption_all"]  # the inner calls ran in the outer call's slot
-    assert describe("a cup") == "a photo of a cup" and slots == ["caption_all", "describe"]
-    gpu.stop_lending()
-    assert describe("a cup") == "a photo of a cup" and len(slots) == 2
-
-
-def test_the_engine_marks_its_tensor_work_for_zero_gpu():
-    import core  # noqa: F401 - importing the engine marks its entry points
-    from core.gpu import entry_points
-
-    marked = set(entry_points())
-    for name in (
-        "core.classify.classify",
-        "core.batch.classify_files",
-        "core.batch.caption_files",
-        "core.attention.explain",
-        "core.attention.features",
-        "core.caption.caption",
-        "core.caption.caption_attention",
-        "core.zero_shot.zero_shot",
-        "core.zero_shot.template_scores",
-        "core.zero_shot.zero_shot_map",
-    ):
-        assert name in marked, f"{name} is not marked with @gpu_work"
-
-
-def test_the_ui_calls_the_lent_engine_on_zero_gpu(tmp_path):
+def test_the_ui_calls_the_lent_engine_on_zero_gpu(tmp_path, tiny_vit_dir):
     """The real seam, in a fresh process: lend the GPU as run_gradio does, then call the engine through the names
     the front end imported."""
     (tmp_path / "spaces.py").write_text(
@@ -260,17 +195,16 @@ def test_the_ui_calls_the_lent_engine_on_zero_gpu(tmp_path):
         from core.gpu import lend_gpu
         lend_gpu(app.zero_gpu_decorator())
         import ui.gradio_app
+        import os
         from skimage import data
-        try:
-            ui.gradio_app.classify(data.chelsea(), "no/such-model-here")
-        except ValueError:
-            pass  # the load fails offline; the call went through the lender first
+        ui.gradio_app.classify(data.chelsea(), os.environ["TINY_VIT"])
         print("calls:", spaces.CALLS)
     """)
     env = {
         **os.environ,
         "SPACES_ZERO_GPU": "true",
         "HF_HUB_OFFLINE": "1",
+        "TINY_VIT": str(tiny_vit_dir),
         "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
     }
     result = subprocess.run(
@@ -389,3 +323,21 @@ def test_the_server_caps_mallocs_arenas_unless_the_user_chose(off_a_space, monke
     args = app.parse_args(["--ui", "streamlit"])
     assert app.streamlit_env(args, {})["MALLOC_ARENA_MAX"] == str(app.MALLOC_ARENAS)
     assert app.streamlit_env(args, {"MALLOC_ARENA_MAX": "8"})["MALLOC_ARENA_MAX"] == "8"
+
+
+# ---- settings ---------------------------------------------------------------------------------------------------
+
+
+def test_the_environment_gives_the_flags_defaults_and_a_flag_wins(off_a_space, monkeypatch, tmp_path):
+    monkeypatch.setenv("VIT_STUDIO_DEVICE", "cpu")
+    monkeypatch.setenv("VIT_STUDIO_MODEL", str(tmp_path))
+    monkeypatch.setenv("VIT_STUDIO_TRUST_REMOTE_CODE", "1")  # only the flag turns remote code on
+    args = app.parse_args([])
+    assert (args.device, args.model, args.trust_remote_code) == ("cpu", str(tmp_path), False)
+    assert app.parse_args(["--device", "cuda:1"]).device == "cuda:1"
+
+
+def test_an_unreadable_variable_stops_the_app_with_one_line(monkeypatch):
+    monkeypatch.setenv("VIT_STUDIO_MAX_DATA_FILES", "lots")
+    with pytest.raises(SystemExit, match="error: VIT_STUDIO_MAX_DATA_FILES='lots' is not a number"):
+        app.main(["--port", "7999"])
