@@ -84,6 +84,19 @@ def hub_failure(error: BaseException | None) -> HubFailure | None:
     return None
 
 
+def repository_message(failure: HubFailure | None, name: str, instead: str) -> str | None:
+    """The sentence for a repository the Hub will not give (gated, missing or private), ending with what to use
+    `instead`; None for any other failure."""
+    if failure is HubFailure.GATED:
+        return (
+            f"'{name}' is gated on the Hugging Face Hub: accept its terms on its page and log in with "
+            f"hf auth login, or use {instead}."
+        )
+    if failure is HubFailure.NO_SUCH_REPO:
+        return f"There is no '{name}' on the Hugging Face Hub (or it is private). Check the id, or use {instead}."
+    return None
+
+
 def _chain(error: BaseException | None) -> list[BaseException]:
     links: list[BaseException] = []
     while error is not None and error not in links:

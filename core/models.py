@@ -390,16 +390,9 @@ def _explain_load_failure(name: str, error: Exception) -> str:
             )
         return f"The folder '{name}' does not hold a model this tab can use: {_first_line(error)}"
     failure = hub_failure(error)
-    if failure is HubFailure.GATED:
-        return (
-            f"'{name}' is gated on the Hugging Face Hub: accept its terms on its page, log in with "
-            "hf auth login, or type the path of a local folder written by save_pretrained."
-        )
-    if failure is HubFailure.NO_SUCH_REPO:
-        return (
-            f"There is no model '{name}' on the Hugging Face Hub (or it is private). Check the id, "
-            "or type the path of a local folder written by save_pretrained."
-        )
+    refused = hub.repository_message(failure, name, instead="the path of a local folder written by save_pretrained")
+    if refused is not None:
+        return refused
     if "safetensors" in text and (failure is HubFailure.NO_SUCH_FILE or "does not appear to have" in text):
         return (
             f"'{name}' has no safetensors weights on the Hub. ViT Studio loads safetensors only "

@@ -73,7 +73,7 @@ def test_a_missing_repository_is_told_by_its_type(fake_hub):
     with pytest.raises(ModelLoadError) as caught:
         load_classifier("nobody/missing-vit")
     assert hub_failure(caught.value) is HubFailure.NO_SUCH_REPO
-    assert "There is no model 'nobody/missing-vit' on the Hugging Face Hub" in str(caught.value)
+    assert "There is no 'nobody/missing-vit' on the Hugging Face Hub (or it is private)" in str(caught.value)
 
 
 def test_a_gated_repository_says_how_to_get_in(fake_hub):
@@ -81,6 +81,15 @@ def test_a_gated_repository_says_how_to_get_in(fake_hub):
         load_classifier("somebody/gated-vit")
     assert hub_failure(caught.value) is HubFailure.GATED
     assert "gated" in str(caught.value) and "hf auth login" in str(caught.value)
+
+
+def test_a_gated_clip_on_the_hub_says_how_to_get_in_too(fake_hub):
+    from core.zero_shot import load_clip
+
+    with pytest.raises(ModelLoadError) as caught:
+        load_clip("hf-hub:somebody/gated-vit")
+    assert hub_failure(caught.value) is HubFailure.GATED
+    assert "'somebody/gated-vit' is gated" in str(caught.value) and "local-dir:" in str(caught.value)
 
 
 def test_offline_and_not_cached_is_told_by_its_type(monkeypatch):

@@ -195,15 +195,15 @@ def find_token(token_env: str) -> str:
 
 def upload_space(folder: Path, space_id: str, token: str, private: bool = False) -> str:
     """Create the Space if it is new (a Gradio one) and upload the folder as one commit; returns its URL."""
-    from huggingface_hub import HfApi, constants
+    from huggingface_hub import HfApi
 
-    if constants.HF_HUB_OFFLINE:  # the client's own reading of HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE
+    from core import hub  # here, not at the top: assembling a Space (--dry-run) needs no torch
+
+    if hub.offline():
         raise DeployError(
             "Offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set), which forbids any "
             "upload: unset it, or use --dry-run DIR to assemble the Space without uploading."
         )
-    from core import hub  # here, not at the top: assembling a Space (--dry-run) needs no torch
-
     endpoint = hub.endpoint()
     if not hub.reachable(endpoint, timeout_s=5.0, remember_s=0.0):
         raise DeployError(
