@@ -44,9 +44,12 @@ def is_loopback(host: str) -> bool:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Imported here, not at the top, so that `python app.py deploy` does not wait for torch.
-    from core.settings import DEFAULT_CLASSIFIER, PRECISIONS, current_settings
+    from core.settings import PRECISIONS, environment_settings
 
-    space = on_space()
+    # The environment's VIT_STUDIO_* settings are the defaults; a flag given wins. Remote code and server paths are
+    # the exception: only their flags turn them on, so a variable left over from another run cannot.
+    environment = environment_settings()
+    space = environment.on_space
     parser = argparse.ArgumentParser(
         description="ViT Studio: see what Vision Transformers do. `python app.py deploy --help` puts it on a Space."
     )
@@ -61,11 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default="auto",
+        default=environment.precision,
         help="auto = bf16 where the hardware is fast at it (AMX / AVX512-BF16 CPUs, CUDA), else fp32",
     )
-    parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
-    parser.add_argument("--model", default=DEFAULT_CLASSIFIER, help="default classifier: hub id or local folder")
+    parser.add_argument("--device", default=environment.device, help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--model", default=environment.default_model, help="default classifier: hub id or local folder")
     parser.add_argument(
         "--trust-remote-code", action="store_true", help="allow models whose repository ships its own Python code"
     )
@@ -75,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="let the Train tab read a folder on this machine by its path (never on a public Space)",
     )
     parser.add_argument(
-        "--runs-dir", default=str(current_settings().runs_dir), help="where training runs are kept (default: runs/)"
+        "--runs-dir", default=str(environment.runs_dir), help="where training runs are kept (default: runs/)"
     )
     return parser.parse_args(argv)
 
@@ -105,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return deploy.main(argv[1:])
     limit_malloc_arenas()
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except ValueError as error:  # a VIT_STUDIO_* variable that cannot be read: one line, not a traceback
+        raise SystemExit(f"error: {error}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own health checks are not news
     if args.allow_server_paths and on_space():

@@ -7,7 +7,15 @@ from .classify import classify
 from .examples import example_images
 from .images import IMAGE_SUFFIXES, ImageError, load_image
 from .models import ModelLoadError, preload_classifier
-from .settings import DEFAULT_CLASSIFIER, PRECISIONS, Settings, configure, current_settings, use_settings
+from .settings import (
+    DEFAULT_CLASSIFIER,
+    PRECISIONS,
+    Settings,
+    configure,
+    current_settings,
+    environment_settings,
+    use_settings,
+)
 from .types import (
     CaptionAttention,
     Explanation,
@@ -70,6 +78,7 @@ __all__ = [
     "configure",
     "current_settings",
     "use_settings",
+    "environment_settings",
     "Settings",
     "PRECISIONS",
     "preload_classifier",

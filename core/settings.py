@@ -1,5 +1,7 @@
-"""Every launch-time choice in one object: app.py's flags, or (in a process of its own, such as `streamlit run`)
-the environment. The only module in the project that reads ViT Studio's environment variables."""
+"""Every launch-time choice in one object, from app.py's flags or from the environment.
+
+The only module in the project that reads ViT Studio's environment variables: a process of its own (such as
+`streamlit run`) takes app.py's flags from them."""
 
 from __future__ import annotations
 
@@ -95,10 +97,17 @@ def _parsed(text: str, default: Any, name: str, variable: str | None) -> Any:
         return text.lower() in _TRUE
     if isinstance(default, Path):
         return Path(text).expanduser()
+    if isinstance(default, str):
+        return text
     try:
-        return type(default)(text.replace("_", ""))
+        return type(default)(text.replace("_", ""))  # 50_000_000 reads as Python writes it
     except ValueError:
         raise ValueError(f"{variable}={text!r} is not a number: set it to e.g. {default}, or unset it.") from None
+
+
+def environment_settings() -> Settings:
+    """The settings this process's environment gives, read now (nothing is put in place)."""
+    return from_environment(os.environ)
 
 
 _configured: Settings | None = None
@@ -106,7 +115,7 @@ _configured: Settings | None = None
 
 def current_settings() -> Settings:
     """The launch settings: what configure() set, else the environment as it is now."""
-    return _configured if _configured is not None else from_environment(os.environ)
+    return _configured if _configured is not None else environment_settings()
 
 
 class _Keep:

@@ -20,7 +20,7 @@ def test_each_variable_reaches_its_setting():
         "VIT_STUDIO_DEVICE": "cpu",
         "VIT_STUDIO_PRECISION": "fp32",
         "VIT_STUDIO_TRUST_REMOTE_CODE": "1",
-        "VIT_STUDIO_MODEL": " ./my-run ",
+        "VIT_STUDIO_MODEL": " ./my_run ",
         "VIT_STUDIO_MODEL_CACHE": "5",
         "VIT_STUDIO_MAX_PIXELS": "1_000_000",
         "VIT_STUDIO_RUNS": "/data/runs",
@@ -34,7 +34,7 @@ def test_each_variable_reaches_its_setting():
         "cpu",
         "fp32",
         True,
-        "./my-run",
+        "./my_run",
     )
     assert (read.model_cache_size, read.max_pixels, read.max_data_bytes) == (5, 1_000_000, 1024)
     assert read.runs_dir == Path("/data/runs") and read.keep_runs_hours == 0.5

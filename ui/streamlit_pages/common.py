@@ -1,5 +1,4 @@
-"""What every Streamlit page shares: settings from the environment, engine errors as messages, load notices,
-uploads on disk, sliders."""
+"""What every Streamlit page shares: settings, engine errors as messages, load notices, uploads, sliders."""
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import io
 import tempfile
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
@@ -18,14 +17,14 @@ from PIL import Image
 from core import (
     IMAGE_SUFFIXES,
     Prediction,
-    configure,
     current_settings,
+    environment_settings,
     example_images,
     preload_classifier,
     use_settings,
 )
 from training import shared_model_folders
-from ui.shared.texts import loading_text
+from ui.shared.texts import PHOTO_LABEL, loading_text
 from ui.shared.widgets import Slider
 
 T = TypeVar("T")
@@ -66,8 +65,11 @@ def server_paths_allowed() -> bool:
 def configure_engine_from_environment() -> None:
     """Device, precision and remote code come from the environment (`streamlit run` starts a process of its own);
     on a shared app (VIT_STUDIO_SHARED, or a Space) models load by path only from the app's own folders."""
-    launch = use_settings(None)  # read afresh on each run of the page: this process's flags are its environment
-    configure(model_folders=shared_model_folders(launch.default_model) if launch.shared else None)
+    launch = environment_settings()  # this process's flags are its environment
+    model_folders = shared_model_folders(launch.default_model) if launch.shared else None
+    # Put in place whole, in one step: sessions run their pages in parallel threads, and none may see the settings
+    # without their model folders (which would let a model box load from any path).
+    use_settings(replace(launch, model_folders=model_folders))
 
 
 @st.cache_resource(show_spinner=False)
@@ -154,7 +156,7 @@ def slider(spec: Slider, key: str, container: Any = st) -> Any:
 def photo_input(key: str) -> Photo | None:
     """An uploaded photo, a camera shot, or one of the example photos (in that order of preference)."""
     upload = st.file_uploader(
-        "Photo",
+        PHOTO_LABEL,
         type=IMAGE_TYPES,
         key=f"{key}_upload",
         help="Any image file; EXIF rotation is applied, and large images are refused.",
