@@ -18,7 +18,9 @@ class RunInfo:
     model: str  # the resolved name: a hub id or an absolute folder path
     device: str  # "cpu", "cuda:0", "mps"
     dtype: str  # "float32", "bfloat16", "float16"
-    milliseconds: float  # the computation alone; loading the model is not counted
+    # From the model being ready to the results: the model's work and, in batch calls, reading the files after the
+    # first batch; never loading the model (a first use may download it) nor reading what came before it.
+    milliseconds: float
 
 
 # Engine calls take these as keyword-only options. on_load hears the model's name just before a model that is not in

@@ -166,20 +166,23 @@ def zip_image_entries(
 def _check_declared_totals(entries: list[zipfile.ZipInfo], label: str, limits: ZipLimits) -> None:
     """Refuse zip bombs from the central directory, before a byte is unpacked."""
     if len(entries) > limits.max_files:
-        raise ZipRefusedError(_too_many_files_message(label, len(entries), limits))
+        raise ZipRefusedError(too_many_files_message(label, len(entries), limits))
     declared = sum(info.file_size for info in entries)
     if declared > limits.max_bytes:
-        raise ZipRefusedError(_too_many_bytes_message(label, declared, limits, verb="unpacks to"))
+        raise ZipRefusedError(too_many_bytes_message(label, declared, limits, verb="unpacks to"))
 
 
-def _too_many_files_message(label: str, count: int, limits: ZipLimits) -> str:
+def too_many_files_message(label: str, count: int, limits: ZipLimits, *, at_least: bool = False) -> str:
+    """The one refusal for too many files, whether a zip, an upload or a folder (counted until the limit: at_least)."""
+    counted = f"at least {count:,}" if at_least else f"{count:,}"
     return (
-        f"{label} holds {count:,} files; the limit is {limits.max_files:,}. Use fewer images, or raise "
-        f"{FILES_VARIABLE}."
+        f"{label} holds {counted} files; the limit is {limits.max_files:,}. Use fewer images, "
+        f"or raise {FILES_VARIABLE}."
     )
 
 
-def _too_many_bytes_message(label: str, size: int, limits: ZipLimits, verb: str) -> str:
+def too_many_bytes_message(label: str, size: int, limits: ZipLimits, *, verb: str = "holds") -> str:
+    """The one refusal for too many bytes: `verb` says how they were counted ('unpacks to', 'holds')."""
     return (
         f"{label} {verb} {_size(size)}; the limit is {_size(limits.max_bytes)}. Use fewer or smaller images, "
         f"or raise {BYTES_VARIABLE}."
@@ -210,7 +213,7 @@ class ZipReader:
             self.unpacked_bytes += len(chunk)
             if self.unpacked_bytes > self.limits.max_bytes:
                 raise ZipRefusedError(
-                    _too_many_bytes_message(self.label, self.unpacked_bytes, self.limits, verb="unpacked to more than")
+                    too_many_bytes_message(self.label, self.unpacked_bytes, self.limits, verb="unpacked to more than")
                 )
             yield chunk
 

@@ -949,9 +949,15 @@ def test_head_grid_captions_count_heads_from_one_like_attention_map(tiny_vit_dir
 def test_a_comparison_keeps_the_class_only_for_the_same_model():
     from ui.shared.attention import comparison_target
 
-    assert comparison_target("tabby cat", "google/vit-base-patch16-224", "google/vit-base-patch16-224") == "tabby cat"
-    assert comparison_target("tabby cat", "google/vit-base-patch16-224", "facebook/deit-small-patch16-224") is None
-    assert comparison_target(None, "a", "a") is None
+    assert (
+        comparison_target("tabby cat", "google/vit-base-patch16-224", other_model="google/vit-base-patch16-224")
+        == "tabby cat"
+    )
+    assert (
+        comparison_target("tabby cat", "google/vit-base-patch16-224", other_model="facebook/deit-small-patch16-224")
+        is None
+    )
+    assert comparison_target(None, "a", other_model="a") is None
 
 
 def test_explain_and_features_carry_what_they_ran_on(tiny_vit_dir, photos, empty_model_cache):

@@ -1,5 +1,7 @@
-"""The architecture, checked: the engine imports no UI library and speaks no Markdown, ui/shared imports neither
-front end's library, and the front ends use only the engine's public names."""
+"""The architecture, checked: the layers import and say only what they should.
+
+The engine imports no UI library and speaks no Markdown, ui/shared imports neither front end's library, and the
+front ends use only the engine's public names."""
 
 from __future__ import annotations
 

@@ -176,3 +176,20 @@ def test_upload_whose_folder_names_were_lost_asks_for_a_zip(tmp_path):
         "pets/cat/p0.jpg",
         "pets/cat/p1.jpg",
     ]
+
+
+def test_pairs_whose_first_folders_are_upload_hashes_ask_for_a_zip(tmp_path):
+    """The check reads a pair by its name, as training does: names that start in Gradio's hash folders lost
+    their classes too, while one pair with a real folder means the classes are known."""
+    from training import DataError
+    from ui.train_tab import check_folder_names_survived
+
+    files = [tmp_path / f"{index:064x}" / f"p{index}.jpg" for index in range(2)]
+    hashed = [(f"{index:064x}/p{index}.jpg", file) for index, file in enumerate(files)]
+    with pytest.raises(DataError, match="Upload a .zip"):
+        check_folder_names_survived(hashed)
+    with pytest.raises(DataError, match="Upload a .zip"):
+        check_folder_names_survived([(f"\\{index:064x}\\p{index}.jpg", file) for index, file in enumerate(files)])
+    check_folder_names_survived([*hashed, ("pets/cat/p2.jpg", tmp_path / "p2.jpg")])
+    check_folder_names_survived([str(files[0]), ("pets/cat/p2.jpg", tmp_path / "p2.jpg")])
+    check_folder_names_survived([("p0.jpg", files[0]), ("p1.jpg", files[1])])  # no folder: no hash to judge

@@ -82,16 +82,16 @@ def test_the_train_forms_numbers_get_a_sentence(field, value):
             form_config(
                 "data",
                 "vit-small-scratch",
-                "full",
-                3,
-                5e-5,
-                numbers["batch size"],
-                0.0,
-                0.0,
-                numbers["image size"],
-                True,
-                numbers["seed"],
-                "auto",
+                mode="full",
+                epochs=3,
+                learning_rate=5e-5,
+                batch_size=numbers["batch size"],
+                weight_decay=0.0,
+                warmup_ratio=0.0,
+                image_size=numbers["image size"],
+                augment=True,
+                seed=numbers["seed"],
+                precision="auto",
             )
         )
 
@@ -100,7 +100,18 @@ def test_a_train_form_reads_into_the_engines_config():
     """The forms' numbers arrive as floats (Gradio) or ints (Streamlit); 0 as the image size means the model's own,
     and the scratch preset in "Start from" trains from a config rather than loading a model."""
     config = form_config(
-        "shapes.zip", "vit-small-scratch", "head", 10.0, 1e-3, 16.0, None, 0.1, 0.0, True, 42.0, "bf16"
+        "shapes.zip",
+        "vit-small-scratch",
+        mode="head",
+        epochs=10.0,
+        learning_rate=1e-3,
+        batch_size=16.0,
+        weight_decay=None,
+        warmup_ratio=0.1,
+        image_size=0.0,
+        augment=True,
+        seed=42.0,
+        precision="bf16",
     )
     assert (config.num_train_epochs, config.per_device_train_batch_size, config.seed) == (10, 16, 42)
     assert all(
@@ -109,7 +120,18 @@ def test_a_train_form_reads_into_the_engines_config():
     assert config.image_size is None and config.weight_decay == 0.0 and config.precision == "bf16"
     assert (config.model_name_or_path, config.config_name) == (None, "vit-small-scratch")
     from_model = form_config(
-        "shapes.zip", " google/vit-base-patch16-224 ", "full", 3, 5e-5, 8, 0.01, 0.0, 384, False, 7, "auto"
+        "shapes.zip",
+        " google/vit-base-patch16-224 ",
+        mode="full",
+        epochs=3,
+        learning_rate=5e-5,
+        batch_size=8,
+        weight_decay=0.01,
+        warmup_ratio=0.0,
+        image_size=384,
+        augment=False,
+        seed=7,
+        precision="auto",
     )
     assert (from_model.model_name_or_path, from_model.config_name, from_model.image_size) == (
         "google/vit-base-patch16-224",
@@ -119,7 +141,20 @@ def test_a_train_form_reads_into_the_engines_config():
     check_config(config)
     check_config(from_model)
     with pytest.raises(ValueError, match="The epochs must be a whole number, not 2.5"):
-        form_config("shapes.zip", "vit-small-scratch", "head", 2.5, 1e-3, 16, 0, 0, 0, True, 42, "auto")
+        form_config(
+            "shapes.zip",
+            "vit-small-scratch",
+            mode="head",
+            epochs=2.5,
+            learning_rate=1e-3,
+            batch_size=16,
+            weight_decay=0,
+            warmup_ratio=0,
+            image_size=0,
+            augment=True,
+            seed=42,
+            precision="auto",
+        )
 
 
 def test_cli_image_size_30000_is_one_line_and_no_traceback(tmp_path):

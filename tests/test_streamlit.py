@@ -305,6 +305,12 @@ def test_server_paths_only_when_allowed(app, monkeypatch):
     assert errors(at), "a missing folder gets the engine's message"
 
 
+def test_the_zip_box_takes_the_engines_data_limit_from_the_environment(app, monkeypatch):
+    assert app("train").file_uploader(key="train_zip").proto.max_upload_size_mb == 2048  # the default 2 GB
+    monkeypatch.setenv("VIT_STUDIO_MAX_DATA_BYTES", str(5 * 2**20))
+    assert app("train").file_uploader(key="train_zip").proto.max_upload_size_mb == 5
+
+
 def test_train_stop_then_resume_from_earlier_runs(app, tiny_vit_dir, shapes_zip, runs_dir):
     from training.events import Started, Step, Stopped
     from training.jobs import current_job

@@ -577,12 +577,12 @@ def test_dataset_reads_a_sample_list_built_by_hand(tmp_path, small_photo):
 def test_the_users_own_images_come_before_the_example_data_set(tmp_path):
     example = tmp_path / "shapes.zip"
     pairs = [("pets/cat/a.jpg", tmp_path / "a.jpg")]
-    assert chosen_source(tmp_path / "mine.zip", pairs, "/data", example) == tmp_path / "mine.zip"
-    assert chosen_source(None, pairs, "/data", example) == pairs
-    assert chosen_source(None, None, " /data ", example) == "/data"
-    assert chosen_source(None, None, "  ", example) == example
+    assert chosen_source(tmp_path / "mine.zip", pairs, server_path="/data", example=example) == tmp_path / "mine.zip"
+    assert chosen_source(None, pairs, server_path="/data", example=example) == pairs
+    assert chosen_source(None, None, server_path=" /data ", example=example) == "/data"
+    assert chosen_source(None, None, server_path="  ", example=example) == example
     with pytest.raises(DataError, match="Give the images first"):
-        chosen_source(None, [], "", None)
+        chosen_source(None, [], server_path="", example=None)
 
 
 def test_example_data_set_is_written_once_and_checks_clean(tmp_path):

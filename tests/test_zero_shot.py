@@ -384,7 +384,7 @@ def test_hub_clip_not_fetchable_offline(fresh_cache, chelsea, tmp_path, monkeypa
 
 
 def test_backend_from_the_name(tiny_hf_clip_dir, tiny_open_clip_dir, tmp_path):
-    from core.zero_shot import resolve_model, uses_transformers
+    from core.zero_shot import resolve_model
 
     assert resolve_model("ViT-B-32") == ("open_clip", "ViT-B-32")
     assert resolve_model("ViT-B/32")[0] == "open_clip"
@@ -394,10 +394,7 @@ def test_backend_from_the_name(tiny_hf_clip_dir, tiny_open_clip_dir, tmp_path):
     assert resolve_model(str(tiny_open_clip_dir)) == ("open_clip", f"local-dir:{tiny_open_clip_dir}")
     assert resolve_model("openai/clip-vit-base-patch32") == ("transformers", "openai/clip-vit-base-patch32")
     assert resolve_model(str(tiny_hf_clip_dir)) == ("transformers", str(tiny_hf_clip_dir))
-    assert [
-        uses_transformers(name)
-        for name in ("ViT-B-32", "openai/clip-vit-base-patch32", str(tiny_hf_clip_dir), "ViT-Q-99", "")
-    ] == [False, True, True, False, False]
+    assert resolve_model("ViT-B-32")[0] == "open_clip"
     with pytest.raises(ValueError, match="is neither a model id on the Hub nor a model folder.*config.json"):
         resolve_model(str(tmp_path))
     with pytest.raises(
@@ -413,7 +410,7 @@ def test_backend_from_the_name(tiny_hf_clip_dir, tiny_open_clip_dir, tmp_path):
 def test_pretrained_tags_and_choices(tiny_hf_clip_dir, tiny_open_clip_dir):
     import open_clip
 
-    from core.zero_shot import pretrained_tags, takes_pretrained, uses_transformers
+    from core.zero_shot import pretrained_tags, resolve_model, takes_pretrained
     from ui.shared.widgets import ZERO_SHOT_CHOICES
 
     assert takes_pretrained("ViT-B-32") and takes_pretrained("ViT-B/32")
@@ -435,9 +432,9 @@ def test_pretrained_tags_and_choices(tiny_hf_clip_dir, tiny_open_clip_dir):
     assert pretrained_tags("hf-hub:timm/ViT-B-16-SigLIP") == [] and pretrained_tags("ViT-Q-99") == []
     for model, tag in ZERO_SHOT_CHOICES:
         if tag is None:
-            assert uses_transformers(model)
+            assert resolve_model(model)[0] == "transformers"
         else:
-            assert (model, tag) in open_clip.list_pretrained() and not uses_transformers(model)
+            assert (model, tag) in open_clip.list_pretrained() and resolve_model(model)[0] == "open_clip"
 
 
 def test_local_dir_matches_open_clip_recipe(fresh_cache, tiny_open_clip_dir, chelsea):

@@ -30,6 +30,8 @@ from core.zips import (
     ZipRefusedError,
     is_unsafe_zip_name,
     open_zip,
+    too_many_bytes_message,
+    too_many_files_message,
     zip_limits,
 )
 
@@ -315,7 +317,7 @@ def _link_files(items: list, target: Path, limits: ZipLimits) -> tuple[Path, lis
             "No files were given: upload a folder with one sub-folder of images per class, or a .zip of it."
         )
     if len(items) > limits.max_files:
-        raise DataError(_too_many_files_message("The upload", len(items), limits))
+        raise DataError(too_many_files_message("The upload", len(items), limits))
     named = [_relative_name(item) for item in items]
     unsafe = next((name for name, _ in named if is_unsafe_zip_name(name)), None)
     if unsafe is not None:
@@ -337,7 +339,7 @@ def _link_files(items: list, target: Path, limits: ZipLimits) -> tuple[Path, lis
         seen.add(name)
         copied_bytes += path.stat().st_size
         if copied_bytes > limits.max_bytes:
-            raise DataError(_too_many_bytes_message("The upload", copied_bytes, limits))
+            raise DataError(too_many_bytes_message("The upload", copied_bytes, limits))
         _link_or_copy(path, target / name)
     return target, skipped
 
@@ -358,24 +360,6 @@ def _link_or_copy(source: Path, destination: Path) -> None:
         os.link(source, destination)  # free and instant when both sides are on one file system
     except OSError:
         shutil.copyfile(source, destination)
-
-
-def _too_many_files_message(label: str, count: int, limits: ZipLimits) -> str:
-    return (
-        f"{label} has too many files (at least {count:,}); the limit is {limits.max_files:,}. "
-        "Use fewer images, or raise VIT_STUDIO_MAX_DATA_FILES."
-    )
-
-
-def _too_many_bytes_message(label: str, size: int, limits: ZipLimits, verb: str = "holds") -> str:
-    return (
-        f"{label} {verb} {_gigabytes(size)}; the limit is {_gigabytes(limits.max_bytes)}. "
-        "Use fewer or smaller images, or raise VIT_STUDIO_MAX_DATA_BYTES."
-    )
-
-
-def _gigabytes(size: int) -> str:
-    return f"{size / 1e9:.2f} GB" if size >= 10_000_000 else f"{size:,} bytes"
 
 
 # --- finding the images -------------------------------------------------------------------------------------
@@ -444,7 +428,9 @@ def _walk_images(source_root: Path, data_root: Path, limits: ZipLimits) -> tuple
         for file_name in sorted(files):
             seen_files += 1
             if seen_files > limits.max_files:
-                raise DataError(_too_many_files_message(source_root.name or str(source_root), seen_files, limits))
+                raise DataError(
+                    too_many_files_message(source_root.name or str(source_root), seen_files, limits, at_least=True)
+                )
             path = folder_path / file_name
             name = _name_in(source_root, path)
             reason = _name_skip_reason(name)

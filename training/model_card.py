@@ -1,5 +1,6 @@
-"""The model card a run takes to the Hugging Face Hub: its README.md, in the Markdown (with YAML front matter) the
-Hub renders. The one place in training/ that writes Markdown: a file format, not a page."""
+"""The model card a run takes to the Hugging Face Hub: its README.md, with YAML front matter.
+
+The one place in training/ that writes Markdown: it is the file format the Hub renders, not a page of ours."""
 
 from __future__ import annotations
 
