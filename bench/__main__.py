@@ -1,5 +1,6 @@
-"""Command line for the benchmarks: `python -m bench NAME [--quick] [--images N]`, NAME one of classify, explain,
-caption, zero-shot, train, load."""
+"""Command line for the benchmarks: `python -m bench NAME [--quick] [--images N]`.
+
+NAME is one of classify, explain, caption, zero-shot, train, load."""
 
 from __future__ import annotations
 

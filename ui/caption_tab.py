@@ -16,16 +16,31 @@ from core import (
 )
 from ui.components import ImagePath
 from ui.gradio_common import load_progress, output_folder, require_image, slider, user_errors
-from ui.shared.batch import CAPTION_CSV_COLUMNS, batch_summary, caption_table, write_caption_csv
+from ui.shared.batch import (
+    CAPTION_CSV_COLUMNS,
+    CAPTIONS_CSV,
+    DONE_CAPTIONED,
+    batch_summary,
+    caption_table,
+    write_caption_csv,
+)
 from ui.shared.caption import decoding_settings, numbered, shown_captions, usable_prompt, word_overlays
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
+    CAPTION_ALL_BUTTON,
+    CAPTION_BUTTON,
     CAPTION_INTRO,
     CAPTION_MODEL_INFO,
     CAPTION_TO_MAP,
+    CAPTIONER_LABEL,
+    COLORMAP_LABEL,
     COLORMAPS,
+    DECODING_LABEL,
     FILES_LABEL,
+    MANY_IMAGES_TAB,
+    MAP_WORDS_BUTTON,
     NO_FILES,
+    ONE_IMAGE_TAB,
     PROMPT_INFO,
     PROMPT_LABEL,
     PROMPT_LEFT_OUT,
@@ -55,7 +70,7 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
             list(dict.fromkeys([default_model, *CAPTIONER_CHOICES])),
             value=default_model,
             allow_custom_value=True,
-            label="Captioner",
+            label=CAPTIONER_LABEL,
             info=CAPTION_MODEL_INFO,
             scale=3,
             min_width=300,
@@ -69,9 +84,9 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
             **_prompt_box(default_model),
             elem_id="caption-prompt",
         )
-    with gr.Accordion("Decoding", open=False):
+    with gr.Accordion(DECODING_LABEL, open=False):
         with gr.Row():
-            strategy = gr.Radio(list(DECODING_STRATEGIES), value=DEFAULT_DECODING, label="Decoding", min_width=260)
+            strategy = gr.Radio(list(DECODING_STRATEGIES), value=DEFAULT_DECODING, label=DECODING_LABEL, min_width=260)
             num_beams = slider(BEAMS)
             num_captions = slider(CAPTIONS)
         with gr.Row():
@@ -82,7 +97,7 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
             no_repeat = slider(NO_REPEAT_NGRAM)
     decoding = [strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty, no_repeat]
     with gr.Tabs():
-        with gr.Tab("One image"):
+        with gr.Tab(ONE_IMAGE_TAB):
             with gr.Row(equal_height=False):
                 with gr.Column():
                     image = ImagePath(
@@ -93,7 +108,7 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
                         height=320,
                         elem_id="caption-photo",
                     )
-                    run = gr.Button("Caption", variant="primary")
+                    run = gr.Button(CAPTION_BUTTON, variant="primary")
                     gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
                 with gr.Column():
                     captions = gr.Markdown(elem_id="captions", label="captions")
@@ -109,20 +124,20 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
                         )
                         with gr.Row():
                             layer = slider(DECODER_LAYER)
-                            cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap")
+                            cmap = gr.Dropdown(COLORMAPS, value="jet", label=COLORMAP_LABEL)
                             alpha = slider(OPACITY)
-                    map_words = gr.Button("Map the words")
+                    map_words = gr.Button(MAP_WORDS_BUTTON)
             words = gr.Gallery(
                 label=f"{WORD_MAPS_TITLE} (the decoder's cross-attention; click to enlarge)",
                 columns=6,
                 height=300,
                 elem_id="word-maps",
             )
-        with gr.Tab("Many images"):
+        with gr.Tab(MANY_IMAGES_TAB):
             files = gr.File(
                 file_count="multiple", file_types=["image", ".zip"], label=FILES_LABEL, elem_id="caption-files"
             )
-            run_batch = gr.Button("Caption all", variant="primary")
+            run_batch = gr.Button(CAPTION_ALL_BUTTON, variant="primary")
             summary = gr.Markdown(label="summary")
             table = gr.Dataframe(
                 headers=list(CAPTION_CSV_COLUMNS),
@@ -231,8 +246,8 @@ def caption_many(
         results = caption_files(
             paths, model=model, prompt=_usable_prompt(model, prompt, on_load), on_load=on_load, **settings
         )
-    csv_path = write_caption_csv(results, output_folder() / "captions.csv")
-    return caption_table(results), str(csv_path), batch_summary(results, "captioned")
+    csv_path = write_caption_csv(results, output_folder() / CAPTIONS_CSV)
+    return caption_table(results), str(csv_path), batch_summary(results, DONE_CAPTIONED)
 
 
 def _settings(strategy, num_beams, num_captions, max_new_tokens, top_p, temperature, repetition_penalty, no_repeat):

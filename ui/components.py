@@ -1,5 +1,8 @@
-"""Gradio components of our own. (Gradio writes a .pyi stub beside any module that subclasses a component;
-keeping them here keeps that stub small, and .gitignore keeps it out of the repository.)"""
+"""Gradio components of our own.
+
+Gradio writes a .pyi stub beside any module that subclasses a component; keeping them here keeps that stub
+small, and .gitignore keeps it out of the repository.
+"""
 
 from __future__ import annotations
 

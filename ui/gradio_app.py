@@ -27,28 +27,53 @@ from ui.gradio_common import (
     write_cache_images_atomically,
 )
 from ui.shared.attention import comparison_target, describe_tokens, head_grid, layer_strip, save_features
-from ui.shared.batch import CSV_COLUMNS, batch_summary, results_table, write_csv
+from ui.shared.batch import CSV_COLUMNS, DONE_CLASSIFIED, PREDICTIONS_CSV, batch_summary, results_table, write_csv
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
+    APP_TITLE,
     ATTENTION_INTRO,
+    ATTENTION_TITLE,
+    CAPTION_TITLE,
+    CLASSIFY_ALL_BUTTON,
+    CLASSIFY_BUTTON,
     CLASSIFY_INTRO,
+    CLASSIFY_TITLE,
+    COLORMAP_LABEL,
     COLORMAPS,
+    COMPARE_BUTTON,
     EMPTY_MAP,
+    EXPLAIN_BUTTON,
     EXPLAINER_INFO,
+    EXTRACT_BUTTON,
     FEATURES_NOTE,
     FEATURES_TITLE,
     FILES_LABEL,
+    HEAD_FUSION_LABEL,
     HEAD_GRID_TITLE,
     LAYER_STRIP_TITLE,
+    MANY_IMAGES_TAB,
     METHOD_CHOICES,
+    METHOD_LABEL,
+    METHOD_RIGHT_LABEL,
     MODEL_INFO,
+    MODEL_LABEL,
+    MODEL_RIGHT_LABEL,
     NO_FILES,
     NO_HEAD,
+    ONE_IMAGE_TAB,
+    OVERLAY_LABEL,
+    PATCH_GRID_LABEL,
+    PHOTO_LABEL,
+    PREDICTIONS_LABEL,
     SIDE_BY_SIDE_NOTE,
     SIDE_BY_SIDE_TITLE,
+    SIDES,
     TARGET_INFO,
     TARGET_LABEL,
+    TOP_LABELS_TITLE,
+    TRAIN_TITLE,
     VIT_SEES_TITLE,
+    ZERO_SHOT_TITLE,
 )
 from ui.shared.widgets import (
     CLASSIFIER_CHOICES,
@@ -81,22 +106,22 @@ def build_demo(
     `delete_cache` is gr.Blocks' (every so many seconds, remove visitors' files older than so many)."""
     choices = list(dict.fromkeys([default_model, *model_choices]))
     write_cache_images_atomically()
-    with gr.Blocks(title="ViT Studio", delete_cache=delete_cache) as demo:
+    with gr.Blocks(title=APP_TITLE, delete_cache=delete_cache) as demo:
         gr.Markdown(
-            "# ViT Studio\nSee what Vision Transformers do: classify a photo, see where the model looks, "
+            f"# {APP_TITLE}\nSee what Vision Transformers do: classify a photo, see where the model looks, "
             "caption it, and ask CLIP about it with your own labels."
         )
         visitor_id, browser_id = visitor_boxes()
         with gr.Tabs():
-            with gr.Tab("Classify", id="classify"):
+            with gr.Tab(CLASSIFY_TITLE, id="classify"):
                 classify_model = classify_tab(default_model, choices)
-            with gr.Tab("Attention", id="attention"):
+            with gr.Tab(ATTENTION_TITLE, id="attention"):
                 attention_model = attention_tab(default_model, list(dict.fromkeys([default_model, *EXPLAINER_CHOICES])))
-            with gr.Tab("Caption", id="caption"):
+            with gr.Tab(CAPTION_TITLE, id="caption"):
                 caption_tab()
-            with gr.Tab("Zero-shot", id="zero-shot"):
+            with gr.Tab(ZERO_SHOT_TITLE, id="zero-shot"):
                 zero_shot_tab()
-            with gr.Tab("Train", id="train"):
+            with gr.Tab(TRAIN_TITLE, id="train"):
                 run_lists = train_tab(
                     (classify_model, attention_model), visitor_id, allow_server_paths=allow_server_paths
                 )
@@ -111,7 +136,7 @@ def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
             choices,
             value=default_model,
             allow_custom_value=True,
-            label="Model",
+            label=MODEL_LABEL,
             info=MODEL_INFO,
             scale=3,
             min_width=300,
@@ -119,7 +144,7 @@ def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
         )
         top_k = slider(TOP_K, scale=1, min_width=200)
     with gr.Tabs():
-        with gr.Tab("One image"):
+        with gr.Tab(ONE_IMAGE_TAB):
             with gr.Row(equal_height=False):
                 with gr.Column():
                     image = ImagePath(
@@ -130,17 +155,17 @@ def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
                         height=360,
                         elem_id="photo",
                     )
-                    run = gr.Button("Classify", variant="primary")
+                    run = gr.Button(CLASSIFY_BUTTON, variant="primary")
                     gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
                 with gr.Column():
-                    labels = gr.Label(label="Top labels", show_heading=True, elem_id="top-labels")
+                    labels = gr.Label(label=TOP_LABELS_TITLE, show_heading=True, elem_id="top-labels")
                     status = gr.Markdown(elem_id="status", label="run")
             run.click(classify_one, inputs=[image, model, top_k], outputs=[labels, status], api_name="classify")
-        with gr.Tab("Many images"):
+        with gr.Tab(MANY_IMAGES_TAB):
             files = gr.File(
                 file_count="multiple", file_types=["image", ".zip"], label=FILES_LABEL, elem_id="batch-files"
             )
-            run_batch = gr.Button("Classify all", variant="primary")
+            run_batch = gr.Button(CLASSIFY_ALL_BUTTON, variant="primary")
             summary = gr.Markdown(label="summary")
             table = gr.Dataframe(
                 headers=list(CSV_COLUMNS),
@@ -166,21 +191,21 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
             choices,
             value=default_model,
             allow_custom_value=True,
-            label="Model",
+            label=MODEL_LABEL,
             scale=3,
             min_width=300,
             info=EXPLAINER_INFO,
             elem_id="attention-model",
         )
-        method = gr.Radio(METHOD_CHOICES, value="rollout", label="Method", scale=2)
+        method = gr.Radio(METHOD_CHOICES, value="rollout", label=METHOD_LABEL, scale=2)
     with gr.Row():
-        head_fusion = gr.Radio(list(HEAD_FUSIONS), value="mean", label="Head fusion", min_width=200)
+        head_fusion = gr.Radio(list(HEAD_FUSIONS), value="mean", label=HEAD_FUSION_LABEL, min_width=200)
         discard = slider(DISCARD_RATIO)
         layer = slider(LAYER)
         head = slider(HEAD)
     with gr.Row():
         target = gr.Dropdown([], value=None, allow_custom_value=True, label=TARGET_LABEL, info=TARGET_INFO, scale=2)
-        cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap", scale=1)
+        cmap = gr.Dropdown(COLORMAPS, value="jet", label=COLORMAP_LABEL, scale=1)
         alpha = slider(OPACITY, scale=1)
     with gr.Row(equal_height=False):
         with gr.Column():
@@ -188,25 +213,25 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
                 type="filepath",
                 image_mode=None,
                 sources=["upload", "clipboard", "webcam"],
-                label="Photo",
+                label=PHOTO_LABEL,
                 height=320,
                 elem_id="attention-photo",
             )
-            run = gr.Button("Explain", variant="primary")
+            run = gr.Button(EXPLAIN_BUTTON, variant="primary")
             gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
         with gr.Column():
             overlay_image = gr.Image(
-                label="Where the model looks",
+                label=OVERLAY_LABEL,
                 type="pil",
                 format="png",
                 buttons=["download"],
                 elem_id="attention-overlay",
                 height=320,
             )
-            labels = gr.Label(label="Predictions", num_top_classes=5, elem_id="attention-labels")
+            labels = gr.Label(label=PREDICTIONS_LABEL, num_top_classes=5, elem_id="attention-labels")
     with gr.Accordion(VIT_SEES_TITLE, open=True):
         with gr.Row(equal_height=False):
-            grid_image = gr.Image(label="Patch grid", type="pil", height=224, scale=1)
+            grid_image = gr.Image(label=PATCH_GRID_LABEL, type="pil", height=224, scale=1)
             with gr.Column(scale=2):
                 tokens = gr.Markdown(elem_id="attention-tokens", label="tokens")
                 strip = gr.Gallery(label=LAYER_STRIP_TITLE, columns=6, height=220, elem_id="layer-strip")
@@ -218,28 +243,28 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
                 choices,
                 value=choices[min(1, len(choices) - 1)],
                 allow_custom_value=True,
-                label="Model (right)",
+                label=MODEL_RIGHT_LABEL,
                 scale=3,
                 min_width=300,
                 elem_id="model-b",
             )
-            method_b = gr.Radio(METHOD_CHOICES, value="rollout", label="Method (right)", scale=2, elem_id="method-b")
+            method_b = gr.Radio(METHOD_CHOICES, value="rollout", label=METHOD_RIGHT_LABEL, scale=2, elem_id="method-b")
             layer_b = slider(LAYER_RIGHT, scale=1)
-        compare = gr.Button("Compare", variant="primary")
+        compare = gr.Button(COMPARE_BUTTON, variant="primary")
         with gr.Row(equal_height=False):
             with gr.Column():
                 left_image = gr.Image(
-                    label="Left", type="pil", format="png", buttons=["download"], elem_id="left-overlay"
+                    label=SIDES[0], type="pil", format="png", buttons=["download"], elem_id="left-overlay"
                 )
-                left_labels = gr.Label(label="Left predictions", num_top_classes=3, elem_id="left-labels")
+                left_labels = gr.Label(label=f"{SIDES[0]} predictions", num_top_classes=3, elem_id="left-labels")
             with gr.Column():
                 right_image = gr.Image(
-                    label="Right", type="pil", format="png", buttons=["download"], elem_id="right-overlay"
+                    label=SIDES[1], type="pil", format="png", buttons=["download"], elem_id="right-overlay"
                 )
-                right_labels = gr.Label(label="Right predictions", num_top_classes=3, elem_id="right-labels")
+                right_labels = gr.Label(label=f"{SIDES[1]} predictions", num_top_classes=3, elem_id="right-labels")
     with gr.Accordion(FEATURES_TITLE, open=False):
         gr.Markdown(FEATURES_NOTE)
-        extract = gr.Button("Extract features")
+        extract = gr.Button(EXTRACT_BUTTON)
         feature_files = gr.File(label="Features (.npy)", file_count="multiple")
 
     settings = [model, method, head_fusion, discard, layer, head, target, cmap, alpha]
@@ -318,7 +343,7 @@ def explain_side_by_side(
         discard,
         layer_b,
         head,
-        comparison_target(target, model, model_b),
+        comparison_target(target, model, other_model=model_b),
         cmap,
         alpha,
         progress,
@@ -376,5 +401,5 @@ def classify_many(paths: list[str] | None, model: str, top_k: float, progress=gr
         raise gr.Error(NO_FILES)
     with user_errors():
         results = classify_files(paths, model=model, top_k=int(top_k), on_load=load_progress(progress))
-    csv_path = write_csv(results, output_folder() / "predictions.csv")
-    return results_table(results), str(csv_path), batch_summary(results, "classified")
+    csv_path = write_csv(results, output_folder() / PREDICTIONS_CSV)
+    return results_table(results), str(csv_path), batch_summary(results, DONE_CLASSIFIED)

@@ -1,5 +1,8 @@
-"""How much the Gradio server takes on at once, on your own machine and on a Space (app.py applies these limits,
-tools/deploy.py states them on the Space's page). Imports nothing heavy, so deploying needs no torch."""
+"""How much the Gradio server takes on at once, on your own machine and on a Space.
+
+app.py applies these limits and tools/deploy.py states them on the Space's page. Imports nothing heavy, so
+deploying needs no torch.
+"""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import gradio as gr
 import pandas as pd
@@ -117,9 +117,9 @@ def train_tab(
         gr.Markdown(space_runs_note(disk_budget().keep_runs_s), elem_id="train-space-note")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            gr.Markdown("### 1. Your images")
+            gr.Markdown(f"### {widgets.DATA_SECTION}")
             with gr.Tabs():
-                with gr.Tab("Zip"):
+                with gr.Tab(widgets.ZIP_TAB):
                     zip_file = gr.File(file_types=[".zip"], label=widgets.ZIP_LABEL, elem_id="train-zip")
                     gr.Examples(
                         [[str(example_data_zip())]],
@@ -127,7 +127,7 @@ def train_tab(
                         label=f"{EXAMPLE_DATA_LABEL} ({EXAMPLE_DATA_INFO})",
                         elem_id="train-example",
                     )
-                with gr.Tab("Folder"):
+                with gr.Tab(widgets.FOLDER_TAB):
                     folder_files = gr.File(file_count="directory", label=widgets.FOLDER_LABEL, elem_id="train-folder")
                     folder_names = gr.Textbox(
                         elem_id="train-folder-names", elem_classes=["hidden-box"], show_label=False, container=False
@@ -146,13 +146,15 @@ def train_tab(
             counts = gr.Dataframe(
                 headers=list(COUNT_HEADERS), interactive=False, label=widgets.COUNTS_LABEL, elem_id="train-counts"
             )
-            counts_chart = gr.BarPlot(x="class", y="images", color="split", label="Images per class", height=220)
-            thumbnails = gr.Gallery(label="A few of each class", columns=6, height=200, elem_id="train-thumbnails")
+            counts_chart = gr.BarPlot(
+                x=widgets.CLASS_AXIS, y=widgets.IMAGES_AXIS, color="split", label=widgets.COUNTS_LABEL, height=220
+            )
+            thumbnails = gr.Gallery(label=widgets.THUMBNAILS_LABEL, columns=6, height=200, elem_id="train-thumbnails")
             skipped = gr.Dataframe(
                 headers=list(widgets.SKIPPED_HEADERS), interactive=False, label=widgets.SKIPPED_LABEL, wrap=True
             )
         with gr.Column(scale=3, min_width=320):
-            gr.Markdown("### 2. Settings")
+            gr.Markdown(f"### {widgets.SETTINGS_SECTION}")
             base = gr.Dropdown(
                 start_from_choices(runs_now),
                 value=widgets.BASE_CHOICES[0],
@@ -212,15 +214,15 @@ def train_tab(
                 start = gr.Button(widgets.START_BUTTON, variant="primary", elem_id="train-start")
                 stop = gr.Button(widgets.STOP_BUTTON, variant="stop", elem_id="train-stop")
                 watch_button = gr.Button("Watch the current run")
-    gr.Markdown("### 3. Training")
+    gr.Markdown(f"### {widgets.TRAINING_SECTION}")
     with gr.Row():
         progress_line = gr.Markdown(elem_id="train-progress")
         # The run on show (training now, or picked from the list): every view below reads this folder.
-        run_dir = gr.Textbox(label="Run", interactive=False, elem_id="train-run-dir", scale=1)
+        run_dir = gr.Textbox(label=widgets.RUN_LABEL, interactive=False, elem_id="train-run-dir", scale=1)
     # A matplotlib figure redrawn as the run goes: gr.LinePlot fixes its colour legend at the first frame,
     # so the validation curve that starts an epoch later would never show.
     curves_plot = gr.Plot(label="Loss and validation accuracy", elem_id="train-curves")
-    gr.Markdown("### 4. What it learnt")
+    gr.Markdown(f"### {widgets.RESULTS_SECTION}")
     with gr.Row(equal_height=False):
         per_class = gr.Dataframe(
             headers=list(widgets.PER_CLASS_HEADERS),
@@ -240,8 +242,8 @@ def train_tab(
         gr.Markdown(COMPARE_NOTE)
         compare = gr.Button("Compare attention on the first image above")
         with gr.Row():
-            base_view = gr.Image(label="Base model", type="pil", height=300)
-            trained_view = gr.Image(label="Trained model", type="pil", height=300)
+            base_view = gr.Image(label=widgets.BASE_MODEL_LABEL, type="pil", height=300)
+            trained_view = gr.Image(label=widgets.TRAINED_MODEL_LABEL, type="pil", height=300)
     with gr.Row():
         use_model = gr.Button(widgets.USE_BUTTON, variant="primary", elem_id="train-use")
         make_zip = gr.Button("Zip the run")
@@ -253,12 +255,12 @@ def train_tab(
             private = gr.Checkbox(True, label=widgets.PRIVATE_LABEL)
         push = gr.Button(widgets.PUSH_BUTTON)
         pushed = gr.Markdown()
-    gr.Markdown("### Earlier runs")
+    gr.Markdown(f"### {widgets.EARLIER_RUNS_SECTION}")
     with gr.Row():
         runs = gr.Dropdown(_run_choices(runs_now), label=_runs_label(), scale=3, elem_id="train-runs")
         refresh = gr.Button("Refresh", scale=1)
-        show_run = gr.Button("Show", scale=1)
-        resume = gr.Button("Resume", scale=1, elem_id="train-resume")
+        show_run = gr.Button(widgets.SHOW_RUN_BUTTON, scale=1)
+        resume = gr.Button(widgets.RESUME_BUTTON, scale=1, elem_id="train-resume")
 
     source = [zip_file, folder_files, folder_names, server_path]
     settings = [
@@ -370,7 +372,7 @@ def data_source(zip_file, folder_files, folder_names, server_path):
     """What the user gave, as training takes it: a zip, (name inside the folder, file) pairs, or a path."""
     with user_errors():
         folder_items = folder_upload(folder_names, folder_files) if folder_files else None
-        return chosen_source(zip_file, folder_items, server_path)
+        return chosen_source(zip_file, folder_items, server_path=server_path)
 
 
 def folder_upload(names_json: str | None, files: Sequence) -> list:
@@ -397,14 +399,24 @@ def pair_folder_names(names_json: str | None, files: Sequence) -> list:
 
 
 def check_folder_names_survived(items: Sequence) -> None:
-    """Refuse bare files that all sit in Gradio's content-hash folders: their class folders are unknown, and
-    training would take each hash for a class."""
-    folders = {Path(item).parent.name for item in items if not isinstance(item, (tuple, list))}
+    """Refuse an upload whose files' first folders are all Gradio's content-hash folders: the class folders are
+    lost, and training would take each hash for a class. Pairs count by their names, bare files by their parent
+    folder, as training names them; a pair whose name holds no folder counts for none."""
+    folders = {folder for folder in map(_first_folder, items) if folder is not None}
     if folders and all(_UPLOAD_HASH_FOLDER.match(folder) for folder in folders):
         raise DataError(
             "The upload lost its folder names (the browser sends only file names), so the classes are unknown. "
             "Upload a .zip of the folder instead."
         )
+
+
+def _first_folder(item: Any) -> str | None:
+    """The first folder of an upload item's name as training reads it: a (name, file) pair's name with
+    backslashes as slashes and no leading slash (None when it holds no folder); a bare file's parent folder."""
+    if isinstance(item, (tuple, list)):
+        name = str(item[0]).replace("\\", "/").lstrip("/")
+        return name.split("/")[0] if "/" in name else None
+    return Path(item).parent.name
 
 
 def check_source(zip_file, folder_files, folder_names, server_path):
@@ -424,7 +436,7 @@ def check_source(zip_file, folder_files, folder_names, server_path):
             for name, train, val in zip(report.classes, report.train_counts, report.val_counts)
             for split, count in (("train", train), ("val", val))
         ],
-        columns=["class", "split", "images"],
+        columns=[widgets.CLASS_AXIS, "split", widgets.IMAGES_AXIS],
     )
     return summary, count_rows(report), chart, pictures, skipped_rows(report)
 
@@ -459,16 +471,16 @@ def start_run(
         config = form_config(
             source,
             base,
-            mode,
-            epochs,
-            learning_rate,
-            batch_size,
-            weight_decay,
-            warmup_ratio,
-            image_size,
-            augment,
-            seed,
-            precision,
+            mode=mode,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            warmup_ratio=warmup_ratio,
+            image_size=image_size,
+            augment=augment,
+            seed=seed,
+            precision=precision,
         )
         job = start_new_run(config, run_name, visitor=asking)
     yield from _stream(job, asking)
@@ -505,7 +517,7 @@ def _stream(job, asking: Visitor):
         if state.running and len(state.events) == shown_events:
             continue
         shown_events = len(state.events)
-        view = run_view(state.events, state.running, job.output_dir)
+        view = run_view(state.events, state.running, folder=job.output_dir)
         lists_changed = view.classes != shown_classes or not state.running
         shown_classes = view.classes
         yield (job.output_dir.name, *_view_outputs(view, asking, refresh_lists=lists_changed))
@@ -523,7 +535,7 @@ def show_saved_run(run_name, visitor_id, request: gr.Request):
     with user_errors():
         folder = find_run(run_name, asking)
     events = read_events(folder / EVENTS_LOG)
-    return (folder.name, *_view_outputs(run_view(events, is_training(folder), folder), asking))
+    return (folder.name, *_view_outputs(run_view(events, is_training(folder), folder=folder), asking))
 
 
 def _view_outputs(view, asking: Visitor, refresh_lists: bool = True) -> tuple:

@@ -21,23 +21,33 @@ from ui.components import ImagePath
 from ui.gradio_common import load_progress, require_image, slider, user_errors
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
+    ASK_CLIP_BUTTON,
+    BEST_LABELS_TITLE,
     CLIP_MODEL_INFO,
+    CLIP_MODEL_LABEL,
+    COLORMAP_LABEL,
     COLORMAPS,
     DEFAULT_TEMPLATE,
     LABEL_MAP_CAPTION,
     LABEL_MAP_TITLE,
+    LABEL_TO_MAP,
     LABELS_INFO,
+    LABELS_LABEL,
+    MAP_LABEL_BUTTON,
     PER_TEMPLATE_LABEL,
     PER_TEMPLATE_TITLE,
     PRETRAINED_INFO,
+    PRETRAINED_LABEL,
+    SINGLE_TEMPLATE,
     TEMPLATE_CHOICES,
     TEMPLATE_LABEL,
+    TEMPLATES_LABEL,
     ZERO_SHOT_EXAMPLE_LABELS,
     ZERO_SHOT_INTRO,
     mapping_text,
 )
 from ui.shared.widgets import CLIP_MODEL_CHOICES, OPACITY
-from ui.shared.zero_shot import chart_columns, chosen_templates, pretrained_weights, template_table
+from ui.shared.zero_shot import CHART_X, CHART_Y, chart_columns, chosen_templates, pretrained_weights, template_table
 
 EXAMPLE_LABELS = ZERO_SHOT_EXAMPLE_LABELS
 
@@ -49,7 +59,7 @@ def zero_shot_tab() -> None:
             list(CLIP_MODEL_CHOICES),
             value=DEFAULT_CLIP_MODEL,
             allow_custom_value=True,
-            label="CLIP model",
+            label=CLIP_MODEL_LABEL,
             info=CLIP_MODEL_INFO,
             scale=3,
             min_width=300,
@@ -59,7 +69,7 @@ def zero_shot_tab() -> None:
             pretrained_tags(DEFAULT_CLIP_MODEL),
             value=DEFAULT_CLIP_PRETRAINED,
             allow_custom_value=True,
-            label="Pretrained weights",
+            label=PRETRAINED_LABEL,
             info=PRETRAINED_INFO[True],
             scale=2,
             min_width=240,
@@ -70,13 +80,13 @@ def zero_shot_tab() -> None:
             value=EXAMPLE_LABELS,
             lines=3,
             max_lines=12,
-            label="Labels",
+            label=LABELS_LABEL,
             info=LABELS_INFO,
             scale=3,
             elem_id="clip-labels",
         )
         with gr.Column(scale=2, min_width=240):
-            template_mode = gr.Radio(TEMPLATE_CHOICES, value="single", label="Prompt templates")
+            template_mode = gr.Radio(TEMPLATE_CHOICES, value=SINGLE_TEMPLATE, label=TEMPLATES_LABEL)
             template = gr.Textbox(value=DEFAULT_TEMPLATE, label=TEMPLATE_LABEL, max_lines=1)
     with gr.Row(equal_height=False):
         with gr.Column():
@@ -89,14 +99,14 @@ def zero_shot_tab() -> None:
                 elem_id="clip-photo",
             )
             with gr.Row():
-                run = gr.Button("Ask CLIP", variant="primary", scale=2)
+                run = gr.Button(ASK_CLIP_BUTTON, variant="primary", scale=2)
                 per_template = gr.Checkbox(value=False, label=PER_TEMPLATE_LABEL, scale=1)
             gr.Examples([[str(path)] for path in example_images()], inputs=[image], label="Example photos")
         with gr.Column():
-            top = gr.Label(label="Best labels", num_top_classes=5, elem_id="clip-top")
+            top = gr.Label(label=BEST_LABELS_TITLE, num_top_classes=5, elem_id="clip-top")
             chart = gr.BarPlot(
-                x="label",
-                y="probability",
+                x=CHART_X,
+                y=CHART_Y,
                 sort="-y",
                 y_lim=[0, 1],
                 x_label_angle=-30,
@@ -113,14 +123,14 @@ def zero_shot_tab() -> None:
                 [],
                 value=None,
                 allow_custom_value=True,
-                label="Label to map",
+                label=LABEL_TO_MAP,
                 info="empty = the best label",
                 scale=2,
                 elem_id="clip-target",
             )
-            cmap = gr.Dropdown(COLORMAPS, value="jet", label="Colormap", scale=1)
+            cmap = gr.Dropdown(COLORMAPS, value="jet", label=COLORMAP_LABEL, scale=1)
             alpha = slider(OPACITY, scale=1)
-            show_map = gr.Button("Map the label", scale=1)
+            show_map = gr.Button(MAP_LABEL_BUTTON, scale=1)
         label_map = gr.Image(
             label=LABEL_MAP_CAPTION, type="pil", format="png", buttons=["download"], height=360, elem_id="clip-map"
         )
@@ -181,7 +191,9 @@ def ask_clip(
 
 
 def _template_frame(image_path, labels, model, weights, templates, predictions) -> pd.DataFrame:
-    columns, rows = template_table(image_path, labels, model, weights, templates, predictions)
+    columns, rows = template_table(
+        image_path, labels, model=model, pretrained=weights, templates=templates, predictions=predictions
+    )
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 from core import Explanation, Features, overlay
 
 
-def layer_strip(explanation: Explanation, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:
+def layer_strip(explanation: Explanation, *, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:
     """The rollout after each layer over the model's input, captioned: how the map forms."""
     return [
         (overlay(explanation.model_input, heatmap, alpha, cmap), f"up to layer {index}")
@@ -18,7 +18,7 @@ def layer_strip(explanation: Explanation, alpha: float = 0.6, cmap: str = "jet")
     ]
 
 
-def head_grid(explanation: Explanation, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:
+def head_grid(explanation: Explanation, *, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:
     """Each head's CLS attention (of the explanation's layer) over the model's input (the DINO-style view)."""
     return [
         (overlay(explanation.model_input, heatmap, alpha, cmap), f"head {index}")
@@ -42,7 +42,7 @@ def describe_tokens(explanation: Explanation) -> str:
     )
 
 
-def comparison_target(target: int | str | None, model: str, other_model: str) -> int | str | None:
+def comparison_target(target: int | str | None, model: str, *, other_model: str) -> int | str | None:
     """The class a side-by-side comparison explains on its other side: the same one when both sides run the
     same model; otherwise None (that model's own top label), since a class name only means something to the
     model it came from."""

@@ -11,6 +11,9 @@ from core import FileCaptions, FileResult, Prediction
 
 CSV_COLUMNS = ("file", "top1", "score", "top_k", "error")
 CAPTION_CSV_COLUMNS = ("file", "caption", "other_captions", "error")
+PREDICTIONS_CSV = "predictions.csv"  # the downloads' file names
+CAPTIONS_CSV = "captions.csv"
+DONE_CLASSIFIED, DONE_CAPTIONED = "classified", "captioned"  # batch_summary's `done` for each tab
 
 
 def format_top_k(predictions: Sequence[Prediction]) -> str:
@@ -35,7 +38,7 @@ def results_table(results: Sequence[FileResult]) -> list[list[str]]:
 
 
 def write_csv(results: Sequence[FileResult], path: str | os.PathLike) -> Path:
-    return _write_rows(CSV_COLUMNS, results_table(results), path)
+    return _write_rows(CSV_COLUMNS, results_table(results), path=path)
 
 
 def caption_table(results: Sequence[FileCaptions]) -> list[list[str]]:
@@ -52,10 +55,10 @@ def caption_table(results: Sequence[FileCaptions]) -> list[list[str]]:
 
 
 def write_caption_csv(results: Sequence[FileCaptions], path: str | os.PathLike) -> Path:
-    return _write_rows(CAPTION_CSV_COLUMNS, caption_table(results), path)
+    return _write_rows(CAPTION_CSV_COLUMNS, caption_table(results), path=path)
 
 
-def _write_rows(columns: Sequence[str], rows: list[list[str]], path: str | os.PathLike) -> Path:
+def _write_rows(columns: Sequence[str], rows: list[list[str]], *, path: str | os.PathLike) -> Path:
     path = Path(path)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

@@ -66,6 +66,7 @@ def numbered(texts: list[str]) -> str:
 def word_overlays(
     result: CaptionAttention,
     image: Any = None,
+    *,
     alpha: float = 0.5,
     cmap: str = "jet",
     max_side: int = 512,

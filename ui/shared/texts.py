@@ -1,4 +1,4 @@
-"""What the front ends say: teaching paragraphs and choice labels, shared so both tell the same story."""
+"""What the front ends say: teaching paragraphs, titles, buttons, labels and messages, so both tell one story."""
 
 CLASSIFY_INTRO = """
 A Vision Transformer cuts the photo into 16x16-pixel patches, turns each patch into a token,
@@ -55,11 +55,58 @@ PRETRAINED_INFO = {
     True: "open_clip's weights for this model: a tag from its list, or the path of a checkpoint file.",
     False: "Not needed: this model brings its own weights.",
 }
+SINGLE_TEMPLATE = "single"  # the template mode whose template is the edited one; the others name a template set
 TEMPLATE_CHOICES = [
-    ("One template (edit it below)", "single"),
+    ("One template (edit it below)", SINGLE_TEMPLATE),
     ("OpenAI's 80 ImageNet templates", "openai"),
     ("open_clip's 7 simple templates", "simple"),
 ]
+
+# ---- the names, buttons and labels both front ends draw -------------------------------------------------------
+
+APP_TITLE = "ViT Studio"
+CLASSIFY_TITLE = "Classify"
+ATTENTION_TITLE = "Attention"
+CAPTION_TITLE = "Caption"
+ZERO_SHOT_TITLE = "Zero-shot"
+TRAIN_TITLE = "Train"
+
+ONE_IMAGE_TAB = "One image"
+MANY_IMAGES_TAB = "Many images"
+PHOTO_LABEL = "Photo"
+MODEL_LABEL = "Model"
+COLORMAP_LABEL = "Colormap"
+
+CLASSIFY_BUTTON = "Classify"
+CLASSIFY_ALL_BUTTON = "Classify all"
+TOP_LABELS_TITLE = "Top labels"
+
+METHOD_LABEL = "Method"
+HEAD_FUSION_LABEL = "Head fusion"
+EXPLAIN_BUTTON = "Explain"
+OVERLAY_LABEL = "Where the model looks"
+PREDICTIONS_LABEL = "Predictions"
+PATCH_GRID_LABEL = "Patch grid"
+MODEL_RIGHT_LABEL = "Model (right)"
+METHOD_RIGHT_LABEL = "Method (right)"
+COMPARE_BUTTON = "Compare"
+SIDES = ("Left", "Right")  # the two sides of a comparison, as their pictures are captioned
+EXTRACT_BUTTON = "Extract features"
+
+CAPTIONER_LABEL = "Captioner"
+DECODING_LABEL = "Decoding"
+CAPTION_BUTTON = "Caption"
+CAPTION_ALL_BUTTON = "Caption all"
+MAP_WORDS_BUTTON = "Map the words"
+
+CLIP_MODEL_LABEL = "CLIP model"
+PRETRAINED_LABEL = "Pretrained weights"
+LABELS_LABEL = "Labels"
+TEMPLATES_LABEL = "Prompt templates"
+ASK_CLIP_BUTTON = "Ask CLIP"
+BEST_LABELS_TITLE = "Best labels"
+LABEL_TO_MAP = "Label to map"
+MAP_LABEL_BUTTON = "Map the label"
 
 # ---- said the same way by both front ends --------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The Train settings as both front ends draw them: each widget's range, default, label and help, defined once."""
+"""The Train tab as both front ends draw it: sections, buttons, and each widget's range, default, label and help."""
 
 from __future__ import annotations
 
@@ -60,7 +60,16 @@ DEFAULT_PRECISION = "auto"
 RUN_NAME_LABEL = "Run name"
 RUN_NAME_PLACEHOLDER = "e.g. ants-vs-bees (empty: a timestamp)"
 
+# The page's sections, in order, and the list of runs below them.
+DATA_SECTION = "1. Your images"
+SETTINGS_SECTION = "2. Settings"
+TRAINING_SECTION = "3. Training"
+RESULTS_SECTION = "4. What it learnt"
+EARLIER_RUNS_SECTION = "Earlier runs"
+
+ZIP_TAB = "Zip"
 ZIP_LABEL = "A zip of class folders (optional train/ and val/)"
+FOLDER_TAB = "Folder"
 FOLDER_LABEL = "A folder with one sub-folder per class"
 SERVER_PATH_TAB = "Path on this machine"
 SERVER_PATH_LABEL = "Folder or zip on the machine running the app"
@@ -78,6 +87,9 @@ CHECK_BUTTON = "Check data"
 START_BUTTON = "Start training"
 STOP_BUTTON = "Stop"
 COUNTS_LABEL = "Images per class"
+CLASS_AXIS, IMAGES_AXIS = "class", "images"  # the counts chart's axes
+THUMBNAILS_LABEL = "A few of each class"
+RUN_LABEL = "Run"  # the run on show
 SKIPPED_LABEL = "Skipped files"
 PER_CLASS_LABEL = "Accuracy per class"
 CONFUSION_CAPTION = "Confusion matrix (rows: true class)"
@@ -85,7 +97,11 @@ TRUE_CLASS_LABEL = "True class"
 PREDICTED_LABEL = "Predicted as"
 SHOW_CELL_BUTTON = "Show these validation images"
 COMPARE_SECTION = "Base model and trained model side by side"
+BASE_MODEL_LABEL = "Base model"
+TRAINED_MODEL_LABEL = "Trained model"
 USE_BUTTON = "Use this model in Classify and Attention"
 PUSH_SECTION = "Push to the Hugging Face Hub"
 PRIVATE_LABEL = "Private"
 PUSH_BUTTON = "Push"
+SHOW_RUN_BUTTON = "Show"
+RESUME_BUTTON = "Resume"

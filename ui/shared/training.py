@@ -33,6 +33,7 @@ from ui.shared.train_widgets import BASE_CHOICES
 def form_config(
     source: Any,
     base: str,
+    *,
     mode: str,
     epochs: float | None,
     learning_rate: float | None,
@@ -120,14 +121,14 @@ class RunView:
     confusion_png: Path | None  # the confusion matrix picture, once the run has ended and written it
 
 
-def run_view(events: Sequence[Event], running: bool, folder: Path) -> RunView:
+def run_view(events: Sequence[Event], running: bool, *, folder: Path) -> RunView:
     """Progress, curves, per-class results and the confusion picture of a run from its events."""
     run_curves = curves(events)
     started, evaluation = last_started(events), last_evaluation(events)
     classes = tuple(started.classes) if started else ()
     confusion_png = Path(folder) / CONFUSION_PNG
     return RunView(
-        progress=describe_progress(events, running, (Path(folder) / "checkpoint").is_dir()),
+        progress=describe_progress(events, running, resumable=(Path(folder) / "checkpoint").is_dir()),
         figure=curves_figure(run_curves) if run_curves.train_steps else None,
         classes=classes,
         per_class=per_class_rows(evaluation, classes) if evaluation else [],
@@ -136,7 +137,7 @@ def run_view(events: Sequence[Event], running: bool, folder: Path) -> RunView:
     )
 
 
-def describe_progress(events: Sequence[Event], running: bool, resumable: bool = True) -> str:
+def describe_progress(events: Sequence[Event], running: bool, *, resumable: bool = True) -> str:
     """One line on where a run is: steps, epoch, speed and time left, or how it ended; then the notes of its
     (last) start, such as a resume whose random state could not be restored."""
     started = last_started(events)

@@ -12,7 +12,11 @@ THUMBNAIL_SIDE = 160
 
 
 def chosen_source(
-    zip_file: PathLike | None, folder_items: Sequence | None, server_path: str | None, example: PathLike | None = None
+    zip_file: PathLike | None,
+    folder_items: Sequence | None,
+    *,
+    server_path: str | None,
+    example: PathLike | None = None,
 ) -> DataSource:
     """What a front end's data inputs give training: the zip when one was uploaded, else the folder upload
     (paths, or (name inside the folder, path) pairs), else a path on the machine running the app, else the

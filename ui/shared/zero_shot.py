@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from core import Prediction, pretrained_tags, takes_pretrained, template_scores
+from ui.shared.texts import SINGLE_TEMPLATE
 from ui.shared.widgets import BAR_CHART_LABELS
 
 TEMPLATE_TABLE_LABELS = 8  # columns of a per-template table: the overall top labels
+CHART_X, CHART_Y = "label", "probability"  # the bar chart's columns, named on its axes
 
 
 def chosen_templates(mode: str, template: str) -> str:
-    """What zero_shot's `templates` gets from a front end's choice: 'single' means the edited template, any
+    """What zero_shot's `templates` gets from a front end's choice: SINGLE_TEMPLATE means the edited template, any
     other mode names a template set ('openai', 'simple')."""
-    return template if mode == "single" else mode
+    return template if mode == SINGLE_TEMPLATE else mode
 
 
 def pretrained_weights(model: str, pretrained: str | None) -> str | None:
@@ -30,12 +32,13 @@ def pretrained_weights(model: str, pretrained: str | None) -> str | None:
 def chart_columns(predictions: Sequence[Prediction]) -> dict[str, list]:
     """The bar chart's columns: the best BAR_CHART_LABELS labels and their probabilities."""
     shown = predictions[:BAR_CHART_LABELS]
-    return {"label": [p.label for p in shown], "probability": [p.score for p in shown]}
+    return {CHART_X: [p.label for p in shown], CHART_Y: [p.score for p in shown]}
 
 
 def template_table(
     image: Any,
     labels: str | Sequence[str],
+    *,
     model: str,
     pretrained: str | None,
     templates: str | Sequence[str] | None,

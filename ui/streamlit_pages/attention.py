@@ -1,5 +1,7 @@
-"""The Attention page: where a ViT looks (rollout, gradient rollout, raw attention), layer by layer and head by
-head, side by side with a second model, method or layer, and the features as .npy."""
+"""The Attention page: where a ViT looks, layer by layer and head by head, and its features as .npy.
+
+The maps are rollout, gradient rollout or raw attention; a second model, method or layer can be shown side by side.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +13,32 @@ from core import HEAD_FUSIONS, Explanation, explain, features, patch_grid_image
 from ui.shared.attention import comparison_target, describe_tokens, head_grid, layer_strip, save_features
 from ui.shared.texts import (
     ATTENTION_INTRO,
+    ATTENTION_TITLE,
+    COLORMAP_LABEL,
     COLORMAPS,
+    COMPARE_BUTTON,
     EMPTY_MAP,
+    EXPLAIN_BUTTON,
     EXPLAINER_INFO,
+    EXTRACT_BUTTON,
     FEATURES_NOTE,
     FEATURES_TITLE,
+    HEAD_FUSION_LABEL,
     HEAD_GRID_TITLE,
     LAYER_STRIP_TITLE,
     METHOD_CHOICES,
+    METHOD_LABEL,
+    METHOD_RIGHT_LABEL,
+    MODEL_LABEL,
+    MODEL_RIGHT_LABEL,
     NO_HEAD,
     NO_IMAGE,
+    OVERLAY_LABEL,
+    PATCH_GRID_LABEL,
+    PREDICTIONS_LABEL,
     SIDE_BY_SIDE_NOTE,
     SIDE_BY_SIDE_TITLE,
+    SIDES,
     TARGET_INFO,
     TARGET_LABEL,
     VIT_SEES_TITLE,
@@ -85,20 +101,22 @@ def explained(photo: Photo, settings: MapSettings) -> Explanation:
 def settings_controls() -> MapSettings:
     model_column, method_column = st.columns([3, 2])
     with model_column:
-        model = model_box("Model", EXPLAINER_CHOICES, ATTENTION_MODEL_KEY, default_classifier(), help=EXPLAINER_INFO)
+        model = model_box(
+            MODEL_LABEL, EXPLAINER_CHOICES, ATTENTION_MODEL_KEY, default_classifier(), help=EXPLAINER_INFO
+        )
     with method_column:
         method = st.radio(
-            "Method", list(METHOD_NAMES), format_func=METHOD_NAMES.get, horizontal=True, key="attention_method"
+            METHOD_LABEL, list(METHOD_NAMES), format_func=METHOD_NAMES.get, horizontal=True, key="attention_method"
         )
     fusion_column, discard_column, layer_column, head_column = st.columns(4)
-    head_fusion = fusion_column.radio("Head fusion", HEAD_FUSIONS, horizontal=True, key="attention_fusion")
+    head_fusion = fusion_column.radio(HEAD_FUSION_LABEL, HEAD_FUSIONS, horizontal=True, key="attention_fusion")
     discard = slider(DISCARD_RATIO, "attention_discard", discard_column)
     layer = slider(LAYER, "attention_layer", layer_column)
     head = slider(HEAD, "attention_head", head_column)
     target_column, cmap_column, alpha_column = st.columns([2, 1, 1])
     with target_column:
         target = class_box(model)
-    cmap = cmap_column.selectbox("Colormap", COLORMAPS, key="attention_cmap")
+    cmap = cmap_column.selectbox(COLORMAP_LABEL, COLORMAPS, key="attention_cmap")
     alpha = slider(OPACITY, "attention_alpha", alpha_column)
     return MapSettings(model, method, head_fusion, discard, layer, head, target, cmap, alpha)
 
@@ -122,7 +140,7 @@ def class_box(model: str) -> str | None:
 def show_explanation(explanation: Explanation, cmap: str) -> None:
     overlay_column, labels_column = st.columns(2)
     with overlay_column:
-        st.image(explanation.overlay, caption="Where the model looks", width="stretch")
+        st.image(explanation.overlay, caption=OVERLAY_LABEL, width="stretch")
         st.download_button(
             "Download the overlay (PNG)",
             png_bytes(explanation.overlay),
@@ -132,7 +150,7 @@ def show_explanation(explanation: Explanation, cmap: str) -> None:
             on_click="ignore",
         )
     with labels_column:
-        st.subheader("Predictions")
+        st.subheader(PREDICTIONS_LABEL)
         if explanation.predictions:
             predictions_table(explanation.predictions, key="attention_labels")
         else:
@@ -144,7 +162,7 @@ def show_explanation(explanation: Explanation, cmap: str) -> None:
     with st.expander(VIT_SEES_TITLE, expanded=True):
         grid_column, strip_column = st.columns([1, 2])
         grid_column.image(
-            patch_grid_image(explanation.model_input, explanation.grid_size), caption="Patch grid", width=224
+            patch_grid_image(explanation.model_input, explanation.grid_size), caption=PATCH_GRID_LABEL, width=224
         )
         with strip_column:
             st.markdown(describe_tokens(explanation))
@@ -162,16 +180,16 @@ def side_by_side(photo: Photo | None, left: MapSettings) -> None:
         model_column, method_column, layer_column = st.columns([3, 2, 1])
         with model_column:
             model = model_box(
-                "Model (right)",
+                MODEL_RIGHT_LABEL,
                 EXPLAINER_CHOICES,
                 "attention_model_b",
                 EXPLAINER_CHOICES[0] if EXPLAINER_CHOICES[0] != left.model else EXPLAINER_CHOICES[1],
             )
         method = method_column.radio(
-            "Method (right)", list(METHOD_NAMES), format_func=METHOD_NAMES.get, key="attention_method_b"
+            METHOD_RIGHT_LABEL, list(METHOD_NAMES), format_func=METHOD_NAMES.get, key="attention_method_b"
         )
         layer = slider(LAYER_RIGHT, "attention_layer_b", layer_column)
-        if st.button("Compare", type="primary", key="attention_compare"):
+        if st.button(COMPARE_BUTTON, type="primary", key="attention_compare"):
             if photo is None:
                 st.error(NO_IMAGE)
             else:
@@ -182,7 +200,7 @@ def side_by_side(photo: Photo | None, left: MapSettings) -> None:
                     left.discard_ratio,
                     layer,
                     left.head,
-                    comparison_target(left.target, left.model, model),
+                    comparison_target(left.target, left.model, other_model=model),
                     left.cmap,
                     left.alpha,
                 )
@@ -192,7 +210,7 @@ def side_by_side(photo: Photo | None, left: MapSettings) -> None:
         pair = st.session_state.get(COMPARED)
         if pair is None:
             return
-        for column, side, explanation in zip(st.columns(2), ("Left", "Right"), pair):
+        for column, side, explanation in zip(st.columns(2), SIDES, pair):
             with column:
                 st.image(
                     explanation.overlay,
@@ -208,7 +226,7 @@ def side_by_side(photo: Photo | None, left: MapSettings) -> None:
 def feature_export(photo: Photo | None, settings: MapSettings) -> None:
     with st.expander(FEATURES_TITLE):
         st.markdown(FEATURES_NOTE)
-        if st.button("Extract features", key="attention_extract"):
+        if st.button(EXTRACT_BUTTON, key="attention_extract"):
             if photo is None:
                 st.error(NO_IMAGE)
             else:
@@ -235,13 +253,13 @@ def feature_export(photo: Photo | None, settings: MapSettings) -> None:
 
 
 def render() -> None:
-    st.header("Attention")
+    st.header(ATTENTION_TITLE)
     st.markdown(ATTENTION_INTRO)
     settings = settings_controls()
     photo_column, result_column = st.columns([1, 2], gap="large")
     with photo_column:
         photo = photo_input("attention")
-        if st.button("Explain", type="primary", key="attention_run"):
+        if st.button(EXPLAIN_BUTTON, type="primary", key="attention_run"):
             if photo is None:
                 st.error(NO_IMAGE)
             else:

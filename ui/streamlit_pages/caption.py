@@ -19,17 +19,33 @@ from core import (
     caption_files,
     prompt_support,
 )
-from ui.shared.batch import CAPTION_CSV_COLUMNS, batch_summary, caption_table, write_caption_csv
+from ui.shared.batch import (
+    CAPTION_CSV_COLUMNS,
+    CAPTIONS_CSV,
+    DONE_CAPTIONED,
+    batch_summary,
+    caption_table,
+    write_caption_csv,
+)
 from ui.shared.caption import decoding_settings, numbered, shown_captions, usable_prompt, word_overlays
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
+    CAPTION_ALL_BUTTON,
+    CAPTION_BUTTON,
     CAPTION_INTRO,
     CAPTION_MODEL_INFO,
+    CAPTION_TITLE,
     CAPTION_TO_MAP,
+    CAPTIONER_LABEL,
+    COLORMAP_LABEL,
     COLORMAPS,
+    DECODING_LABEL,
     FILES_LABEL,
+    MANY_IMAGES_TAB,
+    MAP_WORDS_BUTTON,
     NO_FILES,
     NO_IMAGE,
+    ONE_IMAGE_TAB,
     PROMPT_INFO,
     PROMPT_LABEL,
     PROMPT_LEFT_OUT,
@@ -87,10 +103,10 @@ class CaptionedFiles:
 def decoding_controls() -> dict[str, Any]:
     """caption()'s keyword arguments from the Decoding controls (ui.shared.caption.decoding_settings decides which
     controls count for the chosen strategy)."""
-    with st.expander("Decoding"):
+    with st.expander(DECODING_LABEL):
         strategy_column, beams_column, count_column = st.columns([2, 1, 1])
         strategy = strategy_column.radio(
-            "Decoding",
+            DECODING_LABEL,
             DECODING_STRATEGIES,
             index=DECODING_STRATEGIES.index(DEFAULT_DECODING),
             horizontal=True,
@@ -167,9 +183,9 @@ def word_map_controls(model: str, shown: Captioned | None) -> None:
     )
     layer_column, cmap_column, alpha_column = st.columns(3)
     layer = slider(DECODER_LAYER, "caption_layer", layer_column)
-    cmap = cmap_column.selectbox("Colormap", COLORMAPS, key="caption_cmap")
+    cmap = cmap_column.selectbox(COLORMAP_LABEL, COLORMAPS, key="caption_cmap")
     alpha = slider(OPACITY, "caption_alpha", alpha_column)
-    if st.button("Map the words", key="caption_map"):
+    if st.button(MAP_WORDS_BUTTON, key="caption_map"):
         if shown is None:
             st.error(NO_IMAGE)
         else:
@@ -182,7 +198,7 @@ def one_image(model: str, prompt: str, settings: dict[str, Any]) -> None:
     photo_column, result_column = st.columns(2, gap="large")
     with photo_column:
         photo = photo_input("caption")
-        if st.button("Caption", type="primary", key="caption_run"):
+        if st.button(CAPTION_BUTTON, type="primary", key="caption_run"):
             if photo is None:
                 st.error(NO_IMAGE)
             else:
@@ -227,12 +243,12 @@ def captioned_uploads(files: list, model: str, prompt: str, settings: dict[str, 
         chosen_prompt = prompt_to_use(model, prompt, on_load)
         with st.spinner(f"Captioning {len(paths)} file(s) ..."):
             results = caption_files(paths, model=model, prompt=chosen_prompt, on_load=on_load, **settings)
-    return CaptionedFiles(results, write_caption_csv(results, work_folder() / "captions.csv"))
+    return CaptionedFiles(results, write_caption_csv(results, work_folder() / CAPTIONS_CSV))
 
 
 def many_images(model: str, prompt: str, settings: dict[str, Any]) -> None:
     files = st.file_uploader(FILES_LABEL, accept_multiple_files=True, key="caption_files")
-    if st.button("Caption all", type="primary", key="caption_batch_run"):
+    if st.button(CAPTION_ALL_BUTTON, type="primary", key="caption_batch_run"):
         st.session_state.pop(MANY_RESULT, None)  # the last table must not stand under this click's error
         if not files:
             st.error(NO_FILES)
@@ -243,7 +259,7 @@ def many_images(model: str, prompt: str, settings: dict[str, Any]) -> None:
     shown: CaptionedFiles | None = st.session_state.get(MANY_RESULT)
     if shown is None:
         return
-    st.markdown(batch_summary(shown.results, "captioned"))
+    st.markdown(batch_summary(shown.results, DONE_CAPTIONED))
     st.dataframe(
         pd.DataFrame(caption_table(shown.results), columns=list(CAPTION_CSV_COLUMNS)),
         hide_index=True,
@@ -254,11 +270,13 @@ def many_images(model: str, prompt: str, settings: dict[str, Any]) -> None:
 
 
 def render() -> None:
-    st.header("Caption")
+    st.header(CAPTION_TITLE)
     st.markdown(CAPTION_INTRO)
     model_column, prompt_column = st.columns([3, 2])
     with model_column:
-        model = model_box("Captioner", CAPTIONER_CHOICES, "caption_model", DEFAULT_CAPTIONER, help=CAPTION_MODEL_INFO)
+        model = model_box(
+            CAPTIONER_LABEL, CAPTIONER_CHOICES, "caption_model", DEFAULT_CAPTIONER, help=CAPTION_MODEL_INFO
+        )
     with prompt_column:
         # Switched off, saying why, when the model is known to take no text (known from its config on disk).
         support = prompt_support(model)
@@ -272,7 +290,7 @@ def render() -> None:
         if support is False:
             st.caption(PROMPT_INFO[False])
     settings = decoding_controls()
-    one_tab, many_tab = st.tabs(["One image", "Many images"])
+    one_tab, many_tab = st.tabs([ONE_IMAGE_TAB, MANY_IMAGES_TAB])
     with one_tab:
         one_image(model, prompt, settings)
     with many_tab:

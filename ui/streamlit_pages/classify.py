@@ -9,9 +9,22 @@ import pandas as pd
 import streamlit as st
 
 from core import FileResult, Prediction, RunInfo, classify, classify_files
-from ui.shared.batch import CSV_COLUMNS, batch_summary, results_table, write_csv
+from ui.shared.batch import CSV_COLUMNS, DONE_CLASSIFIED, PREDICTIONS_CSV, batch_summary, results_table, write_csv
 from ui.shared.status import last_run_line
-from ui.shared.texts import CLASSIFY_INTRO, FILES_LABEL, MODEL_INFO, NO_FILES, NO_IMAGE
+from ui.shared.texts import (
+    CLASSIFY_ALL_BUTTON,
+    CLASSIFY_BUTTON,
+    CLASSIFY_INTRO,
+    CLASSIFY_TITLE,
+    FILES_LABEL,
+    MANY_IMAGES_TAB,
+    MODEL_INFO,
+    MODEL_LABEL,
+    NO_FILES,
+    NO_IMAGE,
+    ONE_IMAGE_TAB,
+    TOP_LABELS_TITLE,
+)
 from ui.shared.widgets import CLASSIFIER_CHOICES, TOP_K
 from ui.streamlit_pages.common import (
     CLASSIFY_MODEL_KEY,
@@ -55,14 +68,14 @@ def classify_uploads(files: list, model: str, top_k: int) -> ClassifiedFiles:
     paths = [path for _, path in saved_uploads(files)]
     with load_notice() as on_load, st.spinner(f"Classifying {len(paths)} file(s) ..."):
         results = classify_files(paths, model=model, top_k=top_k, on_load=on_load)
-    return ClassifiedFiles(results, write_csv(results, work_folder() / "predictions.csv"))
+    return ClassifiedFiles(results, write_csv(results, work_folder() / PREDICTIONS_CSV))
 
 
 def one_image(model: str, top_k: int) -> None:
     photo_column, result_column = st.columns(2, gap="large")
     with photo_column:
         photo = photo_input("classify")
-        if st.button("Classify", type="primary", key="classify_run"):
+        if st.button(CLASSIFY_BUTTON, type="primary", key="classify_run"):
             if photo is None:
                 st.error(NO_IMAGE)
             else:
@@ -74,14 +87,14 @@ def one_image(model: str, top_k: int) -> None:
         if shown is None:
             st.caption("The top labels appear here.")
             return
-        st.subheader("Top labels")
+        st.subheader(TOP_LABELS_TITLE)
         predictions_table(shown.predictions, key="classify_labels")
         st.caption(shown.status)
 
 
 def many_images(model: str, top_k: int) -> None:
     files = st.file_uploader(FILES_LABEL, accept_multiple_files=True, key="classify_files")
-    if st.button("Classify all", type="primary", key="classify_batch_run"):
+    if st.button(CLASSIFY_ALL_BUTTON, type="primary", key="classify_batch_run"):
         st.session_state.pop(MANY_RESULT, None)  # the last table must not stand under this click's error
         if not files:
             st.error(NO_FILES)
@@ -92,7 +105,7 @@ def many_images(model: str, top_k: int) -> None:
     shown: ClassifiedFiles | None = st.session_state.get(MANY_RESULT)
     if shown is None:
         return
-    st.markdown(batch_summary(shown.results, "classified"))
+    st.markdown(batch_summary(shown.results, DONE_CLASSIFIED))
     st.dataframe(
         pd.DataFrame(results_table(shown.results), columns=list(CSV_COLUMNS)),
         hide_index=True,
@@ -103,14 +116,14 @@ def many_images(model: str, top_k: int) -> None:
 
 
 def render() -> None:
-    st.header("Classify")
+    st.header(CLASSIFY_TITLE)
     st.markdown(CLASSIFY_INTRO)
     model_column, top_k_column = st.columns([3, 1])
     with model_column:
-        model = model_box("Model", CLASSIFIER_CHOICES, CLASSIFY_MODEL_KEY, default_classifier(), help=MODEL_INFO)
+        model = model_box(MODEL_LABEL, CLASSIFIER_CHOICES, CLASSIFY_MODEL_KEY, default_classifier(), help=MODEL_INFO)
     with top_k_column:
         top_k = slider(TOP_K, key="classify_top_k")
-    one_tab, many_tab = st.tabs(["One image", "Many images"])
+    one_tab, many_tab = st.tabs([ONE_IMAGE_TAB, MANY_IMAGES_TAB])
     with one_tab:
         one_image(model, top_k)
     with many_tab:

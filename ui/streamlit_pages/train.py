@@ -10,8 +10,8 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
+from core import current_settings
 from training import (
-    DEFAULT_MAX_DATA_BYTES,
     EVENTS_LOG,
     TRAINING_PRECISIONS,
     DataReport,
@@ -45,6 +45,7 @@ from ui.shared.texts import (
     EXAMPLE_DATA_LABEL,
     PICK_A_RUN_TO_RESUME,
     TRAIN_INTRO,
+    TRAIN_TITLE,
     empty_cell,
     pushed,
     run_in_use,
@@ -78,12 +79,16 @@ COMPARED = "train_compared"
 SESSION = "train_session"
 REFRESH_S = 1.0  # how often the live view redraws while a run trains
 MODES = {value: label for label, value in widgets.MODE_CHOICES}
-# Streamlit keeps an upload in memory; past the engine's own data cap it would be refused anyway.
-MAX_ZIP_MB = DEFAULT_MAX_DATA_BYTES // 2**20
 TILE_WIDTH = 150
 
 
 # ---- 1. the images --------------------------------------------------------------------------------------------
+
+
+def max_zip_mb() -> int:
+    """The zip box's limit in MB: Streamlit keeps an upload in memory, and past the engine's data cap
+    (VIT_STUDIO_MAX_DATA_BYTES, read when the page draws) the zip would be refused anyway."""
+    return max(1, current_settings().max_data_bytes // 2**20)
 
 
 def data_inputs() -> Callable[[Path], DataSource]:
@@ -92,9 +97,9 @@ def data_inputs() -> Callable[[Path], DataSource]:
     calls it."""
     # A path box reads the server's own files: only when the app was started to allow it (local use only).
     path_tab_name = [widgets.SERVER_PATH_TAB] if server_paths_allowed() else []
-    zip_tab, folder_tab, *path_tab = st.tabs(["Zip", "Folder", *path_tab_name])
+    zip_tab, folder_tab, *path_tab = st.tabs([widgets.ZIP_TAB, widgets.FOLDER_TAB, *path_tab_name])
     with zip_tab:
-        zip_upload = st.file_uploader(widgets.ZIP_LABEL, type=["zip"], key="train_zip", max_upload_size=MAX_ZIP_MB)
+        zip_upload = st.file_uploader(widgets.ZIP_LABEL, type=["zip"], key="train_zip", max_upload_size=max_zip_mb())
     with folder_tab:
         folder_upload = st.file_uploader(widgets.FOLDER_LABEL, accept_multiple_files="directory", key="train_folder")
     server_path = ""
@@ -115,7 +120,9 @@ def data_inputs() -> Callable[[Path], DataSource]:
         zip_path = saved_uploads([zip_upload], upload_folder)[0][1] if zip_upload is not None else None
         # A folder upload names each file by its path inside the folder, which is where the class is.
         folder_items = saved_uploads(folder_upload, upload_folder) if folder_upload else None
-        return chosen_source(zip_path, folder_items, server_path, example_data_zip() if use_example else None)
+        return chosen_source(
+            zip_path, folder_items, server_path=server_path, example=example_data_zip() if use_example else None
+        )
 
     return source
 
@@ -139,10 +146,10 @@ def show_report(report: DataReport, pictures: list) -> None:
     st.bar_chart(
         pd.DataFrame({"train": report.train_counts, "val": report.val_counts}, index=list(report.classes)),
         height=300,
-        x_label="class",
-        y_label="images",
+        x_label=widgets.CLASS_AXIS,
+        y_label=widgets.IMAGES_AXIS,
     )
-    st.markdown("**A few of each class**")
+    st.markdown(f"**{widgets.THUMBNAILS_LABEL}**")
     if pictures:
         st.image([picture for picture, _ in pictures], caption=[name for _, name in pictures], width=96)
     if report.skipped:
@@ -237,16 +244,16 @@ def settings_form(source: Callable[[Path], DataSource]) -> None:
                     form_config(
                         source(upload_folder),
                         base,
-                        mode,
-                        epochs,
-                        learning_rate,
-                        batch_size,
-                        weight_decay,
-                        warmup_ratio,
-                        image_size,
-                        augment,
-                        seed,
-                        precision,
+                        mode=mode,
+                        epochs=epochs,
+                        learning_rate=learning_rate,
+                        batch_size=batch_size,
+                        weight_decay=weight_decay,
+                        warmup_ratio=warmup_ratio,
+                        image_size=image_size,
+                        augment=augment,
+                        seed=seed,
+                        precision=precision,
                     ),
                     run_name,
                     visitor=this_visitor(),
@@ -291,9 +298,9 @@ def run_state(run_dir: Path) -> tuple[RunView, JobState | None]:
     if job is not None and job.output_dir.resolve() == run_dir.resolve():
         job.watched_by(this_visitor())
         state = job.state()
-        return run_view(state.events, state.running, run_dir), state
+        return run_view(state.events, state.running, folder=run_dir), state
     events = read_events(run_dir / EVENTS_LOG) if (run_dir / EVENTS_LOG).is_file() else []
-    return run_view(events, False, run_dir), None
+    return run_view(events, False, folder=run_dir), None
 
 
 def live_section(run_dir: Path) -> bool:
@@ -322,7 +329,7 @@ def live_section(run_dir: Path) -> bool:
         if was_running and not is_training(run_dir):
             st.rerun()
 
-    st.caption(f"Run: `{run_dir.name}`")
+    st.caption(f"{widgets.RUN_LABEL}: `{run_dir.name}`")
     live()
     return was_running
 
@@ -334,7 +341,7 @@ def results_section(run_dir: Path, view: RunView) -> None:
     """After the run: the confusion matrix, a cell's images, and using, zipping or pushing the model."""
     if not view.per_class:
         return
-    st.subheader("4. What it learnt")
+    st.subheader(widgets.RESULTS_SECTION)
     if view.confusion_png is not None:
         st.image(str(view.confusion_png), caption=widgets.CONFUSION_CAPTION, width=420)
     cell_section(run_dir, list(view.classes))
@@ -366,8 +373,8 @@ def cell_section(run_dir: Path, classes: list[str]) -> None:
                 st.session_state[COMPARED] = pair
         if COMPARED in st.session_state:
             base_column, trained_column = st.columns(2)
-            base_column.image(st.session_state[COMPARED][0], caption="Base model", width=300)
-            trained_column.image(st.session_state[COMPARED][1], caption="Trained model", width=300)
+            base_column.image(st.session_state[COMPARED][0], caption=widgets.BASE_MODEL_LABEL, width=300)
+            trained_column.image(st.session_state[COMPARED][1], caption=widgets.TRAINED_MODEL_LABEL, width=300)
 
 
 def _cell_pictures(run_dir: Path, true_class: str, predicted: str) -> list:
@@ -409,7 +416,7 @@ def share_section(run_dir: Path) -> None:
 
 
 def earlier_runs() -> None:
-    st.subheader("Earlier runs")
+    st.subheader(widgets.EARLIER_RUNS_SECTION)
     asking = this_visitor()
     runs = {summary.name: run_label(summary) for summary in visible_runs(asking)}
     picked_column, show_column, resume_column = st.columns([6, 1, 1], vertical_alignment="bottom")
@@ -422,13 +429,13 @@ def earlier_runs() -> None:
         placeholder="no run picked" if runs else "no runs yet",
         key="train_runs",
     )
-    if show_column.button("Show", key="train_show_run"):
+    if show_column.button(widgets.SHOW_RUN_BUTTON, key="train_show_run"):
         folder = shown_errors(lambda: find_run(picked, asking))
         if folder is not None:
             st.session_state[RUN_ON_SHOW] = str(folder)
             _forget_results()
             st.rerun()
-    if resume_column.button("Resume", key="train_resume"):
+    if resume_column.button(widgets.RESUME_BUTTON, key="train_resume"):
         if picked is None:
             st.error(PICK_A_RUN_TO_RESUME)
         else:
@@ -445,13 +452,13 @@ def earlier_runs() -> None:
 
 
 def render() -> None:
-    st.header("Train")
+    st.header(TRAIN_TITLE)
     st.markdown(TRAIN_INTRO)
     if disk_budget() is not None:
         st.info(space_runs_note(disk_budget().keep_runs_s))
     data_column, settings_column = st.columns([2, 3], gap="large")
     with data_column:
-        st.subheader("1. Your images")
+        st.subheader(widgets.DATA_SECTION)
         source = data_inputs()
         if st.button(widgets.CHECK_BUTTON, key="train_check"):
             st.session_state.pop(REPORT, None)  # the last report must not stand under this check's error
@@ -461,9 +468,9 @@ def render() -> None:
         if REPORT in st.session_state:
             show_report(*st.session_state[REPORT])
     with settings_column:
-        st.subheader("2. Settings")
+        st.subheader(widgets.SETTINGS_SECTION)
         settings_form(source)
-    st.subheader("3. Training")
+    st.subheader(widgets.TRAINING_SECTION)
     run_on_show = st.session_state.get(RUN_ON_SHOW)
     if run_on_show is None:
         st.caption("Start a run above, or show one under Earlier runs; its progress and curves appear here.")

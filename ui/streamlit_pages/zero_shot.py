@@ -22,23 +22,34 @@ from core import (
 )
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
+    ASK_CLIP_BUTTON,
+    BEST_LABELS_TITLE,
     CLIP_MODEL_INFO,
+    CLIP_MODEL_LABEL,
+    COLORMAP_LABEL,
     COLORMAPS,
     DEFAULT_TEMPLATE,
     LABEL_MAP_TITLE,
+    LABEL_TO_MAP,
     LABELS_INFO,
+    LABELS_LABEL,
+    MAP_LABEL_BUTTON,
     NO_IMAGE,
     PER_TEMPLATE_LABEL,
     PER_TEMPLATE_TITLE,
     PRETRAINED_INFO,
+    PRETRAINED_LABEL,
+    SINGLE_TEMPLATE,
     TEMPLATE_CHOICES,
     TEMPLATE_LABEL,
+    TEMPLATES_LABEL,
     ZERO_SHOT_EXAMPLE_LABELS,
     ZERO_SHOT_INTRO,
+    ZERO_SHOT_TITLE,
     mapping_text,
 )
 from ui.shared.widgets import CLIP_MODEL_CHOICES, OPACITY
-from ui.shared.zero_shot import chart_columns, chosen_templates, pretrained_weights, template_table
+from ui.shared.zero_shot import CHART_X, CHART_Y, chart_columns, chosen_templates, pretrained_weights, template_table
 from ui.streamlit_pages.common import (
     Photo,
     load_notice,
@@ -81,18 +92,22 @@ class Answer:
 def question_controls() -> Question:
     model_column, pretrained_column = st.columns([3, 2])
     with model_column:
-        model = model_box("CLIP model", CLIP_MODEL_CHOICES, "zero_shot_model", DEFAULT_CLIP_MODEL, help=CLIP_MODEL_INFO)
+        model = model_box(
+            CLIP_MODEL_LABEL, CLIP_MODEL_CHOICES, "zero_shot_model", DEFAULT_CLIP_MODEL, help=CLIP_MODEL_INFO
+        )
     with pretrained_column:
         pretrained = pretrained_box(model)
     labels_column, templates_column = st.columns([3, 2])
     labels = labels_column.text_area(
-        "Labels", ZERO_SHOT_EXAMPLE_LABELS, height=110, key="zero_shot_labels", help=LABELS_INFO
+        LABELS_LABEL, ZERO_SHOT_EXAMPLE_LABELS, height=110, key="zero_shot_labels", help=LABELS_INFO
     )
     with templates_column:
         mode = st.radio(
-            "Prompt templates", list(TEMPLATE_NAMES), format_func=TEMPLATE_NAMES.get, key="zero_shot_template_mode"
+            TEMPLATES_LABEL, list(TEMPLATE_NAMES), format_func=TEMPLATE_NAMES.get, key="zero_shot_template_mode"
         )
-        template = st.text_input(TEMPLATE_LABEL, DEFAULT_TEMPLATE, key="zero_shot_template", disabled=mode != "single")
+        template = st.text_input(
+            TEMPLATE_LABEL, DEFAULT_TEMPLATE, key="zero_shot_template", disabled=mode != SINGLE_TEMPLATE
+        )
     return Question(labels, model, pretrained, chosen_templates(mode, template))
 
 
@@ -101,7 +116,7 @@ def pretrained_box(model: str) -> str | None:
     that brings its own weights. Each model has its own box, so a new model starts from its own first tag."""
     if not takes_pretrained(model):
         st.selectbox(
-            "Pretrained weights",
+            PRETRAINED_LABEL,
             [],
             disabled=True,
             placeholder="not needed",
@@ -112,7 +127,7 @@ def pretrained_box(model: str) -> str | None:
     tags = pretrained_tags(model)
     first = DEFAULT_CLIP_PRETRAINED if DEFAULT_CLIP_PRETRAINED in tags else (tags[0] if tags else None)
     return st.selectbox(
-        "Pretrained weights",
+        PRETRAINED_LABEL,
         tags,
         index=tags.index(first) if first else None,
         accept_new_options=True,
@@ -137,7 +152,14 @@ def answered(photo: Photo, question: Question, per_template: bool) -> Answer:
             on_run=runs.append,
         )
     table = (
-        template_table(photo.data, question.labels, question.model, weights, question.templates, predictions)
+        template_table(
+            photo.data,
+            question.labels,
+            model=question.model,
+            pretrained=weights,
+            templates=question.templates,
+            predictions=predictions,
+        )
         if per_template
         else None
     )
@@ -162,11 +184,9 @@ def label_map(answer: Answer, label: str, cmap: str, alpha: float) -> Image.Imag
 
 
 def show_answer(answer: Answer) -> None:
-    st.subheader("Best labels")
+    st.subheader(BEST_LABELS_TITLE)
     predictions_table(answer.predictions[:TOP_LABELS], key="zero_shot_top")
-    st.bar_chart(
-        pd.DataFrame(chart_columns(answer.predictions)), x="label", y="probability", sort="-probability", height=260
-    )
+    st.bar_chart(pd.DataFrame(chart_columns(answer.predictions)), x=CHART_X, y=CHART_Y, sort=f"-{CHART_Y}", height=260)
     st.caption(answer.status)
 
 
@@ -175,16 +195,16 @@ def map_controls(answer: Answer | None) -> None:
         labels = [p.label for p in answer.predictions] if answer is not None else []
         label_column, cmap_column, alpha_column = st.columns([2, 1, 1])
         label = label_column.selectbox(
-            "Label to map",
+            LABEL_TO_MAP,
             labels,
             index=0 if labels else None,
             key=f"zero_shot_target:{st.session_state.get(ROUND, 0)}",
             accept_new_options=True,
             placeholder="ask CLIP first",
         )
-        cmap = cmap_column.selectbox("Colormap", COLORMAPS, key="zero_shot_cmap")
+        cmap = cmap_column.selectbox(COLORMAP_LABEL, COLORMAPS, key="zero_shot_cmap")
         alpha = slider(OPACITY, "zero_shot_alpha", alpha_column)
-        if st.button("Map the label", key="zero_shot_map_run"):
+        if st.button(MAP_LABEL_BUTTON, key="zero_shot_map_run"):
             if answer is None:
                 st.error(NO_IMAGE)
             else:
@@ -205,14 +225,14 @@ def map_controls(answer: Answer | None) -> None:
 
 
 def render() -> None:
-    st.header("Zero-shot")
+    st.header(ZERO_SHOT_TITLE)
     st.markdown(ZERO_SHOT_INTRO)
     question = question_controls()
     photo_column, result_column = st.columns(2, gap="large")
     with photo_column:
         photo = photo_input("zero_shot")
         per_template = st.checkbox(PER_TEMPLATE_LABEL, key="zero_shot_per_template")
-        if st.button("Ask CLIP", type="primary", key="zero_shot_run"):
+        if st.button(ASK_CLIP_BUTTON, type="primary", key="zero_shot_run"):
             if photo is None:
                 st.error(NO_IMAGE)
             else:
