@@ -27,8 +27,11 @@ def on_space() -> bool:
 def is_shared(args: argparse.Namespace) -> bool:
     """Whether people other than this machine's user can reach the app: on a Space, through a --share link, or
     listening beyond the loopback address (a classroom server on 0.0.0.0). Then each visitor sees only the runs
-    their own browser started, and only they can stop them."""
-    return on_space() or bool(getattr(args, "share", False)) or not is_loopback(args.host)
+    their own browser started, and only they can stop them. VIT_STUDIO_SHARED=1 says so too (an app behind a
+    reverse proxy listens on loopback); the environment can only turn sharing on, never off."""
+    from core.settings import current_settings
+
+    return current_settings().shared or bool(getattr(args, "share", False)) or not is_loopback(args.host)
 
 
 def is_loopback(host: str) -> bool:

@@ -7,7 +7,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -66,7 +66,15 @@ def classify_files(
     ]
 
 
-@gpu_work(preload=preload_captioner_for)
+def _preload_captioner_for_files(call: Mapping[str, Any], on_load: OnLoad) -> None:
+    """caption_files' captioner: its device and precision arrive among the caption settings."""
+    settings = call["caption_settings"]
+    preload_captioner_for(
+        {"model": call["model"], "device": settings.get("device"), "precision": settings.get("precision")}, on_load
+    )
+
+
+@gpu_work(preload=_preload_captioner_for_files)
 def caption_files(
     files: Sequence[str | os.PathLike],
     model: str = DEFAULT_CAPTIONER,

@@ -87,6 +87,9 @@ def from_environment(environ: Mapping[str, str]) -> Settings:
         values["shared"] = True  # a Space is always reachable by others,
         values["allow_server_paths"] = False  # and a path box there would show them the Space's files
     values.pop("model_folders", None)  # never from the environment: a shared app computes its own
+    if values.get("precision", "auto") not in PRECISIONS:
+        variable = ENVIRONMENT["precision"]
+        raise ValueError(f"{variable}={values['precision']!r} is not a precision: use one of {', '.join(PRECISIONS)}.")
     return replace(defaults, **values)
 
 

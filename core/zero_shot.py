@@ -665,10 +665,12 @@ def _checkpoint_format_ok(path: str, mtime_ns: int, size: int) -> bool:
 
 def load_error_message(name: str, pretrained: str | None, error: Exception) -> str:
     failure = hub_failure(error)
-    hub_name = name.removeprefix("hf-hub:")
-    refused = hub.repository_message(failure, hub_name, instead="a 'local-dir:' folder or a local checkpoint file")
-    if refused is not None:
-        return refused
+    # Only an hf-hub: name is a repository; a built-in name's missing weights are its tag's, said below.
+    if name.startswith("hf-hub:"):
+        instead = "a 'local-dir:' folder or a local checkpoint file"
+        refused = hub.repository_message(failure, name.removeprefix("hf-hub:"), instead=instead)
+        if refused is not None:
+            return refused
     # Weights that open_clip fetches by URL rather than from the Hub fail with urllib's errors, which are OSErrors.
     unreachable = failure is HubFailure.NOT_CACHED or (failure is None and isinstance(error, OSError))
     if name.startswith("hf-hub:") and (unreachable or failure is not None):

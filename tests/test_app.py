@@ -341,3 +341,11 @@ def test_an_unreadable_variable_stops_the_app_with_one_line(monkeypatch):
     monkeypatch.setenv("VIT_STUDIO_MAX_DATA_FILES", "lots")
     with pytest.raises(SystemExit, match="error: VIT_STUDIO_MAX_DATA_FILES='lots' is not a number"):
         app.main(["--port", "7999"])
+
+
+def test_the_environment_can_make_the_app_shared_but_never_private(off_a_space, monkeypatch):
+    monkeypatch.setenv("VIT_STUDIO_SHARED", "1")  # behind a reverse proxy, on loopback
+    args = app.parse_args(["--host", "127.0.0.1"])
+    assert app.is_shared(args) and app.streamlit_env(args, {})["VIT_STUDIO_SHARED"] == "1"
+    monkeypatch.setenv("VIT_STUDIO_SHARED", "0")
+    assert app.is_shared(app.parse_args(["--host", "0.0.0.0"]))

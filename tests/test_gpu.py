@@ -110,3 +110,23 @@ def test_a_lent_call_with_a_bad_model_fails_before_a_gpu_is_asked_for(lent_gpu, 
     with pytest.raises(ModelLoadError, match="neither a model id on the Hub nor a model folder"):
         explain(chelsea, model="./no/such/folder")
     assert lent_gpu == []
+
+
+def test_a_lent_caption_batch_loads_its_captioner_here(lent_gpu, tmp_path, photo_files, empty_model_cache):
+    from tiny_captioners import save_tiny_vit_gpt2
+
+    from core import caption_files
+    from core.models import _cache
+
+    tiny_vit_gpt2_dir = save_tiny_vit_gpt2(tmp_path)
+    loads, runs = [], []
+    rows = caption_files(
+        list(photo_files.values()),
+        model=str(tiny_vit_gpt2_dir),
+        device="cpu",
+        max_new_tokens=4,
+        on_load=lambda name: loads.append(name),
+        on_run=lambda run: runs.append(run),
+    )
+    assert lent_gpu == ["caption_files"] and all(row.ok for row in rows)
+    assert loads == [str(tiny_vit_gpt2_dir.resolve())] and len(_cache) == 1 and runs[0].device == "cpu"

@@ -105,3 +105,8 @@ def test_only_the_settings_read_vit_studios_variables():
         if reads.search(path.read_text(encoding="utf-8"))
     )
     assert readers == [], readers  # core/settings.py reads them through ENVIRONMENT, by field
+
+
+def test_a_precision_that_is_none_names_the_choices():
+    with pytest.raises(ValueError, match="VIT_STUDIO_PRECISION='bf17' is not a precision: use one of auto, fp32"):
+        from_environment({"VIT_STUDIO_PRECISION": "bf17"})

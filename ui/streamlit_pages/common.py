@@ -66,7 +66,7 @@ def configure_engine_from_environment() -> None:
     """Device, precision and remote code come from the environment (`streamlit run` starts a process of its own);
     on a shared app (VIT_STUDIO_SHARED, or a Space) models load by path only from the app's own folders."""
     launch = environment_settings()  # this process's flags are its environment
-    model_folders = shared_model_folders(launch.default_model) if launch.shared else None
+    model_folders = shared_model_folders(launch.default_model, launch.runs_dir) if launch.shared else None
     # Put in place whole, in one step: sessions run their pages in parallel threads, and none may see the settings
     # without their model folders (which would let a model box load from any path).
     use_settings(replace(launch, model_folders=model_folders))
