@@ -8,12 +8,13 @@ import re
 import threading
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence
 
 import torch
+from huggingface_hub import try_to_load_from_cache
 from tqdm.auto import tqdm
 
 # Imported at module level for the reason core.models gives: transformers resolves names lazily, and two
@@ -433,6 +434,92 @@ def load_clip(
     return _models.get_or_load(key, lambda: _create(resolved, tag, key, torch_device, dtype), on_load=announce)
 
 
+# ---- weights already on this machine -----------------------------------------------------------------------
+# open_clip downloads a tag's weights (and an hf-hub: model's files) through huggingface_hub, which retries an
+# unreachable Hub five times a file: 47 s before a classroom without wifi hears it is offline. So the engine looks
+# in the local caches first, loads what it finds from there, and asks the Hub only when it can be reached.
+
+_OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # what an hf-hub: repo holds
+_OPEN_CLIP_CONFIG = "open_clip_config.json"
+
+
+def cached_tag_weights(name: str, tag: str) -> str | None:
+    """The file a pretrained tag's weights were downloaded to on this machine (the Hub's cache, or open_clip's
+    folder for weights it fetches by URL), or None."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name.replace("/", "-"), tag) or {}
+    repo_id, filename = os.path.split(cfg.get("hf_hub", ""))
+    if repo_id:
+        names = _OPEN_CLIP_WEIGHTS if not filename else (filename.rsplit(".", 1)[0] + ".safetensors", filename)
+        for candidate in names:
+            found = try_to_load_from_cache(repo_id, candidate)
+            if isinstance(found, str):
+                return found
+    url_file = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(cfg.get("url", "")))
+    return url_file if cfg.get("url") and os.path.isfile(url_file) else None
+
+
+def tag_preprocessing(name: str, tag: str) -> dict[str, Any]:
+    """The image preprocessing a tag asks for (open_clip applies it only when it loads the weights by their tag)."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name.replace("/", "-"), tag) or {}
+    return {key: cfg[key] for key in ("mean", "std", "interpolation", "resize_mode") if key in cfg}
+
+
+def cached_hub_folder(name: str) -> str | None:
+    """The local snapshot folder of an 'hf-hub:' model whose config and weights are both cached, or None."""
+    repo_id = name.removeprefix("hf-hub:")
+    config = try_to_load_from_cache(repo_id, _OPEN_CLIP_CONFIG)
+    if not isinstance(config, str):
+        return None
+    folder = os.path.dirname(config)
+    return folder if any(os.path.isfile(os.path.join(folder, weights)) for weights in _OPEN_CLIP_WEIGHTS) else None
+
+
+@dataclass(frozen=True)
+class OpenClipSource:
+    """What open_clip is asked to load: a model name (a 'local-dir:' folder for a cached hf-hub: model), the
+    weights (a tag, or the cached file of one), and the tag's preprocessing when its file is given instead."""
+
+    model: str
+    pretrained: str | None
+    preprocess: dict[str, Any] = field(default_factory=dict)  # mean, std, interpolation, resize_mode
+
+
+def open_clip_source(name: str, pretrained: str | None) -> OpenClipSource:
+    """The local copy of what a model needs when this machine has it; else the Hub, but only when it can be reached:
+    otherwise a ModelLoadError at once, not after huggingface_hub's retries."""
+    if name.startswith("hf-hub:"):
+        folder = cached_hub_folder(name)
+        if folder is not None:
+            return OpenClipSource(f"local-dir:{folder}", None)
+        _require_hub(f"Could not fetch '{name}'", "use a 'local-dir:' folder or a local checkpoint file instead.")
+        return OpenClipSource(name, None)
+    if pretrained and not name.startswith("local-dir:") and not readable_checkpoint(pretrained):
+        weights = cached_tag_weights(name, pretrained)
+        if weights is not None:
+            return OpenClipSource(name, weights, tag_preprocessing(name, pretrained))
+        _require_hub(
+            f"Could not fetch the '{pretrained}' weights for {name}",
+            "download them once while online, or pass the path of a local checkpoint file as pretrained.",
+        )
+    return OpenClipSource(name, pretrained)
+
+
+def _require_hub(what: str, instead: str) -> None:
+    if hub.offline():
+        raise ModelLoadError(
+            f"{what}: offline mode is on (HF_HUB_OFFLINE) and they are not in the local cache; {instead}"
+        )
+    if not hub.reachable():
+        raise ModelLoadError(
+            f"{what}: the Hugging Face Hub cannot be reached from here (offline?) and they are not in the local "
+            f"cache; {instead}"
+        )
+
+
 def _create(name: str, pretrained: str | None, key: tuple, device: torch.device, dtype: torch.dtype) -> LoadedClip:
     import open_clip
 
@@ -443,11 +530,19 @@ def _create(name: str, pretrained: str | None, key: tuple, device: torch.device,
         device,
         str(dtype).replace("torch.", ""),
     )
+    source = open_clip_source(name, pretrained)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained or None, precision=_OPEN_CLIP_PRECISION[dtype], device=device
+            source.model,
+            pretrained=source.pretrained or None,
+            precision=_OPEN_CLIP_PRECISION[dtype],
+            device=device,
+            image_mean=source.preprocess.get("mean"),
+            image_std=source.preprocess.get("std"),
+            image_interpolation=source.preprocess.get("interpolation"),
+            image_resize_mode=source.preprocess.get("resize_mode"),
         )
-        tokenizer = open_clip.get_tokenizer(name)
+        tokenizer = open_clip.get_tokenizer(source.model)
     except Exception as error:  # open_clip raises RuntimeError/OSError/... for every kind of failure
         raise ModelLoadError(load_error_message(name, pretrained, error)) from error
     # Inference only: label maps take gradients with respect to the input, never the weights.
