@@ -1,8 +1,26 @@
 """ViT Studio's engine: pure Python + torch, no UI imports. Front ends, tests and notebooks call these names."""
 
-from .attention import HEAD_FUSIONS, METHODS, NoAttentionError, explain, features, overlay, patch_grid_image, rollout
+from .attention import (
+    HEAD_FUSIONS,
+    METHODS,
+    SCALINGS,
+    NoAttentionError,
+    attention_shape,
+    explain,
+    features,
+    overlay,
+    patch_grid_image,
+    rollout,
+)
 from .batch import caption_files, classify_files
-from .caption import DEFAULT_CAPTIONER, accepts_prompt, caption, caption_attention, prompt_support
+from .caption import (
+    DEFAULT_CAPTIONER,
+    accepts_prompt,
+    caption,
+    caption_attention,
+    decoder_layer_count,
+    prompt_support,
+)
 from .classify import classify
 from .examples import example_images
 from .images import IMAGE_SUFFIXES, ImageError, load_image
@@ -17,6 +35,7 @@ from .settings import (
     use_settings,
 )
 from .types import (
+    AttentionShape,
     CaptionAttention,
     Explanation,
     Features,
@@ -54,8 +73,10 @@ __all__ = [
     "overlay",
     "patch_grid_image",
     "rollout",
+    "attention_shape",
     "HEAD_FUSIONS",
     "METHODS",
+    "SCALINGS",
     "NoAttentionError",
     # captions
     "caption",
@@ -63,6 +84,7 @@ __all__ = [
     "caption_files",
     "accepts_prompt",
     "prompt_support",
+    "decoder_layer_count",
     "DEFAULT_CAPTIONER",
     # zero-shot
     "zero_shot",
@@ -88,6 +110,7 @@ __all__ = [
     "ImageError",
     "ModelLoadError",
     # results and callbacks
+    "AttentionShape",
     "CaptionAttention",
     "Explanation",
     "Features",

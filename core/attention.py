@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any, Iterator, Mapping, Sequence, TypeGuard, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+from transformers import AutoConfig  # imported up front: lazy resolution is not thread-safe (see core/models.py)
 
 from .classify import check_top_k, label_names, preprocess, scores_from_logits, size_kwargs, top_predictions
 from .gpu import gpu_work
 from .images import ImageInput, load_image, load_images
-from .models import LoadedModel, load_explainable
-from .settings import DEFAULT_CLASSIFIER
-from .types import Explanation, Features, OnLoad, run_since
+from .models import LoadedModel, _resolve_name, load_explainable
+from .settings import DEFAULT_CLASSIFIER, current_settings
+from .types import AttentionShape, Explanation, Features, OnLoad, run_since
 
 HEAD_FUSIONS = ("mean", "max", "min")
 METHODS = ("rollout", "grad_rollout", "attention")
+SCALINGS = ("max", "minmax")
 
 AttentionArray = Union[np.ndarray, torch.Tensor]
 
@@ -71,6 +73,13 @@ def grad_rollout(
 ) -> np.ndarray:
     """Class-specific relevance (Chefer et al., 2021, "Generic Attention-model Explainability"):
     R = I; per layer R += mean_heads(relu(grad * A)) @ R; the CLS row over the patches, max 1."""
+    return cls_map(_grad_relevance(attentions, gradients, up_to_layer), num_prefix_tokens, grid_size)
+
+
+def _grad_relevance(
+    attentions: Sequence[AttentionArray], gradients: Sequence[AttentionArray], up_to_layer: int | None
+) -> np.ndarray:
+    """Chefer et al.'s token-by-token relevance R after `up_to_layer` layers (all when None)."""
     layers, grads = _as_layers(attentions), _as_layers(gradients)
     if len(layers) != len(grads) or any(a.shape != g.shape for a, g in zip(layers, grads)):
         raise ValueError("attentions and gradients must have the same number of layers and the same shapes.")
@@ -80,7 +89,7 @@ def grad_rollout(
     for attention, gradient in zip(layers[:stop], grads[:stop]):
         weighted = np.clip(attention * gradient, 0, None).mean(axis=0)
         relevance = relevance + weighted @ relevance
-    return cls_map(relevance, num_prefix_tokens, grid_size)
+    return relevance
 
 
 def attention_map(
@@ -95,15 +104,18 @@ def attention_map(
 
     Layers and heads count from 1, as people number them (and as the captions of head_grid do).
     """
+    return cls_map(_layer_weights(attentions, layer, head, head_fusion), num_prefix_tokens, grid_size)
+
+
+def _layer_weights(attentions: Sequence[AttentionArray], layer: int, head: int | None, head_fusion: str) -> np.ndarray:
+    """One layer's (1-based) token-by-token attention: one head (1-based), or the heads fused."""
     layers = _as_layers(attentions)
     _check_layer_count(layer, len(layers))
     heads = layers[layer - 1]
     if head is None:
-        weights = fuse_heads(heads, head_fusion)
-    else:
-        _check_head(head, heads.shape[0])
-        weights = heads[head - 1]
-    return cls_map(weights, num_prefix_tokens, grid_size)
+        return fuse_heads(heads, head_fusion)
+    _check_head(head, heads.shape[0])
+    return heads[head - 1]
 
 
 def head_maps(
@@ -133,6 +145,25 @@ def cls_map(weights: np.ndarray, num_prefix_tokens: int = 1, grid_size: tuple[in
 
     An all-zero map stays all zero (never NaN).
     """
+    return scale_map(_cls_row(weights, num_prefix_tokens, grid_size), "max")
+
+
+def scale_map(heatmap: np.ndarray, scaling: str = "max") -> np.ndarray:
+    """A raw map brought to [0, 1]: "max" divides by the maximum (an all-zero map stays zero); "minmax" maps the
+    minimum to 0 and the maximum to 1, so a nearly flat map is not one solid colour. A map with no spread at all
+    (every value the same, to float precision) has nothing to stretch and is scaled by its max."""
+    if scaling not in SCALINGS:
+        raise ValueError(f"Unknown scaling '{scaling}'; choose one of {', '.join(SCALINGS)}.")
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    low, high = float(heatmap.min()), float(heatmap.max())
+    # Below this spread the differences are rounding noise of the attention weights, not where the model looks.
+    if scaling == "minmax" and high - low > 1e-9 * max(abs(high), abs(low)):
+        return (heatmap - low) / (high - low)
+    return heatmap / high if high > 0 else np.zeros_like(heatmap)
+
+
+def _cls_row(weights: np.ndarray, num_prefix_tokens: int = 1, grid_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Row 0 (CLS) of a token-by-token matrix over the patch tokens, as the patch grid, unscaled."""
     tokens = weights.shape[-1]
     num_patches = tokens - num_prefix_tokens
     if num_prefix_tokens < 1 or num_patches < 1:
@@ -140,9 +171,7 @@ def cls_map(weights: np.ndarray, num_prefix_tokens: int = 1, grid_size: tuple[in
     grid_h, grid_w = grid_size or _square_grid(num_patches)
     if grid_h * grid_w != num_patches:
         raise ValueError(f"A {grid_h}x{grid_w} grid does not fit {num_patches} patch tokens.")
-    heatmap = np.asarray(weights[0, num_prefix_tokens:], dtype=np.float64).reshape(grid_h, grid_w)
-    peak = heatmap.max()
-    return heatmap / peak if peak > 0 else np.zeros_like(heatmap)
+    return np.asarray(weights[0, num_prefix_tokens:], dtype=np.float64).reshape(grid_h, grid_w)
 
 
 def _rollout_steps(layers: list[np.ndarray], head_fusion: str, discard_ratio: float) -> Iterator[np.ndarray]:
@@ -302,6 +331,7 @@ def explain(
     head: int | None = None,
     target: int | str | None = None,
     top_k: int = 5,
+    scaling: str | None = None,
     alpha: float = 0.5,
     cmap: str = "jet",
     device: str | None = None,
@@ -312,10 +342,17 @@ def explain(
 
     method: "rollout" (up to `layer`, default all), "grad_rollout" (for class `target`, default the top
     label), or "attention" (raw CLS attention of `layer`, default the last, one `head` or fused heads).
+    scaling: how the map and the per-head maps become [0, 1], "max" or "minmax" (see scale_map). None, the
+    default, divides rollout maps by their max, as the rollout recipe does, and stretches raw attention and the
+    per-head maps min to max (raw attention is often nearly flat, which divided by its max is one solid colour).
     `on_load` hears the model's name before a load that may download; the result's `run` says what ran.
     """
     if method not in METHODS:
         raise ValueError(f"Unknown method '{method}'; choose one of {', '.join(METHODS)}.")
+    if scaling is not None and scaling not in SCALINGS:
+        raise ValueError(f"Unknown scaling '{scaling}'; choose one of {', '.join(SCALINGS)}.")
+    map_scaling = scaling or ("minmax" if method == "attention" else "max")
+    head_scaling = scaling or "minmax"
     if head_fusion not in HEAD_FUSIONS:
         raise ValueError(f"Unknown head fusion '{head_fusion}'; choose one of {', '.join(HEAD_FUSIONS)}.")
     check_discard_ratio(discard_ratio)
@@ -327,27 +364,28 @@ def explain(
     pass_ = _forward(loaded, picture, method, target)
     num_layers = len(pass_.attentions)
     chosen_layer = layer if layer is not None else num_layers  # 1-based; 0 is out of range, not 'the last'
-    # One running product serves both the strip and, for rollout, the map itself.
-    layer_maps = rollout_per_layer(
-        pass_.attentions, head_fusion, discard_ratio, pass_.num_prefix_tokens, pass_.grid_size
-    )
+    prefix, grid = pass_.num_prefix_tokens, pass_.grid_size
+    # One running product serves both the strip and, for rollout, the map itself. The strip keeps rollout's
+    # own scaling (max) unless a scaling is asked for, so its last tile is the rollout map.
+    layer_rows = [
+        _cls_row(joint, prefix, grid) for joint in _rollout_steps(pass_.attentions, head_fusion, discard_ratio)
+    ]
+    layer_maps = [scale_map(row, scaling or "max") for row in layer_rows]
     if method == "rollout":
-        heatmap = layer_maps[_check_layer_count(layer, num_layers) - 1]
+        raw_map = layer_rows[_check_layer_count(layer, num_layers) - 1]
     elif method == "grad_rollout":
-        heatmap = grad_rollout(
-            pass_.attentions, pass_.gradients, pass_.num_prefix_tokens, pass_.grid_size, up_to_layer=layer
-        )
+        raw_map = _cls_row(_grad_relevance(pass_.attentions, pass_.gradients, layer), prefix, grid)
     else:
-        heatmap = attention_map(
-            pass_.attentions, chosen_layer, head, head_fusion, pass_.num_prefix_tokens, pass_.grid_size
-        )
+        raw_map = _cls_row(_layer_weights(pass_.attentions, chosen_layer, head, head_fusion), prefix, grid)
+    heatmap = scale_map(raw_map, map_scaling)
     predictions = (
         tuple(top_predictions(pass_.scores, pass_.labels, top_k))
         if pass_.scores is not None and pass_.labels is not None
         else ()
     )
     drawn = overlay(picture, heatmap, alpha=alpha, cmap=cmap)
-    chosen_heads = head_maps(pass_.attentions, chosen_layer, pass_.num_prefix_tokens, pass_.grid_size)
+    _check_layer_count(chosen_layer, num_layers)
+    head_rows = [_cls_row(weights, prefix, grid) for weights in pass_.attentions[chosen_layer - 1]]
     return Explanation(
         heatmap=heatmap,
         overlay=drawn,
@@ -360,10 +398,45 @@ def explain(
         num_heads=int(pass_.attentions[0].shape[0]),
         target=pass_.target_label,
         layer_maps=tuple(layer_maps),
-        head_maps=chosen_heads,
+        head_maps=np.stack([scale_map(row, head_scaling) for row in head_rows]),
         model_input=pass_.model_input,
         run=run_since(loaded, started),
+        scaling=map_scaling,
+        value_range=_value_range(raw_map),
+        head_scaling=head_scaling,
+        head_ranges=tuple(_value_range(row) for row in head_rows),
     )
+
+
+def _value_range(heatmap: np.ndarray) -> tuple[float, float]:
+    return float(heatmap.min()), float(heatmap.max())
+
+
+def attention_shape(model: str) -> AttentionShape | None:
+    """How many layers and heads a ViT-family model has, from its config alone (no weights, no forward pass),
+    so a front end can bound its layer and head sliders. Only what is on this machine is read: None when the
+    config is not here yet (a Hub model before its first use) or the model has no single count of layers and heads
+    (a CNN, Swin's stages); explain() then names the range itself."""
+    config = _local_config(model)
+    num_layers = getattr(config, "num_hidden_layers", None)
+    num_heads = getattr(config, "num_attention_heads", None)
+    if not (_is_count(num_layers) and _is_count(num_heads)):
+        return None
+    return AttentionShape(num_layers=num_layers, num_heads=num_heads)
+
+
+def _local_config(model: str) -> Any:
+    """The model's config as transformers reads it, from this machine only; None when it cannot be read."""
+    try:
+        return AutoConfig.from_pretrained(
+            _resolve_name(model), local_files_only=True, trust_remote_code=current_settings().trust_remote_code
+        )
+    except Exception:  # not downloaded yet, not a model folder, no or a broken config: unknown, not an error
+        return None
+
+
+def _is_count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from transformers import (  # imported up front: lazy resolution is not thread-s
     VisionEncoderDecoderModel,
 )
 
-from .attention import cls_map, model_input_image
+from .attention import _is_count, _local_config, cls_map, model_input_image
 from .classify import check_batch_size
 from .gpu import gpu_work
 from .images import ImageInput, load_image, load_images
@@ -103,6 +103,16 @@ def prompt_support(model: str) -> bool | None:
         return _model_type(model, local_files_only=True) == "blip"
     except Exception:  # not downloaded yet, not a folder, no config: unknown, not an error
         return None
+
+
+def decoder_layer_count(model: str) -> int | None:
+    """How many decoder layers a captioner has (caption_attention's `layer` runs 1 to this), from its config alone
+    when that is already on this machine; None when it is not, or the config names no count."""
+    config = _local_config(model)
+    model_type = getattr(config, "model_type", None)
+    decoder = config.text_config if model_type == "blip" else getattr(config, "decoder", None)
+    count = getattr(decoder, "num_hidden_layers", None)
+    return count if _is_count(count) else None
 
 
 @gpu_work(preload=_preload_word_maps_for)
@@ -211,7 +221,10 @@ def _check_layer(layer: int | None, num_layers: int) -> int | None:
     if layer is None or layer == 0:
         return None
     if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or not 1 <= layer <= num_layers:
-        raise ValueError(f"layer must be between 1 and {num_layers} (or None for all layers), not {layer!r}.")
+        raise ValueError(
+            f"The decoder has {num_layers} layers: pick a layer from 1 to {num_layers} (0 averages them all), "
+            f"not {layer!r}."
+        )
     return int(layer) - 1
 
 

@@ -87,7 +87,7 @@ class FileCaptions:
 class Explanation:
     """Where a model looked, for one image: the map, the overlay and what the model predicted."""
 
-    heatmap: "np.ndarray"  # (grid_h, grid_w) in [0, 1], max 1 (all zero only when nothing survives)
+    heatmap: "np.ndarray"  # (grid_h, grid_w) in [0, 1], max 1 (all zero only when nothing survives); see `scaling`
     overlay: "Image.Image"  # the heatmap blended over the image, at the image's size
     predictions: tuple[Prediction, ...]  # empty for a backbone without a classifier head
     method: str
@@ -101,6 +101,20 @@ class Explanation:
     head_maps: "np.ndarray"  # (heads, grid_h, grid_w): CLS attention of each head of the chosen layer
     model_input: "Image.Image"  # the resized pixels the model saw
     run: RunInfo
+    # How the maps became [0, 1]: "max" divides by the maximum (rollout's recipe); "minmax" also moves the minimum
+    # to 0, so a nearly flat map still shows where it is higher.
+    scaling: str = "max"
+    value_range: tuple[float, float] = (0.0, 1.0)  # the heatmap's raw minimum and maximum, before scaling
+    head_scaling: str = "max"
+    head_ranges: tuple[tuple[float, float], ...] = ()  # each head map's raw minimum and maximum, before scaling
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    """How many layers (and heads per layer) a model's attention maps can be asked for, read from its config."""
+
+    num_layers: int
+    num_heads: int  # 0 when the layers' head count is not one number (a captioner's decoder: heads are averaged)
 
 
 @dataclass(frozen=True, eq=False)

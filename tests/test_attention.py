@@ -25,6 +25,7 @@ from core.attention import (
     head_maps,
     patch_grid_image,
     rollout_per_layer,
+    scale_map,
 )
 
 FP32_TOLERANCE = 1e-5
@@ -577,9 +578,22 @@ def test_explain_rollout_equals_rollout_of_attentions_from_transformers(
             layer_map, reference_rollout(attentions[:index], "mean", discard_ratio, prefix), atol=FP32_TOLERANCE
         )
     last = attentions[-1][0].numpy()
+    max_scaled = explain(
+        photos[photo],
+        model=str(models[name]),
+        method="rollout",
+        discard_ratio=discard_ratio,
+        precision="fp32",
+        scaling="max",
+    )
+    assert result.scaling == "max" and result.head_scaling == "minmax"
     for head in range(2):
         row = last[head, 0, prefix:].reshape(4, 4)
-        np.testing.assert_allclose(result.head_maps[head], row / row.max(), atol=FP32_TOLERANCE)
+        # The per-head maps are stretched min to max by default; asked for, divided by their max.
+        np.testing.assert_allclose(result.head_maps[head], _minmax(row), atol=MINMAX_TOLERANCE)
+        np.testing.assert_allclose(max_scaled.head_maps[head], row / row.max(), atol=FP32_TOLERANCE)
+        assert result.head_ranges[head] == pytest.approx((row.min(), row.max()), abs=FP32_TOLERANCE)
+    np.testing.assert_allclose(max_scaled.heatmap, result.heatmap)
 
 
 @pytest.mark.parametrize("name, prefix", [("vit", 1), ("deit", 2)])
@@ -592,12 +606,21 @@ def test_explain_raw_attention_of_a_layer_and_head_is_transformers_cls_row(model
                 chelsea, model=str(models[name]), method="attention", layer=layer, head=head + 1, precision="fp32"
             )
             row = weights[head, 0, prefix:].reshape(4, 4)
-            np.testing.assert_allclose(result.heatmap, row / row.max(), atol=FP32_TOLERANCE)
+            np.testing.assert_allclose(result.heatmap, _minmax(row), atol=MINMAX_TOLERANCE)
+            assert result.scaling == "minmax"
+            assert result.value_range == pytest.approx((row.min(), row.max()), abs=FP32_TOLERANCE)
         fused = explain(
-            chelsea, model=str(models[name]), method="attention", layer=layer, head_fusion="max", precision="fp32"
+            chelsea,
+            model=str(models[name]),
+            method="attention",
+            layer=layer,
+            head_fusion="max",
+            precision="fp32",
+            scaling="max",
         )
         row = weights[:, 0, prefix:].max(axis=0).reshape(4, 4)
         np.testing.assert_allclose(fused.heatmap, row / row.max(), atol=FP32_TOLERANCE)
+        assert fused.scaling == "max"
         rolled = explain(chelsea, model=str(models[name]), layer=layer, discard_ratio=0, precision="fp32")
         np.testing.assert_allclose(rolled.heatmap, rolled.layer_maps[layer - 1], atol=1e-12)
 
@@ -755,7 +778,7 @@ def test_a_384_style_model_gets_its_own_grid(tiny_vit_48_dir, photos):
         assert result.model_input.size == (48, 48)
     outputs, _ = direct_forward(tiny_vit_48_dir, photos["coffee"])
     last = outputs.attentions[-1][0].detach().numpy().mean(axis=0)[0, 1:].reshape(6, 6)
-    np.testing.assert_allclose(result.heatmap, last / last.max(), atol=FP32_TOLERANCE)  # method "attention"
+    np.testing.assert_allclose(result.heatmap, _minmax(last), atol=MINMAX_TOLERANCE)  # method "attention"
     rolled = explain(photos["coffee"], model=str(tiny_vit_48_dir), discard_ratio=0.5, precision="fp32")
     np.testing.assert_allclose(
         rolled.heatmap, reference_rollout([a.detach() for a in outputs.attentions], "mean", 0.5), atol=FP32_TOLERANCE
@@ -977,3 +1000,92 @@ def test_explain_and_features_carry_what_they_ran_on(tiny_vit_dir, photos, empty
     assert len(loads) == 1
     assert [item.run.model for item in extracted] == [result.model] * 2
     assert all(item.run.dtype == "float32" and item.run.milliseconds >= 0 for item in extracted)
+
+
+# ---- controls that follow the model, and maps that show a nearly flat attention ------------------------------
+
+# Min-max scaling divides by the spread, not the max, so fp32 differences grow by max/spread.
+MINMAX_TOLERANCE = 1e-3
+
+
+def _minmax(row: np.ndarray) -> np.ndarray:
+    """Min-max scaling; a row with no spread (a tiny random head can attend exactly evenly) divided by its max."""
+    spread = row.max() - row.min()
+    return (row - row.min()) / spread if spread > 1e-6 * row.max() else row / row.max()
+
+
+@pytest.fixture(scope="module")
+def six_layer_vit_dir(tmp_path_factory) -> Path:
+    """A tiny ViT with 6 layers of 3 heads: more than the suite's 2x2, fewer than the sliders' defaults."""
+    from conftest import save_tiny_model, tiny_config_kwargs
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(6)
+    config = ViTConfig(**{**tiny_config_kwargs(), "num_hidden_layers": 6, "num_attention_heads": 3, "hidden_size": 48})
+    return save_tiny_model(ViTForImageClassification(config), tmp_path_factory.mktemp("tiny-vit-6x3"))
+
+
+def test_attention_shape_reads_layers_and_heads_from_the_config(six_layer_vit_dir, tiny_vit_dir, tiny_deit_dir):
+    from core import AttentionShape, attention_shape
+
+    assert attention_shape(str(six_layer_vit_dir)) == AttentionShape(num_layers=6, num_heads=3)
+    assert attention_shape(str(tiny_vit_dir)) == attention_shape(str(tiny_deit_dir)) == AttentionShape(2, 2)
+    # the counts explain() then reports, from a forward pass
+    result = explain(np.zeros((32, 32, 3), np.uint8), model=str(six_layer_vit_dir), precision="fp32")
+    assert (result.num_layers, result.num_heads, len(result.head_maps)) == (6, 3, 3)
+
+
+def test_attention_shape_is_none_when_the_config_is_not_here_or_has_no_single_count(tmp_path, tiny_resnet_dir):
+    from core import attention_shape
+
+    assert attention_shape(str(tmp_path / "no-such-model")) is None
+    assert attention_shape("someone/not-downloaded-vit") is None  # the Hub is off in tests: nothing local
+    assert attention_shape(str(tiny_resnet_dir)) is None  # a CNN has no attention heads
+    assert attention_shape("") is None
+
+
+def test_minmax_scaling_of_a_nearly_flat_map_spans_zero_to_one():
+    nearly_flat = np.full((4, 4), 1 / 17) + np.linspace(0, 1e-4, 16).reshape(4, 4)
+    stretched = scale_map(nearly_flat, "minmax")
+    assert stretched.min() == 0.0 and stretched.max() == 1.0
+    assert np.ptp(scale_map(nearly_flat, "max")) < 0.002  # what max scaling shows: one solid colour
+    np.testing.assert_allclose(stretched, _minmax(nearly_flat))
+    # no spread at all: nothing to stretch, and no NaN
+    assert (scale_map(np.full((2, 2), 0.25), "minmax") == 1.0).all()
+    assert (scale_map(np.zeros((2, 2)), "minmax") == 0.0).all()
+    with pytest.raises(ValueError, match="Unknown scaling 'log'; choose one of max, minmax"):
+        scale_map(nearly_flat, "log")
+
+
+def test_explain_stretches_a_nearly_flat_raw_map_and_keeps_its_raw_range(tiny_vit_dir, chelsea, monkeypatch):
+    """Nearly uniform CLS attention (as a ViT's early layers give): the raw map fills the colour range."""
+    import core.attention as attention
+
+    real_forward = attention._forward
+
+    def flattened(*args, **kwargs):
+        forward = real_forward(*args, **kwargs)
+        tokens = forward.attentions[0].shape[-1]
+        ramp = np.linspace(-1e-4, 1e-4, tokens)
+        flat = [np.broadcast_to(1 / tokens + ramp, layer.shape).copy() for layer in forward.attentions]
+        return attention._ForwardPass(**{**forward.__dict__, "attentions": flat})
+
+    monkeypatch.setattr(attention, "_forward", flattened)
+    raw = explain(chelsea, model=str(tiny_vit_dir), method="attention", precision="fp32")
+    assert raw.scaling == "minmax" and raw.heatmap.min() == 0.0 and raw.heatmap.max() == pytest.approx(1.0)
+    assert raw.head_maps.min() == 0.0 and raw.head_maps.max() == pytest.approx(1.0)
+    low, high = raw.value_range
+    assert low == pytest.approx(1 / 17 - 1e-4 + 2e-4 / 16) and high == pytest.approx(1 / 17 + 1e-4)
+    by_max = explain(chelsea, model=str(tiny_vit_dir), method="attention", precision="fp32", scaling="max")
+    assert by_max.heatmap.min() > 0.99  # the solid colour the issue saw
+    assert by_max.value_range == raw.value_range
+    with pytest.raises(ValueError, match="Unknown scaling 'log'"):
+        explain(chelsea, model=str(tiny_vit_dir), scaling="log")
+
+
+def test_rollout_keeps_its_max_scaling_by_default(tiny_vit_dir, chelsea):
+    result = explain(chelsea, model=str(tiny_vit_dir), discard_ratio=0.0, precision="fp32")
+    assert result.scaling == "max" and result.heatmap.max() == pytest.approx(1.0) and result.heatmap.min() > 0
+    low, high = result.value_range
+    np.testing.assert_allclose(result.heatmap, result.layer_maps[-1])
+    assert result.heatmap.min() == pytest.approx(low / high)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 from tiny_captioners import save_tiny_blip, save_tiny_vit_gpt2
 
-from core.caption import caption, load_captioner
+from core.caption import caption, caption_attention, load_captioner
 from core.models import ModelLoadError
 
 
@@ -296,8 +297,8 @@ def test_blip_word_maps(tiny_blip_dir, chelsea):
     "text, layer, message",
     [
         ("   ", None, "No caption to map"),
-        ("a cat", 3, "layer must be between 1 and 2"),
-        ("a cat", -1, "layer must be between 1 and 2"),
+        ("a cat", 3, "The decoder has 2 layers: pick a layer from 1 to 2"),
+        ("a cat", -1, "The decoder has 2 layers: pick a layer from 1 to 2"),
     ],
 )
 def test_word_map_bad_inputs(tiny_vit_gpt2_dir, chelsea, text, layer, message):
@@ -449,3 +450,21 @@ def test_captions_report_what_they_ran_on(tiny_vit_gpt2_dir, photos, photo_files
     )
     [batch_run] = runs  # one report for the whole batch, however many batches
     assert batch_run.model == mapped.model and batch_run.milliseconds >= 0 and len(loads) == 2
+
+
+def test_decoder_layer_count_reads_the_captioners_decoder(tiny_vit_gpt2_dir, tiny_blip_dir, tiny_vit_dir, tmp_path):
+    """What the word maps' layer slider spans: the decoder's layers, from the config, for both kinds."""
+    from core import decoder_layer_count
+
+    expected_gpt2 = json.loads((tiny_vit_gpt2_dir / "config.json").read_text())["decoder"]["n_layer"]
+    expected_blip = json.loads((tiny_blip_dir / "config.json").read_text())["text_config"]["num_hidden_layers"]
+    assert decoder_layer_count(str(tiny_vit_gpt2_dir)) == expected_gpt2
+    assert decoder_layer_count(str(tiny_blip_dir)) == expected_blip
+    assert decoder_layer_count(str(tiny_vit_dir)) is None  # a classifier has no decoder
+    assert decoder_layer_count(str(tmp_path / "nothing")) is None
+    # the count caption_attention's layer runs to
+    caption_attention(np.zeros((32, 32, 3), np.uint8), "a cat", model=str(tiny_vit_gpt2_dir), layer=expected_gpt2)
+    with pytest.raises(ValueError, match=f"pick a layer from 1 to {expected_gpt2}"):
+        caption_attention(
+            np.zeros((32, 32, 3), np.uint8), "a cat", model=str(tiny_vit_gpt2_dir), layer=expected_gpt2 + 1
+        )

@@ -16,6 +16,7 @@ from core import (
 )
 from ui.components import ImagePath
 from ui.gradio_common import load_progress, output_folder, require_image, slider, user_errors
+from ui.shared.attention import decoder_layer_slider
 from ui.shared.batch import (
     CAPTION_CSV_COLUMNS,
     CAPTIONS_CSV,
@@ -51,7 +52,6 @@ from ui.shared.widgets import (
     BEAMS,
     CAPTIONER_CHOICES,
     CAPTIONS,
-    DECODER_LAYER,
     DECODING_STRATEGIES,
     DEFAULT_DECODING,
     MAX_NEW_TOKENS,
@@ -60,6 +60,7 @@ from ui.shared.widgets import (
     REPETITION_PENALTY,
     TEMPERATURE,
     TOP_P,
+    in_range,
 )
 
 
@@ -123,7 +124,7 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
                             elem_id="caption-to-map",
                         )
                         with gr.Row():
-                            layer = slider(DECODER_LAYER)
+                            layer = slider(decoder_layer_slider(default_model))
                             cmap = gr.Dropdown(COLORMAPS, value="jet", label=COLORMAP_LABEL)
                             alpha = slider(OPACITY)
                     map_words = gr.Button(MAP_WORDS_BUTTON)
@@ -149,9 +150,12 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
             csv_file = gr.File(label="Download CSV")
 
     word_inputs = [image, to_map, model, layer, cmap, alpha]
-    run.click(
+    captioned = run.click(
         caption_one, inputs=[image, model, prompt, *decoding], outputs=[captions, status, to_map], api_name="caption"
-    ).success(map_after_caption, inputs=word_inputs, outputs=[words], api_visibility="undocumented")
+    )
+    captioned.success(map_after_caption, inputs=word_inputs, outputs=[words], api_visibility="undocumented")
+    # A Hub captioner's config is on this machine once it has run: the slider can follow its decoder now.
+    captioned.success(fit_decoder_layer, inputs=[model, layer], outputs=[layer], api_visibility="undocumented")
     map_words.click(map_caption_words, inputs=word_inputs, outputs=[words], api_name="caption_words")
     run_batch.click(
         caption_many,
@@ -162,6 +166,13 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
     model.change(
         lambda name: gr.update(**_prompt_box(name)), inputs=[model], outputs=[prompt], api_visibility="undocumented"
     )
+    model.change(fit_decoder_layer, inputs=[model, layer], outputs=[layer], api_name="caption_layer_range")
+
+
+def fit_decoder_layer(model, layer):
+    """The decoder-layer slider fitted to this captioner's decoder, its value kept in range."""
+    spec = decoder_layer_slider(model or "")
+    return gr.update(maximum=spec.maximum, value=in_range(layer, spec))
 
 
 def _prompt_box(model: str) -> dict:

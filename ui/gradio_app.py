@@ -26,7 +26,16 @@ from ui.gradio_common import (
     user_errors,
     write_cache_images_atomically,
 )
-from ui.shared.attention import comparison_target, describe_tokens, head_grid, layer_strip, save_features
+from ui.shared.attention import (
+    comparison_target,
+    describe_tokens,
+    head_grid,
+    head_ranges_line,
+    layer_strip,
+    model_sliders,
+    save_features,
+    value_range_line,
+)
 from ui.shared.batch import CSV_COLUMNS, DONE_CLASSIFIED, PREDICTIONS_CSV, batch_summary, results_table, write_csv
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
@@ -75,16 +84,7 @@ from ui.shared.texts import (
     VIT_SEES_TITLE,
     ZERO_SHOT_TITLE,
 )
-from ui.shared.widgets import (
-    CLASSIFIER_CHOICES,
-    DISCARD_RATIO,
-    EXPLAINER_CHOICES,
-    HEAD,
-    LAYER,
-    LAYER_RIGHT,
-    OPACITY,
-    TOP_K,
-)
+from ui.shared.widgets import CLASSIFIER_CHOICES, DISCARD_RATIO, EXPLAINER_CHOICES, OPACITY, TOP_K, Slider, in_range
 from ui.train_tab import FOLDER_NAMES_JS, connect_visitor, train_tab, visitor_boxes
 from ui.zero_shot_tab import zero_shot_tab
 
@@ -198,11 +198,13 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
             elem_id="attention-model",
         )
         method = gr.Radio(METHOD_CHOICES, value="rollout", label=METHOD_LABEL, scale=2)
+    # The layer and head sliders span the chosen model's layers and heads (read from its config).
+    layer_spec, head_spec, layer_right_spec = model_sliders(default_model)
     with gr.Row():
         head_fusion = gr.Radio(list(HEAD_FUSIONS), value="mean", label=HEAD_FUSION_LABEL, min_width=200)
         discard = slider(DISCARD_RATIO)
-        layer = slider(LAYER)
-        head = slider(HEAD)
+        layer = slider(layer_spec)
+        head = slider(head_spec)
     with gr.Row():
         target = gr.Dropdown([], value=None, allow_custom_value=True, label=TARGET_LABEL, info=TARGET_INFO, scale=2)
         cmap = gr.Dropdown(COLORMAPS, value="jet", label=COLORMAP_LABEL, scale=1)
@@ -228,14 +230,29 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
                 elem_id="attention-overlay",
                 height=320,
             )
+            value_range = gr.Markdown(elem_id="attention-range", label="map values")
             labels = gr.Label(label=PREDICTIONS_LABEL, num_top_classes=5, elem_id="attention-labels")
     with gr.Accordion(VIT_SEES_TITLE, open=True):
         with gr.Row(equal_height=False):
             grid_image = gr.Image(label=PATCH_GRID_LABEL, type="pil", height=224, scale=1)
             with gr.Column(scale=2):
                 tokens = gr.Markdown(elem_id="attention-tokens", label="tokens")
-                strip = gr.Gallery(label=LAYER_STRIP_TITLE, columns=6, height=220, elem_id="layer-strip")
-        heads = gr.Gallery(label=HEAD_GRID_TITLE, columns=6, height=260, elem_id="head-grid")
+                strip = gr.Gallery(
+                    label=LAYER_STRIP_TITLE, columns=6, height=220, fit_columns=False, elem_id="layer-strip"
+                )
+        # Whole tiles with their captions: no cropping to a square, no fixed height that hides the captions.
+        heads = gr.Gallery(
+            label=HEAD_GRID_TITLE,
+            columns=6,
+            height="auto",
+            object_fit="contain",
+            # A tile a column even for a 2-head model: stretched to the row's width, a tile grew taller than the
+            # gallery showed and its caption (at the tile's foot) was cut off.
+            fit_columns=False,
+            allow_preview=True,
+            elem_id="head-grid",
+        )
+        head_note = gr.Markdown(elem_id="head-ranges", label="head values")
     with gr.Accordion(SIDE_BY_SIDE_TITLE, open=False):
         gr.Markdown(SIDE_BY_SIDE_NOTE)
         with gr.Row():
@@ -249,7 +266,7 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
                 elem_id="model-b",
             )
             method_b = gr.Radio(METHOD_CHOICES, value="rollout", label=METHOD_RIGHT_LABEL, scale=2, elem_id="method-b")
-            layer_b = slider(LAYER_RIGHT, scale=1)
+            layer_b = slider(model_sliders(model_b.value)[2], scale=1)
         compare = gr.Button(COMPARE_BUTTON, variant="primary")
         with gr.Row(equal_height=False):
             with gr.Column():
@@ -271,9 +288,9 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
     run.click(
         explain_one,
         inputs=[image, *settings],
-        outputs=[overlay_image, labels, grid_image, tokens, strip, heads, target],
+        outputs=[overlay_image, labels, grid_image, tokens, strip, heads, target, value_range, head_note],
         api_name="explain",
-    )
+    ).success(fit_sliders, inputs=[model, layer, head], outputs=[layer, head], api_visibility="undocumented")
     compare.click(
         explain_side_by_side,
         inputs=[image, *settings, model_b, method_b, layer_b],
@@ -284,8 +301,24 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
     model.change(
         lambda _: gr.update(choices=[], value=None), inputs=[model], outputs=[target], api_visibility="undocumented"
     )
+    model.change(fit_sliders, inputs=[model, layer, head], outputs=[layer, head], api_name="attention_ranges")
+    model_b.change(fit_right_slider, inputs=[model_b, layer_b], outputs=[layer_b], api_visibility="undocumented")
     extract.click(extract_features, inputs=[image, model, layer], outputs=[feature_files], api_name="features")
     return model
+
+
+def fit_sliders(model, layer, head):
+    """The layer and head sliders fitted to this model's layers and heads, their values kept in range."""
+    layer_spec, head_spec, _ = model_sliders(model or "")
+    return _fitted_update(layer_spec, layer), _fitted_update(head_spec, head)
+
+
+def fit_right_slider(model, layer):
+    return _fitted_update(model_sliders(model or "")[2], layer)
+
+
+def _fitted_update(spec: Slider, value) -> dict:
+    return gr.update(maximum=spec.maximum, value=in_range(value, spec))
 
 
 def explain_one(
@@ -314,6 +347,8 @@ def explain_one(
         layer_strip(explanation, cmap=cmap),
         head_grid(explanation, cmap=cmap),
         gr.update(choices=class_choices, value=explanation.target if method == "grad_rollout" else target),
+        value_range_line(explanation),
+        head_ranges_line(explanation),
     )
 
 

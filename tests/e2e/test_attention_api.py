@@ -21,7 +21,7 @@ def _settings(model, method="rollout", layer=0, head=0, target=None, discard=0.0
 
 
 def test_explain_returns_an_overlay_the_size_of_the_photo_and_the_engines_predictions(client, tiny_vit_dir, photo_path):
-    overlay_path, labels, grid_path, tokens, strip, heads, target = client.predict(
+    overlay_path, labels, grid_path, tokens, strip, heads, target, value_range, head_note = client.predict(
         handle_file(str(photo_path)), *_settings(str(tiny_vit_dir)), api_name="/explain"
     )
     expected = explain(photo_path, model=str(tiny_vit_dir), discard_ratio=0.0)
@@ -32,6 +32,9 @@ def test_explain_returns_an_overlay_the_size_of_the_photo_and_the_engines_predic
         and [item["caption"] for item in strip][-1] == f"up to layer {expected.num_layers}"
     )
     assert len(heads) == expected.num_heads
+    low, high = expected.value_range
+    assert value_range.startswith(f"Map values from {low:.4g} to {high:.4g}")
+    assert head_note.startswith("Each head stretched from its own lowest to its highest value")
     rows, columns = expected.grid_size
     assert f"{rows}x{columns} grid" in tokens and f"{rows * columns} patch tokens + 1 CLS token" in tokens
     width, height = expected.model_input.size
@@ -42,7 +45,7 @@ def test_gradient_rollout_reports_the_class_it_explains(client, tiny_vit_dir, ph
     outputs = client.predict(
         handle_file(str(photo_path)), *_settings(str(tiny_vit_dir), method="grad_rollout"), api_name="/explain"
     )
-    labels, target_update = outputs[1], outputs[-1]
+    labels, target_update = outputs[1], outputs[6]
     assert target_update["value"] == labels["label"]
     assert [choice[0] for choice in target_update["choices"]] == [item["label"] for item in labels["confidences"]]
 
@@ -73,11 +76,45 @@ def test_features_download_as_npy(client, tiny_vit_dir, photo_path):
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        (dict(layer=7), "Layer 7 is out of range: this model has layers 1 to 2"),
-        (dict(method="attention", head=9), "Head 9 is out of range: this layer has heads 1 to 2"),
+        # The sliders span the model's 2 layers and 2 heads, so Gradio itself refuses what is past them.
+        (dict(layer=7), "Value 7 is greater than maximum value 2"),
+        (dict(method="attention", head=9), "Value 9 is greater than maximum value 2"),
         (dict(method="grad_rollout", target="zebra"), "'zebra' is not one of this model's labels"),
     ],
 )
 def test_bad_settings_get_the_engines_message(client, tiny_vit_dir, photo_path, settings, message):
     with pytest.raises(Exception, match=message):
         client.predict(handle_file(str(photo_path)), *_settings(str(tiny_vit_dir), **settings), api_name="/explain")
+
+
+@pytest.fixture(scope="module")
+def six_layer_vit_dir(tmp_path_factory):
+    """A tiny ViT with 6 layers of 3 heads."""
+    import torch
+    from conftest import save_tiny_model, tiny_config_kwargs
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(6)
+    config = ViTConfig(**{**tiny_config_kwargs(), "num_hidden_layers": 6, "num_attention_heads": 3, "hidden_size": 48})
+    return save_tiny_model(ViTForImageClassification(config), tmp_path_factory.mktemp("api-vit-6x3"))
+
+
+def test_the_layer_and_head_sliders_follow_the_model(app_url, six_layer_vit_dir, tiny_vit_dir):
+    client = Client(app_url, verbose=False)  # a session of its own: Gradio checks values against its sliders' range
+    # The app's model, the tiny ViT, has 2 layers of 2 heads; this one 6 of 3.
+    layer, head = client.predict(str(six_layer_vit_dir), 2, 1, api_name="/attention_ranges")
+    assert (layer["maximum"], head["maximum"]) == (6, 3) and (layer["value"], head["value"]) == (2, 1)
+    # back to a smaller model: the maximum shrinks and the values come within it
+    layer, head = client.predict(str(tiny_vit_dir), 5, 3, api_name="/attention_ranges")
+    assert (layer["maximum"], head["maximum"]) == (2, 2) and (layer["value"], head["value"]) == (2, 2)
+    # a model whose config is not on this machine yet gets the shared ranges (the engine names the range)
+    layer, head = client.predict("someone/not-downloaded-vit", 2, 2, api_name="/attention_ranges")
+    assert (layer["maximum"], head["maximum"]) == (24, 16) and (layer["value"], head["value"]) == (2, 2)
+
+
+def test_the_caption_decoder_layer_slider_follows_the_decoder(app_url, captioner_dir, blip_dir):
+    client = Client(app_url, verbose=False)
+    update = client.predict(str(captioner_dir), 7, api_name="/caption_layer_range")
+    assert (update["maximum"], update["value"]) == (2, 2)  # the tiny ViT-GPT2's 2 decoder layers, not 12
+    assert client.predict(str(blip_dir), 1, api_name="/caption_layer_range")["maximum"] == 2
+    assert client.predict("someone/not-downloaded-captioner", 2, api_name="/caption_layer_range")["maximum"] == 12

@@ -56,7 +56,7 @@ def test_word_maps_one_per_word(client, captioner_dir, photo_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("a cat", 9), "layer must be between 1 and 2"),
+        (("a cat", 9), "The decoder has 2 layers: pick a layer from 1 to 2"),
         (("", 0), "No caption to map"),
     ],
 )

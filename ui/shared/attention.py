@@ -7,7 +7,39 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core import Explanation, Features, overlay
+from core import Explanation, Features, attention_shape, decoder_layer_count, overlay
+from ui.shared.texts import HEAD_RANGES_NOTE, SCALING_NOTES
+from ui.shared.widgets import DECODER_LAYER, HEAD, LAYER, LAYER_RIGHT, Slider, fitted
+
+
+def model_sliders(model: str) -> tuple[Slider, Slider, Slider]:
+    """The layer, head and right-hand layer sliders fitted to the model's layers and heads (read from its config
+    without running it); the shared ranges when that is not known yet."""
+    shape = attention_shape(model)
+    layers = shape.num_layers if shape is not None else None
+    heads = shape.num_heads if shape is not None else None
+    return fitted(LAYER, layers), fitted(HEAD, heads), fitted(LAYER_RIGHT, layers)
+
+
+def decoder_layer_slider(model: str) -> Slider:
+    """The caption word maps' decoder-layer slider fitted to the captioner's decoder."""
+    return fitted(DECODER_LAYER, decoder_layer_count(model))
+
+
+def value_range_line(explanation: Explanation) -> str:
+    """Under the map: the raw values it spans and how they became colours (a flat map is no longer a solid colour,
+    so the reader needs to know how small the differences are)."""
+    low, high = explanation.value_range
+    return f"Map values from {low:.4g} to {high:.4g}; {SCALING_NOTES[explanation.scaling]}"
+
+
+def head_ranges_line(explanation: Explanation) -> str:
+    """Under the head grid: the raw range across the heads and how each tile was scaled."""
+    if not explanation.head_ranges:
+        return ""
+    low = min(low for low, _ in explanation.head_ranges)
+    high = max(high for _, high in explanation.head_ranges)
+    return HEAD_RANGES_NOTE[explanation.head_scaling].format(low=f"{low:.4g}", high=f"{high:.4g}")
 
 
 def layer_strip(explanation: Explanation, *, alpha: float = 0.6, cmap: str = "jet") -> list[tuple[Image.Image, str]]:

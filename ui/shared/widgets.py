@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,19 @@ class Slider:
     step: float
     label: str
     info: str = ""
+
+
+def fitted(spec: Slider, maximum: int | None) -> Slider:
+    """The slider with its maximum set to what the chosen model has (its layers, its heads); the spec's own range
+    when that is not known yet (a model not on this machine before its first use)."""
+    return spec if maximum is None else replace(spec, maximum=maximum)
+
+
+def in_range(value: float | None, spec: Slider) -> float:
+    """A slider's value kept within its (perhaps just shrunk) range: a value past a new maximum becomes it."""
+    if value is None:
+        return spec.default
+    return min(max(value, spec.minimum), spec.maximum)
 
 
 # ---- model boxes: suggestions; any hub id or local folder may be typed instead --------------------------------
@@ -59,7 +72,8 @@ TOP_K = Slider(1, 20, 5, 1, "How many labels (top-k)")
 DISCARD_RATIO = Slider(
     0.0, 0.99, 0.9, 0.01, "Discard ratio (rollout)", "drop the weakest attention weights in each layer"
 )
-# Sliders reach past a ViT-B's 12 layers and heads for ViT-L (24 layers, 16 heads); the engine names the range.
+# Until a model's config is on this machine, sliders reach past a ViT-B's 12 layers and heads for ViT-L (24 layers,
+# 16 heads) and the engine names the range; once it is, the front ends fit them to the model (ui/shared/attention.py).
 LAYER = Slider(0, 24, 0, 1, "Layer (0 = all / last)", "rollout up to this layer; raw attention of this layer")
 HEAD = Slider(0, 16, 0, 1, "Head (0 = all heads fused)", "raw attention only")
 LAYER_RIGHT = Slider(0, 24, 0, 1, "Layer (right, 0 = all / last)")
@@ -76,7 +90,7 @@ TOP_P = Slider(0.05, 1.0, 0.9, 0.05, "top-p (sampling)")
 TEMPERATURE = Slider(0.1, 2.0, 1.0, 0.05, "Temperature (sampling)")
 REPETITION_PENALTY = Slider(1.0, 2.0, 1.0, 0.05, "Repetition penalty (1 = off)")
 NO_REPEAT_NGRAM = Slider(0, 5, 0, 1, "No repeated n-grams of size (0 = off)")
-DECODER_LAYER = Slider(0, 12, 0, 1, "Decoder layer (0 = mean of all)")
+DECODER_LAYER = Slider(0, 12, 0, 1, "Decoder layer (0 = mean of all)")  # fitted to the captioner's decoder
 
 # ---- Zero-shot ------------------------------------------------------------------------------------------------
 

@@ -6,11 +6,21 @@ The maps are rollout, gradient rollout or raw attention; a second model, method 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
 from core import HEAD_FUSIONS, Explanation, explain, features, patch_grid_image
-from ui.shared.attention import comparison_target, describe_tokens, head_grid, layer_strip, save_features
+from ui.shared.attention import (
+    comparison_target,
+    describe_tokens,
+    head_grid,
+    head_ranges_line,
+    layer_strip,
+    model_sliders,
+    save_features,
+    value_range_line,
+)
 from ui.shared.texts import (
     ATTENTION_INTRO,
     ATTENTION_TITLE,
@@ -43,7 +53,7 @@ from ui.shared.texts import (
     TARGET_LABEL,
     VIT_SEES_TITLE,
 )
-from ui.shared.widgets import DISCARD_RATIO, EXPLAINER_CHOICES, HEAD, LAYER, LAYER_RIGHT, OPACITY
+from ui.shared.widgets import DISCARD_RATIO, EXPLAINER_CHOICES, OPACITY, Slider, in_range
 from ui.streamlit_pages.common import (
     ATTENTION_MODEL_KEY,
     Photo,
@@ -98,6 +108,16 @@ def explained(photo: Photo, settings: MapSettings) -> Explanation:
         )
 
 
+def fitted_slider(spec: Slider, key: str, container: Any = st) -> Any:
+    """A slider whose range follows the model (`spec` fitted to it): a value past a maximum that just shrank is
+    brought within it first, as Streamlit refuses a value outside the range."""
+    if key in st.session_state:
+        kept = in_range(st.session_state[key], spec)
+        if kept != st.session_state[key]:
+            st.session_state[key] = kept
+    return slider(spec, key, container)
+
+
 def settings_controls() -> MapSettings:
     model_column, method_column = st.columns([3, 2])
     with model_column:
@@ -108,11 +128,12 @@ def settings_controls() -> MapSettings:
         method = st.radio(
             METHOD_LABEL, list(METHOD_NAMES), format_func=METHOD_NAMES.get, horizontal=True, key="attention_method"
         )
+    layer_spec, head_spec, _ = model_sliders(model)  # the chosen model's layers and heads
     fusion_column, discard_column, layer_column, head_column = st.columns(4)
     head_fusion = fusion_column.radio(HEAD_FUSION_LABEL, HEAD_FUSIONS, horizontal=True, key="attention_fusion")
     discard = slider(DISCARD_RATIO, "attention_discard", discard_column)
-    layer = slider(LAYER, "attention_layer", layer_column)
-    head = slider(HEAD, "attention_head", head_column)
+    layer = fitted_slider(layer_spec, "attention_layer", layer_column)
+    head = fitted_slider(head_spec, "attention_head", head_column)
     target_column, cmap_column, alpha_column = st.columns([2, 1, 1])
     with target_column:
         target = class_box(model)
@@ -141,6 +162,7 @@ def show_explanation(explanation: Explanation, cmap: str) -> None:
     overlay_column, labels_column = st.columns(2)
     with overlay_column:
         st.image(explanation.overlay, caption=OVERLAY_LABEL, width="stretch")
+        st.caption(value_range_line(explanation))
         st.download_button(
             "Download the overlay (PNG)",
             png_bytes(explanation.overlay),
@@ -172,6 +194,7 @@ def show_explanation(explanation: Explanation, cmap: str) -> None:
         st.markdown(f"**{HEAD_GRID_TITLE}**")
         tiles = head_grid(explanation, cmap=cmap)
         st.image([image for image, _ in tiles], caption=[text for _, text in tiles], width=TILE_WIDTH)
+        st.caption(head_ranges_line(explanation))
 
 
 def side_by_side(photo: Photo | None, left: MapSettings) -> None:
@@ -188,7 +211,7 @@ def side_by_side(photo: Photo | None, left: MapSettings) -> None:
         method = method_column.radio(
             METHOD_RIGHT_LABEL, list(METHOD_NAMES), format_func=METHOD_NAMES.get, key="attention_method_b"
         )
-        layer = slider(LAYER_RIGHT, "attention_layer_b", layer_column)
+        layer = fitted_slider(model_sliders(model)[2], "attention_layer_b", layer_column)
         if st.button(COMPARE_BUTTON, type="primary", key="attention_compare"):
             if photo is None:
                 st.error(NO_IMAGE)

@@ -19,6 +19,7 @@ from core import (
     caption_files,
     prompt_support,
 )
+from ui.shared.attention import decoder_layer_slider
 from ui.shared.batch import (
     CAPTION_CSV_COLUMNS,
     CAPTIONS_CSV,
@@ -56,7 +57,6 @@ from ui.shared.widgets import (
     BEAMS,
     CAPTIONER_CHOICES,
     CAPTIONS,
-    DECODER_LAYER,
     DECODING_STRATEGIES,
     DEFAULT_DECODING,
     MAX_NEW_TOKENS,
@@ -66,6 +66,7 @@ from ui.shared.widgets import (
     TEMPERATURE,
     TOP_P,
 )
+from ui.streamlit_pages.attention import fitted_slider
 from ui.streamlit_pages.common import (
     Photo,
     csv_download,
@@ -182,7 +183,7 @@ def word_map_controls(model: str, shown: Captioned | None) -> None:
         key=f"caption_to_map:{st.session_state.get(ROUND, 0)}",
     )
     layer_column, cmap_column, alpha_column = st.columns(3)
-    layer = slider(DECODER_LAYER, "caption_layer", layer_column)
+    layer = fitted_slider(decoder_layer_slider(model), "caption_layer", layer_column)  # the decoder's layers
     cmap = cmap_column.selectbox(COLORMAP_LABEL, COLORMAPS, key="caption_cmap")
     alpha = slider(OPACITY, "caption_alpha", alpha_column)
     if st.button(MAP_WORDS_BUTTON, key="caption_map"):
