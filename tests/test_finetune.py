@@ -566,3 +566,37 @@ def test_a_run_saved_again_is_loaded_again(shapes_dir, scratch_config, tmp_path)
     by_label = {p.label: p.score for p in late}
     for index, label in model.config.id2label.items():
         assert by_label[label] == pytest.approx(float(expected[index]), abs=0.02)  # bf16 in the app, fp32 here
+
+
+def test_a_resumed_job_starts_its_view_from_the_runs_earlier_log(tmp_path):
+    """The live chart of a resumed run starts where its log does, as its saved curves.png does."""
+    from training.events import to_json
+    from training.jobs import TrainingJob
+
+    folder = tmp_path / "stopped"
+    (folder / "checkpoint").mkdir(parents=True)
+    (folder / "checkpoint" / "trainer_state.json").write_text("{}")
+    logged = [
+        Started(6, ("a", "b"), 4, 2, 2, "full", "cpu", "fp32"),
+        Step(1, 1, 0.9, 1e-3, 8.0, 5.0),
+        Step(1, 2, 0.7, 1e-3, 8.0, 4.0),
+        Stopped(str(folder), 2),
+    ]
+    (folder / "events.jsonl").write_text("".join(to_json(event) + "\n" for event in logged))
+    config = FinetuneConfig(train_dir=tmp_path, output_dir=folder)
+    resumed = TrainingJob(replace(config, resume=True)).state()  # not started: nothing of its own yet
+    assert resumed.earlier == tuple(logged) and resumed.events == () and resumed.run_events == tuple(logged)
+    assert TrainingJob(config).state().run_events == ()  # a new run in that folder starts its log afresh
+    (folder / "checkpoint" / "trainer_state.json").unlink()  # a resume without a checkpoint starts afresh too
+    assert TrainingJob(replace(config, resume=True)).state().earlier == ()
+
+
+def test_push_to_hub_says_what_a_valid_repository_name_looks_like(tmp_path):
+    from training.review import push_to_hub
+
+    for bad_name in ("me/ants vs bees", "me/ants--bees", "me/-ants", "me/ants/bees"):
+        with pytest.raises(ValueError) as refused:
+            push_to_hub(tmp_path, bad_name, "hf_not_a_real_token")
+        message = str(refused.value)
+        assert message.startswith(f"'{bad_name}' is not a valid repository name. Use user/name"), message
+        assert "e.g. 'me/ants-vs-bees'" in message and "Repo id must" not in message and "regex" not in message

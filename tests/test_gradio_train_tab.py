@@ -8,7 +8,7 @@ import zipfile
 import gradio as gr
 import pytest
 
-from training.events import Stopped
+from training.events import Step, Stopped
 from training.examples import write_shapes_zip
 from training.jobs import current_job
 from ui.shared.training import STOPPING
@@ -193,3 +193,79 @@ def test_pairs_whose_first_folders_are_upload_hashes_ask_for_a_zip(tmp_path):
     check_folder_names_survived([*hashed, ("pets/cat/p2.jpg", tmp_path / "p2.jpg")])
     check_folder_names_survived([str(files[0]), ("pets/cat/p2.jpg", tmp_path / "p2.jpg")])
     check_folder_names_survived([("p0.jpg", files[0]), ("p1.jpg", files[1])])  # no folder: no hash to judge
+
+
+@pytest.fixture
+def own_machine(tmp_path, monkeypatch):
+    """The app on one's own machine (not shared), its runs in a fresh folder; the Train tab module and a page."""
+    from ui import train_tab
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setenv("VIT_STUDIO_SHARED", "0")
+    monkeypatch.setenv("VIT_STUDIO_RUNS", str(tmp_path / "runs"))
+    return train_tab, write_shapes_zip(tmp_path, per_class=8), gr.Request(session_hash="local")
+
+
+def test_a_run_that_ends_joins_both_lists_and_a_new_page_shows_it(own_machine, tiny_vit_dir, tmp_path):
+    train_tab, shapes_zip, page = own_machine
+    head_run = ["head", 1, 1e-2, 16, 0.0, 0.0, 0, False, 0, "auto"]
+    *_, last = _start(train_tab, shapes_zip, tiny_vit_dir, "ended", None, page, head_run)
+    run_name, *_, runs, bases = last
+    run_path = str(tmp_path / "runs" / "ended")
+    assert run_name == "ended" and any(name == "ended" for _, name in runs["choices"])
+    assert run_path in bases["choices"], "the finished run is not offered under Start from"
+    # A page opened afterwards lists it at once, without Refresh.
+    _, _, new_runs, new_bases = train_tab.welcome_visitor(None, gr.Request(session_hash="new-page"))
+    assert any(name == "ended" for _, name in new_runs["choices"]) and run_path in new_bases["choices"]
+
+
+def _train_losses_at(figure) -> list[int]:
+    """The steps of a curves figure's train-loss line."""
+    return [int(step) for step in figure.axes[0].lines[0].get_xdata()]
+
+
+def test_resume_streams_the_earlier_curve_and_goes_on(own_machine, tiny_vit_dir):
+    train_tab, shapes_zip, page = own_machine
+    stream = _start(train_tab, shapes_zip, tiny_vit_dir, "resumed", None, page)
+    for _ in stream:
+        if any(isinstance(event, Step) and event.step >= 2 for event in current_job().state().events):
+            train_tab.stop_run(None, page)
+    stopped_at = current_job().state().events[-1].step
+    resumed = train_tab.resume_run("resumed", None, page)
+    first_figure = next(resumed)[2]
+    # The chart shows the run so far before the resumed run has taken a step.
+    assert first_figure is not None and _train_losses_at(first_figure) == list(range(1, stopped_at + 1))
+    train_tab.stop_run(None, page)
+    *_, last = resumed
+    steps = _train_losses_at(last[2])  # the earlier steps, then any the resumed run took before it stopped
+    assert steps == list(range(1, steps[-1] + 1)) and steps[-1] >= stopped_at
+
+
+def test_the_counts_chart_has_its_key(own_machine):
+    from ui.gradio_app import build_demo
+    from ui.shared import train_widgets
+
+    train_tab, shapes_zip, _ = own_machine
+    demo = build_demo()
+    blocks = {block.elem_id: block for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+    assert blocks["train-counts-chart"].color_map == train_widgets.SPLIT_COLORS
+    assert blocks["train-counts-key"].value == train_widgets.COUNTS_KEY
+    _, _, frame, _, _ = train_tab.check_source(str(shapes_zip), None, "", "")
+    assert set(frame[train_widgets.SPLIT_KEY]) == set(train_widgets.SPLIT_COLORS)
+
+
+def test_the_single_template_box_locks_while_an_ensemble_is_chosen():
+    from ui import zero_shot_tab
+    from ui.gradio_app import build_demo
+
+    assert zero_shot_tab._template_box("openai")["interactive"] is False
+    assert zero_shot_tab._template_box("simple")["interactive"] is False
+    assert zero_shot_tab._template_box("single")["interactive"] is True
+    demo = build_demo()
+    ids = {block.elem_id: block_id for block_id, block in demo.blocks.items() if getattr(block, "elem_id", None)}
+    wired = [
+        dependency
+        for dependency in demo.config["dependencies"]
+        if [ids["clip-template-mode"], "change"] in [list(target) for target in dependency["targets"]]
+    ]
+    assert [dependency["outputs"] for dependency in wired] == [[ids["clip-template"]]]

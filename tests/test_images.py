@@ -374,6 +374,7 @@ def test_files_are_closed_after_reading_even_when_refused(tmp_path, chelsea):
     big = tmp_path / "big.png"
     Image.new("RGB", (200, 100)).save(big)
 
+    gc.collect()  # what earlier tests left for the collector (a web server's event loop) is not this test's
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         load_image(gif)
@@ -385,7 +386,7 @@ def test_files_are_closed_after_reading_even_when_refused(tmp_path, chelsea):
         gc.collect()
 
     unclosed = [str(warning.message) for warning in caught if issubclass(warning.category, ResourceWarning)]
-    assert unclosed == []
+    assert [message for message in unclosed if "file" in message] == [], unclosed
 
 
 @pytest.mark.parametrize("payload", [b"", b"definitely not an image"], ids=["empty", "text"])

@@ -19,6 +19,7 @@ from core.caption import caption
 from core.zero_shot import named_templates, zero_shot
 from ui.shared.caption import decoding_settings
 from ui.shared.texts import ZERO_SHOT_EXAMPLE_LABELS
+from ui.shared.train_widgets import COUNTS_KEY
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "streamlit_app.py")
 PAGE = "streamlit_pages/{}.py"
@@ -157,11 +158,41 @@ def test_attention_shows_the_map_the_strips_and_a_side_by_side(app, tiny_vit_dir
     assert "Download cls_layer2.npy" in labels and "Download patches_layer2.npy" in labels
 
 
-def test_attention_reports_a_layer_the_model_does_not_have(app):
-    at = app("attention")
-    at.slider(key="attention_layer").set_value(9)
+@pytest.fixture(scope="module")
+def six_layer_vit_dir(tmp_path_factory) -> Path:
+    """A tiny ViT with 6 layers of 3 heads."""
+    import torch
+    from conftest import save_tiny_model, tiny_config_kwargs
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(6)
+    config = ViTConfig(**{**tiny_config_kwargs(), "num_hidden_layers": 6, "num_attention_heads": 3, "hidden_size": 48})
+    return save_tiny_model(ViTForImageClassification(config), tmp_path_factory.mktemp("st-vit-6x3"))
+
+
+def test_attention_sliders_follow_the_models_layers_and_heads(app, six_layer_vit_dir, tiny_vit_dir, photo_path):
+    at = app("attention", attention_model=str(six_layer_vit_dir), attention_model_b=str(tiny_vit_dir))
+    assert (at.slider(key="attention_layer").max, at.slider(key="attention_head").max) == (6, 3)
+    assert at.slider(key="attention_layer_b").max == 2
+    at.slider(key="attention_layer").set_value(6)
+    at.slider(key="attention_head").set_value(3)
+    upload(at, "attention_upload", photo_path)
+    at.radio(key="attention_method").set_value("attention")
     click(at, "attention_run")
-    assert any("layer" in message.lower() and "2" in message for message in errors(at)), errors(at)
+    assert not errors(at)
+    assert any(caption.value.startswith("Map values from ") for caption in at.caption)
+    # The tiny ViT has 2 layers of 2 heads (the shared sliders go to 24 and 16): the values come within its range.
+    at.selectbox(key="attention_model").set_value(str(tiny_vit_dir)).run()
+    assert not at.exception, at.exception
+    layer, head = at.slider(key="attention_layer"), at.slider(key="attention_head")
+    assert (layer.max, head.max) == (2, 2) and layer.value <= 2 and head.value <= 2
+    click(at, "attention_run")
+    assert not errors(at)
+
+
+def test_caption_layer_slider_follows_the_decoder(app, captioner_dir):
+    at = app("caption", caption_model=str(captioner_dir))
+    assert at.slider(key="caption_layer").max == 2  # the tiny ViT-GPT2's 2 decoder layers, not 12
 
 
 # ---- Caption -----------------------------------------------------------------------------------------------------
@@ -216,6 +247,13 @@ def test_zero_shot_ranks_like_the_engine_and_maps_the_best_label(app, tiny_open_
     )
 
 
+def test_zero_shot_template_box_is_disabled_while_an_ensemble_is_chosen(app):
+    at = app("zero_shot")
+    assert not at.text_input(key="zero_shot_template").disabled
+    at.radio(key="zero_shot_template_mode").set_value("openai").run()
+    assert at.text_input(key="zero_shot_template").disabled
+
+
 def test_zero_shot_reports_a_single_label(app, tiny_open_clip_dir):
     at = app("zero_shot", zero_shot_model=f"local-dir:{tiny_open_clip_dir}")
     at.text_area(key="zero_shot_labels").set_value("cat")
@@ -233,6 +271,7 @@ def test_train_checks_a_zip_trains_and_shows_what_it_learnt(app, tiny_vit_dir, s
     click(at, "train_check")
     assert any(markdown.value.startswith("3 classes, 60 training and 12 validation") for markdown in at.markdown)
     assert list(table(at, "class")["class"]) == ["circle", "square", "triangle"]
+    assert COUNTS_KEY in [caption.value for caption in at.caption], "the counts chart has no train/val key"
     assert next(image.captions for image in at.image if "circle" in image.captions).count("square") == 4
     at.number_input(key="train_epochs").set_value(6)
     at.number_input(key="train_lr").set_value(1e-2)
@@ -248,6 +287,9 @@ def test_train_checks_a_zip_trains_and_shows_what_it_learnt(app, tiny_vit_dir, s
     per_class = table(at, "class", "accuracy")
     assert list(per_class.columns) == ["class", "accuracy", "correct", "validation images"]
     assert list(per_class["class"]) == ["circle", "square", "triangle"]
+    assert all(accuracy.endswith("%") and accuracy[:-1].isdigit() for accuracy in per_class["accuracy"])
+    # The finished run is offered to start from, as soon as it has ended.
+    assert str(runs_dir / "shapes-st") in at.selectbox(key="train_base").options
     # the circles the model got right, each with its attention
     shown_run = at.session_state["train_run_dir"]
     at.selectbox(key=f"train_predicted:{shown_run}").set_value("circle")
@@ -311,9 +353,16 @@ def test_the_zip_box_takes_the_engines_data_limit_from_the_environment(app, monk
     assert app("train").file_uploader(key="train_zip").proto.max_upload_size_mb == 5
 
 
-def test_train_stop_then_resume_from_earlier_runs(app, tiny_vit_dir, shapes_zip, runs_dir):
+def test_train_stop_then_resume_from_earlier_runs(app, tiny_vit_dir, shapes_zip, runs_dir, monkeypatch):
     from training.events import Started, Step, Stopped
     from training.jobs import current_job
+    from ui.shared import training as shared_training
+
+    drawn = []  # the curves of every chart the page draws (AppTest runs the page in this process)
+    draw = shared_training.curves_figure
+    monkeypatch.setattr(
+        shared_training, "curves_figure", lambda run_curves: drawn.append(run_curves) or draw(run_curves)
+    )
 
     at = upload(app("train", train_base=str(tiny_vit_dir)), "train_zip", shapes_zip)
     at.number_input(key="train_epochs").set_value(200)  # long enough to be stopped mid-way
@@ -341,6 +390,8 @@ def test_train_stop_then_resume_from_earlier_runs(app, tiny_vit_dir, shapes_zip,
     assert isinstance(state.events[0], Started) and state.events[0].start_step > 0
     at.run()
     assert at.session_state["train_run_dir"] == run_dir and not at.exception
+    # The resumed run's chart starts from its first step, as its saved curves.png does.
+    assert drawn[-1].train_steps[0] == 1 and drawn[-1].train_steps[-1] >= state.events[0].start_step
 
 
 @pytest.mark.parametrize("shared_by", ["SPACE_ID", "VIT_STUDIO_SHARED"])

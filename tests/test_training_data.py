@@ -601,3 +601,15 @@ def test_example_data_set_is_written_once_and_checks_clean(tmp_path):
     with zipfile.ZipFile(zip_path) as first, zipfile.ZipFile(again) as second:
         assert sorted(first.namelist()) == sorted(second.namelist())
         assert all(first.read(name) == second.read(name) for name in first.namelist())
+
+
+def test_loose_photos_without_class_folders_are_told_the_layout(tmp_path, small_photo):
+    """A zip of 4 good photos (and a note) at its top: the classes are the folders, so it shows the layout."""
+    entries = {f"IMG_{index}.jpg": jpeg_bytes(small_photo) for index in range(4)}
+    archive = make_zip(tmp_path / "photos.zip", {**entries, "notes.txt": b"my photos"})
+    with pytest.raises(DataError) as refused:
+        prepare_data(archive, tmp_path / "work")
+    message = str(refused.value)
+    assert message.startswith("The 4 photo(s) (e.g. IMG_") and "not in class folders" in message
+    assert "folder named after the class" in message and "cats/ (1.jpg" in message and "dogs/" in message
+    assert "No images found" not in message

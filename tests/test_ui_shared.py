@@ -60,3 +60,59 @@ def test_the_front_ends_import_only_what_core_exports():
             if line.startswith("from core.") or line.startswith("import core."):
                 module = line.split()[1]
                 assert module in core.FRONT_END_SUBMODULES, f"{path.relative_to(ROOT)}: {line}"
+
+
+# ---- training and zero-shot, as both front ends show them ------------------------------------------------------
+
+
+def _events(mode: str = "full"):
+    from training import Evaluated, Started, Step
+
+    started = Started(9, ("ants", "bees"), 7, 7, 3, mode, "cpu", "fp32")
+    steps = [Step(1, step, 1.0 / step, 1e-3, 10925.4, 5.0) for step in (1, 2, 3)]
+    evaluated = Evaluated(1, 3, 0.5, 5 / 7, (5 / 7, 1.0), ((5, 2), (0, 7)))
+    return [started, *steps, evaluated]
+
+
+def test_per_class_accuracy_reads_as_a_percentage():
+    from ui.shared.training import per_class_rows
+
+    *_, evaluated = _events()
+    assert per_class_rows(evaluated, ("ants", "bees")) == [["ants", "71%", 5, 7], ["bees", "100%", 7, 7]]
+
+
+def test_head_only_progress_leaves_out_the_speed_of_a_linear_layer():
+    from ui.shared.training import describe_progress
+
+    assert "images/s" not in describe_progress(_events("head"), True)
+    assert "10925.4 images/s" in describe_progress(_events("full"), True)
+
+
+def test_a_resumed_run_shows_its_earlier_curve_and_prepares_until_its_new_start(tmp_path):
+    from training import Started, Step, Stopped
+    from ui.shared.training import run_view
+
+    earlier = [*_events(), Stopped(str(tmp_path), 3)]
+    view = run_view(earlier, True, folder=tmp_path)  # resumed, its new Started not here yet
+    assert view.progress == "Preparing the data and loading the model ..."
+    assert list(view.figure.axes[0].lines[0].get_xdata()) == [1, 2, 3]
+    resumed = [*earlier, Started(9, ("ants", "bees"), 7, 7, 3, "full", "cpu", "fp32", start_step=3)]
+    resumed.append(Step(2, 4, 0.2, 1e-3, 12.0, 3.0))
+    view = run_view(resumed, True, folder=tmp_path)
+    assert view.progress.startswith("Training (full, cpu, fp32): step 4/9")
+    assert list(view.figure.axes[0].lines[0].get_xdata()) == [1, 2, 3, 4]
+
+
+def test_the_counts_chart_has_a_key_for_each_side_of_the_split():
+    from ui.shared import train_widgets
+
+    assert set(train_widgets.SPLIT_COLORS) == {"train", "val"}
+    assert "training" in train_widgets.COUNTS_KEY and "validation" in train_widgets.COUNTS_KEY
+
+
+def test_the_template_box_is_editable_only_for_one_template():
+    from ui.shared.texts import SINGLE_TEMPLATE, TEMPLATE_CHOICES
+    from ui.shared.zero_shot import template_box_editable
+
+    assert template_box_editable(SINGLE_TEMPLATE)
+    assert not any(template_box_editable(mode) for _, mode in TEMPLATE_CHOICES if mode != SINGLE_TEMPLATE)

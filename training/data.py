@@ -496,18 +496,18 @@ def _read_layout(data_root: Path, images: Sequence[_Candidate]) -> _Layout:
         parts = image.path.relative_to(data_root).parts
         if train_folder is None:
             if len(parts) < 2:
-                skipped.append(Skipped(image.name, "not in a class folder"))
+                skipped.append(Skipped(image.name, NOT_IN_A_CLASS_FOLDER))
             else:
                 train.setdefault(_class_name(parts[0]), []).append(image)
             continue
         if parts[0] not in (train_folder, val_folder):
             if len(parts) < 2:
-                skipped.append(Skipped(image.name, "not in a class folder"))
+                skipped.append(Skipped(image.name, NOT_IN_A_CLASS_FOLDER))
             else:
                 left_out[parts[0]] = left_out.get(parts[0], 0) + 1
             continue
         if len(parts) < 3:
-            skipped.append(Skipped(image.name, "not in a class folder"))
+            skipped.append(Skipped(image.name, NOT_IN_A_CLASS_FOLDER))
             continue
         side = train if parts[0] == train_folder else val
         side.setdefault(_class_name(parts[1]), []).append(image)
@@ -561,7 +561,20 @@ def _by_name(candidate: _Candidate) -> str:
 # --- checks that stop training, and warnings that do not ---------------------------------------------------
 
 
+NOT_IN_A_CLASS_FOLDER = "not in a class folder"
+# The layout a classifier's data needs, shown when photos came without it.
+CLASS_FOLDERS_LAYOUT = "my-photos.zip → cats/ (1.jpg, 2.jpg, ...), dogs/ (3.jpg, 4.jpg, ...)"
+
+
 def _no_images_message(skipped: Sequence[Skipped]) -> str:
+    loose = [item for item in skipped if item.reason == NOT_IN_A_CLASS_FOLDER]
+    if loose:
+        # Good photos without class folders: the class is the folder's name, so there is nothing to learn from.
+        return (
+            f"The {len(loose)} photo(s) (e.g. {loose[0].name}) are not in class folders, so their classes are "
+            "unknown. Put the photos of each class in a folder named after the class, and give the folder of "
+            f"those folders (or a .zip of it), like this: {CLASS_FOLDERS_LAYOUT}."
+        )
     found = f" ({len(skipped)} other file(s) skipped, e.g. {skipped[0].name}: {skipped[0].reason})" if skipped else ""
     return (
         f"No images found{found}. Give a folder with one sub-folder of images per class "

@@ -9,10 +9,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .access import LOCAL_USER, Visitor, claim_run, private_run_name
+from .checkpoints import CHECKPOINT, TRAINER_STATE
 from .disk import disk_budget, room_for_new_run, tidy_runs, trim_finished_run
-from .events import Event, Finished, Step, Stopped
+from .events import Event, Finished, Step, Stopped, read_events
 from .finetune import FinetuneConfig, check_config, finetune
-from .runs import format_duration, last_started, new_run_dir
+from .runs import EVENTS_LOG, format_duration, last_started, new_run_dir
 
 # An owner's page that has not looked at its run for this long is gone (closed or reloaded): then anyone may stop
 # the run, so that a run nobody watches cannot hold the one training slot for hours.
@@ -27,6 +28,12 @@ class JobState:
     events: tuple[Event, ...]
     running: bool
     error: str | None  # the message of a ValueError that ended the run (bad data, a model that will not load)
+    earlier: tuple[Event, ...] = ()  # a resumed run's log before this start: the curve it had already drawn
+
+    @property
+    def run_events(self) -> tuple[Event, ...]:
+        """The run's whole story for a chart: its earlier log (when resumed), then this start's events."""
+        return (*self.earlier, *self.events)
 
     @property
     def ended_well(self) -> bool:
@@ -45,6 +52,8 @@ class TrainingJob:
         self._fresh_folder = fresh_folder  # made for this run: removed again if the run never starts
         self._stop = threading.Event()
         self._events: list[Event] = []
+        # Read before the thread starts, so that none of this start's events are among them.
+        self._earlier = tuple(earlier_events(config))
         self._error: str | None = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"training {self.output_dir.name}", daemon=True)
@@ -100,11 +109,19 @@ class TrainingJob:
     def state(self) -> JobState:
         with self._lock:
             events = tuple(self._events)
-        return JobState(self.output_dir, events, self.running, self._error)
+        return JobState(self.output_dir, events, self.running, self._error, earlier=self._earlier)
 
     def wait(self, timeout_s: float | None = None) -> JobState:
         self._thread.join(timeout_s)
         return self.state()
+
+
+def earlier_events(config: FinetuneConfig) -> list[Event]:
+    """What a resumed run's log already holds (its earlier steps and evaluations); nothing for a new run, or for a
+    resume without a checkpoint, which finetune() starts afresh with a new log."""
+    folder = Path(config.output_dir)
+    resuming = config.resume and (folder / CHECKPOINT / TRAINER_STATE).is_file()
+    return read_events(folder / EVENTS_LOG) if resuming and (folder / EVENTS_LOG).is_file() else []
 
 
 _current: TrainingJob | None = None

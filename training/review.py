@@ -66,6 +66,7 @@ def push_to_hub(run_dir: str | Path, repo_id: str, token: str, *, private: bool 
 
     if not repo_id or "/" not in repo_id.strip():
         raise ValueError("Give the repository as user/name (or org/name), e.g. 'me/ants-vs-bees'.")
+    check_repo_name(repo_id.strip())
     if not token or not token.strip():
         raise ValueError("Paste a Hugging Face access token with write permission (huggingface.co/settings/tokens).")
     run_dir = Path(run_dir)
@@ -92,6 +93,21 @@ def push_to_hub(run_dir: str | Path, repo_id: str, token: str, *, private: bool 
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ValueError(f"Could not push to {repo_id}: {first}") from error
     return str(url)
+
+
+def check_repo_name(repo_id: str) -> None:
+    """Refuse a repository name the Hub would refuse, saying what a valid one looks like (huggingface_hub's own
+    message speaks of regular expressions and chars)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise ValueError(
+            f"'{repo_id}' is not a valid repository name. Use user/name (or org/name): letters, digits, '-', '_' "
+            "and '.', no spaces, not starting or ending with '-' or '.', no '--' or '..', at most 96 characters; "
+            "e.g. 'me/ants-vs-bees'."
+        ) from None
 
 
 # ---- a confusion cell as pictures ---------------------------------------------------------------------------

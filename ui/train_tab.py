@@ -147,8 +147,16 @@ def train_tab(
                 headers=list(COUNT_HEADERS), interactive=False, label=widgets.COUNTS_LABEL, elem_id="train-counts"
             )
             counts_chart = gr.BarPlot(
-                x=widgets.CLASS_AXIS, y=widgets.IMAGES_AXIS, color="split", label=widgets.COUNTS_LABEL, height=220
+                x=widgets.CLASS_AXIS,
+                y=widgets.IMAGES_AXIS,
+                color=widgets.SPLIT_KEY,
+                color_map=widgets.SPLIT_COLORS,
+                label=widgets.COUNTS_LABEL,
+                height=220,
+                elem_id="train-counts-chart",
             )
+            # The chart's own legend shows its title but not its entries (gradio 6): the key in words instead.
+            gr.Markdown(widgets.COUNTS_KEY, elem_id="train-counts-key")
             thumbnails = gr.Gallery(label=widgets.THUMBNAILS_LABEL, columns=6, height=200, elem_id="train-thumbnails")
             skipped = gr.Dataframe(
                 headers=list(widgets.SKIPPED_HEADERS), interactive=False, label=widgets.SKIPPED_LABEL, wrap=True
@@ -277,7 +285,7 @@ def train_tab(
         precision,
         run_name,
     ]
-    live = [progress_line, curves_plot, per_class, confusion, true_class, predicted_class, runs]
+    live = [progress_line, curves_plot, per_class, confusion, true_class, predicted_class, runs, base]
     check.click(
         check_source,
         inputs=source,
@@ -436,7 +444,7 @@ def check_source(zip_file, folder_files, folder_names, server_path):
             for name, train, val in zip(report.classes, report.train_counts, report.val_counts)
             for split, count in (("train", train), ("val", val))
         ],
-        columns=[widgets.CLASS_AXIS, "split", widgets.IMAGES_AXIS],
+        columns=[widgets.CLASS_AXIS, widgets.SPLIT_KEY, widgets.IMAGES_AXIS],
     )
     return summary, count_rows(report), chart, pictures, skipped_rows(report)
 
@@ -517,7 +525,8 @@ def _stream(job, asking: Visitor):
         if state.running and len(state.events) == shown_events:
             continue
         shown_events = len(state.events)
-        view = run_view(state.events, state.running, folder=job.output_dir)
+        # A resumed run's chart starts from its earlier log, as its saved curves.png does.
+        view = run_view(state.run_events, state.running, folder=job.output_dir)
         lists_changed = view.classes != shown_classes or not state.running
         shown_classes = view.classes
         yield (job.output_dir.name, *_view_outputs(view, asking, refresh_lists=lists_changed))
@@ -539,16 +548,19 @@ def show_saved_run(run_name, visitor_id, request: gr.Request):
 
 
 def _view_outputs(view, asking: Visitor, refresh_lists: bool = True) -> tuple:
-    """progress line, curves figure, per-class table, confusion image, class choices (x2), runs."""
+    """progress line, curves figure, per-class table, confusion image, class choices (x2), runs, "Start from"
+    (which lists finished runs: a run that has just ended joins it)."""
     classes = list(view.classes)
+    runs = visible_runs(asking) if refresh_lists else []
     lists = (
         (
             gr.update(choices=classes, value=classes[0] if classes else None),
             gr.update(choices=classes, value=classes[-1] if classes else None),
-            gr.update(choices=_run_choices(visible_runs(asking))),
+            gr.update(choices=_run_choices(runs)),
+            gr.update(choices=start_from_choices(runs)),
         )
         if refresh_lists
-        else (gr.skip(), gr.skip(), gr.skip())
+        else (gr.skip(), gr.skip(), gr.skip(), gr.skip())
     )
     return (view.progress, view.figure, view.per_class, _served_copy(view.confusion_png), *lists)
 

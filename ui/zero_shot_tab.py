@@ -47,7 +47,15 @@ from ui.shared.texts import (
     mapping_text,
 )
 from ui.shared.widgets import CLIP_MODEL_CHOICES, OPACITY
-from ui.shared.zero_shot import CHART_X, CHART_Y, chart_columns, chosen_templates, pretrained_weights, template_table
+from ui.shared.zero_shot import (
+    CHART_X,
+    CHART_Y,
+    chart_columns,
+    chosen_templates,
+    pretrained_weights,
+    template_box_editable,
+    template_table,
+)
 
 EXAMPLE_LABELS = ZERO_SHOT_EXAMPLE_LABELS
 
@@ -86,8 +94,16 @@ def zero_shot_tab() -> None:
             elem_id="clip-labels",
         )
         with gr.Column(scale=2, min_width=240):
-            template_mode = gr.Radio(TEMPLATE_CHOICES, value=SINGLE_TEMPLATE, label=TEMPLATES_LABEL)
-            template = gr.Textbox(value=DEFAULT_TEMPLATE, label=TEMPLATE_LABEL, max_lines=1)
+            template_mode = gr.Radio(
+                TEMPLATE_CHOICES, value=SINGLE_TEMPLATE, label=TEMPLATES_LABEL, elem_id="clip-template-mode"
+            )
+            template = gr.Textbox(
+                value=DEFAULT_TEMPLATE,
+                label=TEMPLATE_LABEL,
+                max_lines=1,
+                interactive=template_box_editable(SINGLE_TEMPLATE),
+                elem_id="clip-template",
+            )
     with gr.Row(equal_height=False):
         with gr.Column():
             image = ImagePath(
@@ -148,6 +164,12 @@ def zero_shot_tab() -> None:
         map_label, inputs=[image, target, *question, cmap, alpha], outputs=[label_map], api_name="zero_shot_map"
     )
     model.change(_pretrained_box, inputs=[model], outputs=[pretrained], api_visibility="undocumented")
+    template_mode.change(_template_box, inputs=[template_mode], outputs=[template], api_visibility="undocumented")
+
+
+def _template_box(template_mode: str):
+    """The single-template box takes typing only while it is the template used: an ensemble brings its own."""
+    return gr.update(interactive=template_box_editable(template_mode))
 
 
 def _pretrained_box(model: str):

@@ -39,6 +39,11 @@ def test_attention_side_by_side_in_the_browser(page, app_url, tiny_vit_dir, tiny
     page.get_by_role("button", name="Explain", exact=True).click()
     page.locator("#attention-overlay img").first.wait_for(timeout=60_000)
     page.locator("#layer-strip").get_by_text("up to layer 2").first.wait_for(timeout=30_000)
+    # Each head's tile shows whole, its caption inside the gallery (a stretched tile used to be cut off above it).
+    head_caption = page.locator("#head-grid").get_by_text("head 2", exact=True).first
+    head_caption.wait_for(timeout=30_000)
+    grid, caption_box = page.locator("#head-grid").bounding_box(), head_caption.bounding_box()
+    assert caption_box["y"] + caption_box["height"] <= grid["y"] + grid["height"], (caption_box, grid)
 
     page.get_by_text("Side by side", exact=True).click()
     model_b = page.locator("#model-b input")
@@ -83,6 +88,12 @@ def test_zero_shot_with_own_labels_in_the_browser(page, app_url, tiny_open_clip_
     model.fill(model_name)
     model.press("Enter")
     page.locator("#clip-labels textarea").fill(labels)
+    # An ensemble brings its own templates: the single-template box locks while one is chosen.
+    template_box = page.locator("#clip-template input, #clip-template textarea").first
+    page.locator("#clip-template-mode").get_by_text("OpenAI's 80 ImageNet templates").click()
+    expect(template_box).to_be_disabled(timeout=30_000)
+    page.locator("#clip-template-mode").get_by_text("One template (edit it below)").click()
+    expect(template_box).to_be_enabled(timeout=30_000)
     page.locator("#clip-photo input[type=file]").set_input_files(str(photo_path))
     page.locator("#clip-photo img").first.wait_for(timeout=30_000)
     page.get_by_role("button", name="Ask CLIP").click()
@@ -100,6 +111,7 @@ def test_train_watch_the_curve_grow_then_stop(page, app_url, shapes_zip, tiny_vi
     page.locator("#train-zip input[type=file]").set_input_files(str(shapes_zip))
     page.get_by_role("button", name="Check data").click()
     page.locator("#train-data-summary").get_by_text("3 classes").wait_for(timeout=60_000)
+    expect(page.locator("#train-counts-key")).to_contain_text("Blue: training images · orange: validation images")
     base = page.locator("#train-base input")
     base.fill(str(tiny_vit_dir))
     base.press("Enter")

@@ -101,7 +101,7 @@ def test_no_file_of_the_runs_folder_is_served_by_path(alices_run, space_url, out
 def test_a_visitor_sees_and_downloads_only_their_own_runs(alices_run, space_url):
     import zipfile
 
-    alice, (run_name, *_, runs) = alices_run
+    alice, (run_name, *_, runs, _start_from) = alices_run
     assert run_name.startswith("alice-")  # a random tail: nobody can guess the folder
     assert [name for _, name in runs["choices"]] == [run_name]
     assert f"{run_name}/model.safetensors" in zipfile.ZipFile(alice.predict(run_name, api_name="/zip_run")).namelist()

@@ -71,9 +71,13 @@ def api_run(client, shapes_zip, tiny_vit_dir):
 
 def test_train_streams_progress_then_results(api_run, app_runs_dir):
     updates, last = api_run
-    run_dir, progress, figure, per_class, confusion, true_class, predicted, runs = last
+    run_dir, progress, figure, per_class, confusion, true_class, predicted, runs, bases = last
     # 6 epochs of 4 batches: 60 training images, 12 held out
     assert progress.startswith("Finished: step 24/24") and "validation accuracy" in progress
+    # Head-only steps run on features computed once: their speed would read as thousands of images a second.
+    assert "images/s" not in progress
+    assert all(row[1].endswith("%") for row in per_class["data"])  # '71%', not 0.7143
+    assert str(app_runs_dir / "shapes-api") in [value for value, _ in bases["choices"]], "not under Start from"
     assert run_dir == "shapes-api"  # a run is named, never pathed
     assert figure["type"] == "matplotlib" and figure["plot"].startswith("data:image/")
     assert [row[0] for row in per_class["data"]] == ["circle", "square", "triangle"]
@@ -110,6 +114,24 @@ def test_a_finished_run_is_shown_again(client, api_run, app_runs_dir):
 def test_push_without_a_network_is_a_message(client, api_run, app_runs_dir):
     with pytest.raises(Exception, match="Could not push to me/shapes"):
         client.predict("shapes-api", "me/shapes", "hf_dummy_token", True, api_name="/push_to_hub")
+    with pytest.raises(Exception, match="'me/my shapes' is not a valid repository name. Use user/name"):
+        client.predict("shapes-api", "me/my shapes", "hf_dummy_token", True, api_name="/push_to_hub")
+
+
+def test_loose_photos_are_told_to_go_in_class_folders(client, tmp_path):
+    import io
+
+    from PIL import Image
+
+    archive = tmp_path / "loose.zip"
+    with zipfile.ZipFile(archive, "w") as packed:
+        for index in range(4):
+            photo = io.BytesIO()
+            Image.new("RGB", (32, 32), (index * 60, 90, 200)).save(photo, format="JPEG")
+            packed.writestr(f"IMG_{index}.jpg", photo.getvalue())
+        packed.writestr("notes.txt", "my photos")
+    with pytest.raises(Exception, match=r"The 4 photo\(s\) .* are not in class folders.*cats/ \(1.jpg"):
+        client.predict(handle_file(str(archive)), None, "", api_name="/check_data")
 
 
 def test_stop_with_nothing_training_says_so(client, api_run):

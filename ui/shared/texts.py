@@ -127,6 +127,16 @@ NO_HEAD = "No classifier head (a backbone): maps only."
 EMPTY_MAP = (
     "The map is empty: the discard ratio removed every path from the patches to the CLS token. Lower the discard ratio."
 )
+# How a map's raw values became colours (Explanation.scaling), said under the map and under the head grid.
+SCALING_NOTES = {
+    "max": "divided by the highest, so the top patch is the top colour.",
+    "minmax": "stretched so the lowest is the bottom colour and the highest the top one (small differences show).",
+}
+HEAD_RANGES_NOTE = {
+    "max": "Each head divided by its own highest value; raw attention from {low} to {high} across the heads.",
+    "minmax": "Each head stretched from its own lowest to its highest value; raw attention from {low} to {high} "
+    "across the heads.",
+}
 VIT_SEES_TITLE = "How ViT sees this image"
 LAYER_STRIP_TITLE = "Rollout, layer by layer"
 HEAD_GRID_TITLE = "Every head of the layer (CLS attention)"

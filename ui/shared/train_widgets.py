@@ -88,6 +88,11 @@ START_BUTTON = "Start training"
 STOP_BUTTON = "Stop"
 COUNTS_LABEL = "Images per class"
 CLASS_AXIS, IMAGES_AXIS = "class", "images"  # the counts chart's axes
+SPLIT_KEY = "split"  # the counts chart's colour: which side of the split the bar counts
+# Each side's colour in the counts chart, and its key in words under the chart (a chart's own legend is easy to
+# miss, or absent at some widths).
+SPLIT_COLORS: dict[str, str] = {"train": "#1f77b4", "val": "#ff7f0e"}
+COUNTS_KEY = "Blue: training images · orange: validation images (held out to measure accuracy)"
 THUMBNAILS_LABEL = "A few of each class"
 RUN_LABEL = "Run"  # the run on show
 SKIPPED_LABEL = "Skipped files"

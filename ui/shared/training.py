@@ -141,17 +141,20 @@ def describe_progress(events: Sequence[Event], running: bool, *, resumable: bool
     """One line on where a run is: steps, epoch, speed and time left, or how it ended; then the notes of its
     (last) start, such as a resume whose random state could not be restored."""
     started = last_started(events)
-    if started is None:
+    # A resumed run shows its earlier log first: until its new start arrives, that log's end is not this run's.
+    resuming = running and bool(events) and isinstance(events[-1], (Finished, Stopped))
+    if started is None or resuming:
         return "Preparing the data and loading the model ..." if running else "Not started."
     notes = "".join(f" ⚠ {note}" for note in started.notes)
     last_step = next((event for event in reversed(events) if isinstance(event, Step)), None)
     done = last_step.step if last_step else started.start_step
     line = f"step {done}/{started.total_steps}"
     if last_step:
-        line += (
-            f" · epoch {last_step.epoch}/{started.epochs} · loss {last_step.loss:.3f} · "
-            f"{last_step.images_per_s:.1f} images/s"
-        )
+        line += f" · epoch {last_step.epoch}/{started.epochs} · loss {last_step.loss:.3f}"
+        # Head-only steps run on features computed once, before the first step: their images/s times a linear
+        # layer, not the model, and would read as thousands.
+        if started.mode != "head":
+            line += f" · {last_step.images_per_s:.1f} images/s"
     end = events[-1]
     if isinstance(end, Finished):
         accuracy = end.metrics.get("eval_accuracy")
@@ -170,9 +173,9 @@ def describe_progress(events: Sequence[Event], running: bool, *, resumable: bool
 
 
 def per_class_rows(evaluation: Evaluated, classes: Sequence[str]) -> list[list]:
-    """[class, accuracy, correct, validation images] per class (PER_CLASS_HEADERS), for a results table."""
+    """[class, accuracy as '71%', correct, validation images] per class (PER_CLASS_HEADERS), for a results table."""
     return [
-        [name, round(accuracy, 4), evaluation.confusion[index][index], sum(evaluation.confusion[index])]
+        [name, f"{accuracy:.0%}", evaluation.confusion[index][index], sum(evaluation.confusion[index])]
         for index, (name, accuracy) in enumerate(zip(classes, evaluation.per_class))
     ]
 

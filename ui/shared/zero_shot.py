@@ -15,7 +15,12 @@ CHART_X, CHART_Y = "label", "probability"  # the bar chart's columns, named on i
 def chosen_templates(mode: str, template: str) -> str:
     """What zero_shot's `templates` gets from a front end's choice: SINGLE_TEMPLATE means the edited template, any
     other mode names a template set ('openai', 'simple')."""
-    return template if mode == SINGLE_TEMPLATE else mode
+    return template if template_box_editable(mode) else mode
+
+
+def template_box_editable(mode: str) -> bool:
+    """Whether the single-template box takes typing: only when it is what is used (an ensemble brings its own)."""
+    return mode == SINGLE_TEMPLATE
 
 
 def pretrained_weights(model: str, pretrained: str | None) -> str | None:

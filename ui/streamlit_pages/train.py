@@ -148,7 +148,9 @@ def show_report(report: DataReport, pictures: list) -> None:
         height=300,
         x_label=widgets.CLASS_AXIS,
         y_label=widgets.IMAGES_AXIS,
+        color=[widgets.SPLIT_COLORS["train"], widgets.SPLIT_COLORS["val"]],
     )
+    st.caption(widgets.COUNTS_KEY)
     st.markdown(f"**{widgets.THUMBNAILS_LABEL}**")
     if pictures:
         st.image([picture for picture, _ in pictures], caption=[name for _, name in pictures], width=96)
@@ -298,7 +300,8 @@ def run_state(run_dir: Path) -> tuple[RunView, JobState | None]:
     if job is not None and job.output_dir.resolve() == run_dir.resolve():
         job.watched_by(this_visitor())
         state = job.state()
-        return run_view(state.events, state.running, folder=run_dir), state
+        # A resumed run's chart starts from its earlier log, as its saved curves.png does.
+        return run_view(state.run_events, state.running, folder=run_dir), state
     events = read_events(run_dir / EVENTS_LOG) if (run_dir / EVENTS_LOG).is_file() else []
     return run_view(events, False, folder=run_dir), None
 
@@ -324,7 +327,6 @@ def live_section(run_dir: Path) -> bool:
                 pd.DataFrame(view.per_class, columns=list(widgets.PER_CLASS_HEADERS)),
                 hide_index=True,
                 key="train_per_class",
-                column_config={"accuracy": st.column_config.NumberColumn(format="percent")},
             )
         if was_running and not is_training(run_dir):
             st.rerun()

@@ -39,7 +39,6 @@ from ui.shared.texts import (
     PER_TEMPLATE_TITLE,
     PRETRAINED_INFO,
     PRETRAINED_LABEL,
-    SINGLE_TEMPLATE,
     TEMPLATE_CHOICES,
     TEMPLATE_LABEL,
     TEMPLATES_LABEL,
@@ -49,7 +48,15 @@ from ui.shared.texts import (
     mapping_text,
 )
 from ui.shared.widgets import CLIP_MODEL_CHOICES, OPACITY
-from ui.shared.zero_shot import CHART_X, CHART_Y, chart_columns, chosen_templates, pretrained_weights, template_table
+from ui.shared.zero_shot import (
+    CHART_X,
+    CHART_Y,
+    chart_columns,
+    chosen_templates,
+    pretrained_weights,
+    template_box_editable,
+    template_table,
+)
 from ui.streamlit_pages.common import (
     Photo,
     load_notice,
@@ -106,7 +113,7 @@ def question_controls() -> Question:
             TEMPLATES_LABEL, list(TEMPLATE_NAMES), format_func=TEMPLATE_NAMES.get, key="zero_shot_template_mode"
         )
         template = st.text_input(
-            TEMPLATE_LABEL, DEFAULT_TEMPLATE, key="zero_shot_template", disabled=mode != SINGLE_TEMPLATE
+            TEMPLATE_LABEL, DEFAULT_TEMPLATE, key="zero_shot_template", disabled=not template_box_editable(mode)
         )
     return Question(labels, model, pretrained, chosen_templates(mode, template))
 
