@@ -10,6 +10,7 @@ from .attention import (
     features,
     overlay,
     patch_grid_image,
+    redraw,
     rollout,
 )
 from .batch import caption_files, classify_files
@@ -69,6 +70,7 @@ __all__ = [
     "DEFAULT_CLASSIFIER",
     # where a ViT looks
     "explain",
+    "redraw",
     "features",
     "overlay",
     "patch_grid_image",

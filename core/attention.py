@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping, Sequence, TypeGuard, Union
 
 import numpy as np
@@ -347,60 +347,189 @@ def explain(
     per-head maps min to max (raw attention is often nearly flat, which divided by its max is one solid colour).
     `on_load` hears the model's name before a load that may download; the result's `run` says what ran.
     """
-    if method not in METHODS:
-        raise ValueError(f"Unknown method '{method}'; choose one of {', '.join(METHODS)}.")
-    if scaling is not None and scaling not in SCALINGS:
-        raise ValueError(f"Unknown scaling '{scaling}'; choose one of {', '.join(SCALINGS)}.")
-    map_scaling = scaling or ("minmax" if method == "attention" else "max")
-    head_scaling = scaling or "minmax"
-    if head_fusion not in HEAD_FUSIONS:
-        raise ValueError(f"Unknown head fusion '{head_fusion}'; choose one of {', '.join(HEAD_FUSIONS)}.")
-    check_discard_ratio(discard_ratio)
-    check_top_k(top_k)
-    _check_drawing(alpha, cmap)  # before the forward pass, so a typo costs nothing
+    _check_map_settings(method, head_fusion, discard_ratio, scaling, alpha, cmap)
+    check_top_k(top_k)  # all before the forward pass, so a typo costs nothing
     picture = load_image(image)
     loaded = load_explainable(model, device=device, precision=precision, on_load=on_load)
     started = time.perf_counter()
     pass_ = _forward(loaded, picture, method, target)
-    num_layers = len(pass_.attentions)
-    chosen_layer = layer if layer is not None else num_layers  # 1-based; 0 is out of range, not 'the last'
-    prefix, grid = pass_.num_prefix_tokens, pass_.grid_size
-    # One running product serves both the strip and, for rollout, the map itself. The strip keeps rollout's
-    # own scaling (max) unless a scaling is asked for, so its last tile is the rollout map.
-    layer_rows = [
-        _cls_row(joint, prefix, grid) for joint in _rollout_steps(pass_.attentions, head_fusion, discard_ratio)
-    ]
-    layer_maps = [scale_map(row, scaling or "max") for row in layer_rows]
-    if method == "rollout":
-        raw_map = layer_rows[_check_layer_count(layer, num_layers) - 1]
-    elif method == "grad_rollout":
-        raw_map = _cls_row(_grad_relevance(pass_.attentions, pass_.gradients, layer), prefix, grid)
-    else:
-        raw_map = _cls_row(_layer_weights(pass_.attentions, chosen_layer, head, head_fusion), prefix, grid)
-    heatmap = scale_map(raw_map, map_scaling)
+    maps = _draw(
+        pass_.attentions,
+        pass_.gradients,
+        picture,
+        pass_.model_input,
+        pass_.grid_size,
+        pass_.num_prefix_tokens,
+        method=method,
+        head_fusion=head_fusion,
+        discard_ratio=discard_ratio,
+        layer=layer,
+        head=head,
+        scaling=scaling,
+        alpha=alpha,
+        cmap=cmap,
+    )
     predictions = (
         tuple(top_predictions(pass_.scores, pass_.labels, top_k))
         if pass_.scores is not None and pass_.labels is not None
         else ()
     )
-    drawn = overlay(picture, heatmap, alpha=alpha, cmap=cmap)
-    _check_layer_count(chosen_layer, num_layers)
-    head_rows = [_cls_row(weights, prefix, grid) for weights in pass_.attentions[chosen_layer - 1]]
     return Explanation(
-        heatmap=heatmap,
-        overlay=drawn,
+        heatmap=maps.heatmap,
+        overlay=maps.overlay,
         predictions=predictions,
         method=method,
         model=loaded.name,
         grid_size=pass_.grid_size,
         num_prefix_tokens=pass_.num_prefix_tokens,
-        num_layers=num_layers,
+        num_layers=len(pass_.attentions),
         num_heads=int(pass_.attentions[0].shape[0]),
         target=pass_.target_label,
-        layer_maps=tuple(layer_maps),
-        head_maps=np.stack([scale_map(row, head_scaling) for row in head_rows]),
+        layer_maps=maps.layer_maps,
+        head_maps=maps.head_maps,
         model_input=pass_.model_input,
         run=run_since(loaded, started),
+        scaling=maps.scaling,
+        value_range=maps.value_range,
+        head_scaling=maps.head_scaling,
+        head_ranges=maps.head_ranges,
+        attentions=pass_.attentions,
+        gradients=pass_.gradients,
+        gradient_target=pass_.target_label,
+        picture=picture,
+    )
+
+
+def redraw(
+    explanation: Explanation,
+    *,
+    method: str | None = None,
+    head_fusion: str = "mean",
+    discard_ratio: float = 0.9,
+    layer: int | None = None,
+    head: int | None = None,
+    scaling: str | None = None,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+) -> Explanation:
+    """The explanation's maps and overlay drawn again with other settings, from the attentions its forward pass
+    kept: no model and no forward pass, so a control can redraw at once. The options mean what explain()'s do
+    (method None keeps the explanation's own); the predictions, the model input and `run` stay those of the pass.
+
+    Gradient rollout needs the gradients of a backward pass, which explain() keeps only when it ran gradient
+    rollout (a backward pass on every explain would double its cost); without them this is a ValueError.
+    """
+    method = explanation.method if method is None else method
+    _check_map_settings(method, head_fusion, discard_ratio, scaling, alpha, cmap)
+    if not explanation.attentions or explanation.picture is None:
+        raise ValueError("This explanation kept no attention weights to redraw from; press Explain.")
+    if method == "grad_rollout" and not explanation.gradients:
+        raise ValueError(
+            "Gradient rollout needs a backward pass for its class, which this explanation did not run; "
+            "press Explain to compute it."
+        )
+    maps = _draw(
+        explanation.attentions,
+        explanation.gradients,
+        explanation.picture,
+        explanation.model_input,
+        explanation.grid_size,
+        explanation.num_prefix_tokens,
+        method=method,
+        head_fusion=head_fusion,
+        discard_ratio=discard_ratio,
+        layer=layer,
+        head=head,
+        scaling=scaling,
+        alpha=alpha,
+        cmap=cmap,
+    )
+    return replace(
+        explanation,
+        heatmap=maps.heatmap,
+        overlay=maps.overlay,
+        method=method,
+        target=explanation.gradient_target if method == "grad_rollout" else None,
+        layer_maps=maps.layer_maps,
+        head_maps=maps.head_maps,
+        scaling=maps.scaling,
+        value_range=maps.value_range,
+        head_scaling=maps.head_scaling,
+        head_ranges=maps.head_ranges,
+    )
+
+
+def _check_map_settings(
+    method: str, head_fusion: str, discard_ratio: float, scaling: str | None, alpha: float, cmap: str
+) -> None:
+    if method not in METHODS:
+        raise ValueError(f"Unknown method '{method}'; choose one of {', '.join(METHODS)}.")
+    if scaling is not None and scaling not in SCALINGS:
+        raise ValueError(f"Unknown scaling '{scaling}'; choose one of {', '.join(SCALINGS)}.")
+    if head_fusion not in HEAD_FUSIONS:
+        raise ValueError(f"Unknown head fusion '{head_fusion}'; choose one of {', '.join(HEAD_FUSIONS)}.")
+    check_discard_ratio(discard_ratio)
+    _check_drawing(alpha, cmap)
+
+
+@dataclass(frozen=True, eq=False)
+class _Maps:
+    """Everything explain() and redraw() draw from the attention weights."""
+
+    heatmap: np.ndarray
+    overlay: Image.Image
+    layer_maps: tuple[np.ndarray, ...]
+    head_maps: np.ndarray
+    scaling: str
+    value_range: tuple[float, float]
+    head_scaling: str
+    head_ranges: tuple[tuple[float, float], ...]
+
+
+def _draw(
+    attentions: Sequence[np.ndarray],
+    gradients: Sequence[np.ndarray],
+    picture: Image.Image,
+    model_input: Image.Image,
+    grid: tuple[int, int],
+    prefix: int,
+    *,
+    method: str,
+    head_fusion: str,
+    discard_ratio: float,
+    layer: int | None,
+    head: int | None,
+    scaling: str | None,
+    alpha: float,
+    cmap: str,
+) -> _Maps:
+    """The map, the overlay on `picture`, the layer strip and the head maps, from one pass's attention weights.
+
+    scaling None divides rollout maps by their max, as the rollout recipe does, and stretches raw attention and the
+    per-head maps min to max (raw attention is often nearly flat, which divided by its max is one solid colour).
+    """
+    layers = _as_layers(attentions)
+    num_layers = len(layers)
+    map_scaling = scaling or ("minmax" if method == "attention" else "max")
+    head_scaling = scaling or "minmax"
+    chosen_layer = layer if layer is not None else num_layers  # 1-based; 0 is out of range, not 'the last'
+    # One running product serves both the strip and, for rollout, the map itself. The strip keeps rollout's
+    # own scaling (max) unless a scaling is asked for, so its last tile is the rollout map.
+    layer_rows = [_cls_row(joint, prefix, grid) for joint in _rollout_steps(layers, head_fusion, discard_ratio)]
+    if method == "rollout":
+        raw_map = layer_rows[_check_layer_count(layer, num_layers) - 1]
+    elif method == "grad_rollout":
+        raw_map = _cls_row(_grad_relevance(layers, gradients, layer), prefix, grid)
+    else:
+        raw_map = _cls_row(_layer_weights(layers, chosen_layer, head, head_fusion), prefix, grid)
+    heatmap = scale_map(raw_map, map_scaling)
+    _check_layer_count(chosen_layer, num_layers)
+    head_rows = [_cls_row(weights, prefix, grid) for weights in layers[chosen_layer - 1]]
+    return _Maps(
+        heatmap=heatmap,
+        overlay=overlay(picture, heatmap, alpha=alpha, cmap=cmap),
+        layer_maps=tuple(scale_map(row, scaling or "max") for row in layer_rows),
+        head_maps=np.stack([scale_map(row, head_scaling) for row in head_rows]),
         scaling=map_scaling,
         value_range=_value_range(raw_map),
         head_scaling=head_scaling,
@@ -443,8 +572,8 @@ def _is_count(value: Any) -> TypeGuard[int]:
 class _ForwardPass:
     """What one forward (and, for gradient rollout, one backward) pass gives."""
 
-    attentions: list[np.ndarray]
-    gradients: list[np.ndarray]  # one per layer for gradient rollout; empty otherwise
+    attentions: tuple[np.ndarray, ...]  # float32 (heads, tokens, tokens), one per layer
+    gradients: tuple[np.ndarray, ...]  # the same, for gradient rollout; empty otherwise
     scores: np.ndarray | None
     labels: list[str] | None
     target_label: str | None
@@ -481,8 +610,8 @@ def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int
     grid_size = _grid_size(loaded, pixel_values)
     tokens = attentions[0].shape[-1]
     return _ForwardPass(
-        attentions=_as_layers(attentions),
-        gradients=_as_layers(gradients) if gradients is not None else [],
+        attentions=_kept(attentions),
+        gradients=_kept(gradients) if gradients is not None else (),
         scores=scores,
         labels=labels,
         target_label=target_label,
@@ -490,6 +619,12 @@ def _forward(loaded: LoadedModel, picture: Image.Image, method: str, target: int
         num_prefix_tokens=tokens - grid_size[0] * grid_size[1],
         model_input=model_input_image(pixel_values, loaded.processor),
     )
+
+
+def _kept(tensors: Sequence[torch.Tensor]) -> tuple[np.ndarray, ...]:
+    """One float32 (heads, tokens, tokens) array per layer, to keep on the Explanation. float32 holds float32,
+    float16 and bfloat16 weights exactly, so maps drawn from these equal maps drawn from the tensors."""
+    return tuple(tensor.detach()[0].float().cpu().numpy() for tensor in tensors)
 
 
 def _is_classifier(model) -> bool:

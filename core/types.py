@@ -107,6 +107,13 @@ class Explanation:
     value_range: tuple[float, float] = (0.0, 1.0)  # the heatmap's raw minimum and maximum, before scaling
     head_scaling: str = "max"
     head_ranges: tuple[tuple[float, float], ...] = ()  # each head map's raw minimum and maximum, before scaling
+    # What redraw() needs to draw the maps again with other settings, without the model: the pass's attention
+    # weights, one float32 (heads, tokens, tokens) array per layer; the gradients of `gradient_target`'s score with
+    # respect to them (kept only when gradient rollout ran: they cost a backward pass); and the photo as given.
+    attentions: tuple["np.ndarray", ...] = ()
+    gradients: tuple["np.ndarray", ...] = ()
+    gradient_target: str | None = None
+    picture: "Image.Image | None" = None
 
 
 @dataclass(frozen=True)

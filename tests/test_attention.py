@@ -1089,3 +1089,138 @@ def test_rollout_keeps_its_max_scaling_by_default(tiny_vit_dir, chelsea):
     low, high = result.value_range
     np.testing.assert_allclose(result.heatmap, result.layer_maps[-1])
     assert result.heatmap.min() == pytest.approx(low / high)
+
+
+# ---- live redraw: the maps drawn again from the kept attentions, with no model -----------------------------------
+
+
+def _assert_same_maps(redrawn, fresh) -> None:
+    assert redrawn.method == fresh.method and redrawn.target == fresh.target
+    assert (redrawn.scaling, redrawn.head_scaling) == (fresh.scaling, fresh.head_scaling)
+    np.testing.assert_allclose(redrawn.heatmap, fresh.heatmap)
+    assert len(redrawn.layer_maps) == len(fresh.layer_maps)
+    for redrawn_map, fresh_map in zip(redrawn.layer_maps, fresh.layer_maps):
+        np.testing.assert_allclose(redrawn_map, fresh_map)
+    np.testing.assert_allclose(redrawn.head_maps, fresh.head_maps)
+    np.testing.assert_allclose(redrawn.value_range, fresh.value_range)
+    np.testing.assert_allclose(redrawn.head_ranges, fresh.head_ranges)
+    assert redrawn.overlay.size == fresh.overlay.size
+    np.testing.assert_allclose(np.asarray(redrawn.overlay, np.int16), np.asarray(fresh.overlay, np.int16), atol=1)
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """After the first explain: no model in the cache, and any load or forward pass fails the test."""
+    import core.attention as attention
+    from core import models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("redraw must not load a model or run a forward pass")
+
+    def forbid() -> None:
+        models.clear_cache()
+        monkeypatch.setattr(attention, "load_explainable", refuse)
+        monkeypatch.setattr(attention, "_forward", refuse)
+        monkeypatch.setattr(models, "load_explainable", refuse)
+
+    return forbid
+
+
+SIX_LAYER_SETTINGS = [
+    dict(method="rollout", discard_ratio=0.0),
+    dict(method="rollout", discard_ratio=0.5, layer=2),
+    dict(method="rollout", discard_ratio=0.9, layer=4, head_fusion="max"),
+    dict(method="rollout", discard_ratio=0.3, layer=6, head_fusion="min", scaling="minmax"),
+    dict(method="attention", layer=1, head=1),
+    dict(method="attention", layer=3, head=2),
+    dict(method="attention", layer=6, head=3, scaling="max"),
+    dict(method="attention", layer=5, head=None, head_fusion="max"),
+    dict(method="rollout", discard_ratio=0.9, alpha=0.0, cmap="viridis"),
+    dict(method="attention", layer=2, head=3, alpha=1.0, cmap="magma"),
+    dict(method="rollout", discard_ratio=0.1, layer=3, alpha=0.25, cmap="inferno"),
+]
+
+
+def test_redraw_gives_the_maps_a_fresh_explain_gives_without_touching_the_model(six_layer_vit_dir, chelsea, no_model):
+    from core import redraw
+
+    model = str(six_layer_vit_dir)
+    fresh = [explain(chelsea, model=model, precision="fp32", **settings) for settings in SIX_LAYER_SETTINGS]
+    stored = explain(chelsea, model=model, precision="fp32")  # default settings, as the Explain button gives
+    assert len(stored.attentions) == 6 and all(a.shape == (3, 17, 17) for a in stored.attentions)
+    assert all(a.dtype == np.float32 for a in stored.attentions) and stored.gradients == ()
+    no_model()
+    for settings, expected in zip(SIX_LAYER_SETTINGS, fresh):
+        redrawn = redraw(stored, **settings)
+        _assert_same_maps(redrawn, expected)
+        # what the pass gave stays: predictions, the input, the timing
+        assert redrawn.predictions == stored.predictions and redrawn.run == stored.run
+        assert redrawn.model_input is stored.model_input and redrawn.attentions is stored.attentions
+    # a redrawn explanation redraws again: back to the stored settings gives the stored maps
+    _assert_same_maps(redraw(redraw(stored, method="attention", layer=2, head=1), method="rollout"), stored)
+
+
+def test_opacity_and_colormap_change_only_the_overlay(six_layer_vit_dir, chelsea, no_model):
+    from core import redraw
+
+    stored = explain(chelsea, model=str(six_layer_vit_dir), precision="fp32", discard_ratio=0.5)
+    no_model()
+    clear = redraw(stored, discard_ratio=0.5, alpha=0.0)
+    assert np.array_equal(np.asarray(clear.overlay), np.asarray(Image.fromarray(chelsea).convert("RGB")))
+    for alpha, cmap in [(1.0, "jet"), (0.8, "viridis"), (0.3, "turbo")]:
+        redrawn = redraw(stored, discard_ratio=0.5, alpha=alpha, cmap=cmap)
+        np.testing.assert_array_equal(redrawn.heatmap, stored.heatmap)
+        np.testing.assert_array_equal(
+            np.asarray(redrawn.overlay), np.asarray(overlay(chelsea, stored.heatmap, alpha, cmap))
+        )
+        assert not np.array_equal(np.asarray(redrawn.overlay), np.asarray(stored.overlay))
+
+
+def test_redraw_of_gradient_rollout_keeps_its_class_and_switches_methods(tiny_vit_dir, chelsea, no_model):
+    from core import redraw
+
+    model = str(tiny_vit_dir)
+    fresh = {
+        "grad": explain(chelsea, model=model, method="grad_rollout", target=1, precision="fp32"),
+        "grad1": explain(chelsea, model=model, method="grad_rollout", target=1, layer=1, precision="fp32"),
+        "rollout": explain(chelsea, model=model, discard_ratio=0.2, precision="fp32"),
+        "head": explain(chelsea, model=model, method="attention", layer=1, head=2, precision="fp32"),
+    }
+    stored = explain(chelsea, model=model, method="grad_rollout", target="astronaut", precision="fp32")
+    plain = explain(chelsea, model=model, precision="fp32")
+    assert len(stored.gradients) == len(stored.attentions) == 2 and stored.gradient_target == "astronaut"
+    no_model()
+    _assert_same_maps(redraw(stored), fresh["grad"])
+    _assert_same_maps(redraw(stored, layer=1), fresh["grad1"])
+    to_rollout = redraw(stored, method="rollout", discard_ratio=0.2)
+    _assert_same_maps(to_rollout, fresh["rollout"])
+    assert to_rollout.target is None
+    _assert_same_maps(redraw(stored, method="attention", layer=1, head=2), fresh["head"])
+    _assert_same_maps(redraw(to_rollout, method="grad_rollout"), fresh["grad"])  # the gradients stay kept
+    # explain() runs a backward pass only for gradient rollout, so another method's explanation cannot switch to it
+    with pytest.raises(ValueError, match="Gradient rollout needs a backward pass .* press Explain"):
+        redraw(plain, method="grad_rollout")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (dict(layer=7), "Layer 7 is out of range: this model has layers 1 to 6"),
+        (dict(layer=0), "Layer 0 is out of range: this model has layers 1 to 6"),
+        (dict(method="attention", layer=2, head=4), "Head 4 is out of range: this layer has heads 1 to 3"),
+        (dict(discard_ratio=1.0), "discard_ratio must be at least 0 and below 1"),
+        (dict(head_fusion="median"), "Unknown head fusion 'median'"),
+        (dict(method="gradcam"), "Unknown method 'gradcam'"),
+        (dict(scaling="log"), "Unknown scaling 'log'"),
+        (dict(alpha=1.5), r"alpha \(opacity\) must be between 0 and 1"),
+        (dict(cmap="rainbowz"), "Unknown colormap 'rainbowz'"),
+    ],
+)
+def test_redraw_refuses_what_explain_refuses_with_the_same_message(six_layer_vit_dir, chelsea, settings, message):
+    from core import redraw
+
+    stored = explain(chelsea, model=str(six_layer_vit_dir), precision="fp32")
+    with pytest.raises(ValueError, match=message):
+        redraw(stored, **settings)
+    with pytest.raises(ValueError, match=message):
+        explain(chelsea, model=str(six_layer_vit_dir), precision="fp32", **settings)

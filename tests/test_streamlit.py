@@ -158,6 +158,47 @@ def test_attention_shows_the_map_the_strips_and_a_side_by_side(app, tiny_vit_dir
     assert "Download cls_layer2.npy" in labels and "Download patches_layer2.npy" in labels
 
 
+def test_attention_controls_redraw_the_kept_map_without_a_forward_pass(app, tiny_vit_dir, photo_path, monkeypatch):
+    import core.attention as attention
+    from core import redraw
+    from ui.shared.attention import value_range_line
+
+    at = upload(app("attention"), "attention_upload", photo_path)
+    at.slider(key="attention_discard").set_value(0.0)
+    click(at, "attention_run")
+    kept = explain(photo_path.read_bytes(), model=str(tiny_vit_dir), discard_ratio=0.0)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a control must redraw from the kept attentions, not run the model")
+
+    drawn = []  # (alpha, colormap) of every overlay drawn from a map (AppTest runs the page in this process)
+    draw = attention.overlay
+    monkeypatch.setattr(attention, "_forward", refuse)
+    monkeypatch.setattr(attention, "load_explainable", refuse)
+    monkeypatch.setattr(
+        attention,
+        "overlay",
+        lambda image, heatmap, alpha, cmap: drawn.append((alpha, cmap)) or draw(image, heatmap, alpha, cmap),
+    )
+
+    def map_line() -> str:
+        return next(caption.value for caption in at.caption if caption.value.startswith("Map values from "))
+
+    at.slider(key="attention_alpha").set_value(0.9).run()
+    at.selectbox(key="attention_cmap").set_value("viridis").run()
+    assert not at.exception and not errors(at) and (0.9, "viridis") in drawn
+    at.radio(key="attention_method").set_value("attention").run()
+    at.slider(key="attention_layer").set_value(1)
+    at.slider(key="attention_head").set_value(2).run()
+    expected = redraw(kept, method="attention", discard_ratio=0.0, layer=1, head=2, alpha=0.9, cmap="viridis")
+    assert not at.exception and not errors(at)
+    assert map_line() == value_range_line(expected) != value_range_line(kept)
+    # gradient rollout needs the backward pass only Explain runs: said, and the map stays as Explain drew it
+    at.radio(key="attention_method").set_value("grad_rollout").run()
+    assert any("press Explain" in warning.value for warning in at.warning)
+    assert map_line() == value_range_line(kept)
+
+
 @pytest.fixture(scope="module")
 def six_layer_vit_dir(tmp_path_factory) -> Path:
     """A tiny ViT with 6 layers of 3 heads."""

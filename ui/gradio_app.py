@@ -15,6 +15,7 @@ from core import (
     explain,
     features,
     patch_grid_image,
+    redraw,
 )
 from ui.caption_tab import caption_tab
 from ui.components import ImagePath
@@ -87,6 +88,8 @@ from ui.shared.texts import (
 from ui.shared.widgets import CLASSIFIER_CHOICES, DISCARD_RATIO, EXPLAINER_CHOICES, OPACITY, TOP_K, Slider, in_range
 from ui.train_tab import FOLDER_NAMES_JS, connect_visitor, train_tab, visitor_boxes
 from ui.zero_shot_tab import zero_shot_tab
+
+EXPLANATION_KEPT_S = 15 * 60
 
 CSS = """
 #status {min-height: 1.5em; opacity: 0.8}
@@ -197,7 +200,7 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
             info=EXPLAINER_INFO,
             elem_id="attention-model",
         )
-        method = gr.Radio(METHOD_CHOICES, value="rollout", label=METHOD_LABEL, scale=2)
+        method = gr.Radio(METHOD_CHOICES, value="rollout", label=METHOD_LABEL, scale=2, elem_id="attention-method")
     # The layer and head sliders span the chosen model's layers and heads (read from its config).
     layer_spec, head_spec, layer_right_spec = model_sliders(default_model)
     with gr.Row():
@@ -285,10 +288,14 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
         feature_files = gr.File(label="Features (.npy)", file_count="multiple")
 
     settings = [model, method, head_fusion, discard, layer, head, target, cmap, alpha]
+    # The last explanation, with the attentions its forward pass kept: the map controls redraw from it at once.
+    # It holds about 22 MB for a ViT-B, so a session keeps it for 15 minutes after its last change, not for as
+    # long as Gradio keeps the session (ServingLimits.sessions_kept of them); after that the controls wait for Explain.
+    explained = gr.State(None, time_to_live=EXPLANATION_KEPT_S)
     run.click(
         explain_one,
         inputs=[image, *settings],
-        outputs=[overlay_image, labels, grid_image, tokens, strip, heads, target, value_range, head_note],
+        outputs=[overlay_image, labels, grid_image, tokens, strip, heads, target, value_range, head_note, explained],
         api_name="explain",
     ).success(fit_sliders, inputs=[model, layer, head], outputs=[layer, head], api_visibility="undocumented")
     compare.click(
@@ -302,6 +309,18 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
         lambda _: gr.update(choices=[], value=None), inputs=[model], outputs=[target], api_visibility="undocumented"
     )
     model.change(fit_sliders, inputs=[model, layer, head], outputs=[layer, head], api_name="attention_ranges")
+    # Moving a map control redraws from the kept attentions, no forward pass. Only the user's own moves count
+    # (release, input): a slider refitted to a new model is not a request to redraw. A new model or photo makes
+    # the kept attentions another's, so nothing redraws until Explain runs again.
+    gr.on(
+        [method.input, head_fusion.input, discard.release, layer.release, head.release, cmap.input, alpha.release],
+        redraw_map,
+        inputs=[explained, method, head_fusion, discard, layer, head, cmap, alpha],
+        outputs=[overlay_image, strip, heads, value_range, head_note],
+        api_name="redraw",
+        trigger_mode="always_last",
+    )
+    gr.on([model.change, image.change], lambda: None, outputs=[explained], api_visibility="undocumented", queue=False)
     model_b.change(fit_right_slider, inputs=[model_b, layer_b], outputs=[layer_b], api_visibility="undocumented")
     extract.click(extract_features, inputs=[image, model, layer], outputs=[feature_files], api_name="features")
     return model
@@ -349,6 +368,34 @@ def explain_one(
         gr.update(choices=class_choices, value=explanation.target if method == "grad_rollout" else target),
         value_range_line(explanation),
         head_ranges_line(explanation),
+        explanation,
+    )
+
+
+def redraw_map(explanation: Explanation | None, method, head_fusion, discard, layer, head, cmap, alpha):
+    """The overlay, layer strip, head grid and value lines drawn again from the last explanation's attentions with
+    the controls as they are now; nothing to redraw (no change) before the first Explain."""
+    if explanation is None:
+        return tuple(gr.skip() for _ in range(5))
+    with user_errors():
+        redrawn = redraw(
+            explanation,
+            method=method,
+            head_fusion=head_fusion,
+            discard_ratio=float(discard),
+            layer=int(layer) or None,
+            head=int(head) or None,
+            alpha=float(alpha),
+            cmap=cmap,
+        )
+    if not redrawn.heatmap.any():
+        gr.Warning(EMPTY_MAP)
+    return (
+        redrawn.overlay,
+        layer_strip(redrawn, cmap=cmap),
+        head_grid(redrawn, cmap=cmap),
+        value_range_line(redrawn),
+        head_ranges_line(redrawn),
     )
 
 

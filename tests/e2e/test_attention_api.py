@@ -118,3 +118,40 @@ def test_the_caption_decoder_layer_slider_follows_the_decoder(app_url, captioner
     assert (update["maximum"], update["value"]) == (2, 2)  # the tiny ViT-GPT2's 2 decoder layers, not 12
     assert client.predict(str(blip_dir), 1, api_name="/caption_layer_range")["maximum"] == 2
     assert client.predict("someone/not-downloaded-captioner", 2, api_name="/caption_layer_range")["maximum"] == 12
+
+
+def _redraw_settings(method="rollout", discard=0.0, layer=0, head=0, cmap="jet", alpha=0.5):
+    # The redraw endpoint's inputs (the kept explanation is the session's state), in the tab's order.
+    return [method, "mean", discard, layer, head, cmap, alpha]
+
+
+def test_moving_a_control_redraws_the_last_explanation_like_a_fresh_explain(app_url, tiny_vit_dir, photo_path):
+    from core import redraw
+
+    client = Client(app_url, verbose=False)  # a session of its own: the kept explanation is per session
+    # before any Explain there is nothing to redraw: the outputs stay as they are
+    unchanged = client.predict(*_redraw_settings(), api_name="/redraw")
+    assert unchanged == tuple({"__type__": "update"} for _ in range(5))
+    client.predict(handle_file(str(photo_path)), *_settings(str(tiny_vit_dir)), api_name="/explain")
+    kept = explain(photo_path, model=str(tiny_vit_dir), discard_ratio=0.0)
+    for settings in [dict(alpha=1.0, cmap="viridis"), dict(method="attention", layer=1, head=2, alpha=0.8, cmap="jet")]:
+        overlay_path, strip, heads, value_range, head_note = client.predict(
+            *_redraw_settings(**settings), api_name="/redraw"
+        )
+        expected = redraw(
+            kept,
+            method=settings.get("method", "rollout"),
+            discard_ratio=0.0,
+            layer=settings.get("layer") or None,
+            head=settings.get("head") or None,
+            alpha=settings["alpha"],
+            cmap=settings["cmap"],
+        )
+        fresh = np.asarray(Image.open(overlay_path).convert("RGB"), np.int16)
+        assert np.abs(fresh - np.asarray(expected.overlay, np.int16)).max() <= 1
+        low, high = expected.value_range
+        assert value_range.startswith(f"Map values from {low:.4g} to {high:.4g}")
+        assert len(strip) == expected.num_layers and len(heads) == expected.num_heads
+    # gradient rollout needs the backward pass only Explain runs
+    with pytest.raises(Exception, match="press Explain"):
+        client.predict(*_redraw_settings(method="grad_rollout"), api_name="/redraw")

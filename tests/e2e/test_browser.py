@@ -45,6 +45,14 @@ def test_attention_side_by_side_in_the_browser(page, app_url, tiny_vit_dir, tiny
     grid, caption_box = page.locator("#head-grid").bounding_box(), head_caption.bounding_box()
     assert caption_box["y"] + caption_box["height"] <= grid["y"] + grid["height"], (caption_box, grid)
 
+    # Live redraw: another method redraws the map from the kept attentions, no Explain needed.
+    overlay_source = page.locator("#attention-overlay img").first.get_attribute("src")
+    page.locator("#attention-range").get_by_text("divided by the highest").first.wait_for(timeout=30_000)
+    page.locator("#attention-method").get_by_text("Raw attention").click()
+    page.locator("#attention-range").get_by_text("stretched so the lowest").first.wait_for(timeout=30_000)
+    assert page.locator("#attention-overlay img").first.get_attribute("src") != overlay_source
+    page.screenshot(path=str(artifacts_dir / "attention-redrawn.png"), full_page=True)
+
     page.get_by_text("Side by side", exact=True).click()
     model_b = page.locator("#model-b input")
     model_b.fill(str(tiny_deit_dir))

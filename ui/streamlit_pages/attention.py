@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from core import HEAD_FUSIONS, Explanation, explain, features, patch_grid_image
+from core import HEAD_FUSIONS, Explanation, explain, features, patch_grid_image, redraw
 from ui.shared.attention import (
     comparison_target,
     describe_tokens,
@@ -106,6 +106,29 @@ def explained(photo: Photo, settings: MapSettings) -> Explanation:
             cmap=settings.cmap,
             on_load=on_load,
         )
+
+
+def redrawn(explanation: Explanation, settings: MapSettings) -> Explanation:
+    """The kept explanation drawn with the controls as they are now, from the attentions its forward pass kept (no
+    model runs), so moving a control redraws at once. Another model's explanation stays as it was drawn: its
+    attentions are not the chosen model's. What cannot be redrawn (gradient rollout needs Explain's backward pass)
+    is said, and the map stays."""
+    if st.session_state.get(EXPLAINED_MODEL) != settings.model:
+        return explanation
+    try:
+        return redraw(
+            explanation,
+            method=settings.method,
+            head_fusion=settings.head_fusion,
+            discard_ratio=settings.discard_ratio,
+            layer=settings.layer or None,
+            head=settings.head or None,
+            alpha=settings.alpha,
+            cmap=settings.cmap,
+        )
+    except ValueError as error:
+        st.warning(str(error))
+        return explanation
 
 
 def fitted_slider(spec: Slider, key: str, container: Any = st) -> Any:
@@ -296,7 +319,7 @@ def render() -> None:
         if explanation is None:
             st.caption("The map, the predictions and the layer-by-layer views appear here.")
         else:
-            show_explanation(explanation, settings.cmap)
+            show_explanation(redrawn(explanation, settings), settings.cmap)
     side_by_side(photo, settings)
     feature_export(photo, settings)
 
