@@ -161,3 +161,29 @@ def tiny_hf_clip_dir(tmp_path_factory) -> Path:
     from tiny_clips import save_tiny_hf_clip
 
     return save_tiny_hf_clip(tmp_path_factory.mktemp("tiny-hf-clip"))
+
+
+# ---- a Hub that cannot be reached ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def closed_address() -> str:
+    """An http address on this machine where nothing listens: a connection is refused at once, no real network."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch, closed_address):
+    """Online mode, but HF_ENDPOINT is a closed port: what a classroom whose wifi is down sees."""
+    from core import hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", closed_address)
+    hub.forget_reachability()
+    yield closed_address
+    hub.forget_reachability()

@@ -5,7 +5,6 @@ X-Error-Code header); transformers and huggingface_hub run unchanged against it.
 
 from __future__ import annotations
 
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -63,12 +62,6 @@ def fake_hub(monkeypatch):
     hub.forget_reachability()
 
 
-def closed_local_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_missing_repository_is_told_by_its_type(fake_hub):
     with pytest.raises(ModelLoadError) as caught:
         load_classifier("nobody/missing-vit")
@@ -108,9 +101,9 @@ def test_offline_mode_is_read_when_asked(monkeypatch, value, expected):
     assert hub.offline() is expected
 
 
-def test_reachability_is_checked_once_then_remembered(fake_hub, monkeypatch):
+def test_reachability_is_checked_once_then_remembered(fake_hub, monkeypatch, closed_address):
     assert hub.reachable()
-    closed = f"http://127.0.0.1:{closed_local_port()}"
+    closed = closed_address
     assert not hub.reachable(closed)
     monkeypatch.setenv("HF_ENDPOINT", closed)
     assert hub.endpoint() == closed and not hub.reachable()

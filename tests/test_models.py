@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 
-from core import ModelLoadError, configure, current_settings, hub, models
+from core import ModelLoadError, configure, current_settings, models
 from core.models import load_classifier, pick_device, pick_dtype
 
 CPU = torch.device("cpu")
@@ -25,12 +24,6 @@ def cpu_flags() -> set[str]:
 
 def parameter_dtype(loaded) -> torch.dtype:
     return next(loaded.model.parameters()).dtype
-
-
-def closed_local_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- what loads ---------------------------------------------------------------------------------------------
@@ -93,12 +86,7 @@ def test_uncached_hub_id_while_offline_says_what_to_do(monkeypatch):
     assert name in message and "HF_HUB_OFFLINE" in message and "local folder" in message
 
 
-def test_uncached_hub_id_with_the_hub_unreachable_says_so_quickly(monkeypatch):
-    # Online mode, but the Hub endpoint is a closed port on this machine: refused at once, no real network.
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_local_port()}")
-    monkeypatch.setattr(hub, "_reachability", {})
+def test_uncached_hub_id_with_the_hub_unreachable_says_so_quickly(unreachable_hub):
     name = "vit-studio-tests/never-downloaded-vit"
     with pytest.raises(ModelLoadError) as caught:
         load_classifier(name)

@@ -6,34 +6,21 @@ default model). The engine must look in the caches first and ask the Hub only wh
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core import ModelLoadError, hub, zero_shot
+from core import ModelLoadError, zero_shot
 from core.zero_shot import clear_cache, load_clip
 
 LABELS = ["cat", "astronaut", "rocket"]
 
 
-def closed_local_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def unreachable_hub(monkeypatch):
-    """Online mode, but the Hub is a closed port on this machine: what a classroom whose wifi is down sees."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_local_port()}")
-    hub.forget_reachability()
+@pytest.fixture(autouse=True)
+def fresh_clip_cache():
     clear_cache()
     yield
-    hub.forget_reachability()
     clear_cache()
 
 
