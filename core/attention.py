@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 from typing import Any, Iterator, Mapping, Sequence, TypeGuard, Union
 
 import numpy as np
@@ -375,8 +376,7 @@ def explain(
         else ()
     )
     return Explanation(
-        heatmap=maps.heatmap,
-        overlay=maps.overlay,
+        **maps.fields(),
         predictions=predictions,
         method=method,
         model=loaded.name,
@@ -385,14 +385,8 @@ def explain(
         num_layers=len(pass_.attentions),
         num_heads=int(pass_.attentions[0].shape[0]),
         target=pass_.target_label,
-        layer_maps=maps.layer_maps,
-        head_maps=maps.head_maps,
         model_input=pass_.model_input,
         run=run_since(loaded, started),
-        scaling=maps.scaling,
-        value_range=maps.value_range,
-        head_scaling=maps.head_scaling,
-        head_ranges=maps.head_ranges,
         attentions=pass_.attentions,
         gradients=pass_.gradients,
         gradient_target=pass_.target_label,
@@ -446,16 +440,9 @@ def redraw(
     )
     return replace(
         explanation,
-        heatmap=maps.heatmap,
-        overlay=maps.overlay,
+        **maps.fields(),
         method=method,
         target=explanation.gradient_target if method == "grad_rollout" else None,
-        layer_maps=maps.layer_maps,
-        head_maps=maps.head_maps,
-        scaling=maps.scaling,
-        value_range=maps.value_range,
-        head_scaling=maps.head_scaling,
-        head_ranges=maps.head_ranges,
     )
 
 
@@ -484,6 +471,10 @@ class _Maps:
     value_range: tuple[float, float]
     head_scaling: str
     head_ranges: tuple[tuple[float, float], ...]
+
+    def fields(self) -> dict[str, Any]:
+        """These maps as the Explanation fields of the same names (explain() builds them, redraw() replaces them)."""
+        return {field.name: getattr(self, field.name) for field in dataclass_fields(self)}
 
 
 def _draw(
