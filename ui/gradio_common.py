@@ -13,6 +13,7 @@ from typing import Callable
 import gradio as gr
 from gradio import processing_utils
 
+from ui.shared.notes import note_markdown
 from ui.shared.texts import NO_IMAGE, loading_text
 from ui.shared.widgets import Slider
 
@@ -69,6 +70,11 @@ def slider(spec: Slider, *, scale: int | None = None, min_width: int = 160) -> g
         scale=scale,
         min_width=min_width,
     )
+
+
+def teacher_note(key: str) -> gr.Markdown:
+    """The "what to notice" under a picture; the page's Teacher notes toggle hides every one at once."""
+    return gr.Markdown(note_markdown(key), elem_classes=["teacher-note"])
 
 
 def require_image(image_path: str | None) -> str:

@@ -24,6 +24,7 @@ from core import (
     use_settings,
 )
 from training import shared_model_folders
+from ui.shared.notes import note_markdown
 from ui.shared.texts import PHOTO_LABEL, loading_text
 from ui.shared.widgets import Slider
 
@@ -31,6 +32,9 @@ T = TypeVar("T")
 
 # Session-state keys of the model boxes that the Train page's "Use this model" fills in.
 CLASSIFY_MODEL_KEY = "classify_model"
+# Session-state keys of the sidebar toggles every page reads.
+TEACHER_NOTES_KEY = "teacher_notes"
+PRESENTATION_KEY = "presentation_mode"
 ATTENTION_MODEL_KEY = "attention_model"
 
 IMAGE_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
@@ -205,3 +209,9 @@ def predictions_table(predictions: Sequence[Prediction], key: str) -> None:
 
 def csv_download(label: str, path: Path, key: str) -> None:
     st.download_button(label, path.read_bytes(), file_name=path.name, mime="text/csv", key=key, on_click="ignore")
+
+
+def teacher_note(key: str) -> None:
+    """The "what to notice" under a picture, unless the sidebar's Teacher notes toggle is off."""
+    if st.session_state.get(TEACHER_NOTES_KEY, True):
+        st.caption(note_markdown(key))
