@@ -24,6 +24,7 @@ from .caption import (
 )
 from .classify import classify
 from .examples import example_images
+from .hub import hub_available
 from .images import IMAGE_SUFFIXES, ImageError, load_image
 from .models import ModelLoadError, preload_classifier
 from .settings import (
@@ -107,6 +108,7 @@ __all__ = [
     "PRECISIONS",
     "preload_classifier",
     "example_images",
+    "hub_available",
     "load_image",
     "IMAGE_SUFFIXES",
     "ImageError",

@@ -69,6 +69,12 @@ def reachable(address: str | None = None, *, timeout_s: float = 3.0, remember_s:
     return answer
 
 
+def hub_available(*, timeout_s: float = 3.0) -> bool:
+    """Whether models can come from the Hub now: offline mode is off and the Hub answers. The front ends ask once
+    at start, so a class without wifi is told at the top and starts from what is on the machine."""
+    return not offline() and reachable(timeout_s=timeout_s)
+
+
 def forget_reachability() -> None:
     """Ask again on the next check (for tests that point HF_ENDPOINT elsewhere)."""
     _reachability.clear()
