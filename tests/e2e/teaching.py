@@ -3,6 +3,7 @@
 PAPER_LINKS = {
     "Classify": "Dosovitskiy et al., 2020",
     "Attention": "Abnar & Zuidema, 2020",
+    "Step by step": "Dosovitskiy et al., 2020",
     "Caption": "BLIP, Li et al., 2022",
     "Zero-shot": "Radford et al., 2021",
     "Train": "Dosovitskiy et al., 2020",
