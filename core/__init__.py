@@ -9,6 +9,8 @@ from .attention import (
     explain,
     features,
     overlay,
+    patch_at_pixel,
+    patch_attention,
     patch_grid_image,
     redraw,
     rollout,
@@ -26,7 +28,7 @@ from .classify import classify
 from .examples import example_images
 from .hub import hub_available
 from .images import IMAGE_SUFFIXES, ImageError, load_image
-from .models import ModelLoadError, preload_classifier
+from .models import ModelLoadError, loads_offline, preload_classifier
 from .settings import (
     DEFAULT_CLASSIFIER,
     PRECISIONS,
@@ -46,8 +48,19 @@ from .types import (
     LabelMap,
     OnLoad,
     OnRun,
+    PatchAttention,
     Prediction,
     RunInfo,
+)
+from .walkthrough import (
+    ClsStep,
+    EmbeddingStep,
+    HeadStep,
+    LayerStep,
+    PatchStep,
+    PositionStep,
+    Walkthrough,
+    walkthrough,
 )
 from .zero_shot import DEFAULT_MODEL as DEFAULT_CLIP_MODEL
 from .zero_shot import DEFAULT_PRETRAINED as DEFAULT_CLIP_PRETRAINED
@@ -72,6 +85,8 @@ __all__ = [
     # where a ViT looks
     "explain",
     "redraw",
+    "patch_attention",
+    "patch_at_pixel",
     "features",
     "overlay",
     "patch_grid_image",
@@ -81,6 +96,15 @@ __all__ = [
     "METHODS",
     "SCALINGS",
     "NoAttentionError",
+    # step by step
+    "walkthrough",
+    "Walkthrough",
+    "PatchStep",
+    "EmbeddingStep",
+    "PositionStep",
+    "LayerStep",
+    "ClsStep",
+    "HeadStep",
     # captions
     "caption",
     "caption_attention",
@@ -109,6 +133,7 @@ __all__ = [
     "preload_classifier",
     "example_images",
     "hub_available",
+    "loads_offline",
     "load_image",
     "IMAGE_SUFFIXES",
     "ImageError",
@@ -121,6 +146,7 @@ __all__ = [
     "FileCaptions",
     "FileResult",
     "LabelMap",
+    "PatchAttention",
     "Prediction",
     "RunInfo",
     "OnLoad",

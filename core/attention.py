@@ -17,7 +17,7 @@ from .gpu import gpu_work
 from .images import ImageInput, load_image, load_images
 from .models import LoadedModel, _resolve_name, load_explainable
 from .settings import DEFAULT_CLASSIFIER, current_settings
-from .types import AttentionShape, Explanation, Features, OnLoad, run_since
+from .types import AttentionShape, Explanation, Features, OnLoad, PatchAttention, run_since
 
 HEAD_FUSIONS = ("mean", "max", "min")
 METHODS = ("rollout", "grad_rollout", "attention")
@@ -444,6 +444,110 @@ def redraw(
         method=method,
         target=explanation.gradient_target if method == "grad_rollout" else None,
     )
+
+
+def patch_attention(
+    explanation: Explanation,
+    row: int,
+    col: int,
+    *,
+    layer: int | None = None,
+    head: int | None = None,
+    head_fusion: str = "mean",
+    scaling: str = "minmax",
+    alpha: float = 0.5,
+    cmap: str = "jet",
+) -> PatchAttention:
+    """Where the patch at (row, col) attends and what attends to it, in one layer (1-based; None, the default, is the
+    last), from the attentions explain() kept: no model, no forward pass. One head (1-based), or the heads fused
+    (`head_fusion`) when head is None. Rows and columns count from 1 at the top left (patch_at_pixel gives them
+    for a click). The overlays show the maps scaled by `scaling` over the photo, the patch outlined."""
+    if not explanation.attentions:
+        raise ValueError("This explanation kept no attention weights to look at a patch with; press Explain.")
+    if scaling not in SCALINGS:
+        raise ValueError(f"Unknown scaling '{scaling}'; choose one of {', '.join(SCALINGS)}.")
+    if head_fusion not in HEAD_FUSIONS:
+        raise ValueError(f"Unknown head fusion '{head_fusion}'; choose one of {', '.join(HEAD_FUSIONS)}.")
+    _check_drawing(alpha, cmap)
+    grid_h, grid_w = explanation.grid_size
+    _check_patch_index(row, grid_h, "row", "rows")
+    _check_patch_index(col, grid_w, "column", "columns")
+    chosen_layer = _check_layer_count(layer, len(explanation.attentions))
+    # Only the chosen layer is read (and widened to float64): a ViT-B keeps twelve.
+    weights = _layer_weights([explanation.attentions[chosen_layer - 1]], 1, head, head_fusion)
+    prefix = explanation.num_prefix_tokens
+    token = prefix + (int(row) - 1) * grid_w + int(col) - 1
+    attends_to = weights[token, prefix:].reshape(grid_h, grid_w)
+    attended_by = weights[prefix:, token].reshape(grid_h, grid_w)
+    picture = explanation.picture if explanation.picture is not None else explanation.model_input
+    return PatchAttention(
+        row=int(row),
+        col=int(col),
+        token_index=token,
+        layer=chosen_layer,
+        head=None if head is None else int(head),
+        head_fusion=head_fusion if head is None else None,
+        attends_to=attends_to,
+        attended_by=attended_by,
+        to_prefix=tuple(float(value) for value in weights[token, :prefix]),
+        from_prefix=tuple(float(value) for value in weights[:prefix, token]),
+        attends_to_overlay=_outlined(
+            overlay(picture, scale_map(attends_to, scaling), alpha=alpha, cmap=cmap), row, col, (grid_h, grid_w)
+        ),
+        attended_by_overlay=_outlined(
+            overlay(picture, scale_map(attended_by, scaling), alpha=alpha, cmap=cmap), row, col, (grid_h, grid_w)
+        ),
+        attends_to_range=_value_range(attends_to),
+        attended_by_range=_value_range(attended_by),
+        scaling=scaling,
+        grid_size=(grid_h, grid_w),
+        num_prefix_tokens=prefix,
+    )
+
+
+def patch_at_pixel(x: float, y: float, *, image_size: tuple[int, int], grid_size: tuple[int, int]) -> tuple[int, int]:
+    """The (row, col) of the patch under pixel (x, y) of an image shown at `image_size` (width, height) and cut into
+    `grid_size` (rows, columns) patches; both count from 1 at the top left, as patch_attention takes them.
+    The right and bottom edges (x == width, y == height) belong to the last patch."""
+    width, height = image_size
+    rows, columns = grid_size
+    if min(width, height, rows, columns) < 1:
+        raise ValueError(
+            f"An image of {width}x{height} pixels cut into {rows}x{columns} patches has no patch to click."
+        )
+    for name, value, limit in (("x", x, width), ("y", y, height)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= value <= limit:
+            raise ValueError(f"Pixel {name}={value!r} is outside the {width}x{height} image: click on the picture.")
+    col = min(int(x * columns / width), columns - 1) + 1
+    row = min(int(y * rows / height), rows - 1) + 1
+    return row, col
+
+
+def _check_patch_index(index: int, count: int, name: str, plural: str) -> None:
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 1 <= index <= count:
+        raise ValueError(
+            f"Patch {name} {index!r} is out of range: this image has patch {plural} 1 to {count}, counted from the "
+            f"{'top' if name == 'row' else 'left'}."
+        )
+
+
+def _outlined(picture: Image.Image, row: int, col: int, grid_size: tuple[int, int]) -> Image.Image:
+    """The picture with one patch of its grid outlined, white inside black so it shows on any colormap."""
+    rows, columns = grid_size
+    width, height = picture.size
+    box = (
+        round((col - 1) * width / columns),
+        round((row - 1) * height / rows),
+        round(col * width / columns) - 1,
+        round(row * height / rows) - 1,
+    )
+    line = max(1, round(min(width, height) / 200))  # seen on a phone-size thumbnail of a large photo too
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle(box, outline=(0, 0, 0), width=line * 3)
+    inner = (box[0] + line, box[1] + line, box[2] - line, box[3] - line)
+    if inner[0] < inner[2] and inner[1] < inner[3]:
+        draw.rectangle(inner, outline=(255, 255, 255), width=line)
+    return picture
 
 
 def _check_map_settings(

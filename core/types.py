@@ -159,3 +159,42 @@ class LabelMap:
     grid_size: tuple[int, int]
     model: str
     run: RunInfo
+
+
+@dataclass(frozen=True, eq=False)
+class PatchAttention:
+    """One patch token in one layer: where it attends (its row of the attention matrix) and what attends to it (its
+    column), over the patch grid, with the patch outlined on both overlays. Rows and columns count from 1 at the top
+    left, as layers and heads do."""
+
+    row: int
+    col: int
+    token_index: int  # its place in the token sequence, 0 being CLS: num_prefix_tokens + (row - 1) * grid_w + col - 1
+    layer: int  # 1-based
+    head: int | None  # 1-based; None when the heads were fused
+    head_fusion: str | None  # how the heads were fused; None when one head is shown
+    attends_to: "np.ndarray"  # (grid_h, grid_w): the raw weight this patch gives each patch (its row; sums to 1 with
+    # to_prefix)
+    attended_by: "np.ndarray"  # (grid_h, grid_w): the raw weight each patch gives this one (its column)
+    to_prefix: tuple[float, ...]  # the weight it gives CLS (first) and any other prefix token (DeiT's distillation)
+    from_prefix: tuple[float, ...]  # the weight CLS (first) and any other prefix token give it
+    attends_to_overlay: "Image.Image"  # attends_to, scaled by `scaling`, over the photo; the patch outlined
+    attended_by_overlay: "Image.Image"
+    attends_to_range: tuple[float, float]  # attends_to's raw minimum and maximum
+    attended_by_range: tuple[float, float]
+    scaling: str  # how the overlays' maps became [0, 1]: "max" or "minmax"
+    grid_size: tuple[int, int]
+    num_prefix_tokens: int
+
+    @property
+    def to_self(self) -> float:
+        """The weight the patch gives itself."""
+        return float(self.attends_to[self.row - 1, self.col - 1])
+
+    @property
+    def to_cls(self) -> float:
+        return self.to_prefix[0]
+
+    @property
+    def from_cls(self) -> float:
+        return self.from_prefix[0]

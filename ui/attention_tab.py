@@ -10,6 +10,8 @@ from core import (
     example_images,
     explain,
     features,
+    patch_at_pixel,
+    patch_attention,
     patch_grid_image,
     redraw,
 )
@@ -19,15 +21,25 @@ from ui.gradio_common import (
     output_folder,
     require_image,
     slider,
+    teacher_note,
     user_errors,
 )
 from ui.shared.attention import (
+    PATCH_BY_LABEL,
+    PATCH_COL_LABEL,
+    PATCH_HINT,
+    PATCH_ROW_LABEL,
+    PATCH_STALE,
+    PATCH_TITLE,
+    PATCH_TO_LABEL,
     comparison_target,
     describe_tokens,
     head_grid,
     head_ranges_line,
     layer_strip,
     model_sliders,
+    patch_line,
+    patch_ranges_line,
     save_features,
     value_range_line,
 )
@@ -67,7 +79,7 @@ from ui.shared.widgets import DISCARD_RATIO, OPACITY, Slider, in_range
 EXPLANATION_KEPT_S = 15 * 60
 
 
-def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
+def attention_tab(default_model: str, choices: list[str] | list[tuple[str, str]]) -> gr.Dropdown:
     gr.Markdown(ATTENTION_INTRO)
     with gr.Row():
         model = gr.Dropdown(
@@ -114,15 +126,51 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
                 height=320,
             )
             value_range = gr.Markdown(elem_id="attention-range", label="map values")
+            teacher_note("attention-overlay")
             labels = gr.Label(label=PREDICTIONS_LABEL, num_top_classes=5, elem_id="attention-labels")
+    # One token's own attention: click a patch on the overlay (or type its row and column).
+    with gr.Accordion(PATCH_TITLE, open=True, elem_id="patch-view"):
+        gr.Markdown(PATCH_HINT)
+        with gr.Row():
+            patch_row = gr.Number(
+                label=PATCH_ROW_LABEL, precision=0, minimum=1, min_width=120, elem_id="patch-row", scale=1
+            )
+            patch_col = gr.Number(
+                label=PATCH_COL_LABEL, precision=0, minimum=1, min_width=120, elem_id="patch-col", scale=1
+            )
+        with gr.Row(equal_height=False):
+            # Shown once a patch is chosen: two empty boxes would only push the rest of the tab down.
+            patch_to = gr.Image(
+                label=PATCH_TO_LABEL,
+                type="pil",
+                format="png",
+                height=300,
+                interactive=False,
+                visible=False,
+                elem_id="patch-to",
+            )
+            patch_by = gr.Image(
+                label=PATCH_BY_LABEL,
+                type="pil",
+                format="png",
+                height=300,
+                interactive=False,
+                visible=False,
+                elem_id="patch-by",
+            )
+        patch_text = gr.Markdown(elem_id="patch-line", label="the patch in numbers")
+        teacher_note("patch-click")
     with gr.Accordion(VIT_SEES_TITLE, open=True):
         with gr.Row(equal_height=False):
-            grid_image = gr.Image(label=PATCH_GRID_LABEL, type="pil", height=224, scale=1)
+            with gr.Column(scale=1):
+                grid_image = gr.Image(label=PATCH_GRID_LABEL, type="pil", height=224, elem_id="patch-grid")
+                teacher_note("patch-grid")
             with gr.Column(scale=2):
                 tokens = gr.Markdown(elem_id="attention-tokens", label="tokens")
                 strip = gr.Gallery(
                     label=LAYER_STRIP_TITLE, columns=6, height=220, fit_columns=False, elem_id="layer-strip"
                 )
+                teacher_note("layer-strip")
         # Whole tiles with their captions: no cropping to a square, no fixed height that hides the captions.
         heads = gr.Gallery(
             label=HEAD_GRID_TITLE,
@@ -136,12 +184,13 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
             elem_id="head-grid",
         )
         head_note = gr.Markdown(elem_id="head-ranges", label="head values")
+        teacher_note("head-grid")
     with gr.Accordion(SIDE_BY_SIDE_TITLE, open=False):
         gr.Markdown(SIDE_BY_SIDE_NOTE)
         with gr.Row():
             model_b = gr.Dropdown(
                 choices,
-                value=choices[min(1, len(choices) - 1)],
+                value=_choice_value(choices[min(1, len(choices) - 1)]),
                 allow_custom_value=True,
                 label=MODEL_RIGHT_LABEL,
                 scale=3,
@@ -172,12 +221,24 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
     # It holds about 22 MB for a ViT-B, so a session keeps it for 15 minutes after its last change, not for as
     # long as Gradio keeps the session (ServingLimits.sessions_kept of them); after that the controls wait for Explain.
     explained = gr.State(None, time_to_live=EXPLANATION_KEPT_S)
-    run.click(
+    patch_settings = [head_fusion, layer, head, cmap, alpha]
+    patch_views = [patch_to, patch_by, patch_text]
+    explained_event = run.click(
         explain_one,
         inputs=[image, *settings],
         outputs=[overlay_image, labels, grid_image, tokens, strip, heads, target, value_range, head_note, explained],
         api_name="explain",
-    ).success(fit_sliders, inputs=[model, layer, head], outputs=[layer, head], api_visibility="undocumented")
+    )
+    explained_event.success(
+        fit_sliders, inputs=[model, layer, head], outputs=[layer, head], api_visibility="undocumented"
+    )
+    # A patch already chosen is shown again from the new explanation (the same photo and model: a new one cleared it).
+    explained_event.success(
+        show_patch,
+        inputs=[explained, patch_row, patch_col, *patch_settings],
+        outputs=patch_views,
+        api_visibility="undocumented",
+    )
     compare.click(
         explain_side_by_side,
         inputs=[image, *settings, model_b, method_b, layer_b],
@@ -200,10 +261,67 @@ def attention_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
         api_name="redraw",
         trigger_mode="always_last",
     )
-    gr.on([model.change, image.change], lambda: None, outputs=[explained], api_visibility="undocumented", queue=False)
+    # A click on the overlay (or on either patch map: all are the photo's size) picks the patch under it; the layer,
+    # head and drawing controls redraw its view at once.
+    gr.on(
+        [overlay_image.select, patch_to.select, patch_by.select],
+        click_patch,
+        inputs=[explained, *patch_settings],
+        outputs=[patch_row, patch_col, *patch_views],
+        api_name="patch_click",
+        api_visibility="undocumented",  # it needs the click's coordinates, which only the page sends
+    )
+    grid_image.select(
+        click_grid_patch,
+        inputs=[explained, *patch_settings],
+        outputs=[patch_row, patch_col, *patch_views],
+        api_name="patch_grid_click",
+        api_visibility="undocumented",
+    )
+    gr.on(
+        [
+            patch_row.input,
+            patch_col.input,
+            head_fusion.input,
+            layer.release,
+            head.release,
+            cmap.input,
+            alpha.release,
+        ],
+        show_patch,
+        inputs=[explained, patch_row, patch_col, *patch_settings],
+        outputs=patch_views,
+        api_name="patch",
+        trigger_mode="always_last",
+    )
+    # A new model or photo makes every result on screen another's: cleared, with the kept explanation, so nothing
+    # old is read as the new one's (issue 12, item 6).
+    stale = [explained, overlay_image, labels, value_range, grid_image, tokens, strip, heads, head_note]
+    gr.on(
+        [model.change, image.change],
+        clear_results,
+        outputs=[*stale, patch_row, patch_col, *patch_views],
+        api_visibility="undocumented",
+        queue=False,
+    )
+    gr.on(
+        [model.change, image.change],
+        lambda: (None,) * 5,
+        outputs=[left_image, left_labels, right_image, right_labels, feature_files],
+        api_visibility="undocumented",
+        queue=False,
+    )
     model_b.change(fit_right_slider, inputs=[model_b, layer_b], outputs=[layer_b], api_visibility="undocumented")
+    model_b.change(
+        lambda: (None, None), outputs=[right_image, right_labels], api_visibility="undocumented", queue=False
+    )
     extract.click(extract_features, inputs=[image, model, layer], outputs=[feature_files], api_name="features")
     return model
+
+
+def _choice_value(choice: str | tuple[str, str]) -> str:
+    """A dropdown choice's value: choices are plain names or (label, value) pairs."""
+    return choice[1] if isinstance(choice, tuple) else choice
 
 
 def fit_sliders(model, layer, head):
@@ -250,6 +368,63 @@ def explain_one(
         head_ranges_line(explanation),
         explanation,
     )
+
+
+def click_patch(explanation: Explanation | None, head_fusion, layer, head, cmap, alpha, evt: gr.SelectData):
+    """The patch under a click on the overlay or a patch map (evt.index is [x, y] in the picture's pixels; all three
+    are the photo's size), and its view."""
+    size = explanation.overlay.size if explanation is not None else None
+    return _clicked(explanation, size, evt, head_fusion, layer, head, cmap, alpha)
+
+
+def click_grid_patch(explanation: Explanation | None, head_fusion, layer, head, cmap, alpha, evt: gr.SelectData):
+    """The patch under a click on the patch-grid picture (the model's input, enlarged), and its view."""
+    size = patch_grid_image(explanation.model_input, explanation.grid_size).size if explanation is not None else None
+    return _clicked(explanation, size, evt, head_fusion, layer, head, cmap, alpha)
+
+
+def _clicked(explanation, image_size, evt: gr.SelectData, head_fusion, layer, head, cmap, alpha):
+    if explanation is None or image_size is None:
+        gr.Warning(PATCH_STALE)
+        return tuple(gr.skip() for _ in range(5))
+    if not isinstance(evt.index, (list, tuple)) or len(evt.index) != 2:
+        return tuple(gr.skip() for _ in range(5))
+    x, y = evt.index
+    with user_errors():
+        row, col = patch_at_pixel(x, y, image_size=image_size, grid_size=explanation.grid_size)
+    return (row, col, *show_patch(explanation, row, col, head_fusion, layer, head, cmap, alpha))
+
+
+def show_patch(explanation: Explanation | None, row, col, head_fusion, layer, head, cmap, alpha):
+    """Where the patch at (row, col) looks and what looks at it, in the chosen layer and head, from the kept
+    attentions (no forward pass); nothing changes until a patch is chosen and an explanation is kept."""
+    if row is None or col is None:
+        return tuple(gr.skip() for _ in range(3))
+    if explanation is None:
+        gr.Warning(PATCH_STALE)
+        return tuple(gr.skip() for _ in range(3))
+    with user_errors():
+        patch = patch_attention(
+            explanation,
+            int(row),
+            int(col),
+            layer=int(layer) or None,
+            head=int(head) or None,
+            head_fusion=head_fusion,
+            alpha=float(alpha),
+            cmap=cmap,
+        )
+    return (
+        gr.update(value=patch.attends_to_overlay, visible=True),
+        gr.update(value=patch.attended_by_overlay, visible=True),
+        f"{patch_line(patch)}\n\n{patch_ranges_line(patch)}",
+    )
+
+
+def clear_results():
+    """Every result of the Attention tab emptied, the kept explanation and the chosen patch with them."""
+    hidden_picture = gr.update(value=None, visible=False)
+    return (None, None, None, "", None, "", None, None, "", None, None, hidden_picture, hidden_picture, "")
 
 
 def redraw_map(explanation: Explanation | None, method, head_fusion, discard, layer, head, cmap, alpha):

@@ -72,3 +72,54 @@ def test_each_streamlit_page_fits_a_phone(phone_page, streamlit_url, artifacts_d
     page.screenshot(path=str(artifacts_dir / f"streamlit-narrow-{title.lower()}.png"), full_page=True)
     assert overflow <= 1, f"the {title} page is {overflow} px wider than a 390 px phone"
     assert page.errors == [], page.errors
+
+
+def test_streamlit_click_a_patch_on_the_attention_map(page, streamlit_url, tiny_vit_dir, artifacts_dir):
+    """The patch grid is an Altair chart over the overlay: a click picks the patch under it, and the layer slider
+    redraws its row and column from the kept attentions."""
+    from core import explain, patch_attention
+    from ui.shared.attention import patch_line
+
+    open_streamlit_page(page, streamlit_url, "Attention")
+    page.get_by_role("button", name="Explain", exact=True).click()
+    chart = page.locator("[data-testid=stVegaLiteChart] svg.marks").first
+    chart.wait_for(timeout=FIRST_RUN_MS)
+    wait_for_the_run_to_end(page)
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    rows = columns = 4  # the tiny ViT's 32x32 input in 8x8 patches
+    page.mouse.click(box["x"] + 1.5 * box["width"] / columns, box["y"] + 2.5 * box["height"] / rows)  # row 3, col 2
+    line = page.get_by_text("Patch (row 3, col 2), layer 2, heads fused by mean")
+    line.wait_for(timeout=FIRST_RUN_MS)
+    expected = explain(example_images()[0], model=str(tiny_vit_dir))
+    assert patch_line(patch_attention(expected, 3, 2)).replace("**", "") == line.inner_text()
+    wait_for_the_run_to_end(page)
+    line.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts_dir / "streamlit-attention-patch.png"))
+    # The layer slider, moved by keyboard as a user can: from 0 (the last layer) to 1.
+    page.get_by_role("slider", name="Layer (0 = all / last)").press("ArrowRight")
+    page.get_by_text("Patch (row 3, col 2), layer 1, heads fused by mean").wait_for(timeout=FIRST_RUN_MS)
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert page.errors == [], page.errors
+
+
+def test_streamlit_patch_view_fits_a_phone(phone_page, streamlit_url, artifacts_dir):
+    page = phone_page
+    open_streamlit_page(page, streamlit_url, "Attention", phone=True)
+    page.get_by_role("button", name="Explain", exact=True).click()
+    chart = page.locator("[data-testid=stVegaLiteChart] svg.marks").first
+    chart.wait_for(timeout=FIRST_RUN_MS)
+    wait_for_the_run_to_end(page)
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    page.mouse.click(box["x"] + 0.5 * box["width"] / 4, box["y"] + 0.5 * box["height"] / 4)  # row 1, col 1
+    line = page.get_by_text("Patch (row 1, col 1)")
+    line.wait_for(timeout=FIRST_RUN_MS)
+    wait_for_the_run_to_end(page)
+    overflow = page.evaluate("""() => Math.max(document.documentElement.scrollWidth - window.innerWidth,
+        ...Array.from(document.querySelectorAll('[data-testid=stMain]'),
+                      main => main.scrollWidth - main.clientWidth))""")
+    line.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts_dir / "streamlit-narrow-attention-patch.png"))
+    assert overflow <= 1, f"the patch view is {overflow} px wider than a 390 px phone"
+    assert page.errors == [], page.errors

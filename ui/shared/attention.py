@@ -1,4 +1,5 @@
-"""The Attention tab's views, for both front ends: captioned galleries, the token sentence, features as files."""
+"""The Attention tab's views, for both front ends: captioned galleries, the token sentence, one clicked patch's
+attention in words, features as files."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core import Explanation, Features, attention_shape, decoder_layer_count, overlay
+from core import Explanation, Features, PatchAttention, attention_shape, decoder_layer_count, overlay
 from ui.shared.texts import HEAD_RANGES_NOTE, SCALING_NOTES
 from ui.shared.widgets import DECODER_LAYER, HEAD, LAYER, LAYER_RIGHT, Slider, fitted
 
@@ -19,6 +20,78 @@ def model_sliders(model: str) -> tuple[Slider, Slider, Slider]:
     layers = shape.num_layers if shape is not None else None
     heads = shape.num_heads if shape is not None else None
     return fitted(LAYER, layers), fitted(HEAD, heads), fitted(LAYER_RIGHT, layers)
+
+
+# ---- one patch: where it looks and what looks at it ---------------------------------------------------------------
+
+PATCH_TITLE = "One patch: where it looks and what looks at it"
+PATCH_HINT = (
+    "Click any patch on the map, on either picture below or on the patch grid (or type its row and column) to see "
+    "that token's own attention in the chosen layer and head: its row of the attention matrix (where it looks) and "
+    "its column (what looks at it). Layer 0 shows the last layer; head 0 fuses the heads."
+)
+PATCH_TO_LABEL = "Where it looks (its row)"
+PATCH_BY_LABEL = "What looks at it (its column)"
+PATCH_ROW_LABEL = "Patch row"
+PATCH_COL_LABEL = "Patch column"
+PATCH_STALE = "Explain again to look at a patch: the last explanation was for another model or photo, or has expired."
+
+
+def patch_name(row: int, col: int) -> str:
+    return f"patch (row {row}, col {col})"
+
+
+def percent(value: float) -> str:
+    """A weight as a percentage a class can read: whole percents, one decimal below 10%, "<0.1%" below that."""
+    if value >= 0.1:
+        return f"{value:.0%}"
+    if value >= 0.001:
+        return f"{value:.1%}"
+    return "<0.1%" if value > 0 else "0%"
+
+
+def patch_line(patch: PatchAttention) -> str:
+    """The clicked patch's attention in sentences of real numbers: what it gives itself, CLS and the patch it attends
+    to most; which patch gives it the most attention; and what CLS gives it."""
+    heads = f"head {patch.head}" if patch.head is not None else f"heads fused by {patch.head_fusion}"
+    line = (
+        f"**{patch_name(patch.row, patch.col).capitalize()}**, layer {patch.layer}, {heads}: "
+        f"attends {percent(patch.to_self)} to itself, {_prefix_share(patch.to_prefix)}"
+    )
+    if patch.attends_to.size == 1:  # a one-patch grid has no other patch to name
+        return f"{line}; CLS gives it {percent(patch.from_cls)}."
+    grid_w = patch.grid_size[1]
+    here = patch.row - 1, patch.col - 1
+    others_to, others_by = patch.attends_to.copy(), patch.attended_by.copy()
+    others_to[here] = others_by[here] = -1.0  # "the patch it looks at most" means another one
+    to_row, to_col = divmod(int(others_to.argmax()), grid_w)
+    by_row, by_col = divmod(int(others_by.argmax()), grid_w)
+    return (
+        f"{line}; of the other patches, most to {patch_name(to_row + 1, to_col + 1)} "
+        f"({percent(float(others_to.max()))}). The patch that looks at it most is "
+        f"{patch_name(by_row + 1, by_col + 1)}, with {percent(float(others_by.max()))} of its attention; "
+        f"CLS gives it {percent(patch.from_cls)}."
+    )
+
+
+def patch_ranges_line(patch: PatchAttention) -> str:
+    """Under the two patch maps: their raw ranges, so the colours can be read as numbers."""
+    (to_low, to_high), (by_low, by_high) = patch.attends_to_range, patch.attended_by_range
+    scaled = "lowest to highest" if patch.scaling == "minmax" else "0 to highest"
+    return (
+        f"Its row spans {percent(to_low)} to {percent(to_high)}; its column {percent(by_low)} to "
+        f"{percent(by_high)}; each map's colours run {scaled}."
+    )
+
+
+def _prefix_share(weights: tuple[float, ...]) -> str:
+    """What a patch gives the tokens before the patches: CLS, then DeiT's distillation token or the registers."""
+    parts = [f"{percent(weights[0])} to CLS"]
+    if len(weights) == 2:
+        parts.append(f"{percent(weights[1])} to the distillation token")
+    elif len(weights) > 2:
+        parts.append(f"{percent(sum(weights[1:]))} to the {len(weights) - 1} register tokens")
+    return ", ".join(parts)
 
 
 def decoder_layer_slider(model: str) -> Slider:

@@ -5,19 +5,31 @@ The maps are rollout, gradient rollout or raw attention; a second model, method 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 
-from core import HEAD_FUSIONS, Explanation, explain, features, patch_grid_image, redraw
+from core import HEAD_FUSIONS, Explanation, explain, features, patch_attention, patch_grid_image, redraw
 from ui.shared.attention import (
+    PATCH_BY_LABEL,
+    PATCH_COL_LABEL,
+    PATCH_HINT,
+    PATCH_ROW_LABEL,
+    PATCH_TITLE,
+    PATCH_TO_LABEL,
     comparison_target,
     describe_tokens,
     head_grid,
     head_ranges_line,
     layer_strip,
     model_sliders,
+    patch_line,
+    patch_ranges_line,
     save_features,
     value_range_line,
 )
@@ -65,15 +77,24 @@ from ui.streamlit_pages.common import (
     predictions_table,
     shown_errors,
     slider,
+    teacher_note,
     work_folder,
 )
 
 EXPLAINED = "attention_result"
 EXPLAINED_MODEL = "attention_result_model"  # the model box's text when it ran (Explanation.model is resolved)
+EXPLAINED_PHOTO = "attention_result_photo"  # the photo it ran on: its name and a hash of its bytes
+PATCH_CHART_KEY = "attention_patch_chart"
+PATCH_ROW_KEY = "attention_patch_row"
+PATCH_COL_KEY = "attention_patch_col"
+PATCH_CLICK_SEEN = "attention_patch_click_seen"  # the chart's last click already copied into the row/column boxes
+PATCH_SELECTION = "patch"  # the chart's point selection
+CHART_WIDTH = 340  # fits a 390-px phone
 COMPARED = "attention_compared"
 FEATURE_FILES = "attention_features"
 METHOD_NAMES = {value: label for label, value in METHOD_CHOICES}
 TILE_WIDTH = 120
+STALE_RESULTS = "The model or the photo changed since the last Explain: press Explain to see where this model looks."
 
 
 @dataclass(frozen=True)
@@ -131,6 +152,13 @@ def redrawn(explanation: Explanation, settings: MapSettings) -> Explanation:
         return explanation
 
 
+def is_stale(photo: Photo | None, settings: MapSettings) -> bool:
+    """Whether the kept explanation is of another model or another photo than the ones chosen now."""
+    if st.session_state.get(EXPLAINED_MODEL) != settings.model:
+        return True
+    return photo is None or st.session_state.get(EXPLAINED_PHOTO) != photo_id(photo)
+
+
 def fitted_slider(spec: Slider, key: str, container: Any = st) -> Any:
     """A slider whose range follows the model (`spec` fitted to it): a value past a maximum that just shrank is
     brought within it first, as Streamlit refuses a value outside the range."""
@@ -145,7 +173,12 @@ def settings_controls() -> MapSettings:
     model_column, method_column = st.columns([3, 2])
     with model_column:
         model = model_box(
-            MODEL_LABEL, EXPLAINER_CHOICES, ATTENTION_MODEL_KEY, default_classifier(), help=EXPLAINER_INFO
+            MODEL_LABEL,
+            EXPLAINER_CHOICES,
+            ATTENTION_MODEL_KEY,
+            default_classifier(),
+            help=EXPLAINER_INFO,
+            with_runs=True,
         )
     with method_column:
         method = st.radio(
@@ -181,11 +214,13 @@ def class_box(model: str) -> str | None:
     )
 
 
-def show_explanation(explanation: Explanation, cmap: str) -> None:
+def show_explanation(explanation: Explanation, settings: MapSettings) -> None:
+    cmap = settings.cmap
     overlay_column, labels_column = st.columns(2)
     with overlay_column:
         st.image(explanation.overlay, caption=OVERLAY_LABEL, width="stretch")
         st.caption(value_range_line(explanation))
+        teacher_note("attention-overlay")
         st.download_button(
             "Download the overlay (PNG)",
             png_bytes(explanation.overlay),
@@ -204,20 +239,146 @@ def show_explanation(explanation: Explanation, cmap: str) -> None:
             st.caption(f"Gradient rollout for: {explanation.target}")
     if not explanation.heatmap.any():
         st.warning(EMPTY_MAP)
+    patch_view(explanation, settings)
     with st.expander(VIT_SEES_TITLE, expanded=True):
         grid_column, strip_column = st.columns([1, 2])
-        grid_column.image(
-            patch_grid_image(explanation.model_input, explanation.grid_size), caption=PATCH_GRID_LABEL, width=224
-        )
+        with grid_column:
+            st.image(
+                patch_grid_image(explanation.model_input, explanation.grid_size),
+                caption=PATCH_GRID_LABEL,
+                width="content",
+            )
+            teacher_note("patch-grid")
         with strip_column:
             st.markdown(describe_tokens(explanation))
             st.markdown(f"**{LAYER_STRIP_TITLE}**")
             tiles = layer_strip(explanation, cmap=cmap)
             st.image([image for image, _ in tiles], caption=[text for _, text in tiles], width=TILE_WIDTH)
+            teacher_note("layer-strip")
         st.markdown(f"**{HEAD_GRID_TITLE}**")
         tiles = head_grid(explanation, cmap=cmap)
         st.image([image for image, _ in tiles], caption=[text for _, text in tiles], width=TILE_WIDTH)
         st.caption(head_ranges_line(explanation))
+        teacher_note("head-grid")
+
+
+# ---- one patch: where it looks and what looks at it ---------------------------------------------------------------
+
+
+def patch_view(explanation: Explanation, settings: MapSettings) -> None:
+    """Click a patch on the map (a chart of the patch grid over the overlay; st.image has no clicks) or type its row
+    and column: its row and column of the attention matrix, for the chosen layer and head, from the kept attentions."""
+    with st.expander(PATCH_TITLE, expanded=True):
+        st.caption(PATCH_HINT)
+        rows, columns = explanation.grid_size
+        _take_chart_click()
+        _keep_in_grid(PATCH_ROW_KEY, rows)
+        _keep_in_grid(PATCH_COL_KEY, columns)
+        chosen = st.session_state.get(PATCH_ROW_KEY), st.session_state.get(PATCH_COL_KEY)
+        st.altair_chart(
+            patch_chart(explanation, chosen),
+            on_select="rerun",
+            selection_mode=PATCH_SELECTION,
+            key=PATCH_CHART_KEY,
+            theme=None,
+            width="content",
+        )
+        row_column, col_column = st.columns(2)
+        row = row_column.number_input(
+            PATCH_ROW_LABEL, min_value=1, max_value=rows, value=None, step=1, key=PATCH_ROW_KEY
+        )
+        col = col_column.number_input(
+            PATCH_COL_LABEL, min_value=1, max_value=columns, value=None, step=1, key=PATCH_COL_KEY
+        )
+        if row is None or col is None:
+            return
+        try:
+            patch = patch_attention(
+                explanation,
+                int(row),
+                int(col),
+                layer=settings.layer or None,
+                head=settings.head or None,
+                head_fusion=settings.head_fusion,
+                alpha=settings.alpha,
+                cmap=settings.cmap,
+            )
+        except ValueError as error:
+            st.warning(str(error))
+            return
+        to_column, by_column = st.columns(2)
+        to_column.image(patch.attends_to_overlay, caption=PATCH_TO_LABEL, width="stretch")
+        by_column.image(patch.attended_by_overlay, caption=PATCH_BY_LABEL, width="stretch")
+        st.markdown(patch_line(patch))
+        st.caption(patch_ranges_line(patch))
+        teacher_note("patch-click")
+
+
+def patch_chart(explanation: Explanation, chosen: tuple[int | None, int | None]) -> alt.LayerChart:
+    """The overlay with its patch grid as clickable cells (a point selection on row and column); the chosen patch
+    outlined. No axes and no padding, so the chart's pixels are the picture's."""
+    rows, columns = explanation.grid_size
+    picture = explanation.overlay
+    height = max(1, round(CHART_WIDTH * picture.height / picture.width))
+    thumbnail = picture.resize((CHART_WIDTH * 2, height * 2))  # sharp on a high-density screen, still small
+    url = "data:image/png;base64," + base64.b64encode(png_bytes(thumbnail)).decode("ascii")
+    cells = pd.DataFrame(
+        [
+            {"row": row, "col": col, "x": col - 1, "x2": col, "y": row - 1, "y2": row, "chosen": (row, col) == chosen}
+            for row in range(1, rows + 1)
+            for col in range(1, columns + 1)
+        ]
+    )
+    x_scale = alt.Scale(domain=[0, columns], nice=False, zero=False)
+    y_scale = alt.Scale(domain=[0, rows], nice=False, zero=False, reverse=True)
+    background = (
+        alt.Chart(pd.DataFrame([{"x": 0, "y": 0, "url": url}]))
+        .mark_image(width=CHART_WIDTH, height=height, align="left", baseline="top", aspect=False)
+        .encode(x=alt.X("x:Q", scale=x_scale, axis=None), y=alt.Y("y:Q", scale=y_scale, axis=None), url="url:N")
+    )
+    selection = alt.selection_point(name=PATCH_SELECTION, fields=["row", "col"], on="click")
+    grid = (
+        alt.Chart(cells)
+        .mark_rect(fill="white", fillOpacity=0.001, cursor="pointer")
+        .encode(
+            x=alt.X("x:Q", scale=x_scale, axis=None),
+            x2="x2:Q",
+            y=alt.Y("y:Q", scale=y_scale, axis=None),
+            y2="y2:Q",
+            stroke=alt.condition("datum.chosen", alt.value("black"), alt.value("white")),
+            strokeWidth=alt.condition("datum.chosen", alt.value(3), alt.value(0.5)),
+            tooltip=[alt.Tooltip("row:O", title="row"), alt.Tooltip("col:O", title="column")],
+        )
+        .add_params(selection)
+    )
+    return (
+        alt.layer(background, grid)
+        .properties(width=CHART_WIDTH, height=height, padding=0, autosize=alt.AutoSizeParams(type="none"))
+        .configure_view(strokeWidth=0)
+    )
+
+
+def _take_chart_click() -> None:
+    """A new click on the chart becomes the row and column boxes' values (set before the boxes are drawn, as
+    Streamlit asks); the same click seen again on a later run changes nothing, so typed values stay."""
+    state = st.session_state.get(PATCH_CHART_KEY)
+    points = list(state.get("selection", {}).get(PATCH_SELECTION, [])) if state else []
+    if not points or points == st.session_state.get(PATCH_CLICK_SEEN):
+        return
+    st.session_state[PATCH_CLICK_SEEN] = points
+    st.session_state[PATCH_ROW_KEY] = int(points[0]["row"])
+    st.session_state[PATCH_COL_KEY] = int(points[0]["col"])
+
+
+def _keep_in_grid(key: str, count: int) -> None:
+    """A row or column chosen for another grid (another model's explanation) is dropped, not kept out of range."""
+    value = st.session_state.get(key)
+    if value is not None and not 1 <= value <= count:
+        st.session_state[key] = None
+
+
+def photo_id(photo: Photo) -> str:
+    return f"{photo.name}:{hashlib.sha256(photo.data).hexdigest()[:16]}"
 
 
 def side_by_side(photo: Photo | None, left: MapSettings) -> None:
@@ -313,13 +474,17 @@ def render() -> None:
                 if explanation is not None:
                     st.session_state[EXPLAINED] = explanation
                     st.session_state[EXPLAINED_MODEL] = settings.model
+                    st.session_state[EXPLAINED_PHOTO] = photo_id(photo)
                     st.rerun()  # the class box above is already drawn; it offers this explanation's labels
     with result_column:
         explanation: Explanation | None = st.session_state.get(EXPLAINED)
         if explanation is None:
             st.caption("The map, the predictions and the layer-by-layer views appear here.")
+        elif is_stale(photo, settings):
+            # Another model's or photo's results would be read as this one's (issue 12, item 6): not shown.
+            st.info(STALE_RESULTS)
         else:
-            show_explanation(redrawn(explanation, settings), settings.cmap)
+            show_explanation(redrawn(explanation, settings), settings)
     side_by_side(photo, settings)
     feature_export(photo, settings)
 
