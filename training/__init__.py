@@ -13,6 +13,18 @@ from training.access import (
     visible_runs,
     visitor,
 )
+from training.collect import (
+    MIN_PER_CLASS,
+    Collection,
+    check_class_name,
+    check_ready,
+    class_samples,
+    collection_batch_size,
+    read_collection,
+    remove_class,
+    save_sample,
+    zip_collection,
+)
 from training.data import (
     DEFAULT_MAX_DATA_BYTES,
     DataError,
@@ -41,6 +53,7 @@ from training.jobs import (
     stop_current,
     watch,
 )
+from training.onnx_export import OnnxExport, export_onnx
 from training.review import cell_overlays, compare_base, push_to_hub
 from training.runs import (
     CONFUSION_PNG,
@@ -129,4 +142,17 @@ __all__ = [
     "cell_overlays",
     "compare_base",
     "push_to_hub",
+    "OnnxExport",
+    "export_onnx",
+    # images collected one at a time (webcam training)
+    "MIN_PER_CLASS",
+    "Collection",
+    "check_class_name",
+    "check_ready",
+    "class_samples",
+    "collection_batch_size",
+    "read_collection",
+    "remove_class",
+    "save_sample",
+    "zip_collection",
 ]

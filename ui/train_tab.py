@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import gradio as gr
 import pandas as pd
 
+from core import classify, hub_available
 from training import (
     EVENTS_LOG,
     SESSIONS,
@@ -24,6 +25,7 @@ from training import (
     current_job,
     disk_budget,
     example_data_zip,
+    export_onnx,
     find_run,
     is_training,
     kept_or_new_visitor_id,
@@ -42,7 +44,8 @@ from training import (
     zip_run,
 )
 from training import cell_overlays as cell_pictures
-from ui.gradio_common import output_folder, user_errors
+from ui import webcam_train
+from ui.gradio_common import output_folder, teacher_note, user_errors
 from ui.shared import train_widgets as widgets
 from ui.shared.texts import (
     COMPARE_NOTE,
@@ -57,6 +60,7 @@ from ui.shared.texts import (
 )
 from ui.shared.training import (
     form_config,
+    onnx_check_line,
     run_label,
     run_view,
     runs_list_label,
@@ -87,6 +91,10 @@ FOLDER_NAMES_JS = """
   }, true);
 }
 """
+# Whether the Hub answered when the page was built: asked once, at start; without it "Start from" begins with
+# what is on this machine.
+_HUB = {"available": True}
+
 # Gradio keeps an upload as <cache>/<sha256 of its content>/<file name>: the folder the file came from is lost.
 _UPLOAD_HASH_FOLDER = re.compile(r"^[0-9a-f]{40,64}$")
 
@@ -106,20 +114,21 @@ def visitor_boxes() -> tuple[gr.State, gr.BrowserState]:
     return gr.State(None), gr.BrowserState(None, storage_key="vit-studio-visitor")
 
 
-def train_tab(
-    model_boxes: tuple[gr.Dropdown, gr.Dropdown], visitor_id: gr.State, allow_server_paths: bool = False
-) -> RunLists:
-    """`model_boxes` (the Classify and Attention model choosers) receive a finished run on "Use this model";
-    `visitor_id` is visitor_boxes()'s session id."""
+def train_tab(model_boxes: tuple[gr.Dropdown, ...], visitor_id: gr.State, allow_server_paths: bool = False) -> RunLists:
+    """`model_boxes` (the Classify, Attention and Step-by-step model choosers) each receive a finished run on
+    "Use this model"; `visitor_id` is visitor_boxes()'s session id."""
     gr.Markdown(TRAIN_INTRO)
+    _HUB["available"] = hub_ok = hub_available()
     runs_now = visible_runs(_anyone())
     if disk_budget() is not None:
         gr.Markdown(space_runs_note(disk_budget().keep_runs_s), elem_id="train-space-note")
+    # On a phone every section stacks: only what is relevant now shows. The data report appears after a check,
+    # the training section when a run starts or is picked, what it learnt once a run has ended.
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             gr.Markdown(f"### {widgets.DATA_SECTION}")
             with gr.Tabs():
-                with gr.Tab(widgets.ZIP_TAB):
+                with gr.Tab(widgets.ZIP_TAB) as zip_tab:
                     zip_file = gr.File(file_types=[".zip"], label=widgets.ZIP_LABEL, elem_id="train-zip")
                     gr.Examples(
                         [[str(example_data_zip())]],
@@ -127,13 +136,15 @@ def train_tab(
                         label=f"{EXAMPLE_DATA_LABEL} ({EXAMPLE_DATA_INFO})",
                         elem_id="train-example",
                     )
-                with gr.Tab(widgets.FOLDER_TAB):
+                with gr.Tab(widgets.FOLDER_TAB) as folder_tab:
                     folder_files = gr.File(file_count="directory", label=widgets.FOLDER_LABEL, elem_id="train-folder")
                     folder_names = gr.Textbox(
                         elem_id="train-folder-names", elem_classes=["hidden-box"], show_label=False, container=False
                     )
+                with gr.Tab(widgets.WEBCAM_TAB, elem_id="train-webcam-tab") as webcam_tab:
+                    collect = webcam_train.collect_section()
                 if allow_server_paths:
-                    with gr.Tab(widgets.SERVER_PATH_TAB):
+                    with gr.Tab(widgets.SERVER_PATH_TAB) as path_tab:
                         server_path = gr.Textbox(
                             label=widgets.SERVER_PATH_LABEL,
                             placeholder=widgets.SERVER_PATH_PLACEHOLDER,
@@ -141,31 +152,34 @@ def train_tab(
                         )
             if not allow_server_paths:
                 server_path = gr.State("")  # never a path from a visitor: the app may be public
-            check = gr.Button(widgets.CHECK_BUTTON)
+            check = gr.Button(widgets.CHECK_BUTTON, elem_id="train-check")
             data_summary = gr.Markdown(elem_id="train-data-summary")
-            counts = gr.Dataframe(
-                headers=list(COUNT_HEADERS), interactive=False, label=widgets.COUNTS_LABEL, elem_id="train-counts"
-            )
-            counts_chart = gr.BarPlot(
-                x=widgets.CLASS_AXIS,
-                y=widgets.IMAGES_AXIS,
-                color=widgets.SPLIT_KEY,
-                color_map=widgets.SPLIT_COLORS,
-                label=widgets.COUNTS_LABEL,
-                height=220,
-                elem_id="train-counts-chart",
-            )
-            # The chart's own legend shows its title but not its entries (gradio 6): the key in words instead.
-            gr.Markdown(widgets.COUNTS_KEY, elem_id="train-counts-key")
-            thumbnails = gr.Gallery(label=widgets.THUMBNAILS_LABEL, columns=6, height=200, elem_id="train-thumbnails")
-            skipped = gr.Dataframe(
-                headers=list(widgets.SKIPPED_HEADERS), interactive=False, label=widgets.SKIPPED_LABEL, wrap=True
-            )
+            with gr.Column(visible=False, elem_id="train-report") as report_box:
+                counts = gr.Dataframe(
+                    headers=list(COUNT_HEADERS), interactive=False, label=widgets.COUNTS_LABEL, elem_id="train-counts"
+                )
+                counts_chart = gr.BarPlot(
+                    x=widgets.CLASS_AXIS,
+                    y=widgets.IMAGES_AXIS,
+                    color=widgets.SPLIT_KEY,
+                    color_map=widgets.SPLIT_COLORS,
+                    label=widgets.COUNTS_LABEL,
+                    height=220,
+                    elem_id="train-counts-chart",
+                )
+                # The chart's own legend shows its title but not its entries (gradio 6): the key in words instead.
+                gr.Markdown(widgets.COUNTS_KEY, elem_id="train-counts-key")
+                thumbnails = gr.Gallery(
+                    label=widgets.THUMBNAILS_LABEL, columns=6, height=200, elem_id="train-thumbnails"
+                )
+                skipped = gr.Dataframe(
+                    headers=list(widgets.SKIPPED_HEADERS), interactive=False, label=widgets.SKIPPED_LABEL, wrap=True
+                )
         with gr.Column(scale=3, min_width=320):
             gr.Markdown(f"### {widgets.SETTINGS_SECTION}")
             base = gr.Dropdown(
-                start_from_choices(runs_now),
-                value=widgets.BASE_CHOICES[0],
+                start_from_choices(runs_now, hub_available=hub_ok),
+                value=widgets.default_base(hub_ok),
                 allow_custom_value=True,
                 label=widgets.BASE_LABEL,
                 elem_id="train-base",
@@ -192,29 +206,32 @@ def train_tab(
                     label=widgets.BATCH_SIZE_LABEL,
                     elem_id="train-batch",
                 )
-            with gr.Row():
-                weight_decay = gr.Number(
-                    widgets.WEIGHT_DECAY.default, minimum=widgets.WEIGHT_DECAY.minimum, label=widgets.WEIGHT_DECAY_LABEL
-                )
-                warmup_ratio = gr.Slider(
-                    widgets.WARMUP.minimum,
-                    widgets.WARMUP.maximum,
-                    value=widgets.WARMUP.default,
-                    step=widgets.WARMUP.step,
-                    label=widgets.WARMUP_LABEL,
-                )
-                image_size = gr.Number(
-                    widgets.IMAGE_SIZE.default,
-                    precision=0,
-                    minimum=widgets.IMAGE_SIZE.minimum,
-                    label=widgets.IMAGE_SIZE_LABEL,
-                )
-            with gr.Row():
-                augment = gr.Checkbox(True, label=widgets.AUGMENT_LABEL, info=widgets.AUGMENT_INFO)
-                seed = gr.Number(widgets.SEED.default, precision=0, label=widgets.SEED_LABEL)
-                precision = gr.Radio(
-                    list(TRAINING_PRECISIONS), value=widgets.DEFAULT_PRECISION, label=widgets.PRECISION_LABEL
-                )
+            with gr.Accordion(widgets.MORE_SETTINGS, open=False, elem_id="train-more-settings"):
+                with gr.Row():
+                    weight_decay = gr.Number(
+                        widgets.WEIGHT_DECAY.default,
+                        minimum=widgets.WEIGHT_DECAY.minimum,
+                        label=widgets.WEIGHT_DECAY_LABEL,
+                    )
+                    warmup_ratio = gr.Slider(
+                        widgets.WARMUP.minimum,
+                        widgets.WARMUP.maximum,
+                        value=widgets.WARMUP.default,
+                        step=widgets.WARMUP.step,
+                        label=widgets.WARMUP_LABEL,
+                    )
+                    image_size = gr.Number(
+                        widgets.IMAGE_SIZE.default,
+                        precision=0,
+                        minimum=widgets.IMAGE_SIZE.minimum,
+                        label=widgets.IMAGE_SIZE_LABEL,
+                    )
+                with gr.Row():
+                    augment = gr.Checkbox(True, label=widgets.AUGMENT_LABEL, info=widgets.AUGMENT_INFO)
+                    seed = gr.Number(widgets.SEED.default, precision=0, label=widgets.SEED_LABEL)
+                    precision = gr.Radio(
+                        list(TRAINING_PRECISIONS), value=widgets.DEFAULT_PRECISION, label=widgets.PRECISION_LABEL
+                    )
             run_name = gr.Textbox(
                 label=widgets.RUN_NAME_LABEL, placeholder=widgets.RUN_NAME_PLACEHOLDER, elem_id="train-run-name"
             )
@@ -222,47 +239,65 @@ def train_tab(
                 start = gr.Button(widgets.START_BUTTON, variant="primary", elem_id="train-start")
                 stop = gr.Button(widgets.STOP_BUTTON, variant="stop", elem_id="train-stop")
                 watch_button = gr.Button("Watch the current run")
-    gr.Markdown(f"### {widgets.TRAINING_SECTION}")
-    with gr.Row():
-        progress_line = gr.Markdown(elem_id="train-progress")
-        # The run on show (training now, or picked from the list): every view below reads this folder.
-        run_dir = gr.Textbox(label=widgets.RUN_LABEL, interactive=False, elem_id="train-run-dir", scale=1)
-    # A matplotlib figure redrawn as the run goes: gr.LinePlot fixes its colour legend at the first frame,
-    # so the validation curve that starts an epoch later would never show.
-    curves_plot = gr.Plot(label="Loss and validation accuracy", elem_id="train-curves")
-    gr.Markdown(f"### {widgets.RESULTS_SECTION}")
-    with gr.Row(equal_height=False):
-        per_class = gr.Dataframe(
-            headers=list(widgets.PER_CLASS_HEADERS),
-            interactive=False,
-            label=widgets.PER_CLASS_LABEL,
-            elem_id="train-per-class",
+    with gr.Column(visible=False, elem_id="train-run-section") as run_box:
+        gr.Markdown(f"### {widgets.TRAINING_SECTION}")
+        with gr.Row():
+            progress_line = gr.Markdown(elem_id="train-progress")
+            # The run on show (training now, or picked from the list): every view below reads this folder.
+            run_dir = gr.Textbox(label=widgets.RUN_LABEL, interactive=False, elem_id="train-run-dir", scale=1)
+        # A matplotlib figure redrawn as the run goes: gr.LinePlot fixes its colour legend at the first frame,
+        # so the validation curve that starts an epoch later would never show.
+        curves_plot = gr.Plot(label="Loss and validation accuracy", elem_id="train-curves")
+        teacher_note("train-curve")
+    with gr.Column(visible=False, elem_id="train-results-section") as results_box:
+        gr.Markdown(f"### {widgets.RESULTS_SECTION}")
+        with gr.Row(equal_height=False):
+            per_class = gr.Dataframe(
+                headers=list(widgets.PER_CLASS_HEADERS),
+                interactive=False,
+                label=widgets.PER_CLASS_LABEL,
+                elem_id="train-per-class",
+            )
+            confusion = gr.Image(
+                label=widgets.CONFUSION_CAPTION,
+                type="filepath",
+                height=320,
+                interactive=False,
+                elem_id="train-confusion",
+            )
+        live = webcam_train.live_section()
+        with gr.Row():
+            true_class = gr.Dropdown([], label=widgets.TRUE_CLASS_LABEL, elem_id="train-true")
+            predicted_class = gr.Dropdown([], label=widgets.PREDICTED_LABEL, elem_id="train-predicted")
+            show_cell = gr.Button(widgets.SHOW_CELL_BUTTON, elem_id="train-show-cell")
+        cell_gallery = gr.Gallery(
+            label="Those images, with where the trained model looks",
+            columns=6,
+            height=260,
+            visible=False,
+            elem_id="train-cell",
         )
-        confusion = gr.Image(label=widgets.CONFUSION_CAPTION, type="filepath", height=320, elem_id="train-confusion")
-    with gr.Row():
-        true_class = gr.Dropdown([], label=widgets.TRUE_CLASS_LABEL, elem_id="train-true")
-        predicted_class = gr.Dropdown([], label=widgets.PREDICTED_LABEL, elem_id="train-predicted")
-        show_cell = gr.Button(widgets.SHOW_CELL_BUTTON, elem_id="train-show-cell")
-    cell_gallery = gr.Gallery(
-        label="Those images, with where the trained model looks", columns=6, height=260, elem_id="train-cell"
-    )
-    with gr.Accordion(widgets.COMPARE_SECTION, open=False):
-        gr.Markdown(COMPARE_NOTE)
-        compare = gr.Button("Compare attention on the first image above")
+        with gr.Accordion(widgets.COMPARE_SECTION, open=False):
+            gr.Markdown(COMPARE_NOTE)
+            compare = gr.Button("Compare attention on the first image above")
+            with gr.Row():
+                base_view = gr.Image(label=widgets.BASE_MODEL_LABEL, type="pil", height=300)
+                trained_view = gr.Image(label=widgets.TRAINED_MODEL_LABEL, type="pil", height=300)
         with gr.Row():
-            base_view = gr.Image(label=widgets.BASE_MODEL_LABEL, type="pil", height=300)
-            trained_view = gr.Image(label=widgets.TRAINED_MODEL_LABEL, type="pil", height=300)
-    with gr.Row():
-        use_model = gr.Button(widgets.USE_BUTTON, variant="primary", elem_id="train-use")
-        make_zip = gr.Button("Zip the run")
-        run_zip = gr.File(label="The run (.zip)")
-    with gr.Accordion(widgets.PUSH_SECTION, open=False):
-        with gr.Row():
-            repo_id = gr.Textbox(label=widgets.REPO_LABEL, placeholder=widgets.REPO_PLACEHOLDER)
-            token = gr.Textbox(label=widgets.TOKEN_LABEL, type="password", info=widgets.TOKEN_INFO)
-            private = gr.Checkbox(True, label=widgets.PRIVATE_LABEL)
-        push = gr.Button(widgets.PUSH_BUTTON)
-        pushed = gr.Markdown()
+            use_model = gr.Button(widgets.USE_BUTTON, variant="primary", elem_id="train-use")
+            make_zip = gr.Button("Zip the run")
+            run_zip = gr.File(label="The run (.zip)", visible=False, elem_id="train-run-zip")
+        with gr.Row(equal_height=False):
+            export = gr.Button(widgets.EXPORT_ONNX_BUTTON, elem_id="train-export-onnx")
+            onnx_file = gr.File(label=widgets.ONNX_FILE_LABEL, visible=False, elem_id="train-onnx-file")
+        onnx_check = gr.Markdown(elem_id="train-onnx-check")
+        with gr.Accordion(widgets.PUSH_SECTION, open=False):
+            with gr.Row():
+                repo_id = gr.Textbox(label=widgets.REPO_LABEL, placeholder=widgets.REPO_PLACEHOLDER)
+                token = gr.Textbox(label=widgets.TOKEN_LABEL, type="password", info=widgets.TOKEN_INFO)
+                private = gr.Checkbox(True, label=widgets.PRIVATE_LABEL)
+            push = gr.Button(widgets.PUSH_BUTTON)
+            pushed = gr.Markdown()
     gr.Markdown(f"### {widgets.EARLIER_RUNS_SECTION}")
     with gr.Row():
         runs = gr.Dropdown(_run_choices(runs_now), label=_runs_label(), scale=3, elem_id="train-runs")
@@ -285,13 +320,18 @@ def train_tab(
         precision,
         run_name,
     ]
-    live = [progress_line, curves_plot, per_class, confusion, true_class, predicted_class, runs, base]
+    # "Check data" checks an upload or a path; the webcam's pictures are counted as they come.
+    data_tabs = [zip_tab, folder_tab, *([path_tab] if allow_server_paths else [])]
+    for tab in data_tabs:
+        tab.select(_shown, outputs=[check], api_visibility="private", queue=False)
+    webcam_tab.select(lambda: gr.update(visible=False), outputs=[check], api_visibility="private", queue=False)
+    live_outputs = [progress_line, curves_plot, per_class, confusion, true_class, predicted_class, runs, base]
     check.click(
         check_source,
         inputs=source,
         outputs=[data_summary, counts, counts_chart, thumbnails, skipped],
         api_name="check_data",
-    )
+    ).success(lambda: gr.Column(visible=True), outputs=[report_box], api_visibility="private", queue=False)
     mode.change(
         lambda chosen: [
             widgets.MODE_DEFAULTS[chosen]["num_train_epochs"],
@@ -303,33 +343,85 @@ def train_tab(
     )
     # visitor_id is a gr.State: it never shows in the API, and each event reads this session's value.
     start.click(
-        start_run, inputs=[*source, *settings, visitor_id], outputs=[run_dir, *live], api_name="train", **STARTS
+        start_run,
+        inputs=[*source, *settings, visitor_id],
+        outputs=[run_dir, *live_outputs],
+        api_name="train",
+        **STARTS,
+    )
+    collect.train.click(
+        start_collected_run,
+        inputs=[collect.folder, base, seed, precision, run_name, visitor_id],
+        outputs=[run_dir, *live_outputs],
+        api_name="train_collected",
+        **STARTS,
     )
     stop.click(stop_run, inputs=[visitor_id], outputs=[progress_line], api_name="stop_training")
     watch_button.click(
-        watch_current, inputs=[visitor_id], outputs=[run_dir, *live], api_name="watch_training", **WATCHERS
+        watch_current, inputs=[visitor_id], outputs=[run_dir, *live_outputs], api_name="watch_training", **WATCHERS
+    )
+    # The sections follow the run on show: the training section once there is one, the results once it has ended
+    # (its confusion matrix is drawn then).
+    run_dir.change(
+        lambda name: gr.Column(visible=bool(name)),
+        inputs=[run_dir],
+        outputs=[run_box],
+        api_visibility="private",
+        queue=False,
+    )
+    confusion.change(
+        lambda picture: gr.Column(visible=picture is not None),
+        inputs=[confusion],
+        outputs=[results_box],
+        api_visibility="private",
+        queue=False,
+    )
+    live.camera.stream(
+        predict_live,
+        inputs=[live.camera, run_dir, visitor_id],
+        outputs=[live.prediction],
+        stream_every=widgets.LIVE_EVERY_S,
+        time_limit=600,
+        concurrency_limit=8,
+        api_name="predict_live",
     )
     show_cell.click(
         cell_overlays,
         inputs=[run_dir, true_class, predicted_class, visitor_id],
         outputs=[cell_gallery],
         api_name="validation_cell",
-    )
+    ).success(_shown, outputs=[cell_gallery], api_visibility="private", queue=False)
     compare.click(
         compare_attention,
         inputs=[run_dir, true_class, predicted_class, visitor_id],
         outputs=[base_view, trained_view],
         api_name="compare_base",
     )
-    make_zip.click(zip_current, inputs=[run_dir, visitor_id], outputs=[run_zip], api_name="zip_run")
+    make_zip.click(zip_current, inputs=[run_dir, visitor_id], outputs=[run_zip], api_name="zip_run").success(
+        _shown, outputs=[run_zip], api_visibility="private", queue=False
+    )
+    export.click(
+        export_current, inputs=[run_dir, visitor_id], outputs=[onnx_file, onnx_check], api_name="export_onnx"
+    ).success(_shown, outputs=[onnx_file], api_visibility="private", queue=False)
     push.click(
         push_current, inputs=[run_dir, repo_id, token, private, visitor_id], outputs=[pushed], api_name="push_to_hub"
     )
     refresh.click(refresh_lists, inputs=[visitor_id], outputs=[runs, base], api_visibility="undocumented")
-    show_run.click(show_saved_run, inputs=[runs, visitor_id], outputs=[run_dir, *live], api_name="show_run")
-    resume.click(resume_run, inputs=[runs, visitor_id], outputs=[run_dir, *live], api_name="resume", **STARTS)
-    use_model.click(use_run, inputs=[run_dir, visitor_id], outputs=list(model_boxes), api_name="use_run")
+    show_run.click(show_saved_run, inputs=[runs, visitor_id], outputs=[run_dir, *live_outputs], api_name="show_run")
+    resume.click(resume_run, inputs=[runs, visitor_id], outputs=[run_dir, *live_outputs], api_name="resume", **STARTS)
+
+    def use_run_everywhere(run_name, visitor_id, request: gr.Request):
+        folder = use_run(run_name, visitor_id, request)
+        # One update each: Gradio takes the value out of an update as it applies it, so a shared one fills one box.
+        return tuple(gr.update(value=folder) for _ in model_boxes)
+
+    use_model.click(use_run_everywhere, inputs=[run_dir, visitor_id], outputs=list(model_boxes), api_name="use_run")
     return RunLists(runs, base)
+
+
+def _shown():
+    """A box that stays hidden until it has something to show (a phone would scroll past empty boxes)."""
+    return gr.update(visible=True)
 
 
 def connect_visitor(demo: gr.Blocks, visitor_id: gr.State, browser_id: gr.BrowserState, lists: RunLists) -> None:
@@ -352,7 +444,9 @@ def welcome_visitor(browser_id: str | None, request: gr.Request):
 
 def refresh_lists(visitor_id: str | None, request: gr.Request):
     runs = visible_runs(_visitor(visitor_id, request))
-    return gr.update(choices=_run_choices(runs)), gr.update(choices=start_from_choices(runs))
+    return gr.update(choices=_run_choices(runs)), gr.update(
+        choices=start_from_choices(runs, hub_available=_HUB["available"])
+    )
 
 
 def _visitor(visitor_id: str | None, request: gr.Request | None) -> Visitor:
@@ -494,6 +588,33 @@ def start_run(
     yield from _stream(job, asking)
 
 
+def start_collected_run(folder, base, seed, precision, run_name, visitor_id, request: gr.Request):
+    """Train the head on the images collected in the Webcam tab (the head-only settings' own defaults), then
+    stream the run as Start does."""
+    asking = _visitor(visitor_id, request)
+    if not folder:
+        raise gr.Error("Nothing is collected yet: type a class name and take a picture first.")
+    archive, batch_size = webcam_train.collection_zip(folder)
+    head = widgets.MODE_DEFAULTS["head"]
+    with user_errors():
+        config = form_config(
+            str(archive),
+            base,
+            mode="head",
+            epochs=head["num_train_epochs"],
+            learning_rate=head["learning_rate"],
+            batch_size=batch_size,
+            weight_decay=0.0,
+            warmup_ratio=widgets.WARMUP.default,
+            image_size=0,
+            augment=False,
+            seed=seed,
+            precision=precision,
+        )
+        job = start_new_run(config, (run_name or "").strip() or widgets.WEBCAM_RUN_NAME, visitor=asking)
+    yield from _stream(job, asking)
+
+
 def resume_run(run_name, visitor_id, request: gr.Request):
     asking = _visitor(visitor_id, request)
     if not run_name:
@@ -557,7 +678,7 @@ def _view_outputs(view, asking: Visitor, refresh_lists: bool = True) -> tuple:
             gr.update(choices=classes, value=classes[0] if classes else None),
             gr.update(choices=classes, value=classes[-1] if classes else None),
             gr.update(choices=_run_choices(runs)),
-            gr.update(choices=start_from_choices(runs)),
+            gr.update(choices=start_from_choices(runs, hub_available=_HUB["available"])),
         )
         if refresh_lists
         else (gr.skip(), gr.skip(), gr.skip(), gr.skip())
@@ -610,6 +731,24 @@ def zip_current(run_name, visitor_id, request: gr.Request):
         raise gr.Error(f"Could not zip the run {folder.name}: {error.strerror or error}.") from None
 
 
+def export_current(run_name, visitor_id, request: gr.Request):
+    """The run as one .onnx file to download, and the line saying how its answers compare with PyTorch's."""
+    folder = _finished_run(run_name, visitor_id, request)
+    with user_errors():
+        exported = export_onnx(folder, output_folder() / f"{folder.name}.onnx")
+    return str(exported.path), onnx_check_line(exported)
+
+
+def predict_live(frame, run_name, visitor_id, request: gr.Request):
+    """What the run on show says about one webcam frame; nothing until a run with a saved model is on show."""
+    if frame is None or not run_name:
+        return gr.skip()
+    folder = _finished_run(run_name, visitor_id, request)
+    with user_errors():
+        predictions = classify(frame, model=str(folder.resolve()), top_k=3)
+    return {prediction.label: prediction.score for prediction in predictions}
+
+
 def push_current(run_name, repo_id, token, private, visitor_id, request: gr.Request):
     folder = _finished_run(run_name, visitor_id, request)
     with user_errors():
@@ -618,6 +757,7 @@ def push_current(run_name, repo_id, token, private, visitor_id, request: gr.Requ
 
 
 def use_run(run_name, visitor_id, request: gr.Request):
+    """The run's folder, for the model boxes."""
     folder = _finished_run(run_name, visitor_id, request)
     gr.Info(run_in_use(folder.name))
-    return gr.update(value=str(folder.resolve())), gr.update(value=str(folder.resolve()))
+    return str(folder.resolve())

@@ -96,9 +96,13 @@ def test_after_the_run_cells_zip_and_use(client, api_run):
     assert all(tile["caption"].endswith("%)") for tile in tiles)
     archive = client.predict(run_dir, api_name="/zip_run")
     assert "shapes-api/model.safetensors" in zipfile.ZipFile(archive).namelist()
-    classify_box, attention_box = client.predict(run_dir, api_name="/use_run")
+    classify_box, attention_box, walkthrough_box = client.predict(run_dir, api_name="/use_run")
     folder = Path(classify_box["value"])
-    assert attention_box["value"] == str(folder) and folder.name == run_dir and (folder / "config.json").is_file()
+    assert (
+        attention_box["value"] == walkthrough_box["value"] == str(folder)
+        and folder.name == run_dir
+        and (folder / "config.json").is_file()
+    )
     first_val_image = json.loads((folder / "split.json").read_text())["val"][0][0]
     assert classify(first_val_image, model=str(folder), top_k=1)[0].label in ("circle", "square", "triangle")
 

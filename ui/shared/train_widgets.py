@@ -104,9 +104,55 @@ SHOW_CELL_BUTTON = "Show these validation images"
 COMPARE_SECTION = "Base model and trained model side by side"
 BASE_MODEL_LABEL = "Base model"
 TRAINED_MODEL_LABEL = "Trained model"
-USE_BUTTON = "Use this model in Classify and Attention"
+USE_BUTTON = "Use this model in Classify, Attention and Step by step"
 PUSH_SECTION = "Push to the Hugging Face Hub"
 PRIVATE_LABEL = "Private"
 PUSH_BUTTON = "Push"
 SHOW_RUN_BUTTON = "Show"
 RESUME_BUTTON = "Resume"
+
+# ---- offline start ------------------------------------------------------------------------------------------------
+
+OFFLINE_BASE = "vit-small-scratch"  # the scratch preset: trains with nothing downloaded
+
+
+def default_base(hub_available: bool) -> str:
+    """What "Start from" holds when the page opens: a pretrained Hub model, or the scratch preset when the Hub
+    could not be reached at start (a model that needs downloading would fail at the first click)."""
+    return BASE_CHOICES[0] if hub_available else OFFLINE_BASE
+
+
+# ---- webcam training (Teachable Machine style) ----------------------------------------------------------------------
+
+WEBCAM_TAB = "Webcam"
+WEBCAM_INTRO = (
+    "Type a class name, start the webcam, and press Add a picture for each picture of it (or paste or upload "
+    "pictures). Do the same for a second class, and more. Then train the head on what you collected and watch "
+    "the model predict the webcam live."
+)
+CLASS_NAME_LABEL = "Class name"
+CLASS_NAME_PLACEHOLDER = "e.g. thumbs up"
+CAMERA_LABEL = "Webcam: press Record, then Add a picture as often as you like"
+ADD_PICTURE_BUTTON = "Add a picture to the class"
+CAMERA_NOT_RECORDING = "The webcam is not recording yet: open it and press Record, then add pictures."
+CAMERA_EVERY_S = 0.25  # how often the collecting webcam sends a frame (the one "Add a picture" keeps)
+CAMERA_LIMIT_S = 600  # a recording webcam stops after this long (press Record again to go on)
+SNAPSHOT_COLLECT_LABEL = "Take a picture: it goes into the class named above"
+CAPTURE_LABEL = "Or paste / upload a picture: it goes into the class named above"
+COLLECTED_LABEL = "Collected images"
+REMOVE_CLASS_LABEL = "Class to remove"
+REMOVE_CLASS_BUTTON = "Remove this class"
+TRAIN_COLLECTED_BUTTON = "Train head-only on these"
+NOTHING_COLLECTED = "No images yet: type a class name and take a picture."
+LIVE_SECTION = "Watch it predict, live"
+LIVE_CAMERA_LABEL = "Webcam"
+LIVE_PREDICTION_LABEL = "The trained model says"
+SNAPSHOT_LABEL = "Take a picture for the trained model"
+WEBCAM_RUN_NAME = "webcam"
+LIVE_EVERY_S = 0.5  # how often a live webcam frame is classified: twice a second keeps up on a CPU
+
+# ---- ONNX export ------------------------------------------------------------------------------------------------
+
+EXPORT_ONNX_BUTTON = "Export to ONNX"
+ONNX_FILE_LABEL = "The model as ONNX (.onnx)"
+MORE_SETTINGS = "More settings"

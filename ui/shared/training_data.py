@@ -64,3 +64,25 @@ def thumbnails(report: DataReport, side: int = THUMBNAIL_SIDE) -> list[tuple[Any
             picture.thumbnail((side, side))
             pictures.append((picture, name))
     return pictures
+
+
+def collection_summary(classes: Sequence[str], counts: Sequence[int]) -> str:
+    """'thumbs up: 12 images · open hand: 9 images (21 in all)', or what to do when nothing is collected yet."""
+    if not classes:
+        return "No images yet: type a class name and take a picture."
+    parts = [f"**{name}**: {count} image{'s' if count != 1 else ''}" for name, count in zip(classes, counts)]
+    return " · ".join(parts) + f" ({sum(counts)} in all)"
+
+
+def collection_thumbnails(
+    samples: Sequence[tuple[str, Sequence[PathLike]]], per_class: int = 6, side: int = THUMBNAIL_SIDE
+) -> list[tuple[Any, str]]:
+    """The latest `per_class` images of each (class, paths oldest first), as small pictures captioned with their
+    class, newest first within a class."""
+    pictures = []
+    for name, paths in samples:
+        for path in list(paths)[-per_class:][::-1]:
+            picture = load_image(path)
+            picture.thumbnail((side, side))
+            pictures.append((picture, name))
+    return pictures

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 import streamlit as st
 
-from core import current_settings
+from core import classify, current_settings
 from training import (
     EVENTS_LOG,
     TRAINING_PRECISIONS,
@@ -21,21 +20,28 @@ from training import (
     Visitor,
     cell_overlays,
     check_data,
+    class_samples,
+    collection_batch_size,
     compare_base,
     current_job,
     disk_budget,
     example_data_zip,
+    export_onnx,
     find_run,
     is_training,
     push_to_hub,
+    read_collection,
     read_events,
+    remove_class,
     resume_config,
     runs_root,
+    save_sample,
     start_new_run,
     start_training,
     stop_current,
     visible_runs,
     visitor,
+    zip_collection,
     zip_run,
 )
 from ui.shared import train_widgets as widgets
@@ -54,6 +60,7 @@ from ui.shared.texts import (
 from ui.shared.training import (
     RunView,
     form_config,
+    onnx_check_line,
     run_label,
     run_view,
     runs_list_label,
@@ -61,14 +68,27 @@ from ui.shared.training import (
     start_from_choices,
     stop_message,
 )
-from ui.shared.training_data import COUNT_HEADERS, chosen_source, count_rows, report_summary, skipped_rows, thumbnails
+from ui.shared.training_data import (
+    COUNT_HEADERS,
+    chosen_source,
+    collection_summary,
+    collection_thumbnails,
+    count_rows,
+    report_summary,
+    skipped_rows,
+    thumbnails,
+)
 from ui.streamlit_pages.common import (
     ATTENTION_MODEL_KEY,
     CLASSIFY_MODEL_KEY,
+    WALKTHROUGH_MODEL_KEY,
+    browser_session,
+    hub_at_start,
     model_box,
     saved_uploads,
     server_paths_allowed,
     shown_errors,
+    teacher_note,
     work_folder,
 )
 
@@ -76,10 +96,11 @@ RUN_ON_SHOW = "train_run_dir"  # the run every view below reads: training now, o
 REPORT = "train_report"
 CELL = "train_cell"
 COMPARED = "train_compared"
-SESSION = "train_session"
 REFRESH_S = 1.0  # how often the live view redraws while a run trains
 MODES = {value: label for label, value in widgets.MODE_CHOICES}
 TILE_WIDTH = 150
+WEBCAM_FOLDER = "train_webcam_folder"  # this tab's collected images (a work folder made at the first picture)
+ONNX_EXPORTED = "train_onnx"  # (run folder, OnnxExport) of the last export
 
 
 # ---- 1. the images --------------------------------------------------------------------------------------------
@@ -97,7 +118,11 @@ def data_inputs() -> Callable[[Path], DataSource]:
     calls it."""
     # A path box reads the server's own files: only when the app was started to allow it (local use only).
     path_tab_name = [widgets.SERVER_PATH_TAB] if server_paths_allowed() else []
-    zip_tab, folder_tab, *path_tab = st.tabs([widgets.ZIP_TAB, widgets.FOLDER_TAB, *path_tab_name])
+    zip_tab, folder_tab, webcam_tab, *path_tab = st.tabs(
+        [widgets.ZIP_TAB, widgets.FOLDER_TAB, widgets.WEBCAM_TAB, *path_tab_name]
+    )
+    with webcam_tab:
+        collect_section()
     with zip_tab:
         zip_upload = st.file_uploader(widgets.ZIP_LABEL, type=["zip"], key="train_zip", max_upload_size=max_zip_mb())
     with folder_tab:
@@ -177,9 +202,9 @@ def settings_form(source: Callable[[Path], DataSource]) -> None:
     """The settings, and Start / Stop."""
     base = model_box(
         widgets.BASE_LABEL,
-        start_from_choices(visible_runs(this_visitor())),
+        start_from_choices(visible_runs(this_visitor()), hub_available=hub_at_start()),
         "train_base",
-        widgets.BASE_CHOICES[0],
+        widgets.default_base(hub_at_start()),
         help=widgets.BASE_INFO,
     )
     mode = st.radio(widgets.MODE_LABEL, list(MODES), format_func=MODES.get, key="train_mode", on_change=_mode_changed)
@@ -274,11 +299,6 @@ def settings_form(source: Callable[[Path], DataSource]) -> None:
             st.info(told)
 
 
-def browser_session() -> str:
-    """This browser tab's id for run ownership: Streamlit keeps session state per tab until a reload."""
-    return st.session_state.setdefault(SESSION, uuid.uuid4().hex)
-
-
 def this_visitor() -> Visitor:
     """Who is asking. Streamlit cannot keep an id in the browser, so on a shared app a reloaded tab is a new
     visitor: its earlier runs leave its list (the Gradio front end keeps them across reloads)."""
@@ -321,6 +341,8 @@ def live_section(run_dir: Path) -> bool:
         curves_column, per_class_column = st.columns([3, 2], gap="large")
         if view.figure is not None:
             curves_column.pyplot(view.figure, width="stretch")
+            with curves_column:
+                teacher_note("train-curve")
         if view.per_class:
             per_class_column.markdown(f"**{widgets.PER_CLASS_LABEL}** (last validation)")
             per_class_column.dataframe(
@@ -346,6 +368,7 @@ def results_section(run_dir: Path, view: RunView) -> None:
     st.subheader(widgets.RESULTS_SECTION)
     if view.confusion_png is not None:
         st.image(str(view.confusion_png), caption=widgets.CONFUSION_CAPTION, width=420)
+    live_prediction(run_dir)
     cell_section(run_dir, list(view.classes))
     share_section(run_dir)
 
@@ -389,7 +412,8 @@ def share_section(run_dir: Path) -> None:
     if use_column.button(widgets.USE_BUTTON, type="primary", key="train_use"):
         folder = shown_errors(lambda: saved_model_dir(run_dir))
         if folder is not None:
-            st.session_state[CLASSIFY_MODEL_KEY] = st.session_state[ATTENTION_MODEL_KEY] = str(folder.resolve())
+            for key in (CLASSIFY_MODEL_KEY, ATTENTION_MODEL_KEY, WALKTHROUGH_MODEL_KEY):
+                st.session_state[key] = str(folder.resolve())
             st.success(run_in_use(folder.name))
     if (run_dir / "config.json").is_file():
         # The zip is made when the button is pressed, not on every rerun of the page.
@@ -401,6 +425,7 @@ def share_section(run_dir: Path) -> None:
             key="train_zip_download",
             on_click="ignore",
         )
+    export_section(run_dir)
     with st.expander(widgets.PUSH_SECTION):
         repo_column, token_column, private_column = st.columns([2, 2, 1], vertical_alignment="bottom")
         repo_id = repo_column.text_input(widgets.REPO_LABEL, placeholder=widgets.REPO_PLACEHOLDER, key="train_repo")
@@ -412,6 +437,135 @@ def share_section(run_dir: Path) -> None:
             url = shown_errors(lambda: push_to_hub(saved_model_dir(run_dir), repo_id, token, private=private))
             if url is not None:
                 st.success(pushed(url))
+
+
+def export_section(run_dir: Path) -> None:
+    """Export to ONNX, then the file to download and how its answers compare with PyTorch's."""
+    if st.button(widgets.EXPORT_ONNX_BUTTON, key="train_export_onnx"):
+        with st.spinner("Exporting and checking with onnxruntime ..."):
+            exported = shown_errors(
+                lambda: export_onnx(saved_model_dir(run_dir), work_folder() / f"{run_dir.name}.onnx")
+            )
+        if exported is not None:
+            st.session_state[ONNX_EXPORTED] = (str(run_dir), exported)
+    shown = st.session_state.get(ONNX_EXPORTED)
+    if shown is not None and shown[0] == str(run_dir):
+        exported = shown[1]
+        st.download_button(
+            widgets.ONNX_FILE_LABEL,
+            exported.path.read_bytes(),
+            file_name=exported.path.name,
+            mime="application/octet-stream",
+            key="train_onnx_download",
+            on_click="ignore",
+        )
+        st.caption(onnx_check_line(exported))
+
+
+# ---- webcam training (Teachable Machine style) ---------------------------------------------------------------
+
+
+def collect_section() -> None:
+    """Type a class name, take pictures (or upload them) into it; the classes collected so far; train on them."""
+    st.markdown(widgets.WEBCAM_INTRO)
+    st.text_input(widgets.CLASS_NAME_LABEL, placeholder=widgets.CLASS_NAME_PLACEHOLDER, key="train_webcam_class")
+    # Saved in the widgets' callbacks, so a picture goes in once, not again on every rerun that still holds it.
+    st.camera_input(widgets.SNAPSHOT_COLLECT_LABEL, key="train_webcam_capture", on_change=_save_capture)
+    st.file_uploader(
+        "Or upload pictures into the class",
+        type=["png", "jpg", "jpeg", "webp", "bmp", "gif"],
+        accept_multiple_files=True,
+        key="train_webcam_upload",
+        on_change=_save_uploads,
+    )
+    folder = st.session_state.get(WEBCAM_FOLDER)
+    collected = read_collection(folder) if folder else None
+    classes = list(collected.classes) if collected else []
+    st.markdown(collection_summary(classes, collected.counts if collected else ()))
+    if collected and classes:
+        pictures = collection_thumbnails([(name, class_samples(folder, name)) for name in classes])
+        st.image([picture for picture, _ in pictures], caption=[name for _, name in pictures], width=72)
+        remove_column, button_column = st.columns([2, 1], vertical_alignment="bottom")
+        doomed = remove_column.selectbox(widgets.REMOVE_CLASS_LABEL, classes, key="train_webcam_remove_class")
+        if button_column.button(widgets.REMOVE_CLASS_BUTTON, key="train_webcam_remove"):
+            if shown_errors(lambda: remove_class(folder, doomed)) is None:
+                st.rerun()
+    if st.button(widgets.TRAIN_COLLECTED_BUTTON, type="primary", key="train_webcam_train"):
+        job = shown_errors(lambda: start_collected_run(folder))
+        if job is not None:
+            st.session_state[RUN_ON_SHOW] = str(job.output_dir)
+            _forget_results()
+
+
+def _collection_folder() -> Path:
+    if WEBCAM_FOLDER not in st.session_state:
+        st.session_state[WEBCAM_FOLDER] = str(work_folder())
+    return Path(st.session_state[WEBCAM_FOLDER])
+
+
+def _save_capture() -> None:
+    picture = st.session_state.get("train_webcam_capture")
+    if picture is not None:
+        shown_errors(
+            lambda: save_sample(_collection_folder(), st.session_state.get("train_webcam_class"), picture.getvalue())
+        )
+
+
+def _save_uploads() -> None:
+    for upload in st.session_state.get("train_webcam_upload") or []:
+        if (
+            shown_errors(
+                lambda upload=upload: save_sample(
+                    _collection_folder(), st.session_state.get("train_webcam_class"), upload.getvalue()
+                )
+            )
+            is None
+        ):
+            return
+
+
+def start_collected_run(folder: str | None) -> TrainingJob:
+    """A head-only run on the collected images, from the "Start from" model, with head-only's own defaults."""
+    if not folder:
+        raise ValueError("Nothing is collected yet: type a class name and take a picture first.")
+    head = widgets.MODE_DEFAULTS["head"]
+    archive = zip_collection(folder, work_folder())
+    config = form_config(
+        archive,
+        st.session_state.get("train_base") or widgets.default_base(hub_at_start()),
+        mode="head",
+        epochs=head["num_train_epochs"],
+        learning_rate=head["learning_rate"],
+        batch_size=collection_batch_size(read_collection(folder), int(widgets.BATCH_SIZE.default)),
+        weight_decay=0.0,
+        warmup_ratio=widgets.WARMUP.default,
+        image_size=0,
+        augment=False,
+        seed=st.session_state.get("train_seed", widgets.SEED.default),
+        precision=st.session_state.get("train_precision", widgets.DEFAULT_PRECISION),
+    )
+    name = (st.session_state.get("train_run_name") or "").strip() or widgets.WEBCAM_RUN_NAME
+    return start_new_run(config, name, visitor=this_visitor())
+
+
+def live_prediction(run_dir: Path) -> None:
+    """A webcam snapshot classified by the run (Streamlit's camera takes pictures, not a stream)."""
+    st.markdown(f"**{widgets.LIVE_SECTION}**")
+    snapshot = st.camera_input(widgets.SNAPSHOT_LABEL, key=f"train_live:{run_dir.name}")
+    if snapshot is not None:
+        predictions = shown_errors(
+            lambda: classify(snapshot.getvalue(), model=str(saved_model_dir(run_dir).resolve()), top_k=3)
+        )
+        if predictions:
+            st.dataframe(
+                pd.DataFrame(
+                    [(prediction.label, f"{prediction.score:.0%}") for prediction in predictions],
+                    columns=["class", "score"],
+                ),
+                hide_index=True,
+                key="train_live_predictions",
+            )
+    teacher_note("webcam-live")
 
 
 # ---- earlier runs -----------------------------------------------------------------------------------------------
