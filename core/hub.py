@@ -9,6 +9,7 @@ from enum import Enum
 from urllib.parse import urlparse
 
 from huggingface_hub import errors as hub_errors
+from huggingface_hub import try_to_load_from_cache
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _TRUE = ("1", "ON", "YES", "TRUE")  # what huggingface_hub counts as set
@@ -73,6 +74,14 @@ def hub_available(*, timeout_s: float = 3.0) -> bool:
     """Whether models can come from the Hub now: offline mode is off and the Hub answers. The front ends ask once
     at start, so a class without wifi is told at the top and starts from what is on the machine."""
     return not offline() and reachable(timeout_s=timeout_s)
+
+
+def in_local_cache(repo_id: str, filename: str = "config.json") -> bool:
+    """Whether a Hub repository's file was downloaded before (the HF cache), so it loads with no network."""
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
+    except (hub_errors.HFValidationError, ValueError):  # not a repo id at all
+        return False
 
 
 def forget_reachability() -> None:

@@ -19,7 +19,7 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
 from . import hub
-from .hub import HubFailure, hub_failure
+from .hub import HubFailure, hub_failure, in_local_cache
 from .settings import PRECISIONS, current_settings
 
 log = logging.getLogger("vit_studio")
@@ -254,6 +254,16 @@ def _resolve_name(name: str) -> str:
     if _looks_like_path(name) or path_exists(expanded) or not _HUB_ID.fullmatch(name):
         raise ModelLoadError(not_a_model(name))
     return name
+
+
+def loads_offline(name: str) -> bool:
+    """Whether `name` loads with the Hub out of reach: a model folder this app may read, or a Hub id whose files
+    were downloaded before. Never raises: a name that is no model at all does not load offline either."""
+    try:
+        resolved = _resolve_name(name)
+    except ModelLoadError:
+        return False
+    return Path(resolved).is_dir() or in_local_cache(resolved)
 
 
 def may_load_from(path: Path) -> bool:

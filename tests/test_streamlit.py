@@ -103,6 +103,21 @@ def test_classify_shows_the_engines_labels_and_scores(app, tiny_vit_dir, photo_p
     assert any(f"`{tiny_vit_dir}` on cpu" in caption.value and " ms" in caption.value for caption in at.caption)
 
 
+def test_classify_results_leave_when_the_model_or_photo_changes(app, photo_files):
+    def labels_shown(at: AppTest) -> bool:
+        return any(list(frame.value.columns)[:1] == ["label"] for frame in at.dataframe)
+
+    at = click(upload(app(), "classify_upload", photo_files["chelsea"]), "classify_run")
+    assert labels_shown(at)
+    upload(at, "classify_upload", photo_files["astronaut"]).run()
+    assert not labels_shown(at) and "The top labels appear here." in [caption.value for caption in at.caption]
+    click(at, "classify_run")
+    assert labels_shown(at)
+    box = at.selectbox(key="classify_model")
+    box.set_value(next(option for option in box.options if option.startswith("google/"))).run()
+    assert not labels_shown(at)
+
+
 def test_classify_many_files_gives_a_table_and_a_csv(app, photo_files, tmp_path):
     archive = tmp_path / "more.zip"
     with zipfile.ZipFile(archive, "w") as bundle:

@@ -15,7 +15,7 @@ from core import (
     prompt_support,
 )
 from ui.components import ImagePath
-from ui.gradio_common import load_progress, output_folder, require_image, slider, user_errors
+from ui.gradio_common import load_progress, output_folder, require_image, slider, teacher_note, user_errors
 from ui.shared.attention import decoder_layer_slider
 from ui.shared.batch import (
     CAPTION_CSV_COLUMNS,
@@ -134,6 +134,7 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
                 height=300,
                 elem_id="word-maps",
             )
+            teacher_note("caption-words")
         with gr.Tab(MANY_IMAGES_TAB):
             files = gr.File(
                 file_count="multiple", file_types=["image", ".zip"], label=FILES_LABEL, elem_id="caption-files"
@@ -167,6 +168,21 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
         lambda name: gr.update(**_prompt_box(name)), inputs=[model], outputs=[prompt], api_visibility="undocumented"
     )
     model.change(fit_decoder_layer, inputs=[model, layer], outputs=[layer], api_name="caption_layer_range")
+    # Captions and maps belong to the model and photo that made them: a new one clears them.
+    gr.on(
+        [model.change, image.change],
+        lambda: ("", "", gr.update(choices=[], value=None), []),
+        outputs=[captions, status, to_map, words],
+        api_visibility="undocumented",
+        queue=False,
+    )
+    gr.on(
+        [model.change, files.change],
+        lambda: (None, None, ""),
+        outputs=[table, csv_file, summary],
+        api_visibility="undocumented",
+        queue=False,
+    )
 
 
 def fit_decoder_layer(model, layer):

@@ -10,7 +10,10 @@ from core import (
     classify,
     classify_files,
     example_images,
+    hub_available,
+    loads_offline,
 )
+from training import session_visitor, visible_runs, visitor
 from ui.attention_tab import attention_tab
 from ui.caption_tab import caption_tab
 from ui.components import ImagePath
@@ -19,12 +22,19 @@ from ui.gradio_common import (
     output_folder,
     require_image,
     slider,
+    teacher_note,
     user_errors,
     write_cache_images_atomically,
 )
 from ui.shared.batch import CSV_COLUMNS, DONE_CLASSIFIED, PREDICTIONS_CSV, batch_summary, results_table, write_csv
+from ui.shared.models import model_box_choices
+from ui.shared.notes import (
+    NOTES_TOGGLE_LABEL,
+    PRESENTATION_TOGGLE_LABEL,
+)
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
+    APP_TAGLINE,
     APP_TITLE,
     ATTENTION_TITLE,
     CAPTION_TITLE,
@@ -37,19 +47,30 @@ from ui.shared.texts import (
     MODEL_INFO,
     MODEL_LABEL,
     NO_FILES,
+    OFFLINE_BANNER,
     ONE_IMAGE_TAB,
     TOP_LABELS_TITLE,
     TRAIN_TITLE,
     ZERO_SHOT_TITLE,
 )
+from ui.shared.walkthrough import WALKTHROUGH_TITLE
 from ui.shared.widgets import CLASSIFIER_CHOICES, EXPLAINER_CHOICES, TOP_K
 from ui.train_tab import FOLDER_NAMES_JS, connect_visitor, train_tab, visitor_boxes
+from ui.walkthrough_tab import walkthrough_tab
 from ui.zero_shot_tab import zero_shot_tab
 
 CSS = """
 #status {min-height: 1.5em; opacity: 0.8}
 .hidden-box {display: none !important}
+.teacher-note {border-left: 3px solid var(--color-accent); padding-left: 0.6em; opacity: 0.9}
+body.hide-notes .teacher-note {display: none !important}
+/* Zoom, not font sizes: every label, slider and plot grows together, and the layout stays the one the class saw. */
+body.presenting .gradio-container {zoom: 1.35}
+#page-toggles {justify-content: flex-end; flex-wrap: wrap; gap: 0.5em 2em}
 """
+# The notes and presentation toggles only restyle the page: a class on <body>, set in the browser, no server trip.
+TOGGLE_NOTES_JS = "(shown) => { document.body.classList.toggle('hide-notes', !shown); return shown; }"
+TOGGLE_PRESENTING_JS = "(on) => { document.body.classList.toggle('presenting', on); return on; }"
 JS = FOLDER_NAMES_JS
 
 
@@ -62,32 +83,90 @@ def build_demo(
     """The whole app; launch it with demo.launch(css=CSS, js=JS) or mount it in FastAPI.
     `allow_server_paths` lets the Train tab read a folder on the machine the app runs on (local use only);
     `delete_cache` is gr.Blocks' (every so many seconds, remove visitors' files older than so many)."""
-    choices = list(dict.fromkeys([default_model, *model_choices]))
+    hub_up = hub_available()
+    runs = visible_runs(visitor(None))
+    classify_choices = model_box_choices(default_model, model_choices, runs, hub_up=hub_up, loads_offline=loads_offline)
+    attention_choices = model_box_choices(
+        default_model, EXPLAINER_CHOICES, runs, hub_up=hub_up, loads_offline=loads_offline
+    )
     write_cache_images_atomically()
     with gr.Blocks(title=APP_TITLE, delete_cache=delete_cache) as demo:
-        gr.Markdown(
-            f"# {APP_TITLE}\nSee what Vision Transformers do: classify a photo, see where the model looks, "
-            "caption it, and ask CLIP about it with your own labels."
-        )
+        gr.Markdown(f"# {APP_TITLE}\n{APP_TAGLINE}")
+        gr.Markdown(OFFLINE_BANNER, visible=not hub_up, elem_id="offline-banner")
+        with gr.Row(elem_id="page-toggles"):
+            notes = gr.Checkbox(value=True, label=NOTES_TOGGLE_LABEL, scale=0, min_width=280, elem_id="notes-toggle")
+            presenting = gr.Checkbox(
+                value=False,
+                label=PRESENTATION_TOGGLE_LABEL,
+                scale=0,
+                min_width=280,
+                elem_id="presentation-toggle",
+            )
+        notes.change(None, inputs=[notes], js=TOGGLE_NOTES_JS, api_visibility="private")
+        presenting.change(None, inputs=[presenting], js=TOGGLE_PRESENTING_JS, api_visibility="private")
         visitor_id, browser_id = visitor_boxes()
-        with gr.Tabs():
+        # On a phone every tab shows, in two rows, instead of all but two hiding behind a "…" menu.
+        with gr.Tabs(overflow_behavior="wrap"):
             with gr.Tab(CLASSIFY_TITLE, id="classify"):
-                classify_model = classify_tab(default_model, choices)
+                classify_model = classify_tab(classify_choices.start, list(classify_choices.choices))
             with gr.Tab(ATTENTION_TITLE, id="attention"):
-                attention_model = attention_tab(default_model, list(dict.fromkeys([default_model, *EXPLAINER_CHOICES])))
+                attention_model = attention_tab(attention_choices.start, list(attention_choices.choices))
+            with gr.Tab(WALKTHROUGH_TITLE, id="step-by-step"):
+                walkthrough_model = walkthrough_tab(attention_choices.start, list(attention_choices.choices))
             with gr.Tab(CAPTION_TITLE, id="caption"):
                 caption_tab()
             with gr.Tab(ZERO_SHOT_TITLE, id="zero-shot"):
                 zero_shot_tab()
             with gr.Tab(TRAIN_TITLE, id="train"):
                 run_lists = train_tab(
-                    (classify_model, attention_model), visitor_id, allow_server_paths=allow_server_paths
+                    (classify_model, attention_model, walkthrough_model),
+                    visitor_id,
+                    allow_server_paths=allow_server_paths,
                 )
         connect_visitor(demo, visitor_id, browser_id, run_lists)
+        # Runs finished since the app started join the model boxes when a page loads (once its visitor is known).
+        boxes = {
+            classify_model: model_choices,
+            attention_model: EXPLAINER_CHOICES,
+            walkthrough_model: EXPLAINER_CHOICES,
+        }
+
+        def refresh_model_boxes(
+            visitor_id: str | None,
+            classify_value: str,
+            attention_value: str,
+            walkthrough_value: str,
+            request: gr.Request,
+        ):
+            values = (classify_value, attention_value, walkthrough_value)
+            return refreshed_model_boxes(visitor_id, request, default_model, hub_up, list(boxes.values()), values)
+
+        visitor_id.change(
+            refresh_model_boxes, inputs=[visitor_id, *boxes], outputs=list(boxes), api_visibility="private", queue=False
+        )
     return demo
 
 
-def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
+def refreshed_model_boxes(
+    visitor_id: str | None,
+    request: gr.Request,
+    default_model: str,
+    hub_up: bool,
+    suggestions: list[tuple[str, ...]],
+    values: tuple[str, ...],
+) -> list:
+    """Each model box's choices again, with the runs this visitor may see now; offline, a box still on a model that
+    needs the Hub moves to the newest run."""
+    runs = visible_runs(session_visitor(visitor_id, request.session_hash if request else None))
+    updates = []
+    for box_suggestions, value in zip(suggestions, values):
+        fresh = model_box_choices(default_model, box_suggestions, runs, hub_up=hub_up, loads_offline=loads_offline)
+        keep = hub_up or loads_offline(value or "")
+        updates.append(gr.update(choices=list(fresh.choices), value=value if keep else fresh.start))
+    return updates
+
+
+def classify_tab(default_model: str, choices: list[tuple[str, str]]) -> gr.Dropdown:
     gr.Markdown(CLASSIFY_INTRO)
     with gr.Row():
         model = gr.Dropdown(
@@ -118,7 +197,16 @@ def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
                 with gr.Column():
                     labels = gr.Label(label=TOP_LABELS_TITLE, show_heading=True, elem_id="top-labels")
                     status = gr.Markdown(elem_id="status", label="run")
+                    teacher_note("classify-labels")
             run.click(classify_one, inputs=[image, model, top_k], outputs=[labels, status], api_name="classify")
+            # Labels and a status line belong to the model and photo that made them: a new one clears them.
+            gr.on(
+                [model.change, image.change],
+                lambda: (None, ""),
+                outputs=[labels, status],
+                api_visibility="undocumented",
+                queue=False,
+            )
         with gr.Tab(MANY_IMAGES_TAB):
             files = gr.File(
                 file_count="multiple", file_types=["image", ".zip"], label=FILES_LABEL, elem_id="batch-files"
@@ -138,6 +226,13 @@ def classify_tab(default_model: str, choices: list[str]) -> gr.Dropdown:
                 inputs=[files, model, top_k],
                 outputs=[table, csv_file, summary],
                 api_name="classify_batch",
+            )
+            gr.on(
+                [model.change, files.change],
+                lambda: (None, None, ""),
+                outputs=[table, csv_file, summary],
+                api_visibility="undocumented",
+                queue=False,
             )
     return model
 

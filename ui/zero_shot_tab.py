@@ -18,7 +18,7 @@ from core import (
     zero_shot_map,
 )
 from ui.components import ImagePath
-from ui.gradio_common import load_progress, require_image, slider, user_errors
+from ui.gradio_common import load_progress, require_image, slider, teacher_note, user_errors
 from ui.shared.status import last_run_line
 from ui.shared.texts import (
     ASK_CLIP_BUTTON,
@@ -131,6 +131,7 @@ def zero_shot_tab() -> None:
                 elem_id="clip-chart",
             )
             status = gr.Markdown(elem_id="clip-status", label="run")
+            teacher_note("zero-shot")
     table = gr.Dataframe(label=PER_TEMPLATE_TITLE, interactive=False, visible=False, elem_id="clip-templates")
     with gr.Accordion(LABEL_MAP_TITLE, open=True):
         with gr.Row():
@@ -165,6 +166,14 @@ def zero_shot_tab() -> None:
     )
     model.change(_pretrained_box, inputs=[model], outputs=[pretrained], api_visibility="undocumented")
     template_mode.change(_template_box, inputs=[template_mode], outputs=[template], api_visibility="undocumented")
+    # Answers belong to the model and photo that made them: a new one clears them.
+    gr.on(
+        [model.change, pretrained.change, image.change],
+        lambda: (None, None, gr.update(value=None, visible=False), "", gr.update(choices=[], value=None), None),
+        outputs=[top, chart, table, status, target, label_map],
+        api_visibility="undocumented",
+        queue=False,
+    )
 
 
 def _template_box(template_mode: str):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-NOTES_TOGGLE_LABEL = "Teacher notes"
+NOTES_TOGGLE_LABEL = "Teacher notes (what to notice)"
 NOTES_TOGGLE_INFO = "Show a short “what to notice” under each picture."
-PRESENTATION_TOGGLE_LABEL = "Presentation mode"
+PRESENTATION_TOGGLE_LABEL = "Presentation mode (large type)"
 PRESENTATION_TOGGLE_INFO = "Large type for a projector."
 NOTE_PREFIX = "What to notice:"
 

@@ -1,5 +1,18 @@
 """What the front ends say: teaching paragraphs, titles, buttons, labels and messages, so both tell one story."""
 
+APP_TAGLINE = (
+    "See what Vision Transformers do: classify a photo, see where the model looks, caption it, and ask CLIP about "
+    "it with your own labels."
+)
+
+# Shown once at the top when the Hub cannot be reached at start (no wifi in class): what still works, and how to
+# get a model without a download.
+OFFLINE_BANNER = (
+    "**Offline: the Hugging Face Hub can't be reached**, so only models already on this machine work — your "
+    "training runs and models downloaded before; the others are marked *needs the Hub*. No model yet? Open "
+    "**Train**, start from `vit-small-scratch` on the example set (a minute or two), then press **Use this model**."
+)
+
 CLASSIFY_INTRO = """
 A Vision Transformer cuts the photo into 16x16-pixel patches, turns each patch into a token,
 adds a special **CLS** token, and lets every token attend to every other one through a stack of layers.
@@ -200,7 +213,7 @@ COMPARE_NOTE = (
 
 def run_in_use(run_name: str) -> str:
     """After "Use this model": where the trained model now is."""
-    return f"Classify and Attention now use {run_name}."
+    return f"Classify, Attention and Step by step now use {run_name}."
 
 
 def empty_cell(true_class: str, predicted_class: str) -> str:

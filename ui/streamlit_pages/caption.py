@@ -70,12 +70,14 @@ from ui.streamlit_pages.attention import fitted_slider
 from ui.streamlit_pages.common import (
     Photo,
     csv_download,
+    forget_when_changed,
     load_notice,
     model_box,
     photo_input,
     saved_uploads,
     shown_errors,
     slider,
+    teacher_note,
     work_folder,
 )
 
@@ -199,6 +201,7 @@ def one_image(model: str, prompt: str, settings: dict[str, Any]) -> None:
     photo_column, result_column = st.columns(2, gap="large")
     with photo_column:
         photo = photo_input("caption")
+        forget_when_changed([CAPTIONED, WORD_MAPS], model, photo, marker="caption_made_from")
         if st.button(CAPTION_BUTTON, type="primary", key="caption_run"):
             if photo is None:
                 st.error(NO_IMAGE)
@@ -236,6 +239,7 @@ def one_image(model: str, prompt: str, settings: dict[str, Any]) -> None:
     if tiles:
         st.markdown(f"**{WORD_MAPS_TITLE}** (the decoder's cross-attention)")
         st.image([image for image, _ in tiles], caption=[text for _, text in tiles], width=TILE_WIDTH)
+        teacher_note("caption-words")
 
 
 def captioned_uploads(files: list, model: str, prompt: str, settings: dict[str, Any]) -> CaptionedFiles:
@@ -249,6 +253,7 @@ def captioned_uploads(files: list, model: str, prompt: str, settings: dict[str, 
 
 def many_images(model: str, prompt: str, settings: dict[str, Any]) -> None:
     files = st.file_uploader(FILES_LABEL, accept_multiple_files=True, key="caption_files")
+    forget_when_changed([MANY_RESULT], model, files, marker="caption_batch_made_from")
     if st.button(CAPTION_ALL_BUTTON, type="primary", key="caption_batch_run"):
         st.session_state.pop(MANY_RESULT, None)  # the last table must not stand under this click's error
         if not files:

@@ -31,6 +31,7 @@ from ui.streamlit_pages.common import (
     Photo,
     csv_download,
     default_classifier,
+    forget_when_changed,
     load_notice,
     model_box,
     photo_input,
@@ -38,6 +39,7 @@ from ui.streamlit_pages.common import (
     saved_uploads,
     shown_errors,
     slider,
+    teacher_note,
     work_folder,
 )
 
@@ -75,6 +77,7 @@ def one_image(model: str, top_k: int) -> None:
     photo_column, result_column = st.columns(2, gap="large")
     with photo_column:
         photo = photo_input("classify")
+        forget_when_changed([ONE_RESULT], model, photo, marker="classify_made_from")
         if st.button(CLASSIFY_BUTTON, type="primary", key="classify_run"):
             if photo is None:
                 st.error(NO_IMAGE)
@@ -90,10 +93,12 @@ def one_image(model: str, top_k: int) -> None:
         st.subheader(TOP_LABELS_TITLE)
         predictions_table(shown.predictions, key="classify_labels")
         st.caption(shown.status)
+        teacher_note("classify-labels")
 
 
 def many_images(model: str, top_k: int) -> None:
     files = st.file_uploader(FILES_LABEL, accept_multiple_files=True, key="classify_files")
+    forget_when_changed([MANY_RESULT], model, files, marker="classify_batch_made_from")
     if st.button(CLASSIFY_ALL_BUTTON, type="primary", key="classify_batch_run"):
         st.session_state.pop(MANY_RESULT, None)  # the last table must not stand under this click's error
         if not files:
@@ -120,7 +125,9 @@ def render() -> None:
     st.markdown(CLASSIFY_INTRO)
     model_column, top_k_column = st.columns([3, 1])
     with model_column:
-        model = model_box(MODEL_LABEL, CLASSIFIER_CHOICES, CLASSIFY_MODEL_KEY, default_classifier(), help=MODEL_INFO)
+        model = model_box(
+            MODEL_LABEL, CLASSIFIER_CHOICES, CLASSIFY_MODEL_KEY, default_classifier(), help=MODEL_INFO, with_runs=True
+        )
     with top_k_column:
         top_k = slider(TOP_K, key="classify_top_k")
     one_tab, many_tab = st.tabs([ONE_IMAGE_TAB, MANY_IMAGES_TAB])

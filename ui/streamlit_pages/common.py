@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tempfile
 import threading
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,10 +22,13 @@ from core import (
     current_settings,
     environment_settings,
     example_images,
+    hub_available,
+    loads_offline,
     preload_classifier,
     use_settings,
 )
-from training import shared_model_folders
+from training import shared_model_folders, visible_runs, visitor
+from ui.shared.models import model_box_choices
 from ui.shared.notes import note_markdown
 from ui.shared.texts import PHOTO_LABEL, loading_text
 from ui.shared.widgets import Slider
@@ -32,10 +37,12 @@ T = TypeVar("T")
 
 # Session-state keys of the model boxes that the Train page's "Use this model" fills in.
 CLASSIFY_MODEL_KEY = "classify_model"
+SESSION = "train_session"  # this browser tab's id (browser_session)
 # Session-state keys of the sidebar toggles every page reads.
 TEACHER_NOTES_KEY = "teacher_notes"
 PRESENTATION_KEY = "presentation_mode"
 ATTENTION_MODEL_KEY = "attention_model"
+WALKTHROUGH_MODEL_KEY = "walkthrough_model"
 
 IMAGE_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
 NO_EXAMPLE = "(none)"
@@ -55,6 +62,17 @@ class Photo:
 
 
 # ---- settings (app.py passes its flags to `streamlit run` as VIT_STUDIO_* variables) ------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def hub_at_start() -> bool:
+    """Whether the Hub answered when the server first asked: once per server process, not on every rerun."""
+    return hub_available()
+
+
+def browser_session() -> str:
+    """This browser tab's id for run ownership: Streamlit keeps session state per tab until a reload."""
+    return st.session_state.setdefault(SESSION, uuid.uuid4().hex)
 
 
 def default_classifier() -> str:
@@ -141,13 +159,36 @@ def png_bytes(image: Image.Image) -> bytes:
 # ---- widgets ------------------------------------------------------------------------------------------------
 
 
-def model_box(label: str, choices: Sequence[str], key: str, default: str, help: str | None = None) -> str:
+def model_box(
+    label: str, choices: Sequence[str], key: str, default: str, help: str | None = None, *, with_runs: bool = False
+) -> str:
     """A model chooser that also takes any typed id or folder. Its value lives in session state under `key` for
-    the whole session (another page may set it: Train's "Use this model"), and is always one of the options."""
+    the whole session (another page may set it: Train's "Use this model"), and is always one of the options.
+    `with_runs` (classifier boxes) also offers the finished training runs; offline, those and the models on this
+    machine come first and the box starts on one that loads."""
+    labels: dict[str, str] = {}
+    if with_runs:
+        offered = model_box_choices(
+            default,
+            choices,
+            visible_runs(visitor(browser_session())),
+            hub_up=hub_at_start(),
+            loads_offline=loads_offline,
+        )
+        labels = {value: shown for shown, value in offered.choices}
+        choices, default = offered.values, offered.start
     if key not in st.session_state:
         st.session_state[key] = default
     options = list(dict.fromkeys([default, *choices, st.session_state[key]]))
-    return st.selectbox(label, options, key=key, accept_new_options=True, help=help, persist_state="session")
+    return st.selectbox(
+        label,
+        options,
+        key=key,
+        accept_new_options=True,
+        help=help,
+        persist_state="session",
+        format_func=lambda value: labels.get(value, value),
+    )
 
 
 def slider(spec: Slider, key: str, container: Any = st) -> Any:
@@ -215,3 +256,21 @@ def teacher_note(key: str) -> None:
     """The "what to notice" under a picture, unless the sidebar's Teacher notes toggle is off."""
     if st.session_state.get(TEACHER_NOTES_KEY, True):
         st.caption(note_markdown(key))
+
+
+def forget_when_changed(result_keys: Sequence[str], *made_from: object, marker: str) -> None:
+    """Drop the results kept under `result_keys` when what makes them (the model, the photo, the files) is not
+    what it was on the last rerun, so a page never shows one model's labels under another model's name."""
+    source = tuple(_fingerprint(value) for value in made_from)
+    if st.session_state.get(marker) != source:
+        for key in result_keys:
+            st.session_state.pop(key, None)
+        st.session_state[marker] = source
+
+
+def _fingerprint(value: object) -> object:
+    if isinstance(value, Photo):
+        return value.name, hashlib.sha1(value.data).hexdigest()
+    if isinstance(value, (list, tuple)):
+        return tuple(_fingerprint(item) for item in value)
+    return getattr(value, "file_id", value)  # an UploadedFile: Streamlit's id for that upload

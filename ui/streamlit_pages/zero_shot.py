@@ -59,6 +59,7 @@ from ui.shared.zero_shot import (
 )
 from ui.streamlit_pages.common import (
     Photo,
+    forget_when_changed,
     load_notice,
     model_box,
     photo_input,
@@ -66,6 +67,7 @@ from ui.streamlit_pages.common import (
     predictions_table,
     shown_errors,
     slider,
+    teacher_note,
 )
 
 ANSWER = "zero_shot_result"
@@ -238,6 +240,9 @@ def render() -> None:
     photo_column, result_column = st.columns(2, gap="large")
     with photo_column:
         photo = photo_input("zero_shot")
+        forget_when_changed(
+            [ANSWER, LABEL_MAP], question.model, question.pretrained, photo, marker="zero_shot_made_from"
+        )
         per_template = st.checkbox(PER_TEMPLATE_LABEL, key="zero_shot_per_template")
         if st.button(ASK_CLIP_BUTTON, type="primary", key="zero_shot_run"):
             if photo is None:
@@ -265,6 +270,7 @@ def render() -> None:
             st.caption("CLIP's ranking of your labels appears here.")
         else:
             show_answer(answer)
+            teacher_note("zero-shot")
     if answer is not None and answer.per_template is not None:
         columns, rows = answer.per_template
         st.markdown(f"**{PER_TEMPLATE_TITLE}**")
