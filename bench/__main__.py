@@ -1,13 +1,13 @@
 """Command line for the benchmarks: `python -m bench NAME [--quick] [--images N]`.
 
-NAME is one of classify, explain, caption, zero-shot, train, load."""
+NAME is one of classify, explain, caption, zero-shot, train, load, classroom."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import caption, classify, explain, load, train, zero_shot
+from . import caption, classify, classroom, explain, load, train, zero_shot
 
 # One module per benchmark; each provides add_arguments(parser) and run(args) -> exit code.
 BENCHMARKS = {
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "zero-shot": zero_shot,
     "train": train,
     "load": load,
+    "classroom": classroom,
 }
 
 

@@ -115,3 +115,22 @@ def test_load_benchmark_answers_every_request_and_refuses_the_server_folder(caps
     rounds = [line.split() for line in report.splitlines() if line[:1].isdigit()]
     assert [row[:3] for row in rounds] == [["1", "6/6", "0"], ["2", "6/6", "0"], ["3", "6/6", "0"]], report
     assert "memory: after round 3 the server holds" in report
+
+
+def test_classroom_benchmark_runs(monkeypatch, capsys):
+    """The classroom views' benchmark end to end on a tiny ViT in place of ViT-B/16: every contender timed, the
+    ONNX file checked against PyTorch."""
+    from conftest import save_tiny_model, tiny_config_kwargs
+    from transformers import ViTConfig, ViTForImageClassification
+
+    import bench.common
+
+    def build_tiny_vit(folder, seed):
+        save_tiny_model(ViTForImageClassification(ViTConfig(**tiny_config_kwargs())), folder)
+
+    monkeypatch.setattr(bench.common, "build_random_vit", build_tiny_vit)
+    assert main(["classroom", "--quick", "--images", "2"]) == 0
+    report = capsys.readouterr().out
+    for contender in ("classify", "explain", "walkthrough", "patch click", "redraw", "onnxruntime fp32"):
+        assert contender in report
+    assert "same top-1 as PyTorch on 100% of 2 photos" in report
