@@ -13,6 +13,9 @@ from training.access import (
     visible_runs,
     visitor,
 )
+from training.caption_data import CaptionData, CaptionPair, CaptionReport, caption_examples, load_caption_data
+from training.caption_examples import example_caption_zip, write_captioned_shapes, write_captioned_shapes_zip
+from training.captioning import CAPTION_MODES, PREDICTIONS, CaptionTrainConfig, train_captioner
 from training.collect import (
     MIN_PER_CLASS,
     Collection,
@@ -40,7 +43,18 @@ from training.data import (
     prepare_data,
 )
 from training.disk import disk_budget, tidy_runs
-from training.events import Evaluated, Event, Finished, Saved, Started, Step, Stopped, read_events
+from training.events import (
+    CaptionEvaluated,
+    CaptionEvent,
+    Evaluated,
+    Event,
+    Finished,
+    Saved,
+    Started,
+    Step,
+    Stopped,
+    read_events,
+)
 from training.examples import example_data_zip
 from training.finetune import TRAINING_PRECISIONS, FinetuneConfig, base_settings, finetune, resume_config
 from training.jobs import (
@@ -55,6 +69,7 @@ from training.jobs import (
 )
 from training.onnx_export import OnnxExport, export_onnx
 from training.review import cell_overlays, compare_base, push_to_hub
+from training.rouge import CaptionScores, caption_scores
 from training.runs import (
     CONFUSION_PNG,
     EVENTS_LOG,
@@ -89,12 +104,30 @@ __all__ = [
     "example_data_zip",
     "image_transforms",
     "prepare_data",
+    # image + caption pairs (captioner training)
+    "CaptionData",
+    "CaptionPair",
+    "CaptionReport",
+    "caption_examples",
+    "example_caption_zip",
+    "load_caption_data",
+    "write_captioned_shapes",
+    "write_captioned_shapes_zip",
     # training
     "TRAINING_PRECISIONS",
     "FinetuneConfig",
     "base_settings",
     "finetune",
     "resume_config",
+    # captioner training
+    "CAPTION_MODES",
+    "PREDICTIONS",
+    "CaptionTrainConfig",
+    "train_captioner",
+    "CaptionEvaluated",
+    "CaptionEvent",
+    "CaptionScores",
+    "caption_scores",
     "Evaluated",
     "Event",
     "Finished",

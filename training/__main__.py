@@ -1,5 +1,5 @@
 """`python -m training`: fine-tune from the command line with the transformers example flags; runs unchanged
-under `accelerate launch` on several devices or machines."""
+under `accelerate launch` on several devices or machines. `python -m training caption ...` trains a captioner."""
 
 from __future__ import annotations
 
@@ -140,7 +140,144 @@ def print_engine_warnings() -> None:
         engine.addHandler(WarningLines(logging.WARNING))
 
 
+def parse_caption_args(argv: list[str]) -> argparse.Namespace:
+    """`python -m training caption ...`: the flags of transformers' image-captioning example script."""
+    from .caption_model import SCRATCH_CAPTIONER
+    from .captioning import CAPTION_MODES, CaptionTrainConfig
+
+    defaults = CaptionTrainConfig.__dataclass_fields__
+    parser = argparse.ArgumentParser(
+        prog="python -m training caption", description="Train an image captioner on image + caption pairs."
+    )
+    parser.add_argument(
+        "--train_file",
+        required=True,
+        help="a CSV or JSON Lines file of image paths and captions, a folder with metadata.jsonl or captions.csv, "
+        "or a .zip of one",
+    )
+    parser.add_argument("--validation_file", help="separate validation pairs (default: 10%% of the images held out)")
+    parser.add_argument("--image_column", help="the image path column (default: image, image_path, file_name, ...)")
+    parser.add_argument("--caption_column", help="the caption column (default: caption, text, captions)")
+    parser.add_argument("--model_name_or_path", help="a captioner to continue training: hub id or folder")
+    parser.add_argument("--encoder_model_name_or_path", help="with --decoder_model_name_or_path: a new captioner")
+    parser.add_argument("--decoder_model_name_or_path", help="the text decoder, e.g. gpt2")
+    parser.add_argument(
+        "--config_name",
+        default=SCRATCH_CAPTIONER,
+        help=f"train from scratch when no model is given: {SCRATCH_CAPTIONER} (tokenizer trained on the captions)",
+    )
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--mode", choices=CAPTION_MODES, default="full", help="train everything, or the decoder")
+    for name, kind in (
+        ("num_train_epochs", int),
+        ("learning_rate", float),
+        ("per_device_train_batch_size", int),
+        ("per_device_eval_batch_size", int),
+        ("warmup_ratio", float),
+        ("weight_decay", float),
+        ("max_target_length", int),
+        ("label_smoothing", float),
+        ("num_beams", int),
+        ("max_new_tokens", int),
+        ("seed", int),
+        ("logging_steps", int),
+        ("val_fraction", float),
+    ):
+        parser.add_argument(f"--{name}", type=kind, default=defaults[name].default)
+    parser.add_argument("--precision", choices=TRAINING_PRECISIONS, default="auto")
+    parser.add_argument(
+        "--resume_from_checkpoint",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="PATH",
+        help="continue from output_dir/checkpoint",
+    )
+    parser.add_argument("--push_to_hub", action="store_true", help="not supported here yet: push the run from the app")
+    # Accepted for compatibility with the example script: this one always trains, evaluates with generated
+    # captions after every epoch and writes predictions.jsonl for the validation images.
+    for flag in ("--do_train", "--do_eval", "--do_predict", "--predict_with_generate"):
+        parser.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def caption_config_from(args: argparse.Namespace):
+    from .captioning import CaptionTrainConfig
+
+    if args.push_to_hub:
+        raise ValueError(
+            "--push_to_hub is not supported by this command yet: train, then push the run folder from the app's "
+            "Train tab (or with huggingface-cli upload)."
+        )
+    return CaptionTrainConfig(
+        train_file=args.train_file,
+        output_dir=args.output_dir,
+        validation_file=args.validation_file,
+        image_column=args.image_column,
+        caption_column=args.caption_column,
+        model_name_or_path=args.model_name_or_path,
+        encoder_model_name_or_path=args.encoder_model_name_or_path,
+        decoder_model_name_or_path=args.decoder_model_name_or_path,
+        config_name=args.config_name,
+        mode=args.mode,
+        num_train_epochs=args.num_train_epochs,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        per_device_eval_batch_size=args.per_device_eval_batch_size,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        max_target_length=args.max_target_length,
+        label_smoothing=args.label_smoothing,
+        num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        logging_steps=args.logging_steps,
+        resume_from_checkpoint=bool(args.resume_from_checkpoint),
+        precision=args.precision,
+        val_fraction=args.val_fraction,
+    )
+
+
+def describe_caption(event, logging_steps: int) -> str | None:
+    """One line per captioner event worth printing."""
+    from .events import CaptionEvaluated
+
+    if isinstance(event, Started):
+        resumed = f", resuming at step {event.start_step}" if event.start_step else ""
+        return (
+            f"Training a captioner ({event.mode}) on {event.train_size} images ({event.val_size} for validation), "
+            f"{event.total_steps} steps, {event.device}, {event.precision}{resumed}"
+        )
+    if isinstance(event, CaptionEvaluated):
+        return (
+            f"epoch {event.epoch}: eval_loss {event.eval_loss:.4f}, rouge1 {event.rouge1:.2f}, rouge2 "
+            f"{event.rouge2:.2f}, rougeL {event.rougeL:.2f}, bleu {event.bleu:.2f}"
+        )
+    return describe(event, logging_steps)
+
+
+def caption_main(argv: list[str]) -> int:
+    from .captioning import train_captioner
+
+    args = parse_caption_args(argv)
+    print_engine_warnings()
+    main_process = os.environ.get("RANK", "0") == "0"
+    try:
+        check_resume_path(args)
+        for event in train_captioner(caption_config_from(args)):
+            line = describe_caption(event, max(args.logging_steps, 1))
+            if line and main_process:
+                print(line, flush=True)
+    except ValueError as error:  # bad data or settings: the message says what to do
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments and arguments[0] == "caption":
+        return caption_main(arguments[1:])
     args = parse_args(argv)
     print_engine_warnings()
     main_process = os.environ.get("RANK", "0") == "0"

@@ -64,7 +64,28 @@ Event = Started | Step | Evaluated | Saved | Finished | Stopped
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Started, Step, Evaluated, Saved, Finished, Stopped)}
 
 
-def to_json(event: Event) -> str:
+@dataclass(frozen=True)
+class CaptionEvaluated:
+    """A captioner's evaluation after an epoch: the loss on the reference captions and the scores (in percent) of
+    the captions it generated for the validation images."""
+
+    epoch: int
+    step: int
+    eval_loss: float
+    rouge1: float
+    rouge2: float
+    rougeL: float
+    bleu: float
+    images: int  # validation images captioned
+    examples: tuple[tuple[str, str], ...] = ()  # a few (reference, generated) pairs to show how it is going
+
+
+# What train_captioner() yields: the classification events, with CaptionEvaluated in place of Evaluated.
+CaptionEvent = Started | Step | CaptionEvaluated | Saved | Finished | Stopped
+EVENT_TYPES[CaptionEvaluated.__name__] = CaptionEvaluated
+
+
+def to_json(event: Event | CaptionEvaluated) -> str:
     return json.dumps({"event": type(event).__name__, **asdict(event)})
 
 
