@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from core.examples import cache_dir
+from .examples import cached_zip
 
 # The grammar: "<count> <colour> <shape(s)> <relation> a <colour> <shape>". The counted shapes are small and the
 # one they are placed against is big, so a caption and its mirror ("a blue square below one red circle") never fit
@@ -142,12 +141,4 @@ def write_captioned_shapes_zip(
 
 def example_caption_zip(directory: Path | None = None) -> Path:
     """The captioned example set as a zip, written on first use under the cache folder."""
-    directory = directory or cache_dir() / "examples"
-    path = directory / EXAMPLE_CAPTION_CACHED
-    if path.exists():
-        return path
-    directory.mkdir(parents=True, exist_ok=True)
-    # Built in a temporary folder and moved in whole, so a crash or a second process never leaves half a zip.
-    with tempfile.TemporaryDirectory(dir=directory, prefix=".captioned-shapes-") as staging:
-        write_captioned_shapes_zip(Path(staging)).replace(path)
-    return path
+    return cached_zip(directory, EXAMPLE_CAPTION_CACHED, write_captioned_shapes_zip)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -55,13 +56,21 @@ def write_shapes_zip(folder: Path, per_class: int = 24, size: int = 48) -> Path:
 
 def example_data_zip(directory: Path | None = None) -> Path:
     """The example data set as a zip of class folders, written on first use."""
+    return cached_zip(
+        directory,
+        EXAMPLE_DATA_NAME,
+        lambda staging: write_shapes_zip(staging, per_class=EXAMPLE_PER_CLASS, size=EXAMPLE_SIDE),
+    )
+
+
+def cached_zip(directory: Path | None, name: str, write: Callable[[Path], Path]) -> Path:
+    """directory/name (default directory: the cache's examples/), made by `write(staging folder)` on first use."""
     directory = directory or cache_dir() / "examples"
-    path = directory / EXAMPLE_DATA_NAME
+    path = directory / name
     if path.exists():
         return path
     directory.mkdir(parents=True, exist_ok=True)
     # Built in a temporary folder and moved in whole, so a crash or a second process never leaves half a zip.
-    with tempfile.TemporaryDirectory(dir=directory, prefix=".shapes-") as staging:
-        built = write_shapes_zip(Path(staging), per_class=EXAMPLE_PER_CLASS, size=EXAMPLE_SIDE)
-        built.replace(path)
+    with tempfile.TemporaryDirectory(dir=directory, prefix=f".{Path(name).stem}-") as staging:
+        write(Path(staging)).replace(path)
     return path
