@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core.images import IMAGE_SUFFIXES, ImageError, ImageTooLargeError, is_hidden, verify_image_file
-from core.zips import ZipLimits, ZipReader, ZipRefusedError, is_unsafe_zip_name, open_zip, too_many_files_message
+from core.zips import ZipLimits, ZipReader, ZipRefusedError, is_unsafe_zip_name, too_many_files_message
 
 from .data import (
     TRAIN_FOLDER,
@@ -31,6 +31,7 @@ from .data import (
     _is_symlink_entry,
     _limits,
     _new_folder,
+    unpack_zip,
 )
 
 # The column names looked for when none is given, in this order (the Hugging Face and COCO habits).
@@ -290,16 +291,7 @@ def _read_table(place: _Location, limits: ZipLimits, image_column: str | None, c
 def _extract_zip(zip_path: Path, target: Path, limits: ZipLimits) -> list[Skipped]:
     """Unpack a zip's images and caption files into target through core.zips's reader, which refuses unsafe names
     and too many files or bytes before a byte is written; symlinks and other files are left out with a reason."""
-    with ExitStack() as stack:
-        try:
-            archive = stack.enter_context(open_zip(zip_path))
-        except (zipfile.BadZipFile, OSError) as error:
-            raise DataError(f"{zip_path.name} is not a readable zip file ({error}): zip the folder again.") from None
-        reader = ZipReader(archive, zip_path.name, limits)
-        try:
-            return _unpack(reader, reader.entries(), target)
-        except ZipRefusedError as error:  # an unsafe name, or too many files or bytes: nothing of it is kept
-            raise DataError(str(error)) from None
+    return unpack_zip(zip_path, target, limits, _unpack)
 
 
 def _unpack(reader: ZipReader, entries: Sequence[zipfile.ZipInfo], target: Path) -> list[Skipped]:

@@ -255,6 +255,17 @@ def _new_folder(work_dir: PathLike | None) -> Path:
 
 def _extract_zip(zip_path: Path, target: Path, limits: ZipLimits) -> tuple[Path, list[Skipped]]:
     """Unpack the image entries of a zip into target through core.zips's reader, which checks names and sizes."""
+    return target, unpack_zip(zip_path, target, limits, _unpack_entries)
+
+
+# Writes the entries it keeps under the target folder and returns what it left out: each data set's own choice of
+# what to keep (class folders keep images; a captioned set keeps its caption table too).
+UnpackEntries = Callable[[ZipReader, Sequence[zipfile.ZipInfo], Path], list[Skipped]]
+
+
+def unpack_zip(zip_path: Path, target: Path, limits: ZipLimits, unpack_entries: UnpackEntries) -> list[Skipped]:
+    """Open a zip through core.zips's reader and let `unpack_entries` write it under target; a zip that cannot be
+    read, or that the reader refuses (an unsafe name, too many files or bytes), is a DataError."""
     with ExitStack() as stack:
         try:
             archive = stack.enter_context(open_zip(zip_path))
@@ -262,7 +273,7 @@ def _extract_zip(zip_path: Path, target: Path, limits: ZipLimits) -> tuple[Path,
             raise DataError(f"{zip_path.name} is not a readable zip file ({error}): zip the folder again.") from None
         reader = ZipReader(archive, zip_path.name, limits)
         try:
-            return target, _unpack_entries(reader, reader.entries(), target)
+            return unpack_entries(reader, reader.entries(), target)
         except ZipRefusedError as error:  # an unsafe name, or too many files or bytes: nothing of it is kept
             raise DataError(str(error)) from None
 
