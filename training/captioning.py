@@ -26,9 +26,8 @@ from .checkpoints import (
     damaged,
 )
 from .data import DataError, image_transforms
-from .events import CaptionEvaluated, CaptionEvent, Finished, Saved, Started, Step, Stopped, to_json
+from .events import CaptionEvaluated, CaptionEvent, Finished, Saved, Started, Stopped, to_json
 from .finetune import (
-    MAX_GRAD_NORM,
     RESULTS,
     TRAINING_PRECISIONS,
     EpochShuffle,
@@ -41,6 +40,8 @@ from .finetune import (
     _publish_files,
     _ReplacedAtomically,
     _StepTimer,
+    _StopRequested,
+    epoch_steps,
 )
 from .rouge import caption_scores
 from .runs import EVENTS_LOG
@@ -275,10 +276,6 @@ def _collate(examples: list[dict]) -> dict[str, torch.Tensor]:
 # ---- the run -------------------------------------------------------------------------------------------------
 
 
-class _StopRequested(Exception):
-    """Stop was pressed during the frozen encoder's feature pass."""
-
-
 class _CaptionTrainer:
     def __init__(self, config: CaptionTrainConfig, data: CaptionData, output_dir: Path, resuming: bool, stop):
         from accelerate.utils import set_seed
@@ -463,33 +460,18 @@ class _CaptionTrainer:
         generated: list[str] = []
         for epoch in range(state.epoch, config.num_train_epochs):
             self.train_mode(True)
-            batches = self.train_batches(epoch)
-            done_in_epoch = state.step - epoch * self.steps_per_epoch
-            if done_in_epoch > 0:
-                batches = self.skip(batches, done_in_epoch)
-            for batch in batches:
-                with accelerator.autocast():
-                    logits = self.logits(batch)
-                loss = loss_function(logits.float().flatten(0, 1), batch["labels"].flatten())
-                accelerator.backward(loss)
-                accelerator.clip_grad_norm_(self.trained.parameters(), MAX_GRAD_NORM)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-                state = state.after_step(float(loss.detach()))
-                yield Step(
-                    epoch=epoch + 1,
-                    step=state.step,
-                    loss=float(loss.detach()),
-                    lr=scheduler.get_last_lr()[0],
-                    images_per_s=timer.tick(len(batch["labels"]) * processes),
-                    seconds_left=timer.seconds_left(),
-                )
-                if self.stop.is_set():
-                    yield from self.save(optimizer, scheduler, replace(state, epoch=epoch))
-                    yield Stopped(output_dir=str(self.output_dir), step=state.step)
-                    return
-            state = replace(state, epoch=epoch + 1)
+            after_epoch = yield from epoch_steps(
+                self,
+                epoch,
+                state,
+                optimizer,
+                scheduler,
+                timer,
+                lambda batch: loss_function(self.logits(batch).float().flatten(0, 1), batch["labels"].flatten()),
+            )
+            if after_epoch is None:
+                return
+            state = replace(after_epoch, epoch=epoch + 1)
             evaluated, generated = self.evaluate(epoch + 1, state.step)
             state = replace(state, eval_loss=evaluated.eval_loss)
             self.scores = evaluated

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Generator, Iterator, Sequence
 
 import torch
 from transformers import (
@@ -574,34 +574,18 @@ class _FullTrainer:
         loss_function = torch.nn.CrossEntropyLoss()
         for epoch in range(state.epoch, config.num_train_epochs):
             self.train_mode(True)
-            batches = self.train_batches(epoch)
-            done_in_epoch = state.step - epoch * self.steps_per_epoch
-            if done_in_epoch > 0:
-                batches = self.skip(batches, done_in_epoch)
-            for batch in batches:
-                with accelerator.autocast():
-                    loss = loss_function(self.logits(batch).float(), batch["labels"])
-                accelerator.backward(loss)
-                # Clipped at 1.0, the Trainer's default: a random or far-off head can otherwise kick the
-                # pretrained weights with one huge step.
-                accelerator.clip_grad_norm_(self.trained.parameters(), MAX_GRAD_NORM)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-                state = state.after_step(float(loss.detach()))
-                yield Step(
-                    epoch=epoch + 1,
-                    step=state.step,
-                    loss=float(loss.detach()),
-                    lr=scheduler.get_last_lr()[0],
-                    images_per_s=timer.tick(len(batch["labels"]) * accelerator.num_processes),
-                    seconds_left=timer.seconds_left(),
-                )
-                if self.stop.is_set():
-                    yield from self.save(optimizer, scheduler, replace(state, epoch=epoch))
-                    yield Stopped(output_dir=str(self.output_dir), step=state.step)
-                    return
-            state = replace(state, epoch=epoch + 1)
+            after_epoch = yield from epoch_steps(
+                self,
+                epoch,
+                state,
+                optimizer,
+                scheduler,
+                timer,
+                lambda batch: loss_function(self.logits(batch).float(), batch["labels"]),
+            )
+            if after_epoch is None:
+                return
+            state = replace(after_epoch, epoch=epoch + 1)
             evaluated = self.evaluate(epoch + 1, state.step)
             state = replace(state, eval_loss=evaluated.eval_loss, eval_accuracy=evaluated.eval_accuracy)
             yield evaluated
@@ -675,7 +659,50 @@ class _FullTrainer:
 
 
 class _StopRequested(Exception):
-    """Stop was pressed before the first training step."""
+    """Stop was pressed before the first training step (during a feature pass)."""
+
+
+def epoch_steps(
+    trainer: Any,
+    epoch: int,
+    state: "TrainingState",
+    optimizer,
+    scheduler,
+    timer: "_StepTimer",
+    loss_of: Callable[[dict], torch.Tensor],
+) -> Generator[Any, None, "TrainingState | None"]:
+    """One epoch's optimizer steps for any of the trainers (classifier, head only, captioner): a Step event each,
+    picking up mid-epoch after a resume. Returns the state after the epoch, or None when Stop ended the run (the
+    trainer's `save` and a Stopped event already yielded). `loss_of(batch)` runs under autocast."""
+    accelerator = trainer.accelerator
+    batches = trainer.train_batches(epoch)
+    done_in_epoch = state.step - epoch * trainer.steps_per_epoch
+    if done_in_epoch > 0:
+        batches = trainer.skip(batches, done_in_epoch)
+    for batch in batches:
+        with accelerator.autocast():
+            loss = loss_of(batch)
+        accelerator.backward(loss)
+        # Clipped at 1.0, the Trainer's default: a random or far-off head can otherwise kick the pretrained
+        # weights with one huge step.
+        accelerator.clip_grad_norm_(trainer.trained.parameters(), MAX_GRAD_NORM)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        state = state.after_step(float(loss.detach()))
+        yield Step(
+            epoch=epoch + 1,
+            step=state.step,
+            loss=float(loss.detach()),
+            lr=scheduler.get_last_lr()[0],
+            images_per_s=timer.tick(len(batch["labels"]) * accelerator.num_processes),
+            seconds_left=timer.seconds_left(),
+        )
+        if trainer.stop.is_set():
+            yield from trainer.save(optimizer, scheduler, replace(state, epoch=epoch))
+            yield Stopped(output_dir=str(trainer.output_dir), step=state.step)
+            return None
+    return state
 
 
 class _HeadTrainer(_FullTrainer):
