@@ -200,7 +200,13 @@ def _cross_attentions(loaded: LoadedModel, pixel_values: torch.Tensor, decoder_i
         image_tokens = model.vision_model(pixel_values=pixel_values)[0]
         outputs = model.text_decoder(input_ids=decoder_ids, encoder_hidden_states=image_tokens, output_attentions=True)
     else:
-        outputs = model(pixel_values=pixel_values, decoder_input_ids=decoder_ids, output_attentions=True)
+        # The start token is GPT-2's pad token too: the all-ones mask says none of these is padding.
+        outputs = model(
+            pixel_values=pixel_values,
+            decoder_input_ids=decoder_ids,
+            decoder_attention_mask=torch.ones_like(decoder_ids),
+            output_attentions=True,
+        )
     layers = outputs.cross_attentions
     if not layers or any(attention is None for attention in layers):
         raise ValueError(f"'{loaded.name}' returned no cross-attention weights, so its words cannot be mapped.")
@@ -301,6 +307,10 @@ def generate_captions(
     texts: list[str] = []
     for start in tqdm(starts, desc="Captioning", unit="batch", disable=len(starts) < 2, leave=False):
         inputs = caption_inputs(loaded, images[start : start + batch_size], prompt)
+        if not loaded.processor.conditional:
+            # The start token is GPT-2's pad token too: the mask says it is not padding (else a warning per call).
+            rows = len(inputs["pixel_values"])
+            inputs["decoder_attention_mask"] = torch.ones(rows, 1, dtype=torch.long, device=loaded.device)
         with torch.inference_mode():
             token_ids = loaded.model.generate(**inputs, **_pad_setting(loaded, settings))
         decoded = loaded.processor.tokenizer.batch_decode(token_ids, skip_special_tokens=True)

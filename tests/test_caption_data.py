@@ -22,8 +22,8 @@ from training.caption_data import (
     MISSING_IMAGE,
     CaptionData,
     DataError,
-    caption_examples,
     load_caption_data,
+    sample_pairs,
 )
 from training.caption_examples import (
     CAPTION_PATTERN,
@@ -444,13 +444,13 @@ def test_a_failed_load_removes_its_unpacked_zip(tmp_path, folder_with_metadata):
 def test_caption_examples_spread_over_the_set(tmp_path):
     data = load_caption_data(many_captions_csv(tmp_path))
     every = (*data.train, *data.val)
-    picked = caption_examples(data, count=6)
+    picked = sample_pairs(data, count=6)
     assert len(picked) == 6 and len(set(picked)) == 6 and picked[0] == every[0]
     assert picked[-1] in every[len(every) // 2 :]
-    assert caption_examples(data, count=100) == every
-    assert caption_examples(data, count=0) == ()
+    assert sample_pairs(data, count=100) == every
+    assert sample_pairs(data, count=0) == ()
     with pytest.raises(ValueError, match="negative"):
-        caption_examples(data, count=-1)
+        sample_pairs(data, count=-1)
 
 
 # --- the generated example set ------------------------------------------------------------------------------
@@ -526,7 +526,7 @@ def test_the_package_exports_the_caption_data_names():
         "CaptionData",
         "CaptionPair",
         "CaptionReport",
-        "caption_examples",
+        "sample_pairs",
         "write_captioned_shapes",
         "write_captioned_shapes_zip",
         "example_caption_zip",

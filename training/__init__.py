@@ -13,8 +13,16 @@ from training.access import (
     visible_runs,
     visitor,
 )
-from training.caption_data import CaptionData, CaptionPair, CaptionReport, caption_examples, load_caption_data
+from training.caption_data import CaptionData, CaptionPair, CaptionReport, load_caption_data, sample_pairs
 from training.caption_examples import example_caption_zip, write_captioned_shapes, write_captioned_shapes_zip
+from training.caption_model import SCRATCH_CAPTIONER, caption_token_lengths, caption_tokenizer
+from training.caption_review import (
+    CaptionPrediction,
+    WordMapsBeforeAfter,
+    caption_predictions,
+    initial_captioner,
+    word_maps_before_after,
+)
 from training.captioning import CAPTION_MODES, PREDICTIONS, CaptionTrainConfig, train_captioner
 from training.collect import (
     MIN_PER_CLASS,
@@ -108,7 +116,7 @@ __all__ = [
     "CaptionData",
     "CaptionPair",
     "CaptionReport",
-    "caption_examples",
+    "sample_pairs",
     "example_caption_zip",
     "load_caption_data",
     "write_captioned_shapes",
@@ -122,8 +130,17 @@ __all__ = [
     # captioner training
     "CAPTION_MODES",
     "PREDICTIONS",
+    "SCRATCH_CAPTIONER",
     "CaptionTrainConfig",
     "train_captioner",
+    "caption_token_lengths",
+    "caption_tokenizer",
+    # after a captioner run
+    "CaptionPrediction",
+    "WordMapsBeforeAfter",
+    "caption_predictions",
+    "initial_captioner",
+    "word_maps_before_after",
     "CaptionEvaluated",
     "CaptionEvent",
     "CaptionScores",

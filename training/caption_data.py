@@ -150,7 +150,7 @@ def load_caption_data(
     return CaptionData(train=train, val=val, report=report, root=train_table.base, unpacked=tuple(unpacked))
 
 
-def caption_examples(data: CaptionData, count: int = 6) -> tuple[CaptionPair, ...]:
+def sample_pairs(data: CaptionData, count: int = 6) -> tuple[CaptionPair, ...]:
     """Up to `count` pairs for "Check data" thumbnails, spread evenly over the training then validation pairs, so
     they show the variety of the set rather than its first rows."""
     if count < 0:
@@ -691,7 +691,7 @@ __all__ = [
     "CAPTION_COLUMNS",
     "IMAGE_COLUMNS",
     "VAL_FRACTION",
-    "caption_examples",
+    "sample_pairs",
     "load_caption_data",
     "CaptionData",
     "CaptionPair",

@@ -205,3 +205,34 @@ def load_run_captioner(folder: Path) -> Captioner:
     """A run's own saved captioner (its checkpoint when resuming)."""
     model = VisionEncoderDecoderModel.from_pretrained(folder)
     return Captioner(model, AutoImageProcessor.from_pretrained(folder), AutoTokenizer.from_pretrained(folder))
+
+
+def caption_tokenizer(
+    captions: Sequence[str],
+    *,
+    model_name_or_path: str | None,
+    decoder_model_name_or_path: str | None,
+    config_name: str | None,
+):
+    """The tokenizer a run would train with: the captioner's, the decoder's, or (from scratch) one trained on these
+    captions; a ValueError when it cannot be read (offline with a model that was never downloaded)."""
+    name = model_name_or_path or decoder_model_name_or_path
+    if not name:
+        preset = SCRATCH_CAPTIONERS.get(config_name or SCRATCH_CAPTIONER)
+        if preset is None:
+            raise ValueError(f"Unknown captioner config '{config_name}': use {', '.join(SCRATCH_CAPTIONERS)}.")
+        return train_tokenizer(captions, preset["tokenizer"]["vocab_size"])
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"Could not read the tokenizer of '{name}' ({type(error).__name__}): connect to the Hub once, or give a "
+            "folder that holds it."
+        ) from error
+
+
+def caption_token_lengths(captions: Sequence[str], tokenizer) -> tuple[int, ...]:
+    """Each caption's length in tokens, with the end token training adds (what max_target_length cuts)."""
+    if not captions:
+        return ()
+    return tuple(len(ids) + 1 for ids in tokenizer(list(captions), add_special_tokens=False)["input_ids"])

@@ -4,10 +4,12 @@ resumable, scored with ROUGE on generated captions, reporting the same events as
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -24,6 +26,7 @@ from .checkpoints import (
     TrainingState,
     check_checkpoint,
     damaged,
+    read_saved_settings,
 )
 from .data import DataError, image_transforms
 from .events import CaptionEvaluated, CaptionEvent, Finished, Saved, Started, Stopped, to_json
@@ -44,7 +47,7 @@ from .finetune import (
     epoch_steps,
 )
 from .rouge import caption_scores
-from .runs import EVENTS_LOG
+from .runs import EVENTS_LOG, write_figures
 
 CAPTION_MODES = ("full", "frozen_encoder")
 PREDICTIONS = "predictions.jsonl"
@@ -155,6 +158,8 @@ def train_captioner(config: CaptionTrainConfig, stop: threading.Event | None = N
         for event in _CaptionTrainer(config, data, output_dir, resuming, stop or threading.Event()).run():
             log.write(to_json(event) + "\n")
             log.flush()
+            if isinstance(event, (Finished, Stopped)) and log_path.name == EVENTS_LOG:
+                write_figures(output_dir)
             yield event
 
 
@@ -227,6 +232,32 @@ def read_caption_split(output_dir: str | Path) -> CaptionData:
         warnings=(),
     )
     return CaptionData(train=train, val=val, report=report, root=root)
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Only errors from one library logger for a while: for warnings that are expected here and say nothing."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def caption_resume_config(output_dir: str | Path) -> CaptionTrainConfig:
+    """A stopped captioner run's settings, set to continue from its checkpoint on its own split (checked here, so a
+    damaged run is refused before a job starts). resume_config() sends captioner runs here."""
+    output_dir = Path(output_dir)
+    settings = read_saved_settings(output_dir)
+    known = {name: value for name, value in settings.items() if name in CaptionTrainConfig.__dataclass_fields__}
+    try:
+        config = CaptionTrainConfig(**{**known, "output_dir": output_dir, "resume_from_checkpoint": True})
+    except (ValueError, TypeError) as error:
+        raise damaged(output_dir, output_dir / RUN_CONFIG) from error
+    read_caption_split(output_dir)
+    return config
 
 
 class _Images(torch.utils.data.Dataset):
@@ -396,8 +427,15 @@ class _CaptionTrainer:
             from transformers.modeling_outputs import BaseModelOutput
 
             encoded = BaseModelOutput(last_hidden_state=batch["features"])
-            return self.trained(encoder_outputs=encoded, labels=batch["labels"]).logits
-        return self.trained(pixel_values=batch["pixel_values"], labels=batch["labels"]).logits
+            labels = batch["labels"]
+            return self.trained(
+                encoder_outputs=encoded, labels=labels, decoder_attention_mask=torch.ones_like(labels)
+            ).logits
+        labels = batch["labels"]
+        # All ones: the start token doubles as GPT-2's pad token, and padded label positions are not scored anyway.
+        return self.trained(
+            pixel_values=batch["pixel_values"], labels=labels, decoder_attention_mask=torch.ones_like(labels)
+        ).logits
 
     def generate(self, batch) -> list[str]:
         model = self.accelerator.unwrap_model(self.trained)
@@ -408,7 +446,12 @@ class _CaptionTrainer:
             settings["encoder_outputs"] = BaseModelOutput(last_hidden_state=batch["features"])
         else:
             settings["pixel_values"] = batch["pixel_values"]
-        with self.accelerator.autocast():
+        # Each caption starts from the start token, which is also GPT-2's pad token: this mask says it is not
+        # padding (transformers warns on every evaluation otherwise); generate() extends it as words are added.
+        rows = len(batch["labels"])
+        settings["decoder_attention_mask"] = torch.ones(rows, 1, dtype=torch.long, device=self.accelerator.device)
+        # generate() also warns once that the ViT encoder had no attention mask, which a ViT takes none of.
+        with self.accelerator.autocast(), _quiet("transformers.generation.utils"):
             generated = model.generate(**settings)
         return [text.strip() for text in self.captioner.tokenizer.batch_decode(generated, skip_special_tokens=True)]
 
@@ -566,7 +609,9 @@ class _CaptionTrainer:
 
         with _ReplacedAtomically(checkpoint, accelerator.is_main_process) as folder:
             accelerator.wait_for_everyone()
-            accelerator.save_state(str(folder / ACCELERATE_STATE))
+            # GPT-2 ties lm_head to the word embeddings; accelerate warns on every save that it stored the tie once.
+            with _quiet("accelerate.utils.other"):
+                accelerator.save_state(str(folder / ACCELERATE_STATE))
             if accelerator.is_main_process:
                 accelerator.unwrap_model(self.trained).save_pretrained(folder)
                 self.captioner.processor.save_pretrained(folder)

@@ -14,7 +14,7 @@ from core.settings import current_settings
 from .access import run_owner_key
 from .checkpoints import CHECKPOINT, read_split
 from .events import read_events
-from .runs import EVENTS_LOG, folder_bytes, format_size, run_status, runs_root
+from .runs import EVENTS_LOG, folder_bytes, format_size, run_status, run_task, runs_root
 
 CHECKPOINT_FOLDERS = (CHECKPOINT, f"{CHECKPOINT}.tmp", f"{CHECKPOINT}.old")  # the one in use, and a save's leftovers
 
@@ -112,6 +112,10 @@ def trim_finished_run(folder: Path) -> int:
 def _validation_images(folder: Path) -> set[Path] | None:
     """The resolved paths split.json lists for validation; None when it cannot be read (then nothing is removed)."""
     try:
+        if run_task(folder, ()) == "caption":
+            from .captioning import read_caption_split  # the captioner trainer loads torch and transformers
+
+            return {pair.image.resolve() for pair in read_caption_split(folder).val}
         return {sample.path.resolve() for sample in read_split(folder).val}
     except ValueError:  # missing or damaged
         return None

@@ -83,13 +83,15 @@ class CaptionEvaluated:
 # What train_captioner() yields: the classification events, with CaptionEvaluated in place of Evaluated.
 CaptionEvent = Started | Step | CaptionEvaluated | Saved | Finished | Stopped
 EVENT_TYPES[CaptionEvaluated.__name__] = CaptionEvaluated
+# Any event a run's log may hold, whichever kind of model it trains.
+RunEvent = Started | Step | Evaluated | CaptionEvaluated | Saved | Finished | Stopped
 
 
 def to_json(event: Event | CaptionEvaluated) -> str:
     return json.dumps({"event": type(event).__name__, **asdict(event)})
 
 
-def from_json(line: str) -> Event:
+def from_json(line: str) -> RunEvent:
     """An event back from its log line (tuples come back as tuples, so events compare equal)."""
     fields: dict[str, Any] = json.loads(line)
     cls = EVENT_TYPES[fields.pop("event")]
@@ -99,7 +101,7 @@ def from_json(line: str) -> Event:
     return cls(**fields)
 
 
-def read_events(path: str | Path) -> list[Event]:
+def read_events(path: str | Path) -> list[RunEvent]:
     """Every event of a run's log, oldest first; a last line cut off by a crash is ignored."""
     events = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Sequence
 
 import torch
 from transformers import (
@@ -45,6 +45,9 @@ from .checkpoints import (
 from .data import DataError, ImageClassificationData, PreparedData, Sample, image_transforms, prepare_data
 from .events import Evaluated, Event, Finished, Saved, Started, Step, Stopped, read_events, to_json
 from .runs import EVENTS_LOG, write_figures
+
+if TYPE_CHECKING:
+    from .captioning import CaptionTrainConfig
 
 log = logging.getLogger("vit_studio.training")
 
@@ -373,7 +376,7 @@ def write_run_files(config: FinetuneConfig, data: PreparedData, output_dir: Path
     (output_dir / SPLIT).write_text(json.dumps(split), encoding="utf-8")
 
 
-def resume_config(output_dir: str | Path) -> FinetuneConfig:
+def resume_config(output_dir: str | Path) -> "FinetuneConfig | CaptionTrainConfig":
     """The settings of a stopped or interrupted run, set to continue from its checkpoint on the same split.
     Its settings, split and training state are checked here, so a damaged run is refused before a job starts;
     the checkpoint's weights are checked by finetune() before it trains."""
@@ -396,6 +399,11 @@ def resume_config(output_dir: str | Path) -> FinetuneConfig:
             f"The run '{output_dir.name}' has no checkpoint to resume from (it stopped before its "
             "first save); start it again instead."
         )
+    if read_saved_settings(output_dir).get("task") == "caption":
+        from .captioning import caption_resume_config  # captioning builds on this module
+
+        read_trainer_state(output_dir)
+        return caption_resume_config(output_dir)
     config = _saved_config(output_dir)
     read_trainer_state(output_dir)
     return replace(config, train_dir=read_split(output_dir), output_dir=output_dir, resume=True)

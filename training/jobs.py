@@ -9,9 +9,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .access import LOCAL_USER, Visitor, claim_run, private_run_name
+from .captioning import CaptionTrainConfig, check_caption_config, train_captioner
 from .checkpoints import CHECKPOINT, TRAINER_STATE
 from .disk import disk_budget, room_for_new_run, tidy_runs, trim_finished_run
-from .events import Event, Finished, Step, Stopped, read_events
+from .events import Finished, RunEvent, Step, Stopped, read_events
 from .finetune import FinetuneConfig, check_config, finetune
 from .runs import EVENTS_LOG, format_duration, last_started, new_run_dir
 
@@ -25,13 +26,13 @@ class JobState:
     """What a watcher sees at one moment."""
 
     output_dir: Path
-    events: tuple[Event, ...]
+    events: tuple[RunEvent, ...]
     running: bool
     error: str | None  # the message of a ValueError that ended the run (bad data, a model that will not load)
-    earlier: tuple[Event, ...] = ()  # a resumed run's log before this start: the curve it had already drawn
+    earlier: tuple[RunEvent, ...] = ()  # a resumed run's log before this start: the curve it had already drawn
 
     @property
-    def run_events(self) -> tuple[Event, ...]:
+    def run_events(self) -> tuple[RunEvent, ...]:
         """The run's whole story for a chart: its earlier log (when resumed), then this start's events."""
         return (*self.earlier, *self.events)
 
@@ -40,18 +41,38 @@ class JobState:
         return bool(self.events) and isinstance(self.events[-1], (Finished, Stopped))
 
 
-class TrainingJob:
-    """finetune() in a daemon thread; its events collect here for any number of watchers (a browser tab
-    closing does not stop the training)."""
+# What a job trains: a classifier (finetune) or a captioner (train_captioner), one at a time either way.
+TrainConfig = FinetuneConfig | CaptionTrainConfig
 
-    def __init__(self, config: FinetuneConfig, fresh_folder: bool = False, owner: str | None = None):
+
+def check_settings(config: TrainConfig) -> None:
+    """The settings checks of whichever training the config is for."""
+    if isinstance(config, CaptionTrainConfig):
+        check_caption_config(config)
+    else:
+        check_config(config)
+
+
+def resumes(config: TrainConfig) -> bool:
+    return config.resume_from_checkpoint if isinstance(config, CaptionTrainConfig) else config.resume
+
+
+def _train(config: TrainConfig, stop: threading.Event):
+    return train_captioner(config, stop) if isinstance(config, CaptionTrainConfig) else finetune(config, stop)
+
+
+class TrainingJob:
+    """finetune() or train_captioner() in a daemon thread; its events collect here for any number of watchers (a
+    browser tab closing does not stop the training)."""
+
+    def __init__(self, config: TrainConfig, fresh_folder: bool = False, owner: str | None = None):
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.owner = owner  # the visitor who alone may stop it while they watch (see run_owner); None: anyone
         self._owner_seen = time.monotonic()
         self._fresh_folder = fresh_folder  # made for this run: removed again if the run never starts
         self._stop = threading.Event()
-        self._events: list[Event] = []
+        self._events: list[RunEvent] = []
         # Read before the thread starts, so that none of this start's events are among them.
         self._earlier = tuple(earlier_events(config))
         self._error: str | None = None
@@ -60,7 +81,7 @@ class TrainingJob:
 
     def _run(self) -> None:
         try:
-            for event in finetune(self.config, self._stop):
+            for event in _train(self.config, self._stop):
                 with self._lock:
                     self._events.append(event)
         except ValueError as error:
@@ -116,11 +137,11 @@ class TrainingJob:
         return self.state()
 
 
-def earlier_events(config: FinetuneConfig) -> list[Event]:
+def earlier_events(config: TrainConfig) -> list[RunEvent]:
     """What a resumed run's log already holds (its earlier steps and evaluations); nothing for a new run, or for a
     resume without a checkpoint, which finetune() starts afresh with a new log."""
     folder = Path(config.output_dir)
-    resuming = config.resume and (folder / CHECKPOINT / TRAINER_STATE).is_file()
+    resuming = resumes(config) and (folder / CHECKPOINT / TRAINER_STATE).is_file()
     return read_events(folder / EVENTS_LOG) if resuming and (folder / EVENTS_LOG).is_file() else []
 
 
@@ -128,15 +149,15 @@ _current: TrainingJob | None = None
 _jobs_lock = threading.Lock()
 
 
-def start_training(config: FinetuneConfig, visitor: Visitor = LOCAL_USER) -> TrainingJob:
+def start_training(config: TrainConfig, visitor: Visitor = LOCAL_USER) -> TrainingJob:
     """Start a run in the background (a resume: its folder exists). Settings are checked here, at once; data and
     model problems arrive as the job's error a moment later. Only one run trains at a time: the machine has one
     set of cores."""
     global _current
-    check_config(config)
+    check_settings(config)
     with _jobs_lock:
         check_idle(visitor)
-        if config.resume and not Path(config.output_dir).is_dir():
+        if resumes(config) and not Path(config.output_dir).is_dir():
             # On a Space a run can be removed for its age between the Resume click and here (see start_new_run).
             raise ValueError(
                 f"The run '{Path(config.output_dir).name}' has just been removed (a Space keeps runs for "
@@ -191,19 +212,21 @@ def watch(job: TrainingJob, every_s: float = 0.5):
     yield job.state()
 
 
-def start_new_run(config: FinetuneConfig, run_name: str | None = None, visitor: Visitor = LOCAL_USER) -> TrainingJob:
+def start_new_run(config: TrainConfig, run_name: str | None = None, visitor: Visitor = LOCAL_USER) -> TrainingJob:
     """Start `config` in a fresh run folder under the runs root (named `run_name`, or a timestamp), owned by the
     visitor on a shared app. The settings, the one-run-at-a-time rule and (on a Space) the disk budget are checked
     first, so a refused run leaves no empty folder behind."""
     global _current
-    check_config(config)
+    check_settings(config)
     with _jobs_lock:  # two visitors pressing Start at once: one trains, the other is told, no stray folder
         check_idle(visitor)
         budget = disk_budget()
         if budget is not None:
             tidy_runs(budget)
-            room = room_for_new_run(budget)  # the run's unpacked data may take what is left of the quota
-            config = replace(config, max_data_bytes=min(config.max_data_bytes or room, room))
+            # A captioned zip is unpacked under core.zips's own limits, which a Space's budget is well above.
+            if isinstance(config, FinetuneConfig):
+                room = room_for_new_run(budget)  # the run's unpacked data may take what is left of the quota
+                config = replace(config, max_data_bytes=min(config.max_data_bytes or room, room))
         folder = new_run_dir(private_run_name(run_name, visitor))
         try:
             claim_run(folder, visitor)

@@ -80,7 +80,7 @@ def push_to_hub(run_dir: str | Path, repo_id: str, token: str, *, private: bool 
             folder,
             ignore=shutil.ignore_patterns(*_NOT_SHARED, "*.tmp", "split.json", "run_config.json", EVENTS_LOG),
         )
-        (folder / "README.md").write_text(model_card(run_dir), encoding="utf-8")
+        (folder / "README.md").write_text(model_card(run_dir, repo_id=repo_id.strip()), encoding="utf-8")
         try:
             url = api.create_repo(repo_id.strip(), private=private, exist_ok=True, repo_type="model")
             api.upload_folder(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,7 +14,7 @@ from typing import Sequence
 
 from core.settings import current_settings
 
-from .events import Evaluated, Event, Finished, Started, Step, Stopped, read_events
+from .events import CaptionEvaluated, Evaluated, Finished, RunEvent, Started, Step, Stopped, read_events
 
 EVENTS_LOG = "events.jsonl"
 CURVES_PNG = "curves.png"
@@ -38,6 +39,8 @@ class RunSummary:
     total_steps: int
     updated: float  # the log's modification time
     size_bytes: int = 0  # everything in the folder: model, checkpoint, unpacked data
+    task: str = "classify"  # "classify" or "caption": which model boxes the run belongs in
+    eval_rougeL: float | None = None  # a captioner's last validation ROUGE-L, in percent
 
     @property
     def resumable(self) -> bool:
@@ -52,7 +55,15 @@ class Curves:
     train_loss: tuple[float, ...]
     eval_steps: tuple[int, ...]
     eval_loss: tuple[float, ...]
-    eval_accuracy: tuple[float, ...]
+    eval_accuracy: tuple[float, ...]  # a classifier's; empty for a captioner
+    # A captioner's ROUGE-1/2/L per evaluation, in percent; empty for a classifier.
+    eval_rouge1: tuple[float, ...] = ()
+    eval_rouge2: tuple[float, ...] = ()
+    eval_rougeL: tuple[float, ...] = ()
+
+    @property
+    def is_caption(self) -> bool:
+        return bool(self.eval_rougeL) and not self.eval_accuracy
 
 
 def new_run_dir(name: str | None = None, root: Path | None = None) -> Path:
@@ -89,6 +100,7 @@ def summarize(folder: Path, running: bool = False) -> RunSummary:
     events = read_events(folder / EVENTS_LOG)
     started = next((event for event in reversed(events) if isinstance(event, Started)), None)
     evaluations = [event for event in events if isinstance(event, Evaluated)]
+    caption_scores = [event.rougeL for event in events if isinstance(event, CaptionEvaluated)]
     steps = [event.step for event in events if isinstance(event, Step)]
     return RunSummary(
         name=folder.name,
@@ -100,7 +112,20 @@ def summarize(folder: Path, running: bool = False) -> RunSummary:
         total_steps=started.total_steps if started else 0,
         updated=(folder / EVENTS_LOG).stat().st_mtime,
         size_bytes=folder_bytes(folder),
+        task=run_task(folder, events),
+        eval_rougeL=caption_scores[-1] if caption_scores else None,
     )
+
+
+def run_task(folder: Path, events: Sequence[RunEvent]) -> str:
+    """'caption' for a captioner run (its settings say so, or it logged a caption evaluation), else 'classify'."""
+    if any(isinstance(event, CaptionEvaluated) for event in events):
+        return "caption"
+    try:
+        settings = json.loads((folder / "run_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no settings yet, or damaged: resume_config says which
+        return "classify"
+    return "caption" if isinstance(settings, dict) and settings.get("task") == "caption" else "classify"
 
 
 def folder_bytes(folder: Path) -> int:
@@ -130,7 +155,7 @@ def format_size(size: int) -> str:
     return f"{max(size, 0) / 1024:.0f} KB"
 
 
-def run_status(events: Sequence[Event]) -> str:
+def run_status(events: Sequence[RunEvent]) -> str:
     last = events[-1] if events else None
     if isinstance(last, Finished):
         return "finished"
@@ -139,25 +164,31 @@ def run_status(events: Sequence[Event]) -> str:
     return "interrupted"
 
 
-def curves(events: Sequence[Event]) -> Curves:
-    """Train loss per step and eval loss/accuracy per epoch; a resumed run's repeated steps keep the latest."""
+def curves(events: Sequence[RunEvent]) -> Curves:
+    """Train loss per step and eval loss with accuracy (a classifier) or ROUGE (a captioner) per epoch; a resumed
+    run's repeated steps keep the latest."""
     train = {event.step: event.loss for event in events if isinstance(event, Step)}
-    evaluated = {event.step: event for event in events if isinstance(event, Evaluated)}
+    classified = {event.step: event for event in events if isinstance(event, Evaluated)}
+    captioned = {event.step: event for event in events if isinstance(event, CaptionEvaluated)}
+    evaluated: dict[int, Evaluated | CaptionEvaluated] = {**classified, **captioned}
     eval_steps = sorted(evaluated)
     return Curves(
         train_steps=tuple(sorted(train)),
         train_loss=tuple(train[step] for step in sorted(train)),
         eval_steps=tuple(eval_steps),
         eval_loss=tuple(evaluated[step].eval_loss for step in eval_steps),
-        eval_accuracy=tuple(evaluated[step].eval_accuracy for step in eval_steps),
+        eval_accuracy=tuple(classified[step].eval_accuracy for step in eval_steps if step in classified),
+        eval_rouge1=tuple(captioned[step].rouge1 for step in eval_steps if step in captioned),
+        eval_rouge2=tuple(captioned[step].rouge2 for step in eval_steps if step in captioned),
+        eval_rougeL=tuple(captioned[step].rougeL for step in eval_steps if step in captioned),
     )
 
 
-def last_evaluation(events: Sequence[Event]) -> Evaluated | None:
+def last_evaluation(events: Sequence[RunEvent]) -> Evaluated | None:
     return next((event for event in reversed(events) if isinstance(event, Evaluated)), None)
 
 
-def last_started(events: Sequence[Event]) -> Started | None:
+def last_started(events: Sequence[RunEvent]) -> Started | None:
     return next((event for event in reversed(events) if isinstance(event, Started)), None)
 
 
@@ -177,7 +208,7 @@ def format_duration(seconds: float) -> str:
 
 
 def curves_figure(run_curves: Curves):
-    """Loss (train per step, eval per epoch) on the left axis, eval accuracy on the right."""
+    """Loss (train per step, eval per epoch) on the left axis; eval accuracy, or a captioner's ROUGE, on the right."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 3.6), layout="constrained")
@@ -187,9 +218,21 @@ def curves_figure(run_curves: Curves):
     loss_axis.set_xlabel("step")
     loss_axis.set_ylabel("loss")
     accuracy_axis = loss_axis.twinx()
-    accuracy_axis.plot(run_curves.eval_steps, run_curves.eval_accuracy, "s--", color="tab:green", label="eval accuracy")
-    accuracy_axis.set_ylim(0, 1)
-    accuracy_axis.set_ylabel("accuracy")
+    if run_curves.is_caption:
+        for scores, style, name, colour in (
+            (run_curves.eval_rouge1, "^:", "ROUGE-1", "tab:purple"),
+            (run_curves.eval_rouge2, "v:", "ROUGE-2", "tab:red"),
+            (run_curves.eval_rougeL, "s--", "ROUGE-L", "tab:green"),
+        ):
+            accuracy_axis.plot(run_curves.eval_steps, scores, style, color=colour, label=f"eval {name}")
+        accuracy_axis.set_ylim(0, 100)
+        accuracy_axis.set_ylabel("ROUGE (%)")
+    else:
+        accuracy_axis.plot(
+            run_curves.eval_steps, run_curves.eval_accuracy, "s--", color="tab:green", label="eval accuracy"
+        )
+        accuracy_axis.set_ylim(0, 1)
+        accuracy_axis.set_ylabel("accuracy")
     handles = loss_axis.get_legend_handles_labels()[0] + accuracy_axis.get_legend_handles_labels()[0]
     loss_axis.legend(handles, [str(handle.get_label()) for handle in handles], loc="center right", fontsize="small")
     return figure
@@ -246,7 +289,7 @@ def write_figures(folder: Path) -> list[Path]:
 # ---- sharing ------------------------------------------------------------------------------------------------
 
 # What a run zip and a Hub upload leave out: resume state and the extracted training data.
-_NOT_SHARED = ("checkpoint", "checkpoint.tmp", "checkpoint.old", "data")
+_NOT_SHARED = ("checkpoint", "checkpoint.tmp", "checkpoint.old", "data", "initial", "initial.tmp")
 
 
 def zip_run(folder: Path, destination: Path | None = None) -> Path:

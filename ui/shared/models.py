@@ -35,13 +35,16 @@ def model_box_choices(
     *,
     hub_up: bool,
     loads_offline: Callable[[str], bool],
+    task: str = "classify",
 ) -> ModelChoices:
     """The box's choices: online, the default and suggestions first and then the finished runs (newest first);
     offline, the runs and what loads from this machine first, and each Hub-only id labelled as needing the Hub.
     Offline, the box starts on the default if it loads from this machine, else on the newest run, else on the
-    default anyway (the page's offline banner then says to train one first)."""
+    default anyway (the page's offline banner then says to train one first). `task` picks which runs fit the box:
+    "classify" (classifiers) or "caption" (captioners)."""
     hub_ids = list(dict.fromkeys([default, *suggestions]))
-    run_choices = [run_choice(summary) for summary in runs if summary.status == "finished"]
+    # Only runs of this box's kind: a captioner in the Classify box would fail on its first photo.
+    run_choices = [run_choice(summary) for summary in runs if summary.status == "finished" and summary.task == task]
     if hub_up:
         ordered = [(name, name) for name in hub_ids] + run_choices
         return ModelChoices(_unique(ordered), default)

@@ -78,7 +78,7 @@ def start_from_choices(runs: Sequence[RunSummary], *, hub_available: bool = True
     """What a "Start from" box offers: the suggested bases, then the finished ones of `runs` (visible_runs's list,
     made once for both of a page's lists: it reads every run's log and size). Without the Hub, what is on this
     machine comes first: the earlier runs, then the scratch preset, then the Hub models (usable if cached)."""
-    finished = [str(summary.path) for summary in runs if summary.status == "finished"]
+    finished = [str(summary.path) for summary in runs if summary.status == "finished" and summary.task == "classify"]
     if not hub_available:
         return list(dict.fromkeys([*finished, OFFLINE_BASE, *BASE_CHOICES]))
     return list(dict.fromkeys([*BASE_CHOICES, *finished]))
@@ -88,8 +88,10 @@ def start_from_choices(runs: Sequence[RunSummary], *, hub_available: bool = True
 
 
 def run_label(summary: RunSummary) -> str:
-    """'name (status, step 12/40, val acc 85%, 54 MB)' for a list of runs."""
+    """'name (status, step 12/40, val acc 85%, 54 MB)' for a list of runs; a captioner shows 'captioner, ROUGE-L 92'."""
     accuracy = f", val acc {summary.eval_accuracy:.0%}" if summary.eval_accuracy is not None else ""
+    if summary.task == "caption":
+        accuracy = ", captioner" + (f", ROUGE-L {summary.eval_rougeL:.0f}" if summary.eval_rougeL is not None else "")
     return (
         f"{summary.name} ({summary.status}, step {summary.steps_done}/{summary.total_steps}{accuracy}, "
         f"{format_size(summary.size_bytes)})"
@@ -157,12 +159,15 @@ def describe_progress(events: Sequence[Event], running: bool, *, resumable: bool
         line += f" · epoch {last_step.epoch}/{started.epochs} · loss {last_step.loss:.3f}"
         # Head-only steps run on features computed once, before the first step: their images/s times a linear
         # layer, not the model, and would read as thousands.
-        if started.mode != "head":
+        if started.mode not in ("head", "frozen_encoder"):
             line += f" · {last_step.images_per_s:.1f} images/s"
     end = events[-1]
     if isinstance(end, Finished):
-        accuracy = end.metrics.get("eval_accuracy")
-        return f"Finished: {line}" + (f" · validation accuracy {accuracy:.1%}" if accuracy is not None else "") + notes
+        accuracy, rouge = end.metrics.get("eval_accuracy"), end.metrics.get("eval_rougeL")
+        score = f" · validation accuracy {accuracy:.1%}" if accuracy is not None else ""
+        if rouge is not None:  # a captioner's
+            score = f" · validation ROUGE-L {rouge:.1f}"
+        return f"Finished: {line}{score}{notes}"
     if isinstance(end, Stopped):
         return f"Stopped at {line}: the model so far is saved, and the run can be resumed.{notes}"
     if not running:
