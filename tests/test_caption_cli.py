@@ -105,6 +105,78 @@ def test_bad_settings_are_an_error_line_not_a_traceback(tmp_path):
     assert result.stderr.startswith("error: The label smoothing must be") and "Traceback" not in result.stderr
 
 
-def test_push_to_hub_says_it_is_not_supported_here_yet(tmp_path):
-    result = run_cli("--train_file", str(tmp_path), "--output_dir", str(tmp_path / "run"), "--push_to_hub")
-    assert result.returncode == 2 and "not supported" in result.stderr
+def test_push_to_hub_without_a_token_is_refused_before_training(tmp_path):
+    env_token = os.environ.pop("HF_TOKEN", None)
+    try:
+        result = run_cli("--train_file", str(tmp_path), "--output_dir", str(tmp_path / "run"), "--push_to_hub")
+    finally:
+        if env_token is not None:
+            os.environ["HF_TOKEN"] = env_token
+    assert result.returncode == 2 and "--hub_token or set HF_TOKEN" in result.stderr
+    assert not (tmp_path / "run").exists()
+    named = run_cli(
+        "--train_file",
+        str(tmp_path),
+        "--output_dir",
+        str(tmp_path / "run"),
+        "--push_to_hub",
+        "--hub_token",
+        "hf_x",
+        "--hub_model_id",
+        "me/bad name",
+    )
+    assert named.returncode == 2 and "repository" in named.stderr.lower() and not (tmp_path / "run").exists()
+
+
+def test_push_to_hub_uploads_the_captioner_with_a_rouge_model_card(tmp_path, monkeypatch, capsys):
+    """The Hub cannot be reached here, so its two calls record what they were given instead (the upload is
+    huggingface_hub's, tested there): the staging folder as it is at upload time is what the Hub would get."""
+    from huggingface_hub import HfApi
+
+    from training.__main__ import main
+
+    uploaded: dict = {}
+
+    def create_repo(self, repo_id, **options):
+        uploaded["created"] = (repo_id, options.get("private"))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, *, repo_id, folder_path, **options):
+        folder = Path(folder_path)
+        uploaded["files"] = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+        uploaded["card"] = (folder / "README.md").read_text()
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    images = write_captioned_shapes(tmp_path / "shapes", count=20)
+    output_dir = tmp_path / "run"
+    code = main(
+        [
+            "caption",
+            "--train_file",
+            str(images),
+            "--output_dir",
+            str(output_dir),
+            "--num_train_epochs",
+            "1",
+            "--per_device_train_batch_size",
+            "8",
+            "--max_new_tokens",
+            "8",
+            "--push_to_hub",
+            "--hub_model_id",
+            "me/shapes-captioner",
+            "--hub_private_repo",
+        ]
+    )
+    assert code == 0
+    assert "Pushed to https://huggingface.co/me/shapes-captioner" in capsys.readouterr().out
+    assert uploaded["created"] == ("me/shapes-captioner", True)
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert f"| ROUGE-L | {results['eval_rougeL']:.2f} |" in uploaded["card"]
+    assert {"model.safetensors", "config.json", "tokenizer.json", "predictions.jsonl", "README.md"} <= set(
+        uploaded["files"]
+    )
+    assert not [name for name in uploaded["files"] if name.startswith(("checkpoint", "initial", "data"))]
+    assert "split.json" not in uploaded["files"] and "hf_secret" not in uploaded["card"]

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from .events import Evaluated, Finished, Saved, Started, Step, Stopped
 from .finetune import DEFAULT_BASE, MODES, SCRATCH_PRESETS, TRAINING_PRECISIONS, FinetuneConfig, finetune
@@ -193,7 +194,14 @@ def parse_caption_args(argv: list[str]) -> argparse.Namespace:
         metavar="PATH",
         help="continue from output_dir/checkpoint",
     )
-    parser.add_argument("--push_to_hub", action="store_true", help="not supported here yet: push the run from the app")
+    parser.add_argument(
+        "--push_to_hub", action="store_true", help="after training, upload the captioner and a model card with ROUGE"
+    )
+    parser.add_argument(
+        "--hub_model_id", help="the repository to push to, as user/name (default: user/output_dir's name)"
+    )
+    parser.add_argument("--hub_token", help="a write token (default: the HF_TOKEN environment variable)")
+    parser.add_argument("--hub_private_repo", action="store_true", help="create the repository private")
     # Accepted for compatibility with the example script: this one always trains, evaluates with generated
     # captions after every epoch and writes predictions.jsonl for the validation images.
     for flag in ("--do_train", "--do_eval", "--do_predict", "--predict_with_generate"):
@@ -204,11 +212,6 @@ def parse_caption_args(argv: list[str]) -> argparse.Namespace:
 def caption_config_from(args: argparse.Namespace):
     from .captioning import CaptionTrainConfig
 
-    if args.push_to_hub:
-        raise ValueError(
-            "--push_to_hub is not supported by this command yet: train, then push the run folder from the app's "
-            "Train tab (or with huggingface-cli upload)."
-        )
     return CaptionTrainConfig(
         train_file=args.train_file,
         output_dir=args.output_dir,
@@ -264,14 +267,50 @@ def caption_main(argv: list[str]) -> int:
     main_process = os.environ.get("RANK", "0") == "0"
     try:
         check_resume_path(args)
+        hub = hub_destination(args) if args.push_to_hub else None  # refused before training, not after it
+        finished = False
         for event in train_captioner(caption_config_from(args)):
+            finished = isinstance(event, Finished)
             line = describe_caption(event, max(args.logging_steps, 1))
             if line and main_process:
                 print(line, flush=True)
+        if hub is not None and finished and main_process:
+            from .review import push_to_hub
+
+            repo_id, token = hub
+            print(
+                f"Pushed to {push_to_hub(args.output_dir, repo_id, token, private=args.hub_private_repo)}", flush=True
+            )
     except ValueError as error:  # bad data or settings: the message says what to do
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def hub_destination(args: argparse.Namespace) -> tuple[str, str]:
+    """(repository, token) for --push_to_hub, checked before any training: the token from --hub_token or HF_TOKEN,
+    the repository from --hub_model_id (a bare name goes under the token's user, as the example script does)."""
+    from .review import check_repo_name
+
+    token = (args.hub_token or os.environ.get("HF_TOKEN") or "").strip()
+    if not token:
+        raise ValueError(
+            "--push_to_hub needs a Hugging Face write token: give --hub_token or set HF_TOKEN "
+            "(huggingface.co/settings/tokens)."
+        )
+    repo_id = (args.hub_model_id or Path(args.output_dir).name).strip()
+    if "/" not in repo_id:
+        from huggingface_hub import HfApi
+
+        try:
+            user = HfApi(token=token).whoami()["name"]
+        except Exception as error:  # noqa: BLE001 - offline, or a token the Hub refuses: one sentence
+            raise ValueError(
+                f"Could not ask the Hub whose token this is ({type(error).__name__}): give --hub_model_id as user/name."
+            ) from error
+        repo_id = f"{user}/{repo_id}"
+    check_repo_name(repo_id)
+    return repo_id, token
 
 
 def main(argv: list[str] | None = None) -> int:
