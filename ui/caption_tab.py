@@ -64,11 +64,13 @@ from ui.shared.widgets import (
 )
 
 
-def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
+def caption_tab(default_model: str = DEFAULT_CAPTIONER, choices: list[tuple[str, str]] | None = None) -> gr.Dropdown:
+    """The tab; returns its model box, which the Train tab's "Use this model" fills with a captioner run.
+    `choices` ((label, value) pairs, finished captioner runs among them) default to the suggested captioners."""
     gr.Markdown(CAPTION_INTRO)
     with gr.Row():
         model = gr.Dropdown(
-            list(dict.fromkeys([default_model, *CAPTIONER_CHOICES])),
+            choices if choices is not None else list(dict.fromkeys([default_model, *CAPTIONER_CHOICES])),
             value=default_model,
             allow_custom_value=True,
             label=CAPTIONER_LABEL,
@@ -183,6 +185,7 @@ def caption_tab(default_model: str = DEFAULT_CAPTIONER) -> None:
         api_visibility="undocumented",
         queue=False,
     )
+    return model
 
 
 def fit_decoder_layer(model, layer):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gradio as gr
 
 from core import (
+    DEFAULT_CAPTIONER,
     DEFAULT_CLASSIFIER,
     RunInfo,
     classify,
@@ -54,7 +57,7 @@ from ui.shared.texts import (
     ZERO_SHOT_TITLE,
 )
 from ui.shared.walkthrough import WALKTHROUGH_TITLE
-from ui.shared.widgets import CLASSIFIER_CHOICES, EXPLAINER_CHOICES, TOP_K
+from ui.shared.widgets import CAPTIONER_CHOICES, CLASSIFIER_CHOICES, EXPLAINER_CHOICES, TOP_K
 from ui.train_tab import FOLDER_NAMES_JS, connect_visitor, train_tab, visitor_boxes
 from ui.walkthrough_tab import walkthrough_tab
 from ui.zero_shot_tab import zero_shot_tab
@@ -67,6 +70,12 @@ body.hide-notes .teacher-note {display: none !important}
 /* Zoom, not font sizes: every label, slider and plot grows together, and the layout stays the one the class saw. */
 body.presenting .gradio-container {zoom: 1.35}
 #page-toggles {justify-content: flex-end; flex-wrap: wrap; gap: 0.5em 2em}
+/* A captioned thumbnail's caption is what it is there for: wrapped, not cut to "three blue square...". */
+#ctrain-thumbnails .caption-label {white-space: normal; max-width: 96%; line-height: 1.25}
+/* Galleries of a few tiles take the height of their tiles, not Gradio's 450 px minimum. */
+#ctrain-thumbnails .fixed-height, #ctrain-before .fixed-height, #ctrain-after .fixed-height {
+  min-height: 0; max-height: none
+}
 """
 # The notes and presentation toggles only restyle the page: a class on <body>, set in the browser, no server trip.
 TOGGLE_NOTES_JS = "(shown) => { document.body.classList.toggle('hide-notes', !shown); return shown; }"
@@ -89,6 +98,9 @@ def build_demo(
     attention_choices = model_box_choices(
         default_model, EXPLAINER_CHOICES, runs, hub_up=hub_up, loads_offline=loads_offline
     )
+    caption_choices = model_box_choices(
+        DEFAULT_CAPTIONER, CAPTIONER_CHOICES, runs, hub_up=hub_up, loads_offline=loads_offline, task="caption"
+    )
     write_cache_images_atomically()
     with gr.Blocks(title=APP_TITLE, delete_cache=delete_cache) as demo:
         gr.Markdown(f"# {APP_TITLE}\n{APP_TAGLINE}")
@@ -106,7 +118,7 @@ def build_demo(
         presenting.change(None, inputs=[presenting], js=TOGGLE_PRESENTING_JS, api_visibility="private")
         visitor_id, browser_id = visitor_boxes()
         # On a phone every tab shows, in two rows, instead of all but two hiding behind a "…" menu.
-        with gr.Tabs(overflow_behavior="wrap"):
+        with gr.Tabs(overflow_behavior="wrap") as tabs:
             with gr.Tab(CLASSIFY_TITLE, id="classify"):
                 classify_model = classify_tab(classify_choices.start, list(classify_choices.choices))
             with gr.Tab(ATTENTION_TITLE, id="attention"):
@@ -114,7 +126,7 @@ def build_demo(
             with gr.Tab(WALKTHROUGH_TITLE, id="step-by-step"):
                 walkthrough_model = walkthrough_tab(attention_choices.start, list(attention_choices.choices))
             with gr.Tab(CAPTION_TITLE, id="caption"):
-                caption_tab()
+                caption_model = caption_tab(caption_choices.start, list(caption_choices.choices))
             with gr.Tab(ZERO_SHOT_TITLE, id="zero-shot"):
                 zero_shot_tab()
             with gr.Tab(TRAIN_TITLE, id="train"):
@@ -122,13 +134,16 @@ def build_demo(
                     (classify_model, attention_model, walkthrough_model),
                     visitor_id,
                     allow_server_paths=allow_server_paths,
+                    caption_model=caption_model,
+                    tabs=tabs,
                 )
         connect_visitor(demo, visitor_id, browser_id, run_lists)
         # Runs finished since the app started join the model boxes when a page loads (once its visitor is known).
         boxes = {
-            classify_model: model_choices,
-            attention_model: EXPLAINER_CHOICES,
-            walkthrough_model: EXPLAINER_CHOICES,
+            classify_model: BoxSpec(default_model, model_choices),
+            attention_model: BoxSpec(default_model, EXPLAINER_CHOICES),
+            walkthrough_model: BoxSpec(default_model, EXPLAINER_CHOICES),
+            caption_model: BoxSpec(DEFAULT_CAPTIONER, CAPTIONER_CHOICES, task="caption"),
         }
 
         def refresh_model_boxes(
@@ -136,10 +151,11 @@ def build_demo(
             classify_value: str,
             attention_value: str,
             walkthrough_value: str,
+            caption_value: str,
             request: gr.Request,
         ):
-            values = (classify_value, attention_value, walkthrough_value)
-            return refreshed_model_boxes(visitor_id, request, default_model, hub_up, list(boxes.values()), values)
+            values = (classify_value, attention_value, walkthrough_value, caption_value)
+            return refreshed_model_boxes(visitor_id, request, hub_up, list(boxes.values()), values)
 
         visitor_id.change(
             refresh_model_boxes, inputs=[visitor_id, *boxes], outputs=list(boxes), api_visibility="private", queue=False
@@ -147,20 +163,30 @@ def build_demo(
     return demo
 
 
+@dataclass(frozen=True)
+class BoxSpec:
+    """What one model box lists: its default, its suggestions, and which runs fit it ("classify" or "caption")."""
+
+    default: str
+    suggestions: tuple[str, ...]
+    task: str = "classify"
+
+
 def refreshed_model_boxes(
     visitor_id: str | None,
     request: gr.Request,
-    default_model: str,
     hub_up: bool,
-    suggestions: list[tuple[str, ...]],
+    specs: list[BoxSpec],
     values: tuple[str, ...],
 ) -> list:
     """Each model box's choices again, with the runs this visitor may see now; offline, a box still on a model that
     needs the Hub moves to the newest run."""
     runs = visible_runs(session_visitor(visitor_id, request.session_hash if request else None))
     updates = []
-    for box_suggestions, value in zip(suggestions, values):
-        fresh = model_box_choices(default_model, box_suggestions, runs, hub_up=hub_up, loads_offline=loads_offline)
+    for spec, value in zip(specs, values):
+        fresh = model_box_choices(
+            spec.default, spec.suggestions, runs, hub_up=hub_up, loads_offline=loads_offline, task=spec.task
+        )
         keep = hub_up or loads_offline(value or "")
         updates.append(gr.update(choices=list(fresh.choices), value=value if keep else fresh.start))
     return updates

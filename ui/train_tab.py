@@ -47,6 +47,7 @@ from training import cell_overlays as cell_pictures
 from ui import webcam_train
 from ui.gradio_common import output_folder, teacher_note, user_errors
 from ui.shared import train_widgets as widgets
+from ui.shared.caption_training import CAPTIONER_TASK, CLASSIFIER_TASK, TASK_CHOICES, TASK_LABEL
 from ui.shared.texts import (
     COMPARE_NOTE,
     EXAMPLE_DATA_INFO,
@@ -105,6 +106,8 @@ class RunLists:
 
     runs: gr.Dropdown
     base: gr.Dropdown
+    caption_runs: gr.Dropdown | None = None  # the captioner section's own Earlier runs and Start from
+    caption_base: gr.Dropdown | None = None
 
 
 def visitor_boxes() -> tuple[gr.State, gr.BrowserState]:
@@ -114,196 +117,215 @@ def visitor_boxes() -> tuple[gr.State, gr.BrowserState]:
     return gr.State(None), gr.BrowserState(None, storage_key="vit-studio-visitor")
 
 
-def train_tab(model_boxes: tuple[gr.Dropdown, ...], visitor_id: gr.State, allow_server_paths: bool = False) -> RunLists:
+def train_tab(
+    model_boxes: tuple[gr.Dropdown, ...],
+    visitor_id: gr.State,
+    allow_server_paths: bool = False,
+    caption_model: gr.Dropdown | None = None,
+    tabs: gr.Tabs | None = None,
+) -> RunLists:
     """`model_boxes` (the Classify, Attention and Step-by-step model choosers) each receive a finished run on
-    "Use this model"; `visitor_id` is visitor_boxes()'s session id."""
-    gr.Markdown(TRAIN_INTRO)
+    "Use this model"; `visitor_id` is visitor_boxes()'s session id. `caption_model` (the Caption tab's chooser)
+    receives a finished captioner run, and `tabs` then switches to the Caption tab."""
+    from ui.caption_train import caption_section  # it builds on this module's helpers
+
+    task = gr.Radio(list(TASK_CHOICES), value=CLASSIFIER_TASK, label=TASK_LABEL, elem_id="train-task")
     _HUB["available"] = hub_ok = hub_available()
     runs_now = visible_runs(_anyone())
     if disk_budget() is not None:
         gr.Markdown(space_runs_note(disk_budget().keep_runs_s), elem_id="train-space-note")
     # On a phone every section stacks: only what is relevant now shows. The data report appears after a check,
     # the training section when a run starts or is picked, what it learnt once a run has ended.
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2, min_width=320):
-            gr.Markdown(f"### {widgets.DATA_SECTION}")
-            with gr.Tabs():
-                with gr.Tab(widgets.ZIP_TAB) as zip_tab:
-                    zip_file = gr.File(file_types=[".zip"], label=widgets.ZIP_LABEL, elem_id="train-zip")
-                    gr.Examples(
-                        [[str(example_data_zip())]],
-                        inputs=[zip_file],
-                        label=f"{EXAMPLE_DATA_LABEL} ({EXAMPLE_DATA_INFO})",
-                        elem_id="train-example",
-                    )
-                with gr.Tab(widgets.FOLDER_TAB) as folder_tab:
-                    folder_files = gr.File(file_count="directory", label=widgets.FOLDER_LABEL, elem_id="train-folder")
-                    folder_names = gr.Textbox(
-                        elem_id="train-folder-names", elem_classes=["hidden-box"], show_label=False, container=False
-                    )
-                with gr.Tab(widgets.WEBCAM_TAB, elem_id="train-webcam-tab") as webcam_tab:
-                    collect = webcam_train.collect_section()
-                if allow_server_paths:
-                    with gr.Tab(widgets.SERVER_PATH_TAB) as path_tab:
-                        server_path = gr.Textbox(
-                            label=widgets.SERVER_PATH_LABEL,
-                            placeholder=widgets.SERVER_PATH_PLACEHOLDER,
-                            elem_id="train-path",
+    with gr.Column(elem_id="train-classifier") as classifier_box:
+        gr.Markdown(TRAIN_INTRO)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                gr.Markdown(f"### {widgets.DATA_SECTION}")
+                with gr.Tabs():
+                    with gr.Tab(widgets.ZIP_TAB) as zip_tab:
+                        zip_file = gr.File(file_types=[".zip"], label=widgets.ZIP_LABEL, elem_id="train-zip")
+                        gr.Examples(
+                            [[str(example_data_zip())]],
+                            inputs=[zip_file],
+                            label=f"{EXAMPLE_DATA_LABEL} ({EXAMPLE_DATA_INFO})",
+                            elem_id="train-example",
                         )
-            if not allow_server_paths:
-                server_path = gr.State("")  # never a path from a visitor: the app may be public
-            check = gr.Button(widgets.CHECK_BUTTON, elem_id="train-check")
-            data_summary = gr.Markdown(elem_id="train-data-summary")
-            with gr.Column(visible=False, elem_id="train-report") as report_box:
-                counts = gr.Dataframe(
-                    headers=list(COUNT_HEADERS), interactive=False, label=widgets.COUNTS_LABEL, elem_id="train-counts"
+                    with gr.Tab(widgets.FOLDER_TAB) as folder_tab:
+                        folder_files = gr.File(
+                            file_count="directory", label=widgets.FOLDER_LABEL, elem_id="train-folder"
+                        )
+                        folder_names = gr.Textbox(
+                            elem_id="train-folder-names", elem_classes=["hidden-box"], show_label=False, container=False
+                        )
+                    with gr.Tab(widgets.WEBCAM_TAB, elem_id="train-webcam-tab") as webcam_tab:
+                        collect = webcam_train.collect_section()
+                    if allow_server_paths:
+                        with gr.Tab(widgets.SERVER_PATH_TAB) as path_tab:
+                            server_path = gr.Textbox(
+                                label=widgets.SERVER_PATH_LABEL,
+                                placeholder=widgets.SERVER_PATH_PLACEHOLDER,
+                                elem_id="train-path",
+                            )
+                if not allow_server_paths:
+                    server_path = gr.State("")  # never a path from a visitor: the app may be public
+                check = gr.Button(widgets.CHECK_BUTTON, elem_id="train-check")
+                data_summary = gr.Markdown(elem_id="train-data-summary")
+                with gr.Column(visible=False, elem_id="train-report") as report_box:
+                    counts = gr.Dataframe(
+                        headers=list(COUNT_HEADERS),
+                        interactive=False,
+                        label=widgets.COUNTS_LABEL,
+                        elem_id="train-counts",
+                    )
+                    counts_chart = gr.BarPlot(
+                        x=widgets.CLASS_AXIS,
+                        y=widgets.IMAGES_AXIS,
+                        color=widgets.SPLIT_KEY,
+                        color_map=widgets.SPLIT_COLORS,
+                        label=widgets.COUNTS_LABEL,
+                        height=220,
+                        elem_id="train-counts-chart",
+                    )
+                    # The chart's own legend shows its title but not its entries (gradio 6): the key in words instead.
+                    gr.Markdown(widgets.COUNTS_KEY, elem_id="train-counts-key")
+                    thumbnails = gr.Gallery(
+                        label=widgets.THUMBNAILS_LABEL, columns=6, height=200, elem_id="train-thumbnails"
+                    )
+                    skipped = gr.Dataframe(
+                        headers=list(widgets.SKIPPED_HEADERS), interactive=False, label=widgets.SKIPPED_LABEL, wrap=True
+                    )
+            with gr.Column(scale=3, min_width=320):
+                gr.Markdown(f"### {widgets.SETTINGS_SECTION}")
+                base = gr.Dropdown(
+                    start_from_choices(runs_now, hub_available=hub_ok),
+                    value=widgets.default_base(hub_ok),
+                    allow_custom_value=True,
+                    label=widgets.BASE_LABEL,
+                    elem_id="train-base",
+                    info=widgets.BASE_INFO,
                 )
-                counts_chart = gr.BarPlot(
-                    x=widgets.CLASS_AXIS,
-                    y=widgets.IMAGES_AXIS,
-                    color=widgets.SPLIT_KEY,
-                    color_map=widgets.SPLIT_COLORS,
-                    label=widgets.COUNTS_LABEL,
-                    height=220,
-                    elem_id="train-counts-chart",
+                mode = gr.Radio(
+                    list(widgets.MODE_CHOICES),
+                    value=widgets.DEFAULT_MODE,
+                    label=widgets.MODE_LABEL,
+                    elem_id="train-mode",
                 )
-                # The chart's own legend shows its title but not its entries (gradio 6): the key in words instead.
-                gr.Markdown(widgets.COUNTS_KEY, elem_id="train-counts-key")
-                thumbnails = gr.Gallery(
-                    label=widgets.THUMBNAILS_LABEL, columns=6, height=200, elem_id="train-thumbnails"
-                )
-                skipped = gr.Dataframe(
-                    headers=list(widgets.SKIPPED_HEADERS), interactive=False, label=widgets.SKIPPED_LABEL, wrap=True
-                )
-        with gr.Column(scale=3, min_width=320):
-            gr.Markdown(f"### {widgets.SETTINGS_SECTION}")
-            base = gr.Dropdown(
-                start_from_choices(runs_now, hub_available=hub_ok),
-                value=widgets.default_base(hub_ok),
-                allow_custom_value=True,
-                label=widgets.BASE_LABEL,
-                elem_id="train-base",
-                info=widgets.BASE_INFO,
-            )
-            mode = gr.Radio(
-                list(widgets.MODE_CHOICES), value=widgets.DEFAULT_MODE, label=widgets.MODE_LABEL, elem_id="train-mode"
-            )
-            with gr.Row():
-                epochs = gr.Number(
-                    widgets.EPOCHS.default,
-                    precision=0,
-                    minimum=widgets.EPOCHS.minimum,
-                    label=widgets.EPOCHS_LABEL,
-                    elem_id="train-epochs",
-                )
-                learning_rate = gr.Number(
-                    widgets.LEARNING_RATE.default, label=widgets.LEARNING_RATE_LABEL, elem_id="train-lr"
-                )
-                batch_size = gr.Number(
-                    widgets.BATCH_SIZE.default,
-                    precision=0,
-                    minimum=widgets.BATCH_SIZE.minimum,
-                    label=widgets.BATCH_SIZE_LABEL,
-                    elem_id="train-batch",
-                )
-            with gr.Accordion(widgets.MORE_SETTINGS, open=False, elem_id="train-more-settings"):
                 with gr.Row():
-                    weight_decay = gr.Number(
-                        widgets.WEIGHT_DECAY.default,
-                        minimum=widgets.WEIGHT_DECAY.minimum,
-                        label=widgets.WEIGHT_DECAY_LABEL,
-                    )
-                    warmup_ratio = gr.Slider(
-                        widgets.WARMUP.minimum,
-                        widgets.WARMUP.maximum,
-                        value=widgets.WARMUP.default,
-                        step=widgets.WARMUP.step,
-                        label=widgets.WARMUP_LABEL,
-                    )
-                    image_size = gr.Number(
-                        widgets.IMAGE_SIZE.default,
+                    epochs = gr.Number(
+                        widgets.EPOCHS.default,
                         precision=0,
-                        minimum=widgets.IMAGE_SIZE.minimum,
-                        label=widgets.IMAGE_SIZE_LABEL,
+                        minimum=widgets.EPOCHS.minimum,
+                        label=widgets.EPOCHS_LABEL,
+                        elem_id="train-epochs",
                     )
+                    learning_rate = gr.Number(
+                        widgets.LEARNING_RATE.default, label=widgets.LEARNING_RATE_LABEL, elem_id="train-lr"
+                    )
+                    batch_size = gr.Number(
+                        widgets.BATCH_SIZE.default,
+                        precision=0,
+                        minimum=widgets.BATCH_SIZE.minimum,
+                        label=widgets.BATCH_SIZE_LABEL,
+                        elem_id="train-batch",
+                    )
+                with gr.Accordion(widgets.MORE_SETTINGS, open=False, elem_id="train-more-settings"):
+                    with gr.Row():
+                        weight_decay = gr.Number(
+                            widgets.WEIGHT_DECAY.default,
+                            minimum=widgets.WEIGHT_DECAY.minimum,
+                            label=widgets.WEIGHT_DECAY_LABEL,
+                        )
+                        warmup_ratio = gr.Slider(
+                            widgets.WARMUP.minimum,
+                            widgets.WARMUP.maximum,
+                            value=widgets.WARMUP.default,
+                            step=widgets.WARMUP.step,
+                            label=widgets.WARMUP_LABEL,
+                        )
+                        image_size = gr.Number(
+                            widgets.IMAGE_SIZE.default,
+                            precision=0,
+                            minimum=widgets.IMAGE_SIZE.minimum,
+                            label=widgets.IMAGE_SIZE_LABEL,
+                        )
+                    with gr.Row():
+                        augment = gr.Checkbox(True, label=widgets.AUGMENT_LABEL, info=widgets.AUGMENT_INFO)
+                        seed = gr.Number(widgets.SEED.default, precision=0, label=widgets.SEED_LABEL)
+                        precision = gr.Radio(
+                            list(TRAINING_PRECISIONS), value=widgets.DEFAULT_PRECISION, label=widgets.PRECISION_LABEL
+                        )
+                run_name = gr.Textbox(
+                    label=widgets.RUN_NAME_LABEL, placeholder=widgets.RUN_NAME_PLACEHOLDER, elem_id="train-run-name"
+                )
                 with gr.Row():
-                    augment = gr.Checkbox(True, label=widgets.AUGMENT_LABEL, info=widgets.AUGMENT_INFO)
-                    seed = gr.Number(widgets.SEED.default, precision=0, label=widgets.SEED_LABEL)
-                    precision = gr.Radio(
-                        list(TRAINING_PRECISIONS), value=widgets.DEFAULT_PRECISION, label=widgets.PRECISION_LABEL
-                    )
-            run_name = gr.Textbox(
-                label=widgets.RUN_NAME_LABEL, placeholder=widgets.RUN_NAME_PLACEHOLDER, elem_id="train-run-name"
-            )
+                    start = gr.Button(widgets.START_BUTTON, variant="primary", elem_id="train-start")
+                    stop = gr.Button(widgets.STOP_BUTTON, variant="stop", elem_id="train-stop")
+                    watch_button = gr.Button("Watch the current run")
+        with gr.Column(visible=False, elem_id="train-run-section") as run_box:
+            gr.Markdown(f"### {widgets.TRAINING_SECTION}")
             with gr.Row():
-                start = gr.Button(widgets.START_BUTTON, variant="primary", elem_id="train-start")
-                stop = gr.Button(widgets.STOP_BUTTON, variant="stop", elem_id="train-stop")
-                watch_button = gr.Button("Watch the current run")
-    with gr.Column(visible=False, elem_id="train-run-section") as run_box:
-        gr.Markdown(f"### {widgets.TRAINING_SECTION}")
-        with gr.Row():
-            progress_line = gr.Markdown(elem_id="train-progress")
-            # The run on show (training now, or picked from the list): every view below reads this folder.
-            run_dir = gr.Textbox(label=widgets.RUN_LABEL, interactive=False, elem_id="train-run-dir", scale=1)
-        # A matplotlib figure redrawn as the run goes: gr.LinePlot fixes its colour legend at the first frame,
-        # so the validation curve that starts an epoch later would never show.
-        curves_plot = gr.Plot(label="Loss and validation accuracy", elem_id="train-curves")
-        teacher_note("train-curve")
-    with gr.Column(visible=False, elem_id="train-results-section") as results_box:
-        gr.Markdown(f"### {widgets.RESULTS_SECTION}")
-        with gr.Row(equal_height=False):
-            per_class = gr.Dataframe(
-                headers=list(widgets.PER_CLASS_HEADERS),
-                interactive=False,
-                label=widgets.PER_CLASS_LABEL,
-                elem_id="train-per-class",
-            )
-            confusion = gr.Image(
-                label=widgets.CONFUSION_CAPTION,
-                type="filepath",
-                height=320,
-                interactive=False,
-                elem_id="train-confusion",
-            )
-        live = webcam_train.live_section()
-        with gr.Row():
-            true_class = gr.Dropdown([], label=widgets.TRUE_CLASS_LABEL, elem_id="train-true")
-            predicted_class = gr.Dropdown([], label=widgets.PREDICTED_LABEL, elem_id="train-predicted")
-            show_cell = gr.Button(widgets.SHOW_CELL_BUTTON, elem_id="train-show-cell")
-        cell_gallery = gr.Gallery(
-            label="Those images, with where the trained model looks",
-            columns=6,
-            height=260,
-            visible=False,
-            elem_id="train-cell",
-        )
-        with gr.Accordion(widgets.COMPARE_SECTION, open=False):
-            gr.Markdown(COMPARE_NOTE)
-            compare = gr.Button("Compare attention on the first image above")
+                progress_line = gr.Markdown(elem_id="train-progress")
+                # The run on show (training now, or picked from the list): every view below reads this folder.
+                run_dir = gr.Textbox(label=widgets.RUN_LABEL, interactive=False, elem_id="train-run-dir", scale=1)
+            # A matplotlib figure redrawn as the run goes: gr.LinePlot fixes its colour legend at the first frame,
+            # so the validation curve that starts an epoch later would never show.
+            curves_plot = gr.Plot(label="Loss and validation accuracy", elem_id="train-curves")
+            teacher_note("train-curve")
+        with gr.Column(visible=False, elem_id="train-results-section") as results_box:
+            gr.Markdown(f"### {widgets.RESULTS_SECTION}")
+            with gr.Row(equal_height=False):
+                per_class = gr.Dataframe(
+                    headers=list(widgets.PER_CLASS_HEADERS),
+                    interactive=False,
+                    label=widgets.PER_CLASS_LABEL,
+                    elem_id="train-per-class",
+                )
+                confusion = gr.Image(
+                    label=widgets.CONFUSION_CAPTION,
+                    type="filepath",
+                    height=320,
+                    interactive=False,
+                    elem_id="train-confusion",
+                )
+            live = webcam_train.live_section()
             with gr.Row():
-                base_view = gr.Image(label=widgets.BASE_MODEL_LABEL, type="pil", height=300)
-                trained_view = gr.Image(label=widgets.TRAINED_MODEL_LABEL, type="pil", height=300)
-        with gr.Row():
-            use_model = gr.Button(widgets.USE_BUTTON, variant="primary", elem_id="train-use")
-            make_zip = gr.Button("Zip the run")
-            run_zip = gr.File(label="The run (.zip)", visible=False, elem_id="train-run-zip")
-        with gr.Row(equal_height=False):
-            export = gr.Button(widgets.EXPORT_ONNX_BUTTON, elem_id="train-export-onnx")
-            onnx_file = gr.File(label=widgets.ONNX_FILE_LABEL, visible=False, elem_id="train-onnx-file")
-        onnx_check = gr.Markdown(elem_id="train-onnx-check")
-        with gr.Accordion(widgets.PUSH_SECTION, open=False):
+                true_class = gr.Dropdown([], label=widgets.TRUE_CLASS_LABEL, elem_id="train-true")
+                predicted_class = gr.Dropdown([], label=widgets.PREDICTED_LABEL, elem_id="train-predicted")
+                show_cell = gr.Button(widgets.SHOW_CELL_BUTTON, elem_id="train-show-cell")
+            cell_gallery = gr.Gallery(
+                label="Those images, with where the trained model looks",
+                columns=6,
+                height=260,
+                visible=False,
+                elem_id="train-cell",
+            )
+            with gr.Accordion(widgets.COMPARE_SECTION, open=False):
+                gr.Markdown(COMPARE_NOTE)
+                compare = gr.Button("Compare attention on the first image above")
+                with gr.Row():
+                    base_view = gr.Image(label=widgets.BASE_MODEL_LABEL, type="pil", height=300)
+                    trained_view = gr.Image(label=widgets.TRAINED_MODEL_LABEL, type="pil", height=300)
             with gr.Row():
-                repo_id = gr.Textbox(label=widgets.REPO_LABEL, placeholder=widgets.REPO_PLACEHOLDER)
-                token = gr.Textbox(label=widgets.TOKEN_LABEL, type="password", info=widgets.TOKEN_INFO)
-                private = gr.Checkbox(True, label=widgets.PRIVATE_LABEL)
-            push = gr.Button(widgets.PUSH_BUTTON)
-            pushed = gr.Markdown()
-    gr.Markdown(f"### {widgets.EARLIER_RUNS_SECTION}")
-    with gr.Row():
-        runs = gr.Dropdown(_run_choices(runs_now), label=_runs_label(), scale=3, elem_id="train-runs")
-        refresh = gr.Button("Refresh", scale=1)
-        show_run = gr.Button(widgets.SHOW_RUN_BUTTON, scale=1)
-        resume = gr.Button(widgets.RESUME_BUTTON, scale=1, elem_id="train-resume")
+                use_model = gr.Button(widgets.USE_BUTTON, variant="primary", elem_id="train-use")
+                make_zip = gr.Button("Zip the run")
+                run_zip = gr.File(label="The run (.zip)", visible=False, elem_id="train-run-zip")
+            with gr.Row(equal_height=False):
+                export = gr.Button(widgets.EXPORT_ONNX_BUTTON, elem_id="train-export-onnx")
+                onnx_file = gr.File(label=widgets.ONNX_FILE_LABEL, visible=False, elem_id="train-onnx-file")
+            onnx_check = gr.Markdown(elem_id="train-onnx-check")
+            with gr.Accordion(widgets.PUSH_SECTION, open=False):
+                with gr.Row():
+                    repo_id = gr.Textbox(label=widgets.REPO_LABEL, placeholder=widgets.REPO_PLACEHOLDER)
+                    token = gr.Textbox(label=widgets.TOKEN_LABEL, type="password", info=widgets.TOKEN_INFO)
+                    private = gr.Checkbox(True, label=widgets.PRIVATE_LABEL)
+                push = gr.Button(widgets.PUSH_BUTTON)
+                pushed = gr.Markdown()
+        gr.Markdown(f"### {widgets.EARLIER_RUNS_SECTION}")
+        with gr.Row():
+            runs = gr.Dropdown(_run_choices(runs_now), label=_runs_label(), scale=3, elem_id="train-runs")
+            refresh = gr.Button("Refresh", scale=1)
+            show_run = gr.Button(widgets.SHOW_RUN_BUTTON, scale=1)
+            resume = gr.Button(widgets.RESUME_BUTTON, scale=1, elem_id="train-resume")
 
     source = [zip_file, folder_files, folder_names, server_path]
     settings = [
@@ -416,7 +438,17 @@ def train_tab(model_boxes: tuple[gr.Dropdown, ...], visitor_id: gr.State, allow_
         return tuple(gr.update(value=folder) for _ in model_boxes)
 
     use_model.click(use_run_everywhere, inputs=[run_dir, visitor_id], outputs=list(model_boxes), api_name="use_run")
-    return RunLists(runs, base)
+    captioner = caption_section(
+        visitor_id, caption_model, tabs, allow_server_paths=allow_server_paths, runs_now=runs_now
+    )
+    task.change(
+        lambda chosen: (gr.Column(visible=chosen != CAPTIONER_TASK), gr.Column(visible=chosen == CAPTIONER_TASK)),
+        inputs=[task],
+        outputs=[classifier_box, captioner.box],
+        api_visibility="private",
+        queue=False,
+    )
+    return RunLists(runs, base, captioner.runs, captioner.base)
 
 
 def _shown():
@@ -432,6 +464,16 @@ def connect_visitor(demo: gr.Blocks, visitor_id: gr.State, browser_id: gr.Browse
         outputs=[visitor_id, browser_id, lists.runs, lists.base],
         api_visibility="private",
     )
+    if lists.caption_runs is not None and lists.caption_base is not None:
+        from ui.caption_train import refresh_caption_lists
+
+        visitor_id.change(
+            refresh_caption_lists,
+            inputs=[visitor_id],
+            outputs=[lists.caption_runs, lists.caption_base],
+            api_visibility="private",
+            queue=False,
+        )
 
 
 def welcome_visitor(browser_id: str | None, request: gr.Request):
@@ -464,7 +506,8 @@ def _runs_label() -> str:
 
 
 def _run_choices(runs: Sequence[RunSummary]) -> list[tuple[str, str]]:
-    return [(run_label(summary), summary.name) for summary in runs]
+    """The classifier runs of a list (captioner runs are listed in the captioner section)."""
+    return [(run_label(summary), summary.name) for summary in runs if summary.task != "caption"]
 
 
 # ---- data -------------------------------------------------------------------------------------------------
