@@ -68,6 +68,7 @@ from ui.shared.widgets import (
 )
 from ui.streamlit_pages.attention import fitted_slider
 from ui.streamlit_pages.common import (
+    CAPTION_MODEL_KEY,
     Photo,
     csv_download,
     forget_when_changed,
@@ -280,8 +281,15 @@ def render() -> None:
     st.markdown(CAPTION_INTRO)
     model_column, prompt_column = st.columns([3, 2])
     with model_column:
+        # The finished captioner runs too: the Train page's "Use this model in the Caption tab" puts one here.
         model = model_box(
-            CAPTIONER_LABEL, CAPTIONER_CHOICES, "caption_model", DEFAULT_CAPTIONER, help=CAPTION_MODEL_INFO
+            CAPTIONER_LABEL,
+            CAPTIONER_CHOICES,
+            CAPTION_MODEL_KEY,
+            DEFAULT_CAPTIONER,
+            help=CAPTION_MODEL_INFO,
+            with_runs=True,
+            task="caption",
         )
     with prompt_column:
         # Switched off, saying why, when the model is known to take no text (known from its config on disk).

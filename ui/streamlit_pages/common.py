@@ -43,6 +43,7 @@ TEACHER_NOTES_KEY = "teacher_notes"
 PRESENTATION_KEY = "presentation_mode"
 ATTENTION_MODEL_KEY = "attention_model"
 WALKTHROUGH_MODEL_KEY = "walkthrough_model"
+CAPTION_MODEL_KEY = "caption_model"  # the Caption page's box, which "Use this model" of a captioner run fills in
 
 IMAGE_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
 NO_EXAMPLE = "(none)"
@@ -160,12 +161,19 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def model_box(
-    label: str, choices: Sequence[str], key: str, default: str, help: str | None = None, *, with_runs: bool = False
+    label: str,
+    choices: Sequence[str],
+    key: str,
+    default: str,
+    help: str | None = None,
+    *,
+    with_runs: bool = False,
+    task: str = "classify",
 ) -> str:
     """A model chooser that also takes any typed id or folder. Its value lives in session state under `key` for
     the whole session (another page may set it: Train's "Use this model"), and is always one of the options.
-    `with_runs` (classifier boxes) also offers the finished training runs; offline, those and the models on this
-    machine come first and the box starts on one that loads."""
+    `with_runs` also offers the finished training runs of `task` ("classify" or "caption"); offline, those and the
+    models on this machine come first and the box starts on one that loads."""
     labels: dict[str, str] = {}
     if with_runs:
         offered = model_box_choices(
@@ -174,6 +182,7 @@ def model_box(
             visible_runs(visitor(browser_session())),
             hub_up=hub_at_start(),
             loads_offline=loads_offline,
+            task=task,
         )
         labels = {value: shown for shown, value in offered.choices}
         choices, default = offered.values, offered.start

@@ -45,6 +45,7 @@ from training import (
     zip_run,
 )
 from ui.shared import train_widgets as widgets
+from ui.shared.caption_training import CAPTIONER_TASK, TASK_CHOICES, TASK_LABEL
 from ui.shared.texts import (
     COMPARE_NOTE,
     EXAMPLE_DATA_INFO,
@@ -78,6 +79,7 @@ from ui.shared.training_data import (
     skipped_rows,
     thumbnails,
 )
+from ui.streamlit_pages.caption_train import render_captioner
 from ui.streamlit_pages.common import (
     ATTENTION_MODEL_KEY,
     CLASSIFY_MODEL_KEY,
@@ -574,7 +576,8 @@ def live_prediction(run_dir: Path) -> None:
 def earlier_runs() -> None:
     st.subheader(widgets.EARLIER_RUNS_SECTION)
     asking = this_visitor()
-    runs = {summary.name: run_label(summary) for summary in visible_runs(asking)}
+    # The captioner runs are listed in the captioner part of the page.
+    runs = {summary.name: run_label(summary) for summary in visible_runs(asking) if summary.task != "caption"}
     picked_column, show_column, resume_column = st.columns([6, 1, 1], vertical_alignment="bottom")
     label = runs_list_label(asking.shared, runs_root())
     picked = picked_column.selectbox(
@@ -609,9 +612,18 @@ def earlier_runs() -> None:
 
 def render() -> None:
     st.header(TRAIN_TITLE)
-    st.markdown(TRAIN_INTRO)
     if disk_budget() is not None:
         st.info(space_runs_note(disk_budget().keep_runs_s))
+    # Kept for the session: back from the Caption page, the captioner part is still the one shown.
+    task = st.radio(TASK_LABEL, TASK_CHOICES, horizontal=True, key="train_task", persist_state="session")
+    if task == CAPTIONER_TASK:
+        render_captioner()
+    else:
+        render_classifier()
+
+
+def render_classifier() -> None:
+    st.markdown(TRAIN_INTRO)
     data_column, settings_column = st.columns([2, 3], gap="large")
     with data_column:
         st.subheader(widgets.DATA_SECTION)
