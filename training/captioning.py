@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
+from transformers.models.vision_encoder_decoder.modeling_vision_encoder_decoder import shift_tokens_right
 
 from .caption_data import CaptionData, CaptionPair, CaptionReport
 from .caption_model import SCRATCH_CAPTIONER, SCRATCH_CAPTIONERS, Captioner, build_captioner, load_run_captioner
@@ -423,19 +424,21 @@ class _CaptionTrainer:
 
     # -- the model
     def logits(self, batch) -> torch.Tensor:
+        """Teacher-forced logits for each caption position. The decoder's inputs are the labels shifted right (what the
+        model does itself when given labels=), passed in so that the model does not also compute a loss over the
+        whole vocabulary that the trainer's own (label-smoothed) loss would replace."""
+        labels = batch["labels"]
+        config = self.accelerator.unwrap_model(self.trained).config
+        inputs = dict(
+            decoder_input_ids=shift_tokens_right(labels, config.pad_token_id, config.decoder_start_token_id),
+            # All ones: the start token doubles as GPT-2's pad token, and padded positions are not scored anyway.
+            decoder_attention_mask=torch.ones_like(labels),
+        )
         if self.frozen:
             from transformers.modeling_outputs import BaseModelOutput
 
-            encoded = BaseModelOutput(last_hidden_state=batch["features"])
-            labels = batch["labels"]
-            return self.trained(
-                encoder_outputs=encoded, labels=labels, decoder_attention_mask=torch.ones_like(labels)
-            ).logits
-        labels = batch["labels"]
-        # All ones: the start token doubles as GPT-2's pad token, and padded label positions are not scored anyway.
-        return self.trained(
-            pixel_values=batch["pixel_values"], labels=labels, decoder_attention_mask=torch.ones_like(labels)
-        ).logits
+            return self.trained(encoder_outputs=BaseModelOutput(last_hidden_state=batch["features"]), **inputs).logits
+        return self.trained(pixel_values=batch["pixel_values"], **inputs).logits
 
     def generate(self, batch) -> list[str]:
         model = self.accelerator.unwrap_model(self.trained)
