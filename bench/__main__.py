@@ -1,13 +1,13 @@
 """Command line for the benchmarks: `python -m bench NAME [--quick] [--images N]`.
 
-NAME is one of classify, explain, caption, zero-shot, train, load, classroom."""
+NAME is one of classify, explain, caption, zero-shot, train, caption-train, load, classroom."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import caption, classify, classroom, explain, load, train, zero_shot
+from . import caption, caption_train, classify, classroom, explain, load, train, zero_shot
 
 # One module per benchmark; each provides add_arguments(parser) and run(args) -> exit code.
 BENCHMARKS = {
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "caption": caption,
     "zero-shot": zero_shot,
     "train": train,
+    "caption-train": caption_train,
     "load": load,
     "classroom": classroom,
 }

@@ -1,0 +1,710 @@
+"""training.train_captioner vs transformers.Seq2SeqTrainer, vit-gpt2-scratch: training images/s, frozen encoder vs
+one feature pass."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+
+if TYPE_CHECKING:  # training imports transformers and accelerate: only when a benchmark runs
+    from training.caption_data import CaptionData, CaptionPair
+
+from .common import (
+    aligned,
+    interference_note,
+    machine_cpu_seconds,
+    machine_description,
+    others_share,
+    progress,
+    spread,
+    verdict,
+)
+from .train import GO, StepGate, WorkerFailed, cpu_seconds_with_workers, gated_steps, received, spread_2, timed_events
+
+# The issue's targets: full captioner training at >= 1.5x Seq2SeqTrainer's images/s, and frozen-encoder training
+# for FROZEN_EPOCHS epochs in <= 1.5x the time of one plain pass of the encoder over the same images.
+TARGET_FULL_RATIO = 1.5
+TARGET_FROZEN_RATIO = 1.5
+FROZEN_EPOCHS = 10
+FEATURE_BATCH = 64  # CaptionTrainConfig's per_device_eval_batch_size, which the frozen encoder's feature pass uses
+MAX_TARGET_LENGTH = 32  # CaptionTrainConfig's default: caption tokens trained on, the end token included
+
+# Full training contenders, each a short training run in a process of its own; the last two are for information.
+CONTENDERS = ("trainer", "captioner", "captioner_fp32", "trainer_bf16")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much each part does: warm-up then timed training steps at one batch size; frozen-encoder runs."""
+
+    batch_size: int
+    warmup_steps: int
+    steps: int
+    images: int  # captioned-shapes pictures generated; load_caption_data holds 10% out for validation
+    frozen_rounds: (
+        int  # frozen-encoder runs, each followed by a plain feature pass (and one more pass before the first)
+    )
+
+    @property
+    def total_steps(self) -> int:
+        return self.warmup_steps + self.steps
+
+    @property
+    def train_images(self) -> int:
+        # Every step a full batch, all within the first epoch: the epoch's end would run our evaluation.
+        return self.total_steps * self.batch_size
+
+
+# vit-gpt2-scratch trains at ~200 images/s on 2 cores: the whole default run takes about 2 minutes on a quiet
+# machine (--quick seconds): 4 contenders x 23 steps of 32 images, then a feature pass, a 10-epoch frozen-encoder run
+# (~340 decoder steps and 10 evaluations) and another feature pass over the 1,200 example pictures.
+FULL = Settings(batch_size=32, warmup_steps=3, steps=20, images=1200, frozen_rounds=1)
+QUICK = Settings(batch_size=4, warmup_steps=1, steps=2, images=24, frozen_rounds=1)
+# Inference-mode kernels differ from training's: one small batch through the plain encoder before its timed pass.
+WARMUP_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One short full training run: the seconds and loss of each optimizer step, warm-up included."""
+
+    step_seconds: tuple[float, ...]  # from the go to the step's end: the next batch's loading and the step
+    losses: tuple[float, ...]  # empty for the Trainer, which logs none this early
+    precision: str
+
+
+@dataclass(frozen=True)
+class FrozenRun:
+    """Seconds of each phase of one frozen-encoder run, from its Started event on (model loading left out), as the
+    events' arrival times separate them."""
+
+    features: float  # Started -> first Step: the encoder over every image (train and validation) and one step
+    decoder: float  # first Step -> last Step, less the evaluations and saves between epochs: the decoder's steps
+    evaluation: float  # each epoch's last Step -> its CaptionEvaluated: loss and generated captions on validation
+    saving: float  # each CaptionEvaluated -> its Saved: the captioner and a checkpoint written to disk
+    finish: float  # last Saved -> Finished: results and predictions
+    precision: str
+
+    @property
+    def training(self) -> float:
+        return self.features + self.decoder
+
+    @property
+    def total(self) -> float:
+        return self.training + self.evaluation + self.saving + self.finish
+
+
+@dataclass(frozen=True)
+class Result:
+    """Every training step, frozen-encoder run and feature pass timed, plus what is needed to describe them."""
+
+    settings: Settings
+    model: str  # the captioner's shapes, in words
+    train_images: int
+    val_images: int
+    runs: dict[str, TrainingRun]  # keyed as in CONTENDERS
+    frozen_runs: list[FrozenRun]
+    feature_pass_seconds: list[float]
+    feature_precision: str
+    others_cpu_share: float | None
+
+    def timed_seconds(self, contender: str) -> tuple[float, ...]:
+        return self.runs[contender].step_seconds[self.settings.warmup_steps :]
+
+    def images_per_s(self, contender: str) -> list[float]:
+        """Per timed step."""
+        return [self.settings.batch_size / seconds for seconds in self.timed_seconds(contender)]
+
+    def paired_speedups(self, contender: str, baseline: str) -> list[float]:
+        """Step by step, baseline seconds over contender seconds: each pair ran back to back, in the same noise."""
+        pairs = zip(self.timed_seconds(contender), self.timed_seconds(baseline))
+        return [baseline_s / contender_s for contender_s, baseline_s in pairs]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a smoke run: {QUICK.images} pictures, batch {QUICK.batch_size}, {QUICK.steps} timed steps",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help=f"training batch size for train_captioner and the Trainer alike (default {FULL.batch_size})",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help=f"timed optimizer steps per contender, interleaved step by step (default {FULL.steps})",
+    )
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        metavar="N",
+        help=f"untimed optimizer steps first, at least 1 (default {FULL.warmup_steps})",
+    )
+    parser.add_argument(
+        "--images",
+        type=int,
+        metavar="N",
+        help=f"captioned-shapes pictures to generate, 10%% held out for validation (default {FULL.images})",
+    )
+    parser.add_argument(
+        "--frozen-rounds",
+        type=int,
+        metavar="N",
+        help=f"frozen-encoder runs, each between two plain feature passes (default {FULL.frozen_rounds})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for the pictures, the random weights and training")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The preset (--quick or not) with any flag given on top."""
+    preset = QUICK if args.quick else FULL
+    given = dict(
+        batch_size=args.batch_size,
+        warmup_steps=args.warmup_steps,
+        steps=args.steps,
+        images=args.images,
+        frozen_rounds=args.frozen_rounds,
+    )
+    return replace(preset, **{name: value for name, value in given.items() if value is not None})
+
+
+def settings_problem(settings: Settings) -> str | None:
+    for name in ("batch_size", "warmup_steps", "steps", "frozen_rounds"):
+        if getattr(settings, name) < 1:
+            return f"--{name.replace('_', '-')} must be at least 1"
+    # About 10% are held out: the rest must fill every step's batch within one epoch.
+    needed = settings.train_images + max(1, round(settings.train_images / 9))
+    if settings.images < needed:
+        return (
+            f"--images {settings.images} is too few for {settings.total_steps} steps of {settings.batch_size} within "
+            f"one epoch (plus 10% held out): give --images {needed} or more, or lower --batch-size or --steps"
+        )
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    problem = settings_problem(settings)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    from transformers.utils import logging as transformers_logging
+
+    from training.caption_data import load_caption_data
+    from training.caption_examples import write_captioned_shapes
+
+    transformers_logging.disable_progress_bar()  # save/load progress bars would bury the report
+    # accelerate warns on every save that the tied lm_head is not written twice: ten times per frozen-encoder run.
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="vit-bench-caption-train-") as folder:
+        progress(f"generating {settings.images} captioned-shapes pictures ...")
+        shapes = write_captioned_shapes(Path(folder) / "shapes", count=settings.images, seed=args.seed)
+        data = load_caption_data(shapes, seed=args.seed)
+        if len(data.train) < settings.train_images:
+            print(
+                f"error: {len(data.train)} training pictures, but {settings.train_images} are needed: raise --images",
+                file=sys.stderr,
+            )
+            return 2
+        model_dir = Path(folder) / "model"
+        model = save_scratch_captioner(model_dir, data, args.seed)
+        result = benchmark(str(model_dir), model, data, settings, args.seed, Path(folder))
+    print(format_report(result))
+    return 0
+
+
+def save_scratch_captioner(folder: Path, data: CaptionData, seed: int) -> str:
+    """vit-gpt2-scratch built exactly as train_captioner builds it for this data and seed (its tokenizer trained on
+    the training captions), saved once so every contender starts from the same weights. Returns its shapes."""
+    from training.caption_model import SCRATCH_CAPTIONER, build_captioner
+
+    captioner = build_captioner(
+        model_name_or_path=None,
+        encoder_model_name_or_path=None,
+        decoder_model_name_or_path=None,
+        config_name=SCRATCH_CAPTIONER,
+        captions=[caption for pair in data.train for caption in pair.captions],
+        max_target_length=MAX_TARGET_LENGTH,
+        seed=seed,
+    )
+    captioner.model.save_pretrained(folder)
+    captioner.processor.save_pretrained(folder)
+    captioner.tokenizer.save_pretrained(folder)
+    encoder, decoder = captioner.model.config.encoder, captioner.model.config.decoder
+    parameters = sum(p.numel() for p in captioner.model.parameters())
+    return (
+        f"{SCRATCH_CAPTIONER} ({parameters / 1e6:.1f}M parameters, random weights): ViT {encoder.num_hidden_layers} "
+        f"layers x {encoder.hidden_size} at {encoder.image_size} px, patches of {encoder.patch_size}; GPT-2 "
+        f"{decoder.n_layer} layers x {decoder.n_embd}, vocabulary {decoder.vocab_size}"
+    )
+
+
+# ---- the benchmark -----------------------------------------------------------------------------------------
+
+
+def benchmark(model_dir: str, model: str, data: CaptionData, settings: Settings, seed: int, work_dir: Path) -> Result:
+    """Full training step by step in turn, then frozen-encoder runs between plain feature passes."""
+    machine_before, own_before = machine_cpu_seconds(), cpu_seconds_with_workers()
+    progress(
+        f"full training: {len(CONTENDERS)} contenders in turn, each {settings.warmup_steps} warm-up + "
+        f"{settings.steps} timed steps of {settings.batch_size} pictures ..."
+    )
+    runs = interleaved_training(model_dir, data, settings, seed, work_dir)
+
+    progress(
+        f"frozen encoder: {settings.frozen_rounds} run(s) of {FROZEN_EPOCHS} epochs on {len(data.train)} + "
+        f"{len(data.val)} pictures, each between two plain feature passes ..."
+    )
+    feature_pass = FeaturePass(model_dir)
+    images = [pair.image for pair in (*data.train, *data.val)]
+    feature_pass(images[:WARMUP_IMAGES])
+    feature_seconds = [seconds_of(feature_pass, images)]
+    frozen_runs: list[FrozenRun] = []
+    for _ in range(settings.frozen_rounds):
+        output_dir = Path(tempfile.mkdtemp(prefix="frozen-", dir=work_dir))
+        try:
+            frozen_runs.append(frozen_run(model_dir, data, seed, output_dir))
+        finally:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        feature_seconds.append(seconds_of(feature_pass, images))
+    return Result(
+        settings=settings,
+        model=model,
+        train_images=len(data.train),
+        val_images=len(data.val),
+        runs=runs,
+        frozen_runs=frozen_runs,
+        feature_pass_seconds=feature_seconds,
+        feature_precision=feature_pass.precision,
+        others_cpu_share=others_share(machine_before, machine_cpu_seconds(), cpu_seconds_with_workers() - own_before),
+    )
+
+
+def seconds_of(feature_pass: FeaturePass, images: Sequence[Path]) -> float:
+    start = time.perf_counter()
+    feature_pass(images)
+    return time.perf_counter() - start
+
+
+# ---- full training, one step at a time per contender -------------------------------------------------------
+#
+# As in bench/train.py: each contender trains in a process of its own (accelerate keeps one mixed-precision setting
+# per process) and takes one optimizer step whenever the parent says go, so the contenders' steps alternate and the
+# other engineers' load hits them alike.
+
+
+def interleaved_training(
+    model_dir: str, data: CaptionData, settings: Settings, seed: int, work_dir: Path
+) -> dict[str, TrainingRun]:
+    """Every contender's steps in turn (who goes first rotates step by step), each timed in its own process."""
+    context = multiprocessing.get_context("spawn")  # a fork would copy this process's threads and torch state
+    workers: dict[str, tuple[multiprocessing.process.BaseProcess, Connection]] = {}
+    try:
+        for name in CONTENDERS:
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=training_worker,
+                name=f"bench-caption-train-{name}",
+                daemon=True,
+                args=(name, model_dir, data, settings, seed, work_dir / name, theirs),
+            )
+            process.start()
+            theirs.close()
+            workers[name] = (process, ours)
+        # Each says ready once its model and data are set up: that happens side by side and is not timed.
+        precisions = {name: received(name, connection) for name, (_, connection) in workers.items()}
+        seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        losses: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        for step in range(settings.total_steps):
+            for name in CONTENDERS[step % len(CONTENDERS) :] + CONTENDERS[: step % len(CONTENDERS)]:
+                workers[name][1].send(GO)
+                step_seconds, loss = received(name, workers[name][1])
+                seconds[name].append(step_seconds)
+                if loss is not None:
+                    losses[name].append(loss)
+    finally:
+        for process, connection in workers.values():
+            connection.close()
+            process.join(timeout=120)
+            if process.is_alive():
+                process.terminate()
+    return {
+        name: TrainingRun(step_seconds=tuple(seconds[name]), losses=tuple(losses[name]), precision=precisions[name])
+        for name in CONTENDERS
+    }
+
+
+def training_worker(
+    contender: str,
+    model_dir: str,
+    data: CaptionData,
+    settings: Settings,
+    seed: int,
+    output_dir: Path,
+    connection: Connection,
+) -> None:
+    """The body of a worker process: one contender's training, gated step by step."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    gate = StepGate(connection)
+    try:
+        if contender.startswith("trainer"):
+            trainer_steps(model_dir, data.train, settings, seed, contender == "trainer_bf16", output_dir, gate)
+        else:
+            precision = "fp32" if contender == "captioner_fp32" else "auto"
+            captioner_steps(model_dir, data, settings, seed, precision, output_dir, gate)
+    except Exception:  # noqa: BLE001 - whatever it was, the parent reports it
+        connection.send(WorkerFailed(contender, traceback.format_exc()))
+    finally:
+        connection.close()
+
+
+def captioner_steps(
+    model_dir: str, data: CaptionData, settings: Settings, seed: int, precision: str, output_dir: Path, gate: StepGate
+) -> None:
+    """train_captioner in full mode with its defaults but the batch size, closed after the last timed step, which
+    comes before the first epoch ends: its evaluation (generation + ROUGE) and saving never run."""
+    from training.captioning import CaptionTrainConfig, train_captioner
+    from training.events import Started, Step
+
+    config = CaptionTrainConfig(
+        train_file=data,
+        output_dir=output_dir,
+        model_name_or_path=model_dir,
+        mode="full",
+        precision=precision,
+        per_device_train_batch_size=settings.batch_size,
+        max_target_length=MAX_TARGET_LENGTH,
+        seed=seed,
+    )
+    events = train_captioner(config)
+    try:
+        for event in events:
+            if isinstance(event, Started):
+                gate.ready(event.precision)
+                gate.wait()
+            elif isinstance(event, Step):
+                gate.done(event.loss)
+                if event.step == settings.total_steps:
+                    break
+                gate.wait()
+    finally:
+        events.close()
+
+
+def trainer_steps(
+    model_dir: str,
+    pairs: Sequence[CaptionPair],
+    settings: Settings,
+    seed: int,
+    bf16: bool,
+    output_dir: Path,
+    gate: StepGate,
+) -> None:
+    """transformers.Seq2SeqTrainer with Seq2SeqTrainingArguments' defaults (fp32, fused AdamW, linear schedule,
+    grad-norm clipping, RandomSampler, no dataloader workers) but the same batch size, pictures, tokens and seed,
+    and no saving, reporting or evaluation; bf16=True for the information row."""
+    from transformers import (
+        AutoImageProcessor,
+        AutoTokenizer,
+        PrinterCallback,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        VisionEncoderDecoderModel,
+    )
+
+    arguments = Seq2SeqTrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=settings.batch_size,
+        max_steps=settings.total_steps,
+        seed=seed,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        disable_tqdm=True,  # a progress bar among the report; it costs nothing measurable either way
+        bf16=bf16,
+        use_cpu=bf16,  # transformers refuses bf16 on a machine without a GPU unless told it is a CPU run
+    )
+    dataset = CaptionPairs(
+        pairs, AutoTokenizer.from_pretrained(model_dir), AutoImageProcessor.from_pretrained(model_dir)
+    )
+    trainer = Seq2SeqTrainer(
+        model=VisionEncoderDecoderModel.from_pretrained(model_dir),
+        args=arguments,
+        train_dataset=dataset,
+        data_collator=padded_batch,
+    )
+    mixed = trainer.accelerator.mixed_precision
+    trainer.add_callback(gated_steps(gate, "fp32" if mixed == "no" else f"{mixed} autocast"))
+    trainer.remove_callback(PrinterCallback)  # with tqdm off it prints the final metrics among the report
+    with warnings.catch_warnings():
+        # The default dataloader_pin_memory=True warns on every CPU-only run; it changes nothing here.
+        warnings.filterwarnings("ignore", message=".*pin_memory.*")
+        trainer.train()
+
+
+class CaptionPairs(torch.utils.data.Dataset):
+    """Image + caption examples for the Trainer, made as train_captioner makes its own: each caption of each image,
+    tokens cut to MAX_TARGET_LENGTH - 1 plus the end token, the images resized and normalised without augmentation
+    and kept once decoded (train_captioner keeps them too)."""
+
+    def __init__(self, pairs: Sequence[CaptionPair], tokenizer, processor) -> None:
+        from training.data import image_transforms
+
+        self.images = [pair.image for pair in pairs]
+        self.transform = image_transforms(processor, None, augment=False)[1]
+        captions = [(index, caption) for index, pair in enumerate(pairs) for caption in pair.captions]
+        tokens = tokenizer([caption for _, caption in captions], add_special_tokens=False)["input_ids"]
+        end = tokenizer.eos_token_id
+        self.examples = [(index, ids[: MAX_TARGET_LENGTH - 1] + [end]) for (index, _), ids in zip(captions, tokens)]
+        self.decoded: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, position: int) -> dict:
+        index, labels = self.examples[position]
+        if index not in self.decoded:
+            self.decoded[index] = decoded_pixels(self.images[index], self.transform)
+        return {"pixel_values": self.decoded[index], "labels": labels}
+
+
+def decoded_pixels(path: Path, transform) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return transform(image.convert("RGB"))
+
+
+def padded_batch(examples: list[dict]) -> dict[str, torch.Tensor]:
+    """Pixels stacked; labels padded with -100 (not scored) to the longest caption in the batch."""
+    longest = max(len(example["labels"]) for example in examples)
+    labels = torch.full((len(examples), longest), -100, dtype=torch.long)
+    for row, example in enumerate(examples):
+        labels[row, : len(example["labels"])] = torch.tensor(example["labels"])
+    return {"pixel_values": torch.stack([example["pixel_values"] for example in examples]), "labels": labels}
+
+
+# ---- frozen encoder ----------------------------------------------------------------------------------------
+
+
+def frozen_run(model_dir: str, data: CaptionData, seed: int, output_dir: Path) -> FrozenRun:
+    """train_captioner in frozen-encoder mode for FROZEN_EPOCHS epochs with its defaults, timed by its events."""
+    from training.captioning import CaptionTrainConfig, train_captioner
+    from training.events import CaptionEvaluated, Finished, Saved, Started, Step
+
+    config = CaptionTrainConfig(
+        train_file=data,
+        output_dir=output_dir,
+        model_name_or_path=model_dir,
+        mode="frozen_encoder",
+        num_train_epochs=FROZEN_EPOCHS,
+        max_target_length=MAX_TARGET_LENGTH,
+        seed=seed,
+    )
+    started = first_step = last_step = finished = 0.0
+    evaluations: list[float] = []
+    saves: list[float] = []
+    evaluated = saved = 0.0
+    precision = "?"
+    for arrived, event in timed_events(train_captioner(config)):
+        if isinstance(event, Started):
+            started, precision = arrived, event.precision
+        elif isinstance(event, Step):
+            first_step = first_step or arrived
+            last_step = arrived
+        elif isinstance(event, CaptionEvaluated):
+            evaluated = arrived
+            evaluations.append(evaluated - last_step)  # the epoch's last Step came just before
+        elif isinstance(event, Saved):
+            saved = arrived
+            saves.append(saved - evaluated)
+        elif isinstance(event, Finished):
+            finished = arrived
+    evaluation, saving = sum(evaluations), sum(saves)
+    finish = finished - saved
+    return FrozenRun(
+        features=first_step - started,
+        # Started -> Finished, less everything that is not training: what is left after the features is the
+        # decoder's steps (and the building of each epoch's batches of features).
+        decoder=finished - started - evaluation - saving - finish - (first_step - started),
+        evaluation=evaluation,
+        saving=saving,
+        finish=finish,
+        precision=precision,
+    )
+
+
+class FeaturePass:
+    """One plain forward of the encoder over the images, as frozen-encoder mode's feature pass does it: the same
+    transform, batch FEATURE_BATCH, inference mode, the autocast train_captioner picks here ("auto"), fp32 out."""
+
+    def __init__(self, model_dir: str) -> None:
+        from transformers import AutoImageProcessor, VisionEncoderDecoderModel
+
+        from core.models import cpu_has_fast_bf16
+        from training.data import image_transforms
+
+        self.encoder = VisionEncoderDecoderModel.from_pretrained(model_dir).encoder.eval()
+        self.transform = image_transforms(AutoImageProcessor.from_pretrained(model_dir), None, augment=False)[1]
+        # train_captioner's precision="auto" rule on a CPU: bf16 autocast where the CPU has bf16 units.
+        self.autocast = cpu_has_fast_bf16()
+        self.precision = "bf16 autocast" if self.autocast else "fp32"
+
+    def __call__(self, images: Sequence[Path]) -> None:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+            for start in range(0, len(images), FEATURE_BATCH):
+                pixels = torch.stack(
+                    [decoded_pixels(path, self.transform) for path in images[start : start + FEATURE_BATCH]]
+                )
+                self.encoder(pixel_values=pixels).last_hidden_state.float()
+
+
+# ---- the report --------------------------------------------------------------------------------------------
+
+
+def format_report(result: Result) -> str:
+    settings = result.settings
+    full_ratio = median_images_per_s(result, "captioner") / median_images_per_s(result, "trainer")
+    frozen_ratio = frozen_over_feature_pass(result)
+    ratios = [
+        ("ratio", "value", "target"),
+        (
+            "train_captioner / Seq2SeqTrainer training images/s",
+            f"{full_ratio:.3g}x",
+            verdict(full_ratio >= TARGET_FULL_RATIO, f">= {TARGET_FULL_RATIO:g}x"),
+        ),
+        (
+            f"frozen encoder {FROZEN_EPOCHS} epochs (training part) / one feature pass",
+            f"{frozen_ratio:.3g}x",
+            verdict(frozen_ratio <= TARGET_FROZEN_RATIO, f"<= {TARGET_FROZEN_RATIO:g}x"),
+        ),
+    ]
+    return "\n".join(
+        [
+            "",
+            f"{result.model}; {result.train_images} + {result.val_images} generated captioned-shapes pictures "
+            "(training + validation)",
+            f"full training: batch {settings.batch_size} for all, {settings.warmup_steps} warm-up + {settings.steps} "
+            f"timed optimizer steps each within the first epoch (same pictures, captions, tokens and starting "
+            "weights), the contenders taking steps in turn, each in its own process; a step is timed from the go to "
+            "its end (loading its batch included); medians of the timed steps; model building, data loading, "
+            "evaluation (train_captioner's generation + ROUGE runs at an epoch's end, which no timed step reaches) and "
+            "saving excluded",
+            f"frozen encoder: train_captioner's defaults, timed by its events' arrival from Started on (model loading "
+            f"excluded); training part = features + decoder steps, i.e. Started -> Finished less each epoch's "
+            "evaluation (last Step -> CaptionEvaluated), saving (-> Saved) and the closing results (-> Finished); each "
+            f"run between two plain feature passes over the same {result.train_images + result.val_images} pictures; "
+            "medians",
+            "share of the bf16 matmul ceiling: not reported (bench/train.py reports none)",
+            f"machine: {machine_description()}",
+            interference_note(result.others_cpu_share),
+            "",
+            *aligned(training_rows(result)),
+            "",
+            *aligned(frozen_rows(result)),
+            "",
+            *aligned(ratios),
+            "",
+            *fidelity_lines(result),
+        ]
+    )
+
+
+def median_images_per_s(result: Result, contender: str) -> float:
+    return statistics.median(result.images_per_s(contender))
+
+
+def training_rows(result: Result) -> list[tuple[str, ...]]:
+    labels = {
+        "trainer": "(a) transformers.Seq2SeqTrainer, Seq2SeqTrainingArguments defaults",
+        "captioner": '(b) training.train_captioner, mode="full", precision="auto"',
+        "captioner_fp32": '    training.train_captioner, precision="fp32" (information)',
+        "trainer_bf16": "    transformers.Seq2SeqTrainer, bf16=True (information)",
+    }
+    ours_per_s = median_images_per_s(result, "captioner")
+    rows = [("full training", "precision", "images/s", "min-max", "ours/this", "step by step min-max")]
+    for name in result.runs:
+        per_s = median_images_per_s(result, name)
+        rows.append(
+            (
+                labels[name],
+                result.runs[name].precision,
+                f"{per_s:.1f}",
+                spread(result.images_per_s(name)),
+                f"{ours_per_s / per_s:.3g}x",
+                spread_2(result.paired_speedups("captioner", name)),
+            )
+        )
+    return rows
+
+
+def frozen_over_feature_pass(result: Result) -> float:
+    training = statistics.median(run.training for run in result.frozen_runs)
+    return training / statistics.median(result.feature_pass_seconds)
+
+
+def frozen_rows(result: Result) -> list[tuple[str, ...]]:
+    runs = result.frozen_runs
+    feature_s = statistics.median(result.feature_pass_seconds)
+    return [
+        ("frozen encoder vs one feature pass", "precision", "seconds", "min-max", "this/feature pass"),
+        (
+            f"(c) one feature pass of the encoder, batch {FEATURE_BATCH}",
+            result.feature_precision,
+            f"{feature_s:.2f}",
+            spread_2(result.feature_pass_seconds),
+            "1x",
+        ),
+        (
+            f'(d) training.train_captioner, mode="frozen_encoder", {FROZEN_EPOCHS} epochs: training part',
+            runs[0].precision,
+            f"{statistics.median(run.training for run in runs):.2f}",
+            spread_2([run.training for run in runs]),
+            f"{frozen_over_feature_pass(result):.3g}x",
+        ),
+        phase_row("    features (Started -> first Step)", runs, "features", feature_s),
+        phase_row(f"    decoder steps, {FROZEN_EPOCHS} epochs", runs, "decoder", feature_s),
+        phase_row("    not counted: evaluations (-> CaptionEvaluated)", runs, "evaluation", feature_s),
+        phase_row("    not counted: saving (-> Saved)", runs, "saving", feature_s),
+        phase_row("    not counted: results (-> Finished)", runs, "finish", feature_s),
+        phase_row("    the whole run, Started -> Finished", runs, "total", feature_s),
+    ]
+
+
+def phase_row(label: str, runs: Sequence[FrozenRun], phase: str, feature_s: float) -> tuple[str, ...]:
+    seconds = statistics.median(getattr(run, phase) for run in runs)
+    return label, "", f"{seconds:.2f}", "", f"{seconds / feature_s:.3g}x"
+
+
+def fidelity_lines(result: Result) -> list[str]:
+    """Both train_captioner runs share weights, seed and batches, so only the precision differs between their losses."""
+    if "captioner_fp32" not in result.runs:
+        return ["loss curve, train_captioner vs fp32: not measured (no fp32 run)"]
+    reduced, reference = result.runs["captioner"], result.runs["captioner_fp32"]
+    differences = [abs(a - b) for a, b in zip(reduced.losses, reference.losses)]
+    return [
+        f"loss curve, train_captioner {reduced.precision} vs fp32 over the first {len(differences)} steps (same "
+        f"weights, seed and batches): max |difference| {max(differences):.2g}; final-step loss "
+        f"{reduced.losses[-1]:.4f} vs {reference.losses[-1]:.4f}",
+    ]
