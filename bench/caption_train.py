@@ -1,5 +1,5 @@
-"""training.train_captioner vs transformers.Seq2SeqTrainer, vit-gpt2-scratch: training images/s, frozen encoder vs
-one feature pass."""
+"""training.train_captioner vs transformers.Seq2SeqTrainer on ViT-GPT2 (full size, random weights) or
+vit-gpt2-scratch: training images/s, frozen encoder vs one feature pass."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import tempfile
 import time
 import traceback
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import torch
 
@@ -45,6 +46,15 @@ MAX_TARGET_LENGTH = 32  # CaptionTrainConfig's default: caption tokens trained o
 
 # Full training contenders, each a short training run in a process of its own; the last two are for information.
 CONTENDERS = ("trainer", "captioner", "captioner_fp32", "trainer_bf16")
+# At full size each contender's process holds ~6 GB (weights, gradients, AdamW state, activations at batch 8): four
+# would not fit beside the rest in 23 GB, so the bf16 Trainer (information only; captioner_fp32 already shows what
+# bf16 brings) is left out there.
+VIT_GPT2_CONTENDERS = ("trainer", "captioner", "captioner_fp32")
+
+# The captioners benchmarked: "vit-gpt2" is nlpconnect/vit-gpt2-image-captioning's shapes (ViT-B/16 at 224, GPT-2
+# 124M with cross-attention, 50257-token LM head) with random weights, built by bench/caption.py; "scratch" is
+# train_captioner's own vit-gpt2-scratch (hidden size 128), where matmuls are only ~23% of a step.
+MODELS = ("vit-gpt2", "scratch")
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,8 @@ class Settings:
     frozen_rounds: (
         int  # frozen-encoder runs, each followed by a plain feature pass (and one more pass before the first)
     )
+    frozen_images: int | None  # the first this many of the pictures for the frozen-encoder part; None: all of them
+    contenders: tuple[str, ...] = CONTENDERS  # full training contenders, in the order of CONTENDERS
 
     @property
     def total_steps(self) -> int:
@@ -68,12 +80,27 @@ class Settings:
         # Every step a full batch, all within the first epoch: the epoch's end would run our evaluation.
         return self.total_steps * self.batch_size
 
+    @property
+    def frozen_pictures(self) -> int:
+        return self.images if self.frozen_images is None else min(self.frozen_images, self.images)
+
 
 # vit-gpt2-scratch trains at ~200 images/s on 2 cores: the whole default run takes about 2 minutes on a quiet
 # machine (--quick seconds): 4 contenders x 23 steps of 32 images, then a feature pass, a 10-epoch frozen-encoder run
 # (~340 decoder steps and 10 evaluations) and another feature pass over the 1,200 example pictures.
-FULL = Settings(batch_size=32, warmup_steps=3, steps=20, images=1200, frozen_rounds=1)
-QUICK = Settings(batch_size=4, warmup_steps=1, steps=2, images=24, frozen_rounds=1)
+SCRATCH_FULL = Settings(batch_size=32, warmup_steps=3, steps=20, images=1200, frozen_rounds=1, frozen_images=None)
+SCRATCH_QUICK = Settings(batch_size=4, warmup_steps=1, steps=2, images=24, frozen_rounds=1, frozen_images=None)
+# Full-size ViT-GPT2 on 2 cores: a step of 8 pictures takes ~3 s in bf16 and ~5 s in fp32 (the first few longer), so
+# 3 contenders x 8 steps take ~2 minutes; the frozen-encoder part on 64 pictures (58 for training: 2 decoder steps
+# of 32 an epoch) ~3 minutes, a third of it saving the 1 GB captioner and its checkpoint after each epoch. With
+# model building and loading, ~7 minutes on a quiet machine. --quick: a few pictures and one timed step each.
+VIT_GPT2_FULL = Settings(
+    batch_size=8, warmup_steps=2, steps=6, images=80, frozen_rounds=1, frozen_images=64, contenders=VIT_GPT2_CONTENDERS
+)
+VIT_GPT2_QUICK = Settings(
+    batch_size=2, warmup_steps=1, steps=1, images=12, frozen_rounds=1, frozen_images=12, contenders=VIT_GPT2_CONTENDERS
+)
+PRESETS = {"vit-gpt2": (VIT_GPT2_FULL, VIT_GPT2_QUICK), "scratch": (SCRATCH_FULL, SCRATCH_QUICK)}
 # Inference-mode kernels differ from training's: one small batch through the plain encoder before its timed pass.
 WARMUP_IMAGES = 8
 
@@ -93,15 +120,22 @@ class FrozenRun:
     events' arrival times separate them."""
 
     features: float  # Started -> first Step: the encoder over every image (train and validation) and one step
+    encoder: float  # of which the encoder's passes over every image, timed around them inside the run
     decoder: float  # first Step -> last Step, less the evaluations and saves between epochs: the decoder's steps
     evaluation: float  # each epoch's last Step -> its CaptionEvaluated: loss and generated captions on validation
     saving: float  # each CaptionEvaluated -> its Saved: the captioner and a checkpoint written to disk
     finish: float  # last Saved -> Finished: results and predictions
+    decoder_step: float  # the median Step -> next Step within an epoch: one decoder step (and its batch of features)
     precision: str
 
     @property
     def training(self) -> float:
         return self.features + self.decoder
+
+    @property
+    def first_step(self) -> float:
+        # The first step also allocates AdamW's state and runs the first backward: dearer than the later ones.
+        return self.features - self.encoder
 
     @property
     def total(self) -> float:
@@ -116,6 +150,8 @@ class Result:
     model: str  # the captioner's shapes, in words
     train_images: int
     val_images: int
+    frozen_train_images: int  # the frozen-encoder part's pictures (the first frozen_images), split likewise
+    frozen_val_images: int
     runs: dict[str, TrainingRun]  # keyed as in CONTENDERS
     frozen_runs: list[FrozenRun]
     feature_pass_seconds: list[float]
@@ -136,53 +172,75 @@ class Result:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    def defaults(name: str) -> str:
+        return ", ".join(f"{model} {getattr(PRESETS[model][0], name)}" for model in MODELS)
+
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default=MODELS[0],
+        help="vit-gpt2: nlpconnect/vit-gpt2-image-captioning's shapes (ViT-B/16 224 + GPT-2 124M), random weights; "
+        "scratch: train_captioner's vit-gpt2-scratch (hidden size 128) (default vit-gpt2)",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"a smoke run: {QUICK.images} pictures, batch {QUICK.batch_size}, {QUICK.steps} timed steps",
+        help="a smoke run: "
+        + ", ".join(
+            f"{model} {PRESETS[model][1].images} pictures, batch {PRESETS[model][1].batch_size}" for model in MODELS
+        ),
     )
     parser.add_argument(
         "--batch-size",
         type=int,
         metavar="N",
-        help=f"training batch size for train_captioner and the Trainer alike (default {FULL.batch_size})",
+        help=f"training batch size for train_captioner and the Trainer alike (default {defaults('batch_size')})",
     )
     parser.add_argument(
         "--steps",
         type=int,
         metavar="N",
-        help=f"timed optimizer steps per contender, interleaved step by step (default {FULL.steps})",
+        help=f"timed optimizer steps per contender, interleaved step by step (default {defaults('steps')})",
     )
     parser.add_argument(
         "--warmup-steps",
         type=int,
         metavar="N",
-        help=f"untimed optimizer steps first, at least 1 (default {FULL.warmup_steps})",
+        help=f"untimed optimizer steps first, at least 1 (default {defaults('warmup_steps')})",
     )
     parser.add_argument(
         "--images",
         type=int,
         metavar="N",
-        help=f"captioned-shapes pictures to generate, 10%% held out for validation (default {FULL.images})",
+        help=f"captioned-shapes pictures to generate, 10%% held out for validation (default {defaults('images')})",
+    )
+    parser.add_argument(
+        "--frozen-images",
+        type=int,
+        metavar="N",
+        help="the first N of the pictures for the frozen-encoder part, 10%% held out likewise (default vit-gpt2 "
+        f"{VIT_GPT2_FULL.frozen_images}, scratch all)",
     )
     parser.add_argument(
         "--frozen-rounds",
         type=int,
         metavar="N",
-        help=f"frozen-encoder runs, each between two plain feature passes (default {FULL.frozen_rounds})",
+        help=f"frozen-encoder runs, each between two plain feature passes (default {defaults('frozen_rounds')})",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the pictures, the random weights and training")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """The preset (--quick or not) with any flag given on top."""
-    preset = QUICK if args.quick else FULL
+    """The model's preset (--quick or not) with any flag given on top."""
+    full, quick = PRESETS[args.model]
+    preset = quick if args.quick else full
     given = dict(
         batch_size=args.batch_size,
         warmup_steps=args.warmup_steps,
         steps=args.steps,
         images=args.images,
         frozen_rounds=args.frozen_rounds,
+        frozen_images=args.frozen_images,
     )
     return replace(preset, **{name: value for name, value in given.items() if value is not None})
 
@@ -191,6 +249,8 @@ def settings_problem(settings: Settings) -> str | None:
     for name in ("batch_size", "warmup_steps", "steps", "frozen_rounds"):
         if getattr(settings, name) < 1:
             return f"--{name.replace('_', '-')} must be at least 1"
+    if settings.frozen_images is not None and settings.frozen_images < 2:
+        return "--frozen-images must be at least 2 (one for training, one held out)"
     # About 10% are held out: the rest must fill every step's batch within one epoch.
     needed = settings.train_images + max(1, round(settings.train_images / 9))
     if settings.images < needed:
@@ -225,11 +285,49 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        frozen_data = data
+        if settings.frozen_pictures < settings.images:
+            # The same seed draws the same pictures in the same order: these are the first frozen_images of them.
+            frozen_shapes = write_captioned_shapes(
+                Path(folder) / "frozen-shapes", count=settings.frozen_pictures, seed=args.seed
+            )
+            frozen_data = load_caption_data(frozen_shapes, seed=args.seed)
         model_dir = Path(folder) / "model"
-        model = save_scratch_captioner(model_dir, data, args.seed)
-        result = benchmark(str(model_dir), model, data, settings, args.seed, Path(folder))
+        progress(f"building {args.model} with random weights ...")
+        if args.model == "vit-gpt2":
+            model = save_random_vit_gpt2(model_dir, args.seed)
+        else:
+            model = save_scratch_captioner(model_dir, data, args.seed)
+        result = benchmark(str(model_dir), model, data, frozen_data, settings, args.seed, Path(folder))
     print(format_report(result))
     return 0
+
+
+def save_random_vit_gpt2(folder: Path, seed: int) -> str:
+    """ViT-GPT2 at nlpconnect/vit-gpt2-image-captioning's shapes, as bench/caption.py builds it (random weights, an
+    offline-trained GPT-2 style tokenizer), saved once so every contender starts from the same weights. Returns its
+    shapes."""
+    from transformers import AutoTokenizer, VisionEncoderDecoderModel
+
+    from .caption import build_random_vit_gpt2
+
+    build_random_vit_gpt2(folder, seed)
+    model = VisionEncoderDecoderModel.from_pretrained(folder)
+    tokens = len(AutoTokenizer.from_pretrained(folder))
+    return (
+        f"vit-gpt2 at nlpconnect/vit-gpt2-image-captioning's shapes ({shapes_of(model)}; random weights, an "
+        f"offline byte-level BPE tokenizer of {tokens} tokens)"
+    )
+
+
+def shapes_of(model) -> str:
+    encoder, decoder = model.config.encoder, model.config.decoder
+    parameters = sum(p.numel() for p in model.parameters())
+    return (
+        f"{parameters / 1e6:.1f}M parameters: ViT {encoder.num_hidden_layers} layers x {encoder.hidden_size} at "
+        f"{encoder.image_size} px, patches of {encoder.patch_size}; GPT-2 {decoder.n_layer} layers x {decoder.n_embd}, "
+        f"vocabulary {decoder.vocab_size}"
+    )
 
 
 def save_scratch_captioner(folder: Path, data: CaptionData, seed: int) -> str:
@@ -249,40 +347,43 @@ def save_scratch_captioner(folder: Path, data: CaptionData, seed: int) -> str:
     captioner.model.save_pretrained(folder)
     captioner.processor.save_pretrained(folder)
     captioner.tokenizer.save_pretrained(folder)
-    encoder, decoder = captioner.model.config.encoder, captioner.model.config.decoder
-    parameters = sum(p.numel() for p in captioner.model.parameters())
-    return (
-        f"{SCRATCH_CAPTIONER} ({parameters / 1e6:.1f}M parameters, random weights): ViT {encoder.num_hidden_layers} "
-        f"layers x {encoder.hidden_size} at {encoder.image_size} px, patches of {encoder.patch_size}; GPT-2 "
-        f"{decoder.n_layer} layers x {decoder.n_embd}, vocabulary {decoder.vocab_size}"
-    )
+    return f"scratch: {SCRATCH_CAPTIONER} ({shapes_of(captioner.model)}; random weights)"
 
 
 # ---- the benchmark -----------------------------------------------------------------------------------------
 
 
-def benchmark(model_dir: str, model: str, data: CaptionData, settings: Settings, seed: int, work_dir: Path) -> Result:
-    """Full training step by step in turn, then frozen-encoder runs between plain feature passes."""
+def benchmark(
+    model_dir: str,
+    model: str,
+    data: CaptionData,
+    frozen_data: CaptionData,
+    settings: Settings,
+    seed: int,
+    work_dir: Path,
+) -> Result:
+    """Full training step by step in turn on `data`, then frozen-encoder runs on `frozen_data` between plain feature
+    passes over its pictures."""
     machine_before, own_before = machine_cpu_seconds(), cpu_seconds_with_workers()
     progress(
-        f"full training: {len(CONTENDERS)} contenders in turn, each {settings.warmup_steps} warm-up + "
+        f"full training: {len(settings.contenders)} contenders in turn, each {settings.warmup_steps} warm-up + "
         f"{settings.steps} timed steps of {settings.batch_size} pictures ..."
     )
     runs = interleaved_training(model_dir, data, settings, seed, work_dir)
 
     progress(
-        f"frozen encoder: {settings.frozen_rounds} run(s) of {FROZEN_EPOCHS} epochs on {len(data.train)} + "
-        f"{len(data.val)} pictures, each between two plain feature passes ..."
+        f"frozen encoder: {settings.frozen_rounds} run(s) of {FROZEN_EPOCHS} epochs on {len(frozen_data.train)} + "
+        f"{len(frozen_data.val)} pictures, each between two plain feature passes ..."
     )
     feature_pass = FeaturePass(model_dir)
-    images = [pair.image for pair in (*data.train, *data.val)]
+    images = [pair.image for pair in (*frozen_data.train, *frozen_data.val)]
     feature_pass(images[:WARMUP_IMAGES])
     feature_seconds = [seconds_of(feature_pass, images)]
     frozen_runs: list[FrozenRun] = []
     for _ in range(settings.frozen_rounds):
         output_dir = Path(tempfile.mkdtemp(prefix="frozen-", dir=work_dir))
         try:
-            frozen_runs.append(frozen_run(model_dir, data, seed, output_dir))
+            frozen_runs.append(frozen_run(model_dir, frozen_data, seed, output_dir))
         finally:
             shutil.rmtree(output_dir, ignore_errors=True)
         feature_seconds.append(seconds_of(feature_pass, images))
@@ -291,6 +392,8 @@ def benchmark(model_dir: str, model: str, data: CaptionData, settings: Settings,
         model=model,
         train_images=len(data.train),
         val_images=len(data.val),
+        frozen_train_images=len(frozen_data.train),
+        frozen_val_images=len(frozen_data.val),
         runs=runs,
         frozen_runs=frozen_runs,
         feature_pass_seconds=feature_seconds,
@@ -317,9 +420,10 @@ def interleaved_training(
 ) -> dict[str, TrainingRun]:
     """Every contender's steps in turn (who goes first rotates step by step), each timed in its own process."""
     context = multiprocessing.get_context("spawn")  # a fork would copy this process's threads and torch state
+    contenders = settings.contenders
     workers: dict[str, tuple[multiprocessing.process.BaseProcess, Connection]] = {}
     try:
-        for name in CONTENDERS:
+        for name in contenders:
             ours, theirs = context.Pipe()
             process = context.Process(
                 target=training_worker,
@@ -332,10 +436,10 @@ def interleaved_training(
             workers[name] = (process, ours)
         # Each says ready once its model and data are set up: that happens side by side and is not timed.
         precisions = {name: received(name, connection) for name, (_, connection) in workers.items()}
-        seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
-        losses: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        seconds: dict[str, list[float]] = {name: [] for name in contenders}
+        losses: dict[str, list[float]] = {name: [] for name in contenders}
         for step in range(settings.total_steps):
-            for name in CONTENDERS[step % len(CONTENDERS) :] + CONTENDERS[: step % len(CONTENDERS)]:
+            for name in contenders[step % len(contenders) :] + contenders[: step % len(contenders)]:
                 workers[name][1].send(GO)
                 step_seconds, loss = received(name, workers[name][1])
                 seconds[name].append(step_seconds)
@@ -349,7 +453,7 @@ def interleaved_training(
                 process.terminate()
     return {
         name: TrainingRun(step_seconds=tuple(seconds[name]), losses=tuple(losses[name]), precision=precisions[name])
-        for name in CONTENDERS
+        for name in contenders
     }
 
 
@@ -391,6 +495,7 @@ def captioner_steps(
         train_file=data,
         output_dir=output_dir,
         model_name_or_path=model_dir,
+        config_name=None,
         mode="full",
         precision=precision,
         per_device_train_batch_size=settings.batch_size,
@@ -517,22 +622,30 @@ def frozen_run(model_dir: str, data: CaptionData, seed: int, output_dir: Path) -
         train_file=data,
         output_dir=output_dir,
         model_name_or_path=model_dir,
+        config_name=None,
         mode="frozen_encoder",
         num_train_epochs=FROZEN_EPOCHS,
         max_target_length=MAX_TARGET_LENGTH,
         seed=seed,
     )
     started = first_step = last_step = finished = 0.0
+    encoder_seconds: list[float] = []
+    step_intervals: list[float] = []
+    last_epoch = 0
     evaluations: list[float] = []
     saves: list[float] = []
     evaluated = saved = 0.0
     precision = "?"
-    for arrived, event in timed_events(train_captioner(config)):
+    with timed_encoder_passes(encoder_seconds):
+        events = list(timed_events(train_captioner(config)))
+    for arrived, event in events:
         if isinstance(event, Started):
             started, precision = arrived, event.precision
         elif isinstance(event, Step):
+            if event.epoch == last_epoch:
+                step_intervals.append(arrived - last_step)
             first_step = first_step or arrived
-            last_step = arrived
+            last_step, last_epoch = arrived, event.epoch
         elif isinstance(event, CaptionEvaluated):
             evaluated = arrived
             evaluations.append(evaluated - last_step)  # the epoch's last Step came just before
@@ -545,14 +658,40 @@ def frozen_run(model_dir: str, data: CaptionData, seed: int, output_dir: Path) -
     finish = finished - saved
     return FrozenRun(
         features=first_step - started,
+        encoder=sum(encoder_seconds),
         # Started -> Finished, less everything that is not training: what is left after the features is the
         # decoder's steps (and the building of each epoch's batches of features).
         decoder=finished - started - evaluation - saving - finish - (first_step - started),
         evaluation=evaluation,
         saving=saving,
         finish=finish,
+        # 0 when every epoch had one step only (too few pictures): there is no later step to take the median of.
+        decoder_step=statistics.median(step_intervals) if step_intervals else 0.0,
         precision=precision,
     )
+
+
+@contextmanager
+def timed_encoder_passes(seconds: list[float]) -> Iterator[None]:
+    """Each call of frozen-encoder mode's own feature pass timed into `seconds`. No event separates it from the first
+    decoder step (which also pays for AdamW's state and the first backward), so the benchmark times the private
+    method itself; it runs unchanged."""
+    from training.captioning import _CaptionTrainer
+
+    original = _CaptionTrainer.encoder_features
+
+    def timed(trainer: _CaptionTrainer, dataset):
+        start = time.perf_counter()
+        try:
+            return original(trainer, dataset)
+        finally:
+            seconds.append(time.perf_counter() - start)
+
+    _CaptionTrainer.encoder_features = timed  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        _CaptionTrainer.encoder_features = original  # type: ignore[method-assign]
 
 
 class FeaturePass:
@@ -587,6 +726,8 @@ def format_report(result: Result) -> str:
     settings = result.settings
     full_ratio = median_images_per_s(result, "captioner") / median_images_per_s(result, "trainer")
     frozen_ratio = frozen_over_feature_pass(result)
+    features_ratio = features_over_feature_pass(result)
+    frozen_vs_full = frozen_over_full_mode(result)
     ratios = [
         ("ratio", "value", "target"),
         (
@@ -599,12 +740,30 @@ def format_report(result: Result) -> str:
             f"{frozen_ratio:.3g}x",
             verdict(frozen_ratio <= TARGET_FROZEN_RATIO, f"<= {TARGET_FROZEN_RATIO:g}x"),
         ),
+        (
+            "restated (information): frozen encoder's own feature pass (timed inside) / one plain feature pass",
+            f"{features_ratio:.3g}x",
+            verdict(features_ratio <= TARGET_FROZEN_RATIO, f"<= {TARGET_FROZEN_RATIO:g}x (encoder once per image)"),
+        ),
+        (
+            f"restated (information): frozen encoder {FROZEN_EPOCHS} epochs (training part) / full mode "
+            f"{FROZEN_EPOCHS} epochs (estimated)",
+            f"{frozen_vs_full:.3g}x",
+            verdict(frozen_vs_full < 1, "< 1x (frozen is faster)"),
+        ),
     ]
+    left_out = [name for name in CONTENDERS if name not in settings.contenders]
+    frozen_pictures = result.frozen_train_images + result.frozen_val_images
+    frozen_part = (
+        "the same"
+        if frozen_pictures == result.train_images + result.val_images
+        else f"the first {result.frozen_train_images} + {result.frozen_val_images} of them"
+    )
     return "\n".join(
         [
             "",
             f"{result.model}; {result.train_images} + {result.val_images} generated captioned-shapes pictures "
-            "(training + validation)",
+            f"(training + validation) for full training, {frozen_part} for the frozen encoder",
             f"full training: batch {settings.batch_size} for all, {settings.warmup_steps} warm-up + {settings.steps} "
             f"timed optimizer steps each within the first epoch (same pictures, captions, tokens and starting "
             "weights), the contenders taking steps in turn, each in its own process; a step is timed from the go to "
@@ -614,8 +773,14 @@ def format_report(result: Result) -> str:
             f"frozen encoder: train_captioner's defaults, timed by its events' arrival from Started on (model loading "
             f"excluded); training part = features + decoder steps, i.e. Started -> Finished less each epoch's "
             "evaluation (last Step -> CaptionEvaluated), saving (-> Saved) and the closing results (-> Finished); each "
-            f"run between two plain feature passes over the same {result.train_images + result.val_images} pictures; "
-            "medians",
+            f"run between two plain feature passes over the same {frozen_pictures} pictures; medians",
+            f"full mode {FROZEN_EPOCHS} epochs (estimated) = {FROZEN_EPOCHS} x {result.frozen_train_images} pictures / "
+            "train_captioner's median full-training images/s (b) on the same model",
+            *(
+                [f"left out at this model size (memory: ~6 GB per contender's process): {', '.join(left_out)}"]
+                if left_out
+                else []
+            ),
             "share of the bf16 matmul ceiling: not reported (bench/train.py reports none)",
             f"machine: {machine_description()}",
             interference_note(result.others_cpu_share),
@@ -625,10 +790,29 @@ def format_report(result: Result) -> str:
             *aligned(frozen_rows(result)),
             "",
             *aligned(ratios),
+            *why_frozen_misses(result),
             "",
             *fidelity_lines(result),
         ]
     )
+
+
+def why_frozen_misses(result: Result) -> list[str]:
+    """The original frozen-encoder target in the phase breakdown's terms: what one picture costs the decoder's
+    training step against what it costs the encoder's forward."""
+    runs = result.frozen_runs
+    pictures = result.frozen_train_images + result.frozen_val_images
+    encoder_ms = 1000 * statistics.median(result.feature_pass_seconds) / pictures
+    decoder_ms = 1000 * statistics.median(run.decoder for run in runs) / (FROZEN_EPOCHS * result.frozen_train_images)
+    floor = FROZEN_EPOCHS * decoder_ms * result.frozen_train_images / (encoder_ms * pictures)
+    return [
+        f"why the frozen-encoder target is missed: one picture costs the encoder's forward {encoder_ms:.3g} ms and the "
+        f"decoder's training step {decoder_ms:.3g} ms an epoch ({decoder_ms / encoder_ms:.2g}x), so {FROZEN_EPOCHS} "
+        f"epochs of decoder steps alone take {floor:.3g}x one feature pass however the features are computed;",
+        f"  <= {TARGET_FROZEN_RATIO:g}x holds only where the decoder's step costs under "
+        f"{(TARGET_FROZEN_RATIO - 1) / FROZEN_EPOCHS:.2g}x the encoder's forward. The restated rows say what the mode "
+        "promises: the encoder once per picture, and epochs cheaper than full training's.",
+    ]
 
 
 def median_images_per_s(result: Result, contender: str) -> float:
@@ -664,6 +848,23 @@ def frozen_over_feature_pass(result: Result) -> float:
     return training / statistics.median(result.feature_pass_seconds)
 
 
+def features_over_feature_pass(result: Result) -> float:
+    """Frozen-encoder mode's own encoder passes over every image (timed inside the run) over a plain one."""
+    encoder = statistics.median(run.encoder for run in result.frozen_runs)
+    return encoder / statistics.median(result.feature_pass_seconds)
+
+
+def full_mode_seconds(result: Result) -> float:
+    """FROZEN_EPOCHS epochs of full training over the frozen part's training pictures, at train_captioner's median
+    full-training images/s on the same model (its evaluations and saves left out, as in the frozen run's training
+    part)."""
+    return FROZEN_EPOCHS * result.frozen_train_images / median_images_per_s(result, "captioner")
+
+
+def frozen_over_full_mode(result: Result) -> float:
+    return statistics.median(run.training for run in result.frozen_runs) / full_mode_seconds(result)
+
+
 def frozen_rows(result: Result) -> list[tuple[str, ...]]:
     runs = result.frozen_runs
     feature_s = statistics.median(result.feature_pass_seconds)
@@ -684,11 +885,21 @@ def frozen_rows(result: Result) -> list[tuple[str, ...]]:
             f"{frozen_over_feature_pass(result):.3g}x",
         ),
         phase_row("    features (Started -> first Step)", runs, "features", feature_s),
+        phase_row("      of which the encoder over every image (timed inside)", runs, "encoder", feature_s),
+        phase_row("      of which the first decoder step (the rest)", runs, "first_step", feature_s),
+        phase_row("    one later decoder step (median, Step -> Step in an epoch)", runs, "decoder_step", feature_s),
         phase_row(f"    decoder steps, {FROZEN_EPOCHS} epochs", runs, "decoder", feature_s),
         phase_row("    not counted: evaluations (-> CaptionEvaluated)", runs, "evaluation", feature_s),
         phase_row("    not counted: saving (-> Saved)", runs, "saving", feature_s),
         phase_row("    not counted: results (-> Finished)", runs, "finish", feature_s),
         phase_row("    the whole run, Started -> Finished", runs, "total", feature_s),
+        (
+            f"    full mode, {FROZEN_EPOCHS} epochs on the same pictures (estimated from (b))",
+            "",
+            f"{full_mode_seconds(result):.2f}",
+            "",
+            f"{full_mode_seconds(result) / feature_s:.3g}x",
+        ),
     ]
 
 
