@@ -26,8 +26,16 @@ from .caption import (
 )
 from .classify import classify
 from .examples import example_images
+from .feature_maps import (
+    DEFAULT_BACKGROUND_THRESHOLD,
+    DEFAULT_FEATURE_MODEL,
+    FeaturePCA,
+    feature_pca,
+    patch_similarity,
+)
 from .hub import hub_available
 from .images import IMAGE_SUFFIXES, ImageError, load_image
+from .mae import DEFAULT_MAE, MAX_MASK_RATIO, MaeReconstruction, reconstruct
 from .models import ModelLoadError, loads_offline, preload_classifier
 from .settings import (
     DEFAULT_CLASSIFIER,
@@ -92,6 +100,12 @@ __all__ = [
     "patch_grid_image",
     "rollout",
     "attention_shape",
+    # what self-supervised features see
+    "feature_pca",
+    "patch_similarity",
+    "FeaturePCA",
+    "DEFAULT_FEATURE_MODEL",
+    "DEFAULT_BACKGROUND_THRESHOLD",
     "HEAD_FUSIONS",
     "METHODS",
     "SCALINGS",
@@ -123,6 +137,11 @@ __all__ = [
     "takes_pretrained",
     "DEFAULT_CLIP_MODEL",
     "DEFAULT_CLIP_PRETRAINED",
+    # masked autoencoding
+    "reconstruct",
+    "MaeReconstruction",
+    "DEFAULT_MAE",
+    "MAX_MASK_RATIO",
     # images, models, settings
     "configure",
     "current_settings",

@@ -793,12 +793,14 @@ def features(
     model: str = DEFAULT_CLASSIFIER,
     layer: int = -1,
     *,
+    final_norm: bool = False,
     device: str | None = None,
     precision: str | None = None,
     on_load: OnLoad = None,
 ) -> Features | list[Features]:
     """The CLS embedding and patch embeddings after a layer (1..L, or -1 for the last; 0 = the embeddings);
-    each result's `run` times its own image."""
+    each result's `run` times its own image. `final_norm` passes the last layer's tokens through the model's final
+    layernorm, as DINO and DINOv2 read their features (hidden_states stop before it); other layers are unchanged."""
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
         raise ValueError(f"Layer {layer!r} is not a layer number: use 0 (embeddings) to the last, or -1 for the last.")
     single = not isinstance(images, (list, tuple))
@@ -818,7 +820,12 @@ def features(
         index = num_layers if layer == -1 else int(layer)
         if not 0 <= index <= num_layers:
             raise ValueError(f"Layer {layer} is out of range: use 0 (embeddings) to {num_layers}, or -1 for the last.")
-        tokens = hidden_states[index][0].float().cpu().numpy()
+        chosen = hidden_states[index]
+        final_layernorm = getattr(loaded.model.base_model, "layernorm", None)
+        if final_norm and index == num_layers and final_layernorm is not None:
+            with torch.inference_mode():
+                chosen = final_layernorm(chosen)
+        tokens = chosen[0].float().cpu().numpy()
         if tokens.ndim != 2 or not 1 <= tokens.shape[0] - grid_h * grid_w <= 16:
             raise NoAttentionError(
                 f"'{loaded.name}' ({type(loaded.model.config).__name__}) does not keep one token per patch plus a "

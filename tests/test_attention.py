@@ -871,6 +871,22 @@ def test_features_match_transformers_hidden_states(models, chelsea, name, prefix
     )
 
 
+def test_final_norm_features_are_the_models_last_hidden_state(models, chelsea):
+    """hidden_states stop before the final layernorm; the tokens DINO reads come after it."""
+    outputs, _ = direct_forward(models["vit"], chelsea)
+    model, _ = transformers_model(str(models["vit"]))
+    normed = features(chelsea, model=str(models["vit"]), final_norm=True, precision="fp32")
+    last = model.vit.layernorm(outputs.hidden_states[-1])[0].detach().numpy()
+    np.testing.assert_allclose(normed.cls, last[0], atol=FP32_TOLERANCE)
+    np.testing.assert_allclose(normed.patches, last[1:].reshape(4, 4, 32), atol=FP32_TOLERANCE)
+    plain = features(chelsea, model=str(models["vit"]), precision="fp32")
+    assert not np.allclose(plain.patches, normed.patches)
+    middle = features(chelsea, model=str(models["vit"]), layer=1, final_norm=True, precision="fp32")
+    np.testing.assert_allclose(
+        middle.patches, outputs.hidden_states[1][0, 1:].detach().numpy().reshape(4, 4, 32), atol=FP32_TOLERANCE
+    )
+
+
 def test_features_of_a_list_is_a_list_in_order(tiny_vit_dir, photos):
     arrays = [photos["chelsea"], photos["camera"]]
     extracted = features(arrays, model=str(tiny_vit_dir), precision="fp32")
