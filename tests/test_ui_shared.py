@@ -116,3 +116,17 @@ def test_the_template_box_is_editable_only_for_one_template():
 
     assert template_box_editable(SINGLE_TEMPLATE)
     assert not any(template_box_editable(mode) for _, mode in TEMPLATE_CHOICES if mode != SINGLE_TEMPLATE)
+
+
+def test_the_inside_tab_warns_only_about_weights_it_cannot_recognise(tmp_path, tiny_vit_dir):
+    from ui.shared.inside import RANDOM_WEIGHTS_NOTE, weights_note
+
+    assert weights_note("facebook/dinov2-small") == ""  # a Hub id: what people publish is trained
+    assert weights_note(str(tiny_vit_dir)) == RANDOM_WEIGHTS_NOTE  # a folder of random weights
+    run = tmp_path / "runs" / "ants"
+    run.mkdir(parents=True)
+    (run / "all_results.json").write_text("{}")
+    assert weights_note(str(run)) == ""  # trained here
+    snapshot = tmp_path / "hub" / "models--facebook--vit-mae-base" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    assert weights_note(str(snapshot)) == ""  # a downloaded Hub model
