@@ -1,13 +1,13 @@
 """Command line for the benchmarks: `python -m bench NAME [--quick] [--images N]`.
 
-NAME is one of classify, explain, caption, zero-shot, train, caption-train, load, classroom."""
+NAME is one of classify, explain, caption, zero-shot, train, caption-train, load, classroom, prune."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import caption, caption_train, classify, classroom, explain, load, train, zero_shot
+from . import caption, caption_train, classify, classroom, explain, load, prune, train, zero_shot
 
 # One module per benchmark; each provides add_arguments(parser) and run(args) -> exit code.
 BENCHMARKS = {
@@ -19,6 +19,7 @@ BENCHMARKS = {
     "caption-train": caption_train,
     "load": load,
     "classroom": classroom,
+    "prune": prune,
 }
 
 

@@ -46,6 +46,15 @@ from .settings import (
     environment_settings,
     use_settings,
 )
+from .token_merging import (
+    Matching,
+    MergePoint,
+    MergeResult,
+    agreement_curve,
+    bipartite_soft_matching,
+    merging,
+    token_merging,
+)
 from .types import (
     AttentionShape,
     CaptionAttention,
@@ -142,6 +151,14 @@ __all__ = [
     "MaeReconstruction",
     "DEFAULT_MAE",
     "MAX_MASK_RATIO",
+    # token merging (ToMe)
+    "token_merging",
+    "agreement_curve",
+    "merging",
+    "bipartite_soft_matching",
+    "Matching",
+    "MergeResult",
+    "MergePoint",
     # images, models, settings
     "configure",
     "current_settings",
