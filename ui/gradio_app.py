@@ -29,7 +29,9 @@ from ui.gradio_common import (
     user_errors,
     write_cache_images_atomically,
 )
+from ui.inside_tab import inside_tab
 from ui.shared.batch import CSV_COLUMNS, DONE_CLASSIFIED, PREDICTIONS_CSV, batch_summary, results_table, write_csv
+from ui.shared.inside import INSIDE_TITLE
 from ui.shared.models import model_box_choices
 from ui.shared.notes import (
     NOTES_TOGGLE_LABEL,
@@ -76,6 +78,9 @@ body.presenting .gradio-container {zoom: 1.35}
 #ctrain-thumbnails .fixed-height, #ctrain-before .fixed-height, #ctrain-after .fixed-height {
   min-height: 0; max-height: none
 }
+/* The token-merging strip: small tiles, as many a row as fit, not two layers a screen wide each. */
+#merging-strip .grid-container {grid-template-columns: repeat(auto-fill, minmax(110px, 170px)) !important}
+#merging-strip .fixed-height {min-height: 0; max-height: none}
 """
 # The notes and presentation toggles only restyle the page: a class on <body>, set in the browser, no server trip.
 TOGGLE_NOTES_JS = "(shown) => { document.body.classList.toggle('hide-notes', !shown); return shown; }"
@@ -125,6 +130,8 @@ def build_demo(
                 attention_model = attention_tab(attention_choices.start, list(attention_choices.choices))
             with gr.Tab(WALKTHROUGH_TITLE, id="step-by-step"):
                 walkthrough_model = walkthrough_tab(attention_choices.start, list(attention_choices.choices))
+            with gr.Tab(INSIDE_TITLE, id="inside"):
+                inside_tab(classify_choices.start, list(classify_choices.choices))
             with gr.Tab(CAPTION_TITLE, id="caption"):
                 caption_model = caption_tab(caption_choices.start, list(caption_choices.choices))
             with gr.Tab(ZERO_SHOT_TITLE, id="zero-shot"):

@@ -6,5 +6,6 @@ PAPER_LINKS = {
     "Step by step": "Dosovitskiy et al., 2020",
     "Caption": "BLIP, Li et al., 2022",
     "Zero-shot": "Radford et al., 2021",
+    "Inside": "Masked Autoencoders Are Scalable Vision Learners",
     "Train": "Dosovitskiy et al., 2020",
 }
