@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.shared.inside import INSIDE_TITLE
 from ui.shared.notes import (
     NOTES_TOGGLE_INFO,
     NOTES_TOGGLE_LABEL,
@@ -35,6 +36,7 @@ PAGES = (
     ("streamlit_pages/walkthrough.py", WALKTHROUGH_TITLE, ":material/stairs:"),
     ("streamlit_pages/caption.py", CAPTION_TITLE, ":material/subtitles:"),
     ("streamlit_pages/zero_shot.py", ZERO_SHOT_TITLE, ":material/join:"),
+    ("streamlit_pages/inside.py", INSIDE_TITLE, ":material/biotech:"),
     ("streamlit_pages/train.py", TRAIN_TITLE, ":material/model_training:"),
 )
 
