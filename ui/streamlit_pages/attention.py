@@ -5,13 +5,10 @@ The maps are rollout, gradient rollout or raw attention; a second model, method 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 from core import HEAD_FUSIONS, Explanation, explain, features, patch_attention, patch_grid_image, redraw
@@ -80,6 +77,7 @@ from ui.streamlit_pages.common import (
     teacher_note,
     work_folder,
 )
+from ui.streamlit_pages.patch_grid import PATCH_SELECTION, patch_grid_chart
 
 EXPLAINED = "attention_result"
 EXPLAINED_MODEL = "attention_result_model"  # the model box's text when it ran (Explanation.model is resolved)
@@ -88,8 +86,6 @@ PATCH_CHART_KEY = "attention_patch_chart"
 PATCH_ROW_KEY = "attention_patch_row"
 PATCH_COL_KEY = "attention_patch_col"
 PATCH_CLICK_SEEN = "attention_patch_click_seen"  # the chart's last click already copied into the row/column boxes
-PATCH_SELECTION = "patch"  # the chart's point selection
-CHART_WIDTH = 340  # fits a 390-px phone
 COMPARED = "attention_compared"
 FEATURE_FILES = "attention_features"
 METHOD_NAMES = {value: label for label, value in METHOD_CHOICES}
@@ -276,7 +272,12 @@ def patch_view(explanation: Explanation, settings: MapSettings) -> None:
         _keep_in_grid(PATCH_COL_KEY, columns)
         chosen = st.session_state.get(PATCH_ROW_KEY), st.session_state.get(PATCH_COL_KEY)
         st.altair_chart(
-            patch_chart(explanation, chosen),
+            patch_grid_chart(
+                explanation.overlay,
+                explanation.grid_size,
+                {chosen},  # a half-typed patch (a None) matches no cell
+                outline="black",
+            ),
             on_select="rerun",
             selection_mode=PATCH_SELECTION,
             key=PATCH_CHART_KEY,
@@ -312,50 +313,6 @@ def patch_view(explanation: Explanation, settings: MapSettings) -> None:
         st.markdown(patch_line(patch))
         st.caption(patch_ranges_line(patch))
         teacher_note("patch-click")
-
-
-def patch_chart(explanation: Explanation, chosen: tuple[int | None, int | None]) -> alt.LayerChart:
-    """The overlay with its patch grid as clickable cells (a point selection on row and column); the chosen patch
-    outlined. No axes and no padding, so the chart's pixels are the picture's."""
-    rows, columns = explanation.grid_size
-    picture = explanation.overlay
-    height = max(1, round(CHART_WIDTH * picture.height / picture.width))
-    thumbnail = picture.resize((CHART_WIDTH * 2, height * 2))  # sharp on a high-density screen, still small
-    url = "data:image/png;base64," + base64.b64encode(png_bytes(thumbnail)).decode("ascii")
-    cells = pd.DataFrame(
-        [
-            {"row": row, "col": col, "x": col - 1, "x2": col, "y": row - 1, "y2": row, "chosen": (row, col) == chosen}
-            for row in range(1, rows + 1)
-            for col in range(1, columns + 1)
-        ]
-    )
-    x_scale = alt.Scale(domain=[0, columns], nice=False, zero=False)
-    y_scale = alt.Scale(domain=[0, rows], nice=False, zero=False, reverse=True)
-    background = (
-        alt.Chart(pd.DataFrame([{"x": 0, "y": 0, "url": url}]))
-        .mark_image(width=CHART_WIDTH, height=height, align="left", baseline="top", aspect=False)
-        .encode(x=alt.X("x:Q", scale=x_scale, axis=None), y=alt.Y("y:Q", scale=y_scale, axis=None), url="url:N")
-    )
-    selection = alt.selection_point(name=PATCH_SELECTION, fields=["row", "col"], on="click")
-    grid = (
-        alt.Chart(cells)
-        .mark_rect(fill="white", fillOpacity=0.001, cursor="pointer")
-        .encode(
-            x=alt.X("x:Q", scale=x_scale, axis=None),
-            x2="x2:Q",
-            y=alt.Y("y:Q", scale=y_scale, axis=None),
-            y2="y2:Q",
-            stroke=alt.condition("datum.chosen", alt.value("black"), alt.value("white")),
-            strokeWidth=alt.condition("datum.chosen", alt.value(3), alt.value(0.5)),
-            tooltip=[alt.Tooltip("row:O", title="row"), alt.Tooltip("col:O", title="column")],
-        )
-        .add_params(selection)
-    )
-    return (
-        alt.layer(background, grid)
-        .properties(width=CHART_WIDTH, height=height, padding=0, autosize=alt.AutoSizeParams(type="none"))
-        .configure_view(strokeWidth=0)
-    )
 
 
 def _take_chart_click() -> None:

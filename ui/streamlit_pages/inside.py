@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import math
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 from PIL import Image
@@ -78,13 +76,12 @@ from ui.streamlit_pages.common import (
     load_notice,
     model_box,
     photo_input,
-    png_bytes,
     predictions_table,
     shown_errors,
     slider,
 )
+from ui.streamlit_pages.patch_grid import PATCH_SELECTION, patch_grid_chart
 
-CHART_WIDTH = 340  # fits a 390-px phone
 TILE_WIDTH = 120
 PICTURE_WIDTH = 320  # a similarity map: big enough to see each patch, two side by side on a laptop
 
@@ -108,7 +105,6 @@ MERGE_MODEL_KEY = "inside_merge_model"
 MERGE_R_KEY = "inside_merge_r"
 MERGE_RESULT = "inside_merge_result"
 CURVE_RESULT = "inside_merge_curve"  # (points, how many photos)
-SELECTION = "patch"  # the charts' point selection
 
 ADD_BUTTON = "Hide / show this patch"
 SIMILARITY_HINT = (
@@ -124,49 +120,6 @@ CLICK_HINT = (
 # ---- shared bits: a clickable patch grid ---------------------------------------------------------------------------
 
 
-def patch_chart(picture: Image.Image, grid_size: tuple[int, int], chosen: set[tuple[int, int]]) -> alt.LayerChart:
-    """The picture with its patch grid as clickable cells (a point selection on row and column, both from 1); the
-    chosen patches outlined. No axes and no padding, so the chart's pixels are the picture's."""
-    rows, columns = grid_size
-    height = max(1, round(CHART_WIDTH * picture.height / picture.width))
-    thumbnail = picture.convert("RGB").resize((CHART_WIDTH * 2, height * 2))  # sharp on a high-density screen
-    url = "data:image/png;base64," + base64.b64encode(png_bytes(thumbnail)).decode("ascii")
-    cells = pd.DataFrame(
-        [
-            {"row": row, "col": col, "x": col - 1, "x2": col, "y": row - 1, "y2": row, "chosen": (row, col) in chosen}
-            for row in range(1, rows + 1)
-            for col in range(1, columns + 1)
-        ]
-    )
-    x_scale = alt.Scale(domain=[0, columns], nice=False, zero=False)
-    y_scale = alt.Scale(domain=[0, rows], nice=False, zero=False, reverse=True)
-    background = (
-        alt.Chart(pd.DataFrame([{"x": 0, "y": 0, "url": url}]))
-        .mark_image(width=CHART_WIDTH, height=height, align="left", baseline="top", aspect=False)
-        .encode(x=alt.X("x:Q", scale=x_scale, axis=None), y=alt.Y("y:Q", scale=y_scale, axis=None), url="url:N")
-    )
-    selection = alt.selection_point(name=SELECTION, fields=["row", "col"], on="click")
-    grid = (
-        alt.Chart(cells)
-        .mark_rect(fill="white", fillOpacity=0.001, cursor="pointer")
-        .encode(
-            x=alt.X("x:Q", scale=x_scale, axis=None),
-            x2="x2:Q",
-            y=alt.Y("y:Q", scale=y_scale, axis=None),
-            y2="y2:Q",
-            stroke=alt.condition("datum.chosen", alt.value("#ff2828"), alt.value("white")),  # as `outlined` draws
-            strokeWidth=alt.condition("datum.chosen", alt.value(3), alt.value(0.5)),
-            tooltip=[alt.Tooltip("row:O", title="row"), alt.Tooltip("col:O", title="column")],
-        )
-        .add_params(selection)
-    )
-    return (
-        alt.layer(background, grid)
-        .properties(width=CHART_WIDTH, height=height, padding=0, autosize=alt.AutoSizeParams(type="none"))
-        .configure_view(strokeWidth=0)
-    )
-
-
 def clickable_grid(
     picture: Image.Image,
     grid_size: tuple[int, int],
@@ -180,7 +133,7 @@ def clickable_grid(
     chart_key, row_key, col_key = keys
     rows, columns = grid_size
     state = st.session_state.get(chart_key)
-    points = list(state.get("selection", {}).get(SELECTION, [])) if state else []
+    points = list(state.get("selection", {}).get(PATCH_SELECTION, [])) if state else []
     seen_key = f"{chart_key}_seen"
     clicked_now = bool(points) and points != st.session_state.get(seen_key)
     if clicked_now:
@@ -194,9 +147,9 @@ def clickable_grid(
     if chosen is None:
         chosen = {(st.session_state.get(row_key), st.session_state.get(col_key))}
     st.altair_chart(
-        patch_chart(picture, grid_size, chosen),
+        patch_grid_chart(picture, grid_size, chosen, outline="#ff2828"),  # as `outlined` draws
         on_select="rerun",
-        selection_mode=SELECTION,
+        selection_mode=PATCH_SELECTION,
         key=chart_key,
         theme=None,
         width="content",
