@@ -3,8 +3,6 @@ DINOv2 and DINOv2-with-registers folders loaded by the engine's real loading cod
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,12 +15,7 @@ from core.feature_maps import (
     pca_colours,
     principal_components,
 )
-
-DINO_CROP = 56  # 4x4 patches of 14 pixels
-DINO_KWARGS = dict(
-    image_size=28, patch_size=14, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
-)
-NUM_REGISTERS = 4
+from tests.tiny_inside_models import DINO_CROP, NUM_REGISTERS, save_tiny_dinov2
 
 
 def two_clusters(grid: int = 6, hidden: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -160,40 +153,14 @@ def test_patch_similarity_refuses_patches_off_the_grid(row, col):
 # --- end to end -----------------------------------------------------------------------------------------------------
 
 
-def save_dino(model, folder: Path) -> str:
-    """save_pretrained the model with the image processor facebook/dinov2-small uses, shrunk: resize the short
-    side, centre-crop to DINO_CROP, ImageNet mean and std."""
-    from transformers import BitImageProcessor
-
-    model.save_pretrained(folder)
-    BitImageProcessor(
-        size={"shortest_edge": 64},
-        crop_size={"height": DINO_CROP, "width": DINO_CROP},
-        do_center_crop=True,
-        do_convert_rgb=True,
-        image_mean=[0.485, 0.456, 0.406],
-        image_std=[0.229, 0.224, 0.225],
-    ).save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
 def tiny_dinov2_dir(tmp_path_factory) -> str:
-    import torch
-    from transformers import Dinov2Config, Dinov2Model
-
-    torch.manual_seed(0)
-    return save_dino(Dinov2Model(Dinov2Config(**DINO_KWARGS)), tmp_path_factory.mktemp("tiny-dinov2"))
+    return str(save_tiny_dinov2(tmp_path_factory.mktemp("tiny-dinov2")))
 
 
 @pytest.fixture(scope="module")
 def tiny_dinov2_registers_dir(tmp_path_factory) -> str:
-    import torch
-    from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
-
-    torch.manual_seed(0)
-    config = Dinov2WithRegistersConfig(num_register_tokens=NUM_REGISTERS, **DINO_KWARGS)
-    return save_dino(Dinov2WithRegistersModel(config), tmp_path_factory.mktemp("tiny-dinov2-registers"))
+    return str(save_tiny_dinov2(tmp_path_factory.mktemp("tiny-dinov2-registers"), registers=True))
 
 
 def check_result(result: FeaturePCA, grid: tuple[int, int], side: int) -> None:

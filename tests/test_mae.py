@@ -8,39 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import ViTImageProcessor, ViTMAEConfig, ViTMAEForPreTraining
+from transformers import ViTImageProcessor, ViTMAEForPreTraining
 
 import core
 from core import gpu
 from core.mae import MASK_GREY, load_mae, reconstruct
+from tests.tiny_inside_models import MAE_PATCH, MAE_SIZE, save_mae, tiny_mae_config
 
-SIZE = 32
-PATCH = 8
+SIZE = MAE_SIZE
+PATCH = MAE_PATCH
 GRID = SIZE // PATCH
 PATCHES = GRID * GRID
-
-
-def tiny_mae_config(**changes) -> ViTMAEConfig:
-    settings = dict(
-        image_size=SIZE,
-        patch_size=PATCH,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        decoder_hidden_size=32,
-        decoder_num_hidden_layers=1,
-        decoder_num_attention_heads=2,
-        decoder_intermediate_size=64,
-        norm_pix_loss=True,
-    )
-    return ViTMAEConfig(**{**settings, **changes})
-
-
-def save_mae(model: ViTMAEForPreTraining, folder: Path) -> Path:
-    model.save_pretrained(folder)
-    ViTImageProcessor(size={"height": SIZE, "width": SIZE}).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import MAX_MASK_RATIO, reconstruct
+from tests.tiny_inside_models import save_tiny_dinov2, save_tiny_mae
 from ui.shared.inside import (
     CURVE_COLUMNS,
     CURVE_RS,
@@ -25,57 +26,15 @@ APP = str(Path(__file__).resolve().parents[1] / "ui" / "streamlit_app.py")
 PAGE = "streamlit_pages/inside.py"
 TIMEOUT_S = 120  # the first run imports torch and transformers, the first click loads a model
 
-MAE_SIZE, MAE_PATCH = 32, 8  # a 4x4 grid
-DINO_CROP = 56  # 4x4 patches of 14 pixels
-
 
 @pytest.fixture(scope="module")
 def tiny_mae_dir(tmp_path_factory) -> Path:
-    """A tiny random ViTMAEForPreTraining with a 32x32 processor (as tests/test_mae.py builds it)."""
-    import torch
-    from transformers import ViTImageProcessor, ViTMAEConfig, ViTMAEForPreTraining
-
-    torch.manual_seed(0)
-    config = ViTMAEConfig(
-        image_size=MAE_SIZE,
-        patch_size=MAE_PATCH,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        decoder_hidden_size=32,
-        decoder_num_hidden_layers=1,
-        decoder_num_attention_heads=2,
-        decoder_intermediate_size=64,
-        norm_pix_loss=True,
-    )
-    folder = tmp_path_factory.mktemp("st-tiny-mae")
-    ViTMAEForPreTraining(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": MAE_SIZE, "width": MAE_SIZE}).save_pretrained(folder)
-    return folder
+    return save_tiny_mae(tmp_path_factory.mktemp("st-tiny-mae"))
 
 
 @pytest.fixture(scope="module")
 def tiny_dinov2_dir(tmp_path_factory) -> Path:
-    """A tiny random Dinov2Model with a shrunk copy of dinov2-small's processor (as tests/test_feature_maps.py)."""
-    import torch
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
-
-    torch.manual_seed(0)
-    config = Dinov2Config(
-        image_size=28, patch_size=14, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
-    )
-    folder = tmp_path_factory.mktemp("st-tiny-dinov2")
-    Dinov2Model(config).save_pretrained(folder)
-    BitImageProcessor(
-        size={"shortest_edge": 64},
-        crop_size={"height": DINO_CROP, "width": DINO_CROP},
-        do_center_crop=True,
-        do_convert_rgb=True,
-        image_mean=[0.485, 0.456, 0.406],
-        image_std=[0.229, 0.224, 0.225],
-    ).save_pretrained(folder)
-    return folder
+    return save_tiny_dinov2(tmp_path_factory.mktemp("st-tiny-dinov2"))
 
 
 @pytest.fixture

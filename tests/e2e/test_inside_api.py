@@ -10,55 +10,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from core import feature_pca, reconstruct
+from tests.tiny_inside_models import DINO_CROP, MAE_SIZE, save_tiny_dinov2, save_tiny_mae
 from ui.shared.inside import enlarged
-
-MAE_SIZE = 32  # 4x4 patches of 8 pixels
-DINO_CROP = 56  # 4x4 patches of 14 pixels
-
-
-def save_tiny_mae(folder: Path) -> Path:
-    """A tiny random ViTMAEForPreTraining with a 32x32 image processor, as tests/test_mae.py builds it."""
-    import torch
-    from transformers import ViTImageProcessor, ViTMAEConfig, ViTMAEForPreTraining
-
-    torch.manual_seed(0)
-    config = ViTMAEConfig(
-        image_size=MAE_SIZE,
-        patch_size=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        decoder_hidden_size=32,
-        decoder_num_hidden_layers=1,
-        decoder_num_attention_heads=2,
-        decoder_intermediate_size=64,
-        norm_pix_loss=True,
-    )
-    ViTMAEForPreTraining(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": MAE_SIZE, "width": MAE_SIZE}).save_pretrained(folder)
-    return folder
-
-
-def save_tiny_dinov2(folder: Path) -> Path:
-    """A tiny random DINOv2 with the image processor facebook/dinov2-small uses, shrunk (tests/test_feature_maps.py)."""
-    import torch
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
-
-    torch.manual_seed(0)
-    config = Dinov2Config(
-        image_size=28, patch_size=14, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
-    )
-    Dinov2Model(config).save_pretrained(folder)
-    BitImageProcessor(
-        size={"shortest_edge": 64},
-        crop_size={"height": DINO_CROP, "width": DINO_CROP},
-        do_center_crop=True,
-        do_convert_rgb=True,
-        image_mean=[0.485, 0.456, 0.406],
-        image_std=[0.229, 0.224, 0.225],
-    ).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="session")
