@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import shutil
 import statistics
 import sys
@@ -34,7 +33,16 @@ from .common import (
     spread,
     verdict,
 )
-from .train import GO, StepGate, WorkerFailed, cpu_seconds_with_workers, gated_steps, received, spread_2, timed_events
+from .train import (
+    StepGate,
+    TrainingRun,
+    WorkerFailed,
+    cpu_seconds_with_workers,
+    gated_steps,
+    interleaved_training,
+    spread_2,
+    timed_events,
+)
 
 # The issue's targets: full captioner training at >= 1.5x Seq2SeqTrainer's images/s, and frozen-encoder training
 # for FROZEN_EPOCHS epochs in <= 1.5x the time of one plain pass of the encoder over the same images.
@@ -103,15 +111,6 @@ VIT_GPT2_QUICK = Settings(
 PRESETS = {"vit-gpt2": (VIT_GPT2_FULL, VIT_GPT2_QUICK), "scratch": (SCRATCH_FULL, SCRATCH_QUICK)}
 # Inference-mode kernels differ from training's: one small batch through the plain encoder before its timed pass.
 WARMUP_IMAGES = 8
-
-
-@dataclass(frozen=True)
-class TrainingRun:
-    """One short full training run: the seconds and loss of each optimizer step, warm-up included."""
-
-    step_seconds: tuple[float, ...]  # from the go to the step's end: the next batch's loading and the step
-    losses: tuple[float, ...]  # empty for the Trainer, which logs none this early
-    precision: str
 
 
 @dataclass(frozen=True)
@@ -369,7 +368,9 @@ def benchmark(
         f"full training: {len(settings.contenders)} contenders in turn, each {settings.warmup_steps} warm-up + "
         f"{settings.steps} timed steps of {settings.batch_size} pictures ..."
     )
-    runs = interleaved_training(model_dir, data, settings, seed, work_dir)
+    runs = interleaved_training(
+        training_worker, settings.contenders, settings.total_steps, (model_dir, data, settings, seed), work_dir
+    )
 
     progress(
         f"frozen encoder: {settings.frozen_rounds} run(s) of {FROZEN_EPOCHS} epochs on {len(frozen_data.train)} + "
@@ -413,48 +414,6 @@ def seconds_of(feature_pass: FeaturePass, images: Sequence[Path]) -> float:
 # As in bench/train.py: each contender trains in a process of its own (accelerate keeps one mixed-precision setting
 # per process) and takes one optimizer step whenever the parent says go, so the contenders' steps alternate and the
 # other engineers' load hits them alike.
-
-
-def interleaved_training(
-    model_dir: str, data: CaptionData, settings: Settings, seed: int, work_dir: Path
-) -> dict[str, TrainingRun]:
-    """Every contender's steps in turn (who goes first rotates step by step), each timed in its own process."""
-    context = multiprocessing.get_context("spawn")  # a fork would copy this process's threads and torch state
-    contenders = settings.contenders
-    workers: dict[str, tuple[multiprocessing.process.BaseProcess, Connection]] = {}
-    try:
-        for name in contenders:
-            ours, theirs = context.Pipe()
-            process = context.Process(
-                target=training_worker,
-                name=f"bench-caption-train-{name}",
-                daemon=True,
-                args=(name, model_dir, data, settings, seed, work_dir / name, theirs),
-            )
-            process.start()
-            theirs.close()
-            workers[name] = (process, ours)
-        # Each says ready once its model and data are set up: that happens side by side and is not timed.
-        precisions = {name: received(name, connection) for name, (_, connection) in workers.items()}
-        seconds: dict[str, list[float]] = {name: [] for name in contenders}
-        losses: dict[str, list[float]] = {name: [] for name in contenders}
-        for step in range(settings.total_steps):
-            for name in contenders[step % len(contenders) :] + contenders[: step % len(contenders)]:
-                workers[name][1].send(GO)
-                step_seconds, loss = received(name, workers[name][1])
-                seconds[name].append(step_seconds)
-                if loss is not None:
-                    losses[name].append(loss)
-    finally:
-        for process, connection in workers.values():
-            connection.close()
-            process.join(timeout=120)
-            if process.is_alive():
-                process.terminate()
-    return {
-        name: TrainingRun(step_seconds=tuple(seconds[name]), losses=tuple(losses[name]), precision=precisions[name])
-        for name in contenders
-    }
 
 
 def training_worker(

@@ -268,7 +268,9 @@ def benchmark(
         f"full fine-tuning: {len(CONTENDERS)} contenders in turn, each {settings.warmup_steps} warm-up + "
         f"{settings.steps} timed steps of {settings.batch_size} photos ..."
     )
-    runs = interleaved_training(model_dir, train_data, settings, seed, work_dir)
+    runs = interleaved_training(
+        training_worker, CONTENDERS, settings.total_steps, (model_dir, train_data, settings, seed), work_dir
+    )
 
     head_photos = photos[: settings.head_images or len(photos)]
     progress(
@@ -368,29 +370,30 @@ class WorkerFailed:
 
 
 def interleaved_training(
-    model_dir: str, data: PreparedData, settings: Settings, seed: int, work_dir: Path
+    worker: Callable[..., None], contenders: Sequence[str], total_steps: int, arguments: tuple, work_dir: Path
 ) -> dict[str, TrainingRun]:
-    """Every contender's steps in turn (who goes first rotates step by step), each timed in its own process."""
+    """Every contender's steps in turn (who goes first rotates step by step), each timed in its own process:
+    `worker(name, *arguments, work_dir / name, connection)` answers GO with one step's (seconds, loss)."""
     context = multiprocessing.get_context("spawn")  # a fork would copy this process's threads and torch state
     workers: dict[str, tuple[multiprocessing.process.BaseProcess, Connection]] = {}
     try:
-        for name in CONTENDERS:
+        for name in contenders:
             ours, theirs = context.Pipe()
             process = context.Process(
-                target=training_worker,
-                name=f"bench-train-{name}",
+                target=worker,
+                name=f"bench-{name}",
                 daemon=True,
-                args=(name, model_dir, data, settings, seed, work_dir / name, theirs),
+                args=(name, *arguments, work_dir / name, theirs),
             )
             process.start()
             theirs.close()
             workers[name] = (process, ours)
-        # Each says ready once its model is loaded: loading happens side by side and is not timed.
+        # Each says ready once its model and data are set up: that happens side by side and is not timed.
         precisions = {name: received(name, connection) for name, (_, connection) in workers.items()}
-        seconds: dict[str, list[float]] = {name: [] for name in CONTENDERS}
-        losses: dict[str, list[float]] = {name: [] for name in CONTENDERS}
-        for step in range(settings.total_steps):
-            for name in CONTENDERS[step % len(CONTENDERS) :] + CONTENDERS[: step % len(CONTENDERS)]:
+        seconds: dict[str, list[float]] = {name: [] for name in contenders}
+        losses: dict[str, list[float]] = {name: [] for name in contenders}
+        for step in range(total_steps):
+            for name in [*contenders[step % len(contenders) :], *contenders[: step % len(contenders)]]:
                 workers[name][1].send(GO)
                 step_seconds, loss = received(name, workers[name][1])
                 seconds[name].append(step_seconds)
@@ -404,7 +407,7 @@ def interleaved_training(
                 process.terminate()
     return {
         name: TrainingRun(step_seconds=tuple(seconds[name]), losses=tuple(losses[name]), precision=precisions[name])
-        for name in CONTENDERS
+        for name in contenders
     }
 
 
