@@ -25,7 +25,6 @@ from training import (
     example_caption_zip,
     find_run,
     is_training,
-    push_to_hub,
     read_events,
     resume_config,
     runs_root,
@@ -35,7 +34,6 @@ from training import (
     visible_runs,
     visitor,
     word_maps_before_after,
-    zip_run,
 )
 from ui.shared import train_widgets as widgets
 from ui.shared.caption_training import (
@@ -83,6 +81,7 @@ from ui.shared.caption_training import (
     WORD_MAPS_LABEL,
     CaptionDataView,
     caption_form_config,
+    caption_run_in_use,
     caption_runs,
     captioner_start_choices,
     check_captioned_data,
@@ -93,7 +92,7 @@ from ui.shared.caption_training import (
     word_map_pairs,
     word_maps_line,
 )
-from ui.shared.texts import PICK_A_RUN_TO_RESUME, pushed
+from ui.shared.texts import PICK_A_RUN_TO_RESUME
 from ui.shared.training import RunView, run_label, run_view, runs_list_label, saved_model_dir, stop_message
 from ui.streamlit_pages.common import (
     CAPTION_MODEL_KEY,
@@ -104,6 +103,7 @@ from ui.streamlit_pages.common import (
     shown_errors,
     work_folder,
 )
+from ui.streamlit_pages.run_sharing import push_section, zip_download
 
 RUN_ON_SHOW = "caption_train_run_dir"  # the captioner run the sections below read (the classifier's is its own)
 CHECKED = "caption_train_checked"  # the last data check's CaptionDataView
@@ -441,30 +441,9 @@ def share_section(run_dir: Path) -> None:
         if folder is not None:
             # The Caption page's model box reads this key when it is next drawn (its options include the value).
             st.session_state[CAPTION_MODEL_KEY] = str(folder.resolve())
-            st.success(f"The Caption tab now uses {folder.name}.")
-    if (run_dir / "config.json").is_file():
-        # The zip is made when the button is pressed, not on every rerun of the page.
-        zip_column.download_button(
-            "Download the run (.zip)",
-            lambda: zip_run(run_dir, work_folder()).read_bytes(),
-            file_name=f"{run_dir.name}.zip",
-            mime="application/zip",
-            key="caption_train_zip_download",
-            on_click="ignore",
-        )
-    with st.expander(widgets.PUSH_SECTION):
-        repo_column, token_column, private_column = st.columns([2, 2, 1], vertical_alignment="bottom")
-        repo_id = repo_column.text_input(
-            widgets.REPO_LABEL, placeholder="your-name/shapes-captioner", key="caption_train_repo"
-        )
-        token = token_column.text_input(
-            widgets.TOKEN_LABEL, type="password", key="caption_train_token", help=widgets.TOKEN_INFO
-        )
-        private = private_column.checkbox(widgets.PRIVATE_LABEL, True, key="caption_train_private")
-        if st.button(widgets.PUSH_BUTTON, key="caption_train_push"):
-            url = shown_errors(lambda: push_to_hub(saved_model_dir(run_dir), repo_id, token, private=private))
-            if url is not None:
-                st.success(pushed(url))
+            st.success(caption_run_in_use(folder.name))
+    zip_download(run_dir, zip_column, key="caption_train_zip_download")
+    push_section(run_dir, "caption_train", "your-name/shapes-captioner")
 
 
 # ---- earlier captioner runs ---------------------------------------------------------------------------------

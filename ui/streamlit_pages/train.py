@@ -29,7 +29,6 @@ from training import (
     export_onnx,
     find_run,
     is_training,
-    push_to_hub,
     read_collection,
     read_events,
     remove_class,
@@ -42,7 +41,6 @@ from training import (
     visible_runs,
     visitor,
     zip_collection,
-    zip_run,
 )
 from ui.shared import train_widgets as widgets
 from ui.shared.caption_training import CAPTIONER_TASK, TASK_CHOICES, TASK_LABEL
@@ -54,7 +52,6 @@ from ui.shared.texts import (
     TRAIN_INTRO,
     TRAIN_TITLE,
     empty_cell,
-    pushed,
     run_in_use,
     space_runs_note,
 )
@@ -93,6 +90,7 @@ from ui.streamlit_pages.common import (
     teacher_note,
     work_folder,
 )
+from ui.streamlit_pages.run_sharing import push_section, zip_download
 
 RUN_ON_SHOW = "train_run_dir"  # the run every view below reads: training now, or picked under Earlier runs
 REPORT = "train_report"
@@ -417,28 +415,9 @@ def share_section(run_dir: Path) -> None:
             for key in (CLASSIFY_MODEL_KEY, ATTENTION_MODEL_KEY, WALKTHROUGH_MODEL_KEY):
                 st.session_state[key] = str(folder.resolve())
             st.success(run_in_use(folder.name))
-    if (run_dir / "config.json").is_file():
-        # The zip is made when the button is pressed, not on every rerun of the page.
-        zip_column.download_button(
-            "Download the run (.zip)",
-            lambda: zip_run(run_dir, work_folder()).read_bytes(),
-            file_name=f"{run_dir.name}.zip",
-            mime="application/zip",
-            key="train_zip_download",
-            on_click="ignore",
-        )
+    zip_download(run_dir, zip_column, key="train_zip_download")
     export_section(run_dir)
-    with st.expander(widgets.PUSH_SECTION):
-        repo_column, token_column, private_column = st.columns([2, 2, 1], vertical_alignment="bottom")
-        repo_id = repo_column.text_input(widgets.REPO_LABEL, placeholder=widgets.REPO_PLACEHOLDER, key="train_repo")
-        token = token_column.text_input(
-            widgets.TOKEN_LABEL, type="password", key="train_token", help=widgets.TOKEN_INFO
-        )
-        private = private_column.checkbox(widgets.PRIVATE_LABEL, True, key="train_private")
-        if st.button(widgets.PUSH_BUTTON, key="train_push"):
-            url = shown_errors(lambda: push_to_hub(saved_model_dir(run_dir), repo_id, token, private=private))
-            if url is not None:
-                st.success(pushed(url))
+    push_section(run_dir, "train", widgets.REPO_PLACEHOLDER)
 
 
 def export_section(run_dir: Path) -> None:
